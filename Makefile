@@ -1,0 +1,93 @@
+# graceshim: one Makefile.
+#   make            build/libgraceshim.so (and the config validator)
+#   make test       unit + integration tests (the fast loop)
+#   make check      installs missing Debian packages (when root), then every test
+#   make demo       the example server with a Chrome-like client, without and with the shim
+#   make SAN=address|thread ...   sanitizer builds, in build-address/ or build-thread/
+#   TEST_PREFIX="valgrind -q" make test   wraps each test binary
+
+CC      ?= cc
+SAN     ?=
+B       := $(if $(SAN),build-$(SAN),build)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -pthread -fvisibility=hidden
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN_FLAGS := -fsanitize=thread
+SANFLAGS := $(if $(filter address,$(SAN)),$(ASAN_FLAGS),$(if $(filter thread,$(SAN)),$(TSAN_FLAGS)))
+ifneq ($(SAN),)
+CFLAGS  += $(SANFLAGS)
+LDSAN   := $(SANFLAGS)
+endif
+LDFLAGS_SO := -shared -Wl,--version-script=shim/graceshim.map -Wl,-z,relro,-z,now,-z,noexecstack -ldl
+TEST_PREFIX ?=
+
+SHIM_SRC := $(wildcard shim/*.c)
+SHIM_OBJ := $(patsubst shim/%.c,$(B)/obj/%.o,$(SHIM_SRC))
+# The pure parts: unit tests link them as they are.
+PURE_OBJ := $(B)/obj/config.o $(B)/obj/conntab.o $(B)/obj/policy.o
+
+UNIT_SRC := $(wildcard tests/unit/*.c)
+INTEG_SRC := $(wildcard tests/integration/*.c)
+FIXTURE_SRC := $(wildcard tests/fixtures/*.c)
+FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXTURE_SRC))
+
+LIB := $(B)/libgraceshim.so
+
+.PHONY: all test unit integration check deps demo clean format format-check
+all: $(LIB) $(B)/graceshim-check
+
+uthash_check := $(shell test -f /usr/include/uthash.h && echo yes)
+$(B)/obj/%.o: shim/%.c $(wildcard shim/*.h) Makefile
+	@test -n "$(uthash_check)" || { echo "uthash.h not found: run scripts/install-deps (Debian package uthash-dev)" >&2; exit 1; }
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(SHIM_OBJ) shim/graceshim.map
+	$(CC) $(CFLAGS) -o $@ $(SHIM_OBJ) $(LDFLAGS_SO) $(LDSAN)
+
+# The launcher's validator: the library's own parser, so the launcher and
+# the library can never disagree on what a valid value is.
+$(B)/graceshim-check: tools/graceshim-check.c $(B)/obj/config.o
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $^ $(LDSAN)
+
+$(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< $(LDSAN)
+
+$(B)/tests/unit: $(UNIT_SRC) $(PURE_OBJ) $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -Ishim -o $@ $(UNIT_SRC) $(PURE_OBJ) -lcriterion $(LDSAN)
+
+$(B)/tests/integration: $(INTEG_SRC) $(wildcard tests/integration/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $(INTEG_SRC) -lcriterion $(LDSAN)
+
+unit: $(B)/tests/unit
+	$(TEST_PREFIX) $(B)/tests/unit
+
+# The integration tests exec fixtures with LD_PRELOAD in the child's
+# environment only; the Criterion runner itself is never preloaded.
+integration: $(B)/tests/integration $(LIB) $(FIXTURES)
+	GRACESHIM_BUILD=$(CURDIR)/$(B) $(TEST_PREFIX) $(B)/tests/integration
+
+test: unit integration
+
+deps:
+	@scripts/install-deps
+
+check: deps
+	$(MAKE) test
+
+demo: deps
+	$(MAKE) all $(FIXTURES)
+	scripts/demo
+
+format:
+	clang-format -i shim/*.c shim/*.h tests/*/*.c tests/*/*.h tools/*.c
+
+format-check:
+	clang-format --dry-run --Werror shim/*.c shim/*.h tests/*/*.c tests/*/*.h tools/*.c
+
+clean:
+	rm -rf build build-address build-thread

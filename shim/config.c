@@ -1,0 +1,302 @@
+/*
+ * Configuration parsing (pure).  Strict: a value is accepted only when all of
+ * it parses and lies in range; otherwise one line names the variable, the
+ * value and what is expected, and the default stays.  The counter-example we
+ * avoid is atoi(), which turns "5 s" or "fast" silently into 5 or 0.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+	const char *name;
+	int num;
+} sigtab[] = {
+	{"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
+	{"USR2", SIGUSR2}, {"TERM", SIGTERM},     {"ALRM", SIGALRM},   {"PIPE", SIGPIPE},
+	{"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+	{"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+	{"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+	{"PWR", SIGPWR},   {"SYS", SIGSYS},       {"ABRT", SIGABRT},   {"TRAP", SIGTRAP},
+};
+
+/* Signals a shutdown can never be meant by: uncatchable, or raised by faults
+ * whose handlers must run without delay. */
+static bool sig_allowed(int sig)
+{
+	switch (sig) {
+	case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL:
+		return false;
+	default:
+		return sig > 0 && sig < NSIG;
+	}
+}
+
+const char *cfg_signal_name(int sig)
+{
+	static const char *const names[] = {[SIGKILL] = "KILL", [SIGSTOP] = "STOP",
+					    [SIGSEGV] = "SEGV", [SIGBUS] = "BUS",
+					    [SIGFPE] = "FPE", [SIGILL] = "ILL"};
+	for (size_t i = 0; i < sizeof sigtab / sizeof sigtab[0]; i++)
+		if (sigtab[i].num == sig)
+			return sigtab[i].name;
+	if (sig > 0 && sig < (int)(sizeof names / sizeof names[0]) && names[sig])
+		return names[sig];
+	return NULL;
+}
+
+static int parse_uint(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	return (int)v;
+}
+
+int cfg_parse_signal(const char *s)
+{
+	int sig = -1;
+
+	if (isdigit((unsigned char)*s)) {
+		sig = parse_uint(s, 1, NSIG - 1);
+	} else {
+		const char *n = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+		if (strncasecmp(n, "RTMIN+", 6) == 0) {
+			int k = parse_uint(n + 6, 0, SIGRTMAX - SIGRTMIN);
+			sig = k < 0 ? -1 : SIGRTMIN + k;
+		} else if (strcasecmp(n, "RTMIN") == 0) {
+			sig = SIGRTMIN;
+		} else {
+			for (size_t i = 0; i < sizeof sigtab / sizeof sigtab[0]; i++)
+				if (strcasecmp(n, sigtab[i].name) == 0)
+					sig = sigtab[i].num;
+		}
+	}
+	return sig > 0 && sig_allowed(sig) ? sig : -1;
+}
+
+int cfg_parse_signal_list(const char *s, int *out, int max)
+{
+	char tok[32];
+	int n = 0;
+
+	while (*s) {
+		size_t len = 0;
+		while (*s == ',' || *s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		while (s[len] && s[len] != ',' && s[len] != ' ' && s[len] != '\t')
+			len++;
+		if (len >= sizeof tok || n >= max)
+			return -1;
+		memcpy(tok, s, len);
+		tok[len] = 0;
+		s += len;
+		int sig = cfg_parse_signal(tok);
+		if (sig < 0)
+			return -1;
+		bool dup = false;
+		for (int i = 0; i < n; i++)
+			dup |= out[i] == sig;
+		if (!dup)
+			out[n++] = sig;
+	}
+	return n > 0 ? n : -1;
+}
+
+int cfg_parse_duration(const char *s, uint64_t *ns)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mult;
+	} units[] = {
+		/* longest first so "ms" is not read as "m" followed by junk */
+		{"ns", 1},	     {"us", 1000},		{"ms", 1000000},
+		{"h", 3600000000000}, {"m", 60000000000}, {"s", 1000000000},
+	};
+	uint64_t total = 0;
+
+	if (strcmp(s, "0") == 0) {
+		*ns = 0;
+		return 0;
+	}
+	if (!*s)
+		return -1;
+	while (*s) {
+		uint64_t whole = 0, frac = 0, scale = 1, mult = 0;
+		bool digits = false;
+
+		while (isdigit((unsigned char)*s)) {
+			if (whole > CFG_DURATION_MAX)
+				return -1;
+			whole = whole * 10 + (uint64_t)(*s++ - '0');
+			digits = true;
+		}
+		if (*s == '.') {
+			s++;
+			while (isdigit((unsigned char)*s)) {
+				if (scale < 1000000000000000000ULL) { /* keep 18 digits */
+					frac = frac * 10 + (uint64_t)(*s - '0');
+					scale *= 10;
+				}
+				s++;
+				digits = true;
+			}
+		}
+		if (!digits)
+			return -1;
+		if (!*s && total == 0) {
+			mult = 1000000000; /* a bare number is seconds */
+		} else {
+			for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+				size_t ul = strlen(units[i].unit);
+				if (strncmp(s, units[i].unit, ul) == 0) {
+					mult = units[i].mult;
+					s += ul;
+					break;
+				}
+			}
+			if (!mult)
+				return -1;
+		}
+		if (whole > CFG_DURATION_MAX / mult)
+			return -1;
+		/* frac/scale * mult without overflow: mult <= 3.6e12, scale <= 1e18 */
+		long double part = (long double)frac * (long double)mult / (long double)scale;
+		total += whole * mult + (uint64_t)part;
+		if (total > CFG_DURATION_MAX)
+			return -1;
+	}
+	*ns = total;
+	return 0;
+}
+
+static const char *const level_names[] = {"off", "error", "warn", "info", "debug", "trace"};
+
+int cfg_parse_log_level(const char *s)
+{
+	for (int i = 0; i < (int)(sizeof level_names / sizeof level_names[0]); i++)
+		if (strcasecmp(s, level_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *cfg_log_level_name(enum log_level l)
+{
+	return (unsigned)l < sizeof level_names / sizeof level_names[0] ? level_names[l] : "?";
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof *c);
+	c->nsignals = 2;
+	c->signals[0] = SIGINT;
+	c->signals[1] = SIGTERM;
+	c->grace_ns = 0;
+	c->log_level = LOG_WARN;
+}
+
+struct reporter {
+	cfg_warner warn;
+	void *ctx;
+	int problems;
+};
+
+__attribute__((format(printf, 4, 5))) static void bad(struct reporter *r, const char *var,
+						      const char *val, const char *fmt, ...)
+{
+	char msg[512], expect[256], shown[80];
+	va_list ap;
+	size_t i, o = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(expect, sizeof expect, fmt, ap);
+	va_end(ap);
+	/* Show hostile values safely: printable ASCII only, bounded length. */
+	for (i = 0; val[i] && o < sizeof shown - 4; i++) {
+		unsigned char ch = (unsigned char)val[i];
+		shown[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	shown[o] = 0;
+	snprintf(msg, sizeof msg, "%s=\"%s%s\" is not valid: expected %s", var, shown,
+		 val[i] ? "..." : "", expect);
+	r->problems++;
+	if (r->warn)
+		r->warn(msg, r->ctx);
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"1", "true", "yes", "on"};
+	static const char *const no[] = {"0", "false", "no", "off", ""};
+	for (size_t i = 0; i < 4; i++)
+		if (strcasecmp(s, yes[i]) == 0)
+			return *out = true, true;
+	for (size_t i = 0; i < 5; i++)
+		if (strcasecmp(s, no[i]) == 0)
+			return *out = false, true;
+	return false;
+}
+
+int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
+{
+	struct reporter r = {warn, ctx, 0};
+	const char *v;
+
+	cfg_defaults(c);
+
+	if ((v = get("GRACESHIM_DISABLE", ctx)) && !parse_bool(v, &c->disable))
+		bad(&r, "GRACESHIM_DISABLE", v, "1 or 0 (also true/false, yes/no, on/off); using 0");
+
+	if ((v = get("GRACESHIM_LOG", ctx))) {
+		int l = cfg_parse_log_level(v);
+		if (l < 0)
+			bad(&r, "GRACESHIM_LOG", v,
+			    "one of off, error, warn, info, debug, trace; using warn");
+		else
+			c->log_level = (enum log_level)l;
+	}
+
+	if ((v = get("GRACESHIM_LOG_FILE", ctx)) && *v) {
+		if (strlen(v) >= sizeof c->log_file)
+			bad(&r, "GRACESHIM_LOG_FILE", v, "a path shorter than %d bytes; logging to stderr",
+			    CFG_PATH_MAX);
+		else
+			strcpy(c->log_file, v);
+	}
+
+	if ((v = get("GRACESHIM_SIGNALS", ctx))) {
+		int sigs[CFG_MAX_SIGNALS];
+		int n = cfg_parse_signal_list(v, sigs, CFG_MAX_SIGNALS);
+		if (n < 0) {
+			bad(&r, "GRACESHIM_SIGNALS", v,
+			    "a list of catchable signal names or numbers such as INT,TERM "
+			    "(at most %d; not KILL, STOP, SEGV, BUS, FPE, ILL); using INT,TERM",
+			    CFG_MAX_SIGNALS);
+		} else {
+			c->nsignals = n;
+			memcpy(c->signals, sigs, (size_t)n * sizeof sigs[0]);
+		}
+	}
+
+	if ((v = get("GRACESHIM_GRACE", ctx)) && cfg_parse_duration(v, &c->grace_ns) < 0) {
+		c->grace_ns = 0;
+		bad(&r, "GRACESHIM_GRACE", v,
+		    "a duration such as 0, 250ms, 5s, 1m30s (units ns, us, ms, s, m, h; "
+		    "at most 8760h); using 0");
+	}
+	return r.problems;
+}

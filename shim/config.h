@@ -1,0 +1,54 @@
+/*
+ * Configuration: the GRACESHIM_* environment, parsed once into an immutable
+ * struct by a pure function.  Nothing here calls an interposed function or
+ * reads the process environment directly, so unit tests link it as is and the
+ * launcher's validator shares the exact same grammar.
+ */
+#ifndef GRACESHIM_CONFIG_H
+#define GRACESHIM_CONFIG_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum log_level { LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
+
+#define CFG_MAX_SIGNALS 16
+#define CFG_PATH_MAX 1024
+
+struct cfg {
+	bool disable;
+	int nsignals;
+	int signals[CFG_MAX_SIGNALS];
+	uint64_t grace_ns;
+	enum log_level log_level;
+	char log_file[CFG_PATH_MAX]; /* empty: stderr */
+};
+
+/* Returns the value of a variable or NULL (getenv's contract). */
+typedef const char *(*cfg_getter)(const char *name, void *ctx);
+/* Receives one complete message line (without newline) per problem. */
+typedef void (*cfg_warner)(const char *msg, void *ctx);
+
+void cfg_defaults(struct cfg *c);
+/* Parses every variable; a bad one is reported once through warn and keeps
+ * its default.  Returns the number of problems. */
+int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx);
+
+/* Durations: "0", or one or more <number><unit> with unit ns, us, ms, s, m,
+ * h (Go's time.ParseDuration grammar, e.g. 250ms, 1.5s, 1m30s); a bare
+ * number is seconds.  At most CFG_DURATION_MAX.  Returns 0 or -1. */
+#define CFG_DURATION_MAX (UINT64_C(8760) * 3600 * 1000000000)
+int cfg_parse_duration(const char *s, uint64_t *ns);
+
+/* One signal: a name with or without SIG (any case) or a number; catchable
+ * signals only.  Returns the number or -1. */
+int cfg_parse_signal(const char *s);
+/* A list separated by commas or spaces.  Returns the count or -1. */
+int cfg_parse_signal_list(const char *s, int *out, int max);
+const char *cfg_signal_name(int sig);
+
+int cfg_parse_log_level(const char *s);
+const char *cfg_log_level_name(enum log_level l);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * Connection table over uthash.  See conntab.h for the locking rules.
+ *
+ * uthash is built with HASH_NONFATAL_OOM: running out of memory while
+ * adding a record stops tracking that one socket instead of calling exit()
+ * inside someone's production server.
+ */
+#define HASH_NONFATAL_OOM 1
+#include "conntab.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int oom_hit;
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(obj) (oom_hit = 1, (void)(obj))
+
+struct conn **conntab_pages[CONNTAB_PAGES];
+pthread_mutex_t conntab_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct conn *table;     /* uthash head */
+static struct conn *free_list; /* recycled records, linked through hh.next */
+static uint32_t next_gen = 1;
+
+void conntab_lock(void)
+{
+	pthread_mutex_lock(&conntab_mu);
+}
+
+void conntab_unlock(void)
+{
+	pthread_mutex_unlock(&conntab_mu);
+}
+
+static struct conn **slot_for(int fd, bool create)
+{
+	unsigned p = (unsigned)fd >> CONNTAB_PAGE_BITS;
+	struct conn **page = conntab_pages[p];
+
+	if (!page && create) {
+		page = calloc(CONNTAB_PAGE_SIZE, sizeof *page);
+		if (!page)
+			return NULL;
+		__atomic_store_n(&conntab_pages[p], page, __ATOMIC_RELEASE);
+	}
+	return page ? &page[(unsigned)fd & (CONNTAB_PAGE_SIZE - 1)] : NULL;
+}
+
+struct conn *conntab_find_locked(int fd)
+{
+	struct conn *c = NULL;
+	HASH_FIND_INT(table, &fd, c);
+	return c;
+}
+
+void conntab_remove_locked(struct conn *c)
+{
+	struct conn **slot = slot_for(c->fd, false);
+	if (slot && *slot == c)
+		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
+	HASH_DEL(table, c);
+	c->hh.next = free_list;
+	free_list = c;
+}
+
+struct conn *conntab_insert_locked(int fd, uint64_t dev, uint64_t ino, uint64_t now_ns,
+				   const struct conn_peer *peer)
+{
+	struct conn *c, **slot;
+
+	if (fd < 0 || (unsigned)fd >= CONNTAB_MAX_FD)
+		return NULL;
+	/* A record still here for this fd number is stale: the fd was closed
+	 * behind our back (fclose, a raw syscall) and the number reused. */
+	if ((c = conntab_find_locked(fd)))
+		conntab_remove_locked(c);
+	slot = slot_for(fd, true);
+	if (!slot)
+		return NULL;
+	if (free_list) {
+		c = free_list;
+		free_list = c->hh.next;
+	} else if (!(c = malloc(sizeof *c))) {
+		return NULL;
+	}
+	memset(c, 0, sizeof *c);
+	c->fd = fd;
+	c->gen = next_gen++;
+	c->dev = dev;
+	c->ino = ino;
+	c->accepted_ns = now_ns;
+	if (peer)
+		c->peer = *peer;
+	oom_hit = 0;
+	HASH_ADD_INT(table, fd, c);
+	if (oom_hit) {
+		c->hh.next = free_list;
+		free_list = c;
+		return NULL;
+	}
+	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
+	return c;
+}
+
+size_t conntab_count_locked(void)
+{
+	return HASH_COUNT(table);
+}
+
+size_t conntab_refs_locked(struct conn_ref *out, size_t max)
+{
+	struct conn *c, *tmp;
+	size_t n = 0;
+
+	HASH_ITER(hh, table, c, tmp)
+	{
+		if (n == max)
+			break;
+		out[n].fd = c->fd;
+		out[n].gen = c->gen;
+		n++;
+	}
+	return n;
+}
+
+void conntab_clear_locked(void)
+{
+	struct conn *c, *tmp;
+	HASH_ITER(hh, table, c, tmp)
+	conntab_remove_locked(c);
+}
+
+void conn_peer_from_sockaddr(struct conn_peer *p, const struct sockaddr *sa, socklen_t len)
+{
+	memset(p, 0, sizeof *p);
+	if (!sa || len < sizeof(sa_family_t))
+		return;
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const void *)sa;
+		p->family = AF_INET;
+		p->port = ntohs(in->sin_port);
+		memcpy(p->addr, &in->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		p->family = AF_INET6;
+		p->port = ntohs(in6->sin6_port);
+		memcpy(p->addr, &in6->sin6_addr, 16);
+	} else if (sa->sa_family == AF_UNIX) {
+		p->family = AF_UNIX;
+	}
+}
+
+void conn_peer_format(const struct conn_peer *p, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	switch (p->family) {
+	case AF_INET:
+		inet_ntop(AF_INET, p->addr, a, sizeof a);
+		snprintf(buf, len, "%s:%u", a, p->port);
+		break;
+	case AF_INET6:
+		inet_ntop(AF_INET6, p->addr, a, sizeof a);
+		snprintf(buf, len, "[%s]:%u", a, p->port);
+		break;
+	case AF_UNIX:
+		snprintf(buf, len, "unix");
+		break;
+	default:
+		snprintf(buf, len, "unknown-peer");
+	}
+}

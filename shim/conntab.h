@@ -1,0 +1,102 @@
+/*
+ * The connection table: one record per accepted socket, kept in a uthash
+ * hash table keyed by fd, plus a lock-free filter indexed by fd in front of
+ * it so that the read path of an fd we do not track costs no lock and no
+ * hashing.
+ *
+ * Locking: conntab_mu guards the hash table, the free list and every write to
+ * the filter.  The filter is read without the lock (acquire loads).  Records
+ * are never returned to malloc, only recycled, so a reader holding a stale
+ * pointer can at worst bump the byte count of a recycled record, which makes
+ * it look used: the safe direction.  The byte counters are written with plain
+ * relaxed stores (no lock prefix); concurrent readers of one fd may lose an
+ * increment, never turn a used connection into an unused one.
+ *
+ * Pure: no system calls except malloc; callers pass identities in.
+ */
+#ifndef GRACESHIM_CONNTAB_H
+#define GRACESHIM_CONNTAB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uthash.h>
+
+struct conn_peer {
+	uint16_t family; /* AF_INET, AF_INET6, AF_UNIX or 0 when unknown */
+	uint16_t port;   /* host order */
+	uint8_t addr[16];
+};
+
+enum conn_flags {
+	CONN_RELEASED = 1u << 0, /* we called shutdown() on it */
+};
+
+struct conn {
+	UT_hash_handle hh;
+	int fd; /* key */
+	uint32_t gen;
+	uint64_t dev, ino; /* identity from fstat at accept time */
+	uint64_t accepted_ns; /* CLOCK_MONOTONIC */
+	uint64_t rx; /* bytes received, relaxed atomics */
+	uint32_t flags;
+	struct conn_peer peer;
+};
+
+#define CONNTAB_PAGE_BITS 10
+#define CONNTAB_PAGE_SIZE (1u << CONNTAB_PAGE_BITS)
+#define CONNTAB_PAGES 4096 /* fds below 4M are tracked */
+#define CONNTAB_MAX_FD (CONNTAB_PAGES * CONNTAB_PAGE_SIZE)
+
+extern struct conn **conntab_pages[CONNTAB_PAGES];
+extern pthread_mutex_t conntab_mu; /* guards the table, free list, filter writes */
+
+/* Lock-free: the record for fd, or NULL if fd is not tracked. */
+static inline struct conn *conntab_fast(int fd)
+{
+	if (__builtin_expect((unsigned)fd >= CONNTAB_MAX_FD, 0))
+		return NULL;
+	struct conn **page = __atomic_load_n(&conntab_pages[(unsigned)fd >> CONNTAB_PAGE_BITS],
+					     __ATOMIC_ACQUIRE);
+	if (!page)
+		return NULL;
+	return __atomic_load_n(&page[(unsigned)fd & (CONNTAB_PAGE_SIZE - 1)], __ATOMIC_ACQUIRE);
+}
+
+static inline void conn_add_rx(struct conn *c, uint64_t n)
+{
+	__atomic_store_n(&c->rx, __atomic_load_n(&c->rx, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t conn_rx(const struct conn *c)
+{
+	return __atomic_load_n(&c->rx, __ATOMIC_RELAXED);
+}
+
+/* All of the following need conntab_mu held. */
+/* Inserts (replacing any stale record for the same fd); NULL when out of
+ * memory or fd too large: the socket is then simply not tracked. */
+struct conn *conntab_insert_locked(int fd, uint64_t dev, uint64_t ino, uint64_t now_ns,
+				   const struct conn_peer *peer);
+struct conn *conntab_find_locked(int fd);
+void conntab_remove_locked(struct conn *c);
+size_t conntab_count_locked(void);
+/* Copies (fd, gen) of up to max records; returns how many were copied. */
+struct conn_ref {
+	int fd;
+	uint32_t gen;
+};
+size_t conntab_refs_locked(struct conn_ref *out, size_t max);
+/* Drops everything (the child of a fork keeps records: not used there). */
+void conntab_clear_locked(void);
+
+void conntab_lock(void);
+void conntab_unlock(void);
+
+/* Formats the peer as "127.0.0.1:49501", "[::1]:8080" or "unix". */
+void conn_peer_format(const struct conn_peer *p, char *buf, size_t len);
+void conn_peer_from_sockaddr(struct conn_peer *p, const struct sockaddr *sa, socklen_t len);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * Logging: one write(2) per line, with a local timestamp (microseconds and
+ * UTC offset), the level, the pid and the message:
+ *   2026-11-25T00:14:31.452449+00:00 TRACE graceshim[4242] connection 127.0.0.1:49501 accepted
+ * Never called from a signal handler.
+ */
+#ifndef GRACESHIM_LOG_H
+#define GRACESHIM_LOG_H
+
+#include "config.h"
+
+extern int log_level_cur; /* enum log_level; written once at init */
+
+static inline int log_on(enum log_level l)
+{
+	return __builtin_expect(log_level_cur >= (int)l, 0);
+}
+
+/* Opens the log file (O_APPEND|O_CLOEXEC|O_NOFOLLOW, mode 0600) or keeps
+ * stderr; a file that cannot be opened is reported on stderr. */
+void log_init(enum log_level level, const char *path);
+void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes a ready line to stderr (config problems, before log_init). */
+void log_raw_stderr(const char *line);
+
+#define LOG(l, ...)                          \
+	do {                                     \
+		if (log_on(l))                       \
+			log_msg(l, __VA_ARGS__);         \
+	} while (0)
+
+#endif

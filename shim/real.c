@@ -1,0 +1,88 @@
+/*
+ * Symbol binding: fills the one table of real functions.
+ *
+ * Binding is lazy and happens once.  We do not use pthread_once: a wrapper
+ * re-entered on the same thread during binding (dlsym can call malloc, and
+ * an interposed malloc may read a file) would deadlock on it.  Instead a
+ * three-state flag lets one thread bind while others wait briefly, and the
+ * binding thread itself is told (real_binding_here) so its wrappers can use
+ * raw system calls until the table is ready.
+ */
+#include "real.h"
+
+#include <dlfcn.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct real_fns real_fns;
+int real_ready;
+
+static int bind_state; /* 0 unbound, 1 binding, 2 bound */
+static __thread int binding_here;
+
+int real_binding_here(void)
+{
+	return binding_here;
+}
+
+static void die_missing(const char *name)
+{
+	/* Without a mandatory symbol we cannot forward calls at all; running on
+	 * would mean returning garbage to the host.  Say why, then abort. */
+	static const char pre[] = "graceshim: fatal: cannot find the real ";
+	static const char post[] = " in the next library (dlsym RTLD_NEXT)\n";
+	syscall(SYS_write, 2, pre, sizeof pre - 1);
+	syscall(SYS_write, 2, name, strlen(name));
+	syscall(SYS_write, 2, post, sizeof post - 1);
+	abort();
+}
+
+#define BIND(field, sym)                                   \
+	do {                                                   \
+		*(void **)&real_fns.field = dlsym(RTLD_NEXT, sym); \
+		if (!real_fns.field)                               \
+			die_missing(sym);                              \
+	} while (0)
+#define BIND_OPT(field, sym) (*(void **)&real_fns.field = dlsym(RTLD_NEXT, sym))
+
+void real_bind(void)
+{
+	int expect = 0;
+
+	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2)
+		return;
+	if (binding_here)
+		return; /* re-entered from dlsym: the caller sees what is bound so far */
+	if (!__atomic_compare_exchange_n(&bind_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		/* Another thread is binding; dlsym takes well under a
+		 * millisecond, so yielding until it is done is enough. */
+		while (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) != 2)
+			sched_yield();
+		return;
+	}
+	binding_here = 1;
+	BIND(accept, "accept");
+	BIND(read, "read");
+	BIND(readv, "readv");
+	BIND(recv, "recv");
+	BIND(recvfrom, "recvfrom");
+	BIND(recvmsg, "recvmsg");
+	BIND(close, "close");
+	BIND(dup2, "dup2");
+	BIND(sigaction, "sigaction");
+	BIND(signal, "signal");
+	BIND_OPT(accept4, "accept4");
+	BIND_OPT(dup3, "dup3");
+	BIND_OPT(close_range, "close_range");
+	BIND_OPT(closefrom, "closefrom");
+	BIND_OPT(read_chk, "__read_chk");
+	BIND_OPT(recv_chk, "__recv_chk");
+	BIND_OPT(recvfrom_chk, "__recvfrom_chk");
+	binding_here = 0;
+	__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&bind_state, 2, __ATOMIC_RELEASE);
+}

@@ -1,0 +1,116 @@
+/*
+ * Start-up: parse the environment once, decide whether to act at all, and
+ * register the fork handlers.  Secure-execution processes (setuid, setgid,
+ * file capabilities: AT_SECURE) stay inert: the environment there belongs to
+ * a less privileged user.
+ */
+#include "shim.h"
+
+#include "conntab.h"
+#include "log.h"
+#include "signals.h"
+#include "sweeper.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <time.h>
+
+struct cfg shim_cfg;
+int shim_init_state;
+int shim_active;
+static __thread int init_here;
+
+static const char *env_get(const char *name, void *ctx)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static void warn_stderr(const char *msg, void *ctx)
+{
+	(void)ctx;
+	/* Called before log_init, so this goes to stderr whatever
+	 * GRACESHIM_LOG_FILE says: one line, then the default is used. */
+	log_msg(LOG_WARN, "%s", msg);
+}
+
+/* fork: the child must not inherit a held lock or a sweeper it does not
+ * have.  prepare takes the locks so no other thread is inside them, the
+ * parent releases them, the child releases them and resets the sweeper so it
+ * is recreated lazily on the child's first accept. */
+static void atfork_prepare(void)
+{
+	sig_lock_for_fork();
+	conntab_lock();
+}
+
+static void atfork_parent(void)
+{
+	conntab_unlock();
+	sig_unlock_after_fork();
+}
+
+static void atfork_child(void)
+{
+	conntab_unlock();
+	sig_unlock_after_fork();
+	sweeper_after_fork_child();
+}
+
+void shim_init(void)
+{
+	int expect = 0;
+
+	if (init_here)
+		return; /* re-entered while initialising: inactive until done */
+	if (!__atomic_compare_exchange_n(&shim_init_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		/* Another thread is initialising; it takes microseconds. */
+		while (__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2)
+			sched_yield();
+		return;
+	}
+	init_here = 1;
+
+	cfg_defaults(&shim_cfg);
+	if (getauxval(AT_SECURE)) {
+		shim_active = 0;
+	} else {
+		cfg_parse(&shim_cfg, env_get, warn_stderr, NULL);
+		log_init(shim_cfg.log_level, shim_cfg.log_file);
+		shim_active = !shim_cfg.disable;
+		if (shim_active) {
+			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+			if (log_on(LOG_DEBUG)) {
+				char sigs[128] = "";
+				size_t o = 0;
+				for (int i = 0; i < shim_cfg.nsignals && o < sizeof sigs - 16; i++) {
+					const char *n = cfg_signal_name(shim_cfg.signals[i]);
+					o += (size_t)snprintf(sigs + o, sizeof sigs - o, "%s%s%s",
+							      i ? "," : "", n ? "SIG" : "", n ? n : "?");
+				}
+				log_msg(LOG_DEBUG, "active: signals %s, grace %llu ms", sigs,
+					(unsigned long long)(shim_cfg.grace_ns / 1000000));
+			}
+		} else {
+			LOG(LOG_DEBUG, "disabled by GRACESHIM_DISABLE: pass-through");
+		}
+	}
+	init_here = 0;
+	__atomic_store_n(&shim_init_state, 2, __ATOMIC_RELEASE);
+}
+
+uint64_t shim_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+__attribute__((constructor)) static void shim_ctor(void)
+{
+	shim_on();
+}

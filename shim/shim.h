@@ -1,0 +1,41 @@
+/*
+ * Process-wide state of the shim: configuration parsed once, whether the
+ * shim is active in this process, and the glue between the modules.
+ */
+#ifndef GRACESHIM_SHIM_H
+#define GRACESHIM_SHIM_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+
+extern struct cfg shim_cfg; /* immutable after shim_init() */
+extern int shim_init_state; /* 0 not yet, 1 in progress, 2 done */
+extern int shim_active;     /* not disabled, not secure-execution */
+
+void shim_init(void);
+
+/* True when the shim should act.  Initialises lazily: a wrapper can run
+ * before our constructor (another library's constructor, or a preloaded
+ * library ahead of us). */
+static inline bool shim_on(void)
+{
+	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
+		shim_init();
+	return shim_active;
+}
+
+static inline bool shim_is_trigger(int sig)
+{
+	for (int i = 0; i < shim_cfg.nsignals; i++)
+		if (shim_cfg.signals[i] == sig)
+			return true;
+	return false;
+}
+
+uint64_t shim_now_ns(void); /* CLOCK_MONOTONIC */
+
+#endif

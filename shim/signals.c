@@ -1,0 +1,176 @@
+/*
+ * Trigger signals.
+ *
+ * For a trigger signal the kernel holds our handler only while the
+ * application has a handler of its own: SIG_DFL and SIG_IGN go to the kernel
+ * unchanged, so the default action still terminates and an ignored signal
+ * stays ignored, without us in the way.  When the application installs a
+ * handler we install ours with the application's mask and flags (plus
+ * SA_SIGINFO, so we receive what we must pass on), and the kernel applies
+ * SA_RESTART, SA_NODEFER, SA_RESETHAND, SA_ONSTACK and the mask exactly as it
+ * would without us.  What the application reads back through oldact is what
+ * it set, or what the kernel has when the kernel changed it (SA_RESETHAND).
+ *
+ * sigaction() is async-signal-safe, so this code takes no mutex: writers
+ * block every signal on their thread and take a spinlock.  The handler reads
+ * an immutable copy of the application's action from a double buffer.
+ *
+ * The handler (huptime's sighandler and the JVM's libjsig are the models):
+ * save errno, mark the process as draining and wake the sweeper with one
+ * write, restore errno, then chain.  No lock, no malloc, no stdio.  errno is
+ * restored before chaining so whatever the application's handler does to
+ * errno reaches the interrupted code exactly as without the shim.
+ */
+#include "signals.h"
+
+#include "real.h"
+#include "shim.h"
+#include "sweeper.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+struct app_view {
+	uintptr_t fn; /* sa_handler or sa_sigaction */
+	int flags;
+};
+
+static struct sig_slot {
+	struct sigaction app; /* what the application last set through us */
+	struct app_view view[2];
+	int cur;   /* index of the view the handler reads */
+	int hooked; /* the kernel holds our handler */
+} slots[NSIG];
+
+static int spin; /* guards slots[] writes */
+
+static void spin_lock(void)
+{
+	while (__atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&spin, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+}
+
+static void spin_unlock(void)
+{
+	__atomic_store_n(&spin, 0, __ATOMIC_RELEASE);
+}
+
+void sig_lock_for_fork(void)
+{
+	spin_lock();
+}
+
+void sig_unlock_after_fork(void)
+{
+	spin_unlock();
+}
+
+static void shim_handler(int sig, siginfo_t *info, void *uctx)
+{
+	int saved = errno;
+	struct sig_slot *s = &slots[sig];
+	int i = __atomic_load_n(&s->cur, __ATOMIC_ACQUIRE);
+	struct app_view v = s->view[i];
+
+	sweeper_signal(sig);
+	errno = saved;
+
+	if (v.fn == (uintptr_t)SIG_IGN)
+		return;
+	if (v.fn == (uintptr_t)SIG_DFL) {
+		/* Only in a race with a concurrent sigaction(SIG_DFL): do what
+		 * the default would do, once this handler returns. */
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof dfl);
+		dfl.sa_handler = SIG_DFL;
+		REAL(sigaction)(sig, &dfl, NULL);
+		raise(sig);
+		errno = saved;
+		return;
+	}
+	if (v.flags & SA_SIGINFO)
+		((void (*)(int, siginfo_t *, void *))v.fn)(sig, info, uctx);
+	else
+		((void (*)(int))v.fn)(sig);
+}
+
+static int is_ours(const struct sigaction *k)
+{
+	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == shim_handler;
+}
+
+int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	struct sigaction kact, kold, prev_app;
+	sigset_t all, old;
+	int rc, err, prev_hooked;
+
+	if (sig <= 0 || sig >= NSIG || !shim_on() || !shim_is_trigger(sig))
+		return REAL(sigaction)(sig, act, oact);
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	spin_lock();
+	struct sig_slot *s = &slots[sig];
+	prev_app = s->app;
+	prev_hooked = s->hooked;
+	if (act) {
+		kact = *act;
+		int custom = act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
+		/* Publish the application's action before the kernel can
+		 * deliver to our handler. */
+		int ni = !s->cur;
+		s->view[ni].fn = (act->sa_flags & SA_SIGINFO) ? (uintptr_t)act->sa_sigaction
+							       : (uintptr_t)act->sa_handler;
+		s->view[ni].flags = act->sa_flags;
+		__atomic_store_n(&s->cur, ni, __ATOMIC_RELEASE);
+		if (custom) {
+			kact.sa_sigaction = shim_handler;
+			kact.sa_flags |= SA_SIGINFO;
+		}
+		rc = REAL(sigaction)(sig, &kact, &kold);
+		err = errno;
+		if (rc == 0) {
+			s->app = *act;
+			s->hooked = custom;
+		} else {
+			__atomic_store_n(&s->cur, !ni, __ATOMIC_RELEASE);
+		}
+	} else {
+		rc = REAL(sigaction)(sig, NULL, &kold);
+		err = errno;
+	}
+	spin_unlock();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	if (rc == 0 && oact) {
+		/* The kernel still holding our handler means the application's
+		 * own action is in force; otherwise the kernel's is the truth
+		 * (SA_RESETHAND reset it, or it was never ours). */
+		*oact = (prev_hooked && is_ours(&kold)) ? prev_app : kold;
+	}
+	errno = err;
+	return rc;
+}
+
+__sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_self)
+{
+	struct sigaction act, oact;
+
+	/* Same checks and errno as glibc's __bsd_signal / __sysv_signal. */
+	if (handler == SIG_ERR || sig < 1 || sig >= NSIG) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	memset(&act, 0, sizeof act);
+	act.sa_handler = handler;
+	sigemptyset(&act.sa_mask);
+	if (mask_self)
+		sigaddset(&act.sa_mask, sig);
+	act.sa_flags = flags;
+	if (sig_action(sig, &act, &oact) < 0)
+		return SIG_ERR;
+	return oact.sa_handler;
+}

@@ -1,0 +1,18 @@
+/*
+ * Signal interposition: our handler sits in front of the application's for
+ * the trigger signals and chains to it with the application's semantics.
+ */
+#ifndef GRACESHIM_SIGNALS_H
+#define GRACESHIM_SIGNALS_H
+
+#include <signal.h>
+
+int sig_action(int sig, const struct sigaction *act, struct sigaction *oact);
+/* signal(), sysv_signal() and bsd_signal() as glibc implements them, on top
+ * of sig_action(): flags and self-masking as given. */
+__sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_self);
+
+void sig_lock_for_fork(void);
+void sig_unlock_after_fork(void);
+
+#endif

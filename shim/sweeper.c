@@ -1,0 +1,278 @@
+/*
+ * The sweeper: a thread that sleeps on an eventfd until a trigger signal
+ * arrives, then walks the connection table and calls shutdown(fd, SHUT_RDWR)
+ * on each connection the policy releases.  shutdown(), never close(): the fd
+ * number stays the host's, its pending read returns 0, and the host closes
+ * the connection through its own code path.
+ *
+ * Once triggered the process is draining: connections accepted later, or
+ * too young at the signal, are looked at again when they may qualify (the
+ * accept path kicks us; otherwise we wake at the next deadline), until the
+ * process exits.
+ *
+ * The thread starts lazily on the first tracked accept, with every signal
+ * blocked so that signals reach the application's threads exactly as
+ * without us (a sigwait() or signalfd() consumer must not lose them to us).
+ */
+#include "sweeper.h"
+
+#include "conntab.h"
+#include "log.h"
+#include "policy.h"
+#include "real.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int wake_fd = -1;    /* eventfd; read by the signal handler */
+static int draining;        /* set by the handler, never cleared but by fork */
+static int trigger_sig;     /* the signal that started the drain */
+static int started;         /* 0 no, 1 starting, 2 running */
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* guards thread creation */
+
+static void wake(void)
+{
+	uint64_t one = 1;
+	int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+	if (fd >= 0)
+		syscall(SYS_write, fd, &one, sizeof one); /* EAGAIN: already awake */
+}
+
+void sweeper_signal(int sig)
+{
+	int expect = 0;
+	__atomic_compare_exchange_n(&trigger_sig, &expect, sig, 0, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+	__atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
+	wake();
+}
+
+bool sweeper_draining(void)
+{
+	return __atomic_load_n(&draining, __ATOMIC_ACQUIRE);
+}
+
+void sweeper_kick(void)
+{
+	wake();
+}
+
+/* Looks at one connection under the table lock.  Holding the lock keeps
+ * the fd number from being closed and reused under us: the close path
+ * forgets a record (taking this lock) before it closes. */
+static void examine(const struct conn_ref *ref, uint64_t now, uint64_t *next_wait,
+		    unsigned *released, unsigned *waiting, unsigned *used)
+{
+	struct conn *c;
+	struct stat st;
+	struct pol_input in;
+	struct pol_out out;
+	char peer[64];
+
+	conntab_lock();
+	c = conntab_find_locked(ref->fd);
+	if (!c || c->gen != ref->gen || (c->flags & CONN_RELEASED)) {
+		conntab_unlock();
+		return;
+	}
+	/* Identity: the fd may have been closed behind our back (fclose, a
+	 * raw syscall) and the number reused for something we never accepted. */
+	if (fstat(c->fd, &st) < 0 || (uint64_t)st.st_dev != c->dev || (uint64_t)st.st_ino != c->ino) {
+		if (log_on(LOG_DEBUG)) {
+			conn_peer_format(&c->peer, peer, sizeof peer);
+			log_msg(LOG_DEBUG, "connection %s fd %d: stale record (fd closed or reused "
+					   "behind our back), dropped", peer, c->fd);
+		}
+		conntab_remove_locked(c);
+		conntab_unlock();
+		return;
+	}
+	memset(&in, 0, sizeof in);
+	in.rx = conn_rx(c);
+	in.kernel_rx = -1;
+	in.age_ns = now > c->accepted_ns ? now - c->accepted_ns : 0;
+	in.grace_ns = shim_cfg.grace_ns;
+	int q = 0;
+	in.queued = ioctl(c->fd, SIOCINQ, &q) < 0 ? -1 : q;
+	if (c->peer.family == AF_INET || c->peer.family == AF_INET6) {
+		struct tcp_info ti;
+		socklen_t len = sizeof ti;
+		memset(&ti, 0, sizeof ti);
+		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
+	}
+	pol_decide(&in, &out);
+	switch (out.verdict) {
+	case POL_RELEASE:
+		if (shutdown(c->fd, SHUT_RDWR) == 0 || errno == ENOTCONN) {
+			c->flags |= CONN_RELEASED;
+			(*released)++;
+			if (log_on(LOG_DEBUG)) {
+				conn_peer_format(&c->peer, peer, sizeof peer);
+				log_msg(LOG_DEBUG, "connection %s shut down (%s, age %llu ms)", peer,
+					pol_reason_name(out.reason),
+					(unsigned long long)(in.age_ns / 1000000));
+			}
+		} else {
+			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", c->fd, strerror(errno));
+		}
+		break;
+	case POL_WAIT:
+		(*waiting)++;
+		if (out.wait_ns < *next_wait)
+			*next_wait = out.wait_ns;
+		break;
+	case POL_KEEP:
+		(*used)++;
+		break;
+	}
+	conntab_unlock();
+}
+
+/* One pass over the table.  Returns the time until something may qualify,
+ * or UINT64_MAX when nothing is pending. */
+static uint64_t sweep(void)
+{
+	unsigned released = 0, waiting = 0, used = 0;
+	uint64_t next_wait = UINT64_MAX;
+	struct conn_ref *refs;
+	size_t n;
+
+	conntab_lock();
+	n = conntab_count_locked();
+	refs = n ? malloc(n * sizeof *refs) : NULL;
+	n = refs ? conntab_refs_locked(refs, n) : 0;
+	conntab_unlock();
+
+	uint64_t now = shim_now_ns();
+	for (size_t i = 0; i < n; i++)
+		examine(&refs[i], now, &next_wait, &released, &waiting, &used);
+	free(refs);
+
+	if (released || waiting)
+		LOG(LOG_INFO, "drain: released %u never-used connection(s), %u may qualify later, "
+			      "%u in use", released, waiting, used);
+	return next_wait;
+}
+
+static int poll_ms(uint64_t wait_ns)
+{
+	if (wait_ns == UINT64_MAX)
+		return -1;
+	uint64_t ms = (wait_ns + 999999) / 1000000;
+	return ms > 60000 ? 60000 : (int)ms;
+}
+
+static void *sweeper_main(void *arg)
+{
+	(void)arg;
+	uint64_t next_wait = UINT64_MAX;
+	int announced = 0;
+
+	for (;;) {
+		int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int timeout = sweeper_draining() ? poll_ms(next_wait) : -1;
+		int r = poll(&p, 1, timeout);
+
+		if (r > 0 && (p.revents & POLLIN)) {
+			uint64_t v;
+			syscall(SYS_read, fd, &v, sizeof v);
+		} else if (r > 0 && (p.revents & POLLNVAL)) {
+			/* The host closed our eventfd (closefrom, close_range):
+			 * make a new one rather than spin or die. */
+			int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			LOG(LOG_WARN, "internal eventfd %d was closed by the host; %s", fd,
+			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
+			__atomic_store_n(&wake_fd, nfd, __ATOMIC_RELEASE);
+			if (nfd < 0)
+				next_wait = 100000000;
+		} else if (r < 0 && errno != EINTR) {
+			next_wait = 100000000;
+		}
+		if (!sweeper_draining())
+			continue;
+		if (!announced) {
+			announced = 1;
+			int sig = __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED);
+			if (log_on(LOG_INFO)) {
+				const char *n = cfg_signal_name(sig);
+				conntab_lock();
+				size_t count = conntab_count_locked();
+				conntab_unlock();
+				log_msg(LOG_INFO, "SIG%s received: draining, %zu tracked connection(s)",
+					n ? n : "?", count);
+			}
+		}
+		next_wait = sweep();
+	}
+	return NULL;
+}
+
+void sweeper_ensure_started(void)
+{
+	if (__builtin_expect(__atomic_load_n(&started, __ATOMIC_ACQUIRE) == 2, 1))
+		return;
+	pthread_mutex_lock(&start_mu);
+	if (__atomic_load_n(&started, __ATOMIC_ACQUIRE) != 2) {
+		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (fd < 0) {
+			LOG(LOG_ERROR, "eventfd: %s; shutdown signals will not release connections",
+			    strerror(errno));
+		} else {
+			sigset_t all, old;
+			pthread_attr_t attr;
+			pthread_t th;
+
+			__atomic_store_n(&wake_fd, fd, __ATOMIC_RELEASE);
+			sigfillset(&all);
+			pthread_attr_init(&attr);
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			pthread_attr_setstacksize(&attr, 64 * 1024);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			int rc = pthread_create(&th, &attr, sweeper_main, NULL);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			pthread_attr_destroy(&attr);
+			if (rc != 0) {
+				LOG(LOG_ERROR, "cannot start the sweeper thread: %s", strerror(rc));
+				__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
+				REAL(close)(fd);
+			} else {
+				pthread_setname_np(th, "graceshim");
+			}
+		}
+		/* Started or failed for good: do not retry on every accept. */
+		__atomic_store_n(&started, 2, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&start_mu);
+	if (sweeper_draining())
+		wake();
+}
+
+void sweeper_after_fork_child(void)
+{
+	/* The child has no sweeper thread; the eventfd is ours to close. It
+	 * is a new process: the parent's drain is not its drain. */
+	int fd = __atomic_load_n(&wake_fd, __ATOMIC_RELAXED);
+	__atomic_store_n(&wake_fd, -1, __ATOMIC_RELAXED);
+	if (fd >= 0)
+		REAL(close)(fd);
+	pthread_mutex_init(&start_mu, NULL);
+	__atomic_store_n(&started, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&draining, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);
+}

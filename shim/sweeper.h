@@ -1,0 +1,18 @@
+/*
+ * The sweeper thread: does the work a signal handler must not do.
+ */
+#ifndef GRACESHIM_SWEEPER_H
+#define GRACESHIM_SWEEPER_H
+
+#include <stdbool.h>
+
+/* From the signal handler: async-signal-safe (atomic stores and one write). */
+void sweeper_signal(int sig);
+/* From the accept path: starts the thread on first use. */
+void sweeper_ensure_started(void);
+/* From the accept path while draining: look at the new connection. */
+void sweeper_kick(void);
+bool sweeper_draining(void);
+void sweeper_after_fork_child(void);
+
+#endif
