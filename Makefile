@@ -91,3 +91,6 @@ format-check:
 
 clean:
 	rm -rf build build-address build-thread
+
+# install, uninstall, the launcher's tests
+-include scripts/install.mk
