@@ -126,6 +126,13 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 	return n;
 }
 
+void conntab_mark_shared_locked(void)
+{
+	struct conn *c, *tmp;
+	HASH_ITER(hh, table, c, tmp)
+	c->flags |= CONN_SHARED;
+}
+
 void conntab_clear_locked(void)
 {
 	struct conn *c, *tmp;

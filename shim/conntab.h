@@ -32,6 +32,7 @@ struct conn_peer {
 
 enum conn_flags {
 	CONN_RELEASED = 1u << 0, /* we called shutdown() on it */
+	CONN_SHARED = 1u << 1,   /* existed at a fork: another process may read it */
 };
 
 struct conn {
@@ -89,6 +90,8 @@ struct conn_ref {
 	uint32_t gen;
 };
 size_t conntab_refs_locked(struct conn_ref *out, size_t max);
+/* Marks every record CONN_SHARED (at fork, in parent and child). */
+void conntab_mark_shared_locked(void);
 /* Drops everything (the child of a fork keeps records: not used there). */
 void conntab_clear_locked(void);
 

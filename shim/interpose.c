@@ -260,6 +260,27 @@ SHIM_EXPORT void closefrom(int lowfd)
 		syscall(SYS_close_range, lowfd < 0 ? 0u : (unsigned)lowfd, ~0u, 0);
 }
 
+/* ---- processes ------------------------------------------------------------
+ * The child of a fork has no sweeper thread.  pthread_atfork's child handler
+ * resets our state, but creating a thread there is not allowed; here, after
+ * fork() has returned in the child, it is (servers create thread pools in
+ * forked workers all the time).  A child that inherited connections gets its
+ * sweeper now, since it may never accept again. */
+SHIM_EXPORT pid_t fork(void)
+{
+	pid_t pid = REAL(fork)();
+	if (pid == 0 && shim_active) {
+		int saved = errno;
+		conntab_lock();
+		size_t n = conntab_count_locked();
+		conntab_unlock();
+		if (n)
+			sweeper_ensure_started();
+		errno = saved;
+	}
+	return pid;
+}
+
 /* ---- signals ------------------------------------------------------------- */
 
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)

@@ -13,6 +13,11 @@ void pol_decide(const struct pol_input *in, struct pol_out *out)
 	if (in->rx > 0 || in->kernel_rx > 0) {
 		out->verdict = POL_KEEP;
 		out->reason = POL_R_USED;
+	} else if (in->shared && in->kernel_rx < 0) {
+		/* Another process may have read from it; only the kernel's
+		 * own count (TCP) can tell us it never carried a byte. */
+		out->verdict = POL_KEEP;
+		out->reason = POL_R_SHARED;
 	} else if (in->queued < 0) {
 		out->verdict = POL_KEEP;
 		out->reason = POL_R_UNKNOWN;
@@ -37,6 +42,7 @@ const char *pol_reason_name(enum pol_reason r)
 	switch (r) {
 	case POL_R_USED: return "used";
 	case POL_R_UNKNOWN: return "state unknown";
+	case POL_R_SHARED: return "shared across fork";
 	case POL_R_QUEUED: return "bytes waiting";
 	case POL_R_YOUNG: return "younger than grace";
 	case POL_R_UNUSED: return "never received a byte";

@@ -13,6 +13,7 @@ struct pol_input {
 	int64_t queued;     /* FIONREAD, -1 if the ioctl failed */
 	uint64_t age_ns;    /* since accept */
 	uint64_t grace_ns;  /* GRACESHIM_GRACE */
+	int shared;         /* the socket crossed a fork: other processes may read it */
 };
 
 enum pol_verdict {
@@ -24,6 +25,7 @@ enum pol_verdict {
 enum pol_reason {
 	POL_R_USED,      /* received bytes */
 	POL_R_UNKNOWN,   /* could not tell how much is queued: fail safe */
+	POL_R_SHARED,    /* shared across fork, no kernel byte count: our count may miss reads */
 	POL_R_QUEUED,    /* bytes wait in the kernel for the host to read */
 	POL_R_YOUNG,     /* younger than the grace */
 	POL_R_UNUSED,    /* never received a byte */

@@ -75,6 +75,7 @@ void real_bind(void)
 	BIND(dup2, "dup2");
 	BIND(sigaction, "sigaction");
 	BIND(signal, "signal");
+	BIND(fork, "fork");
 	BIND_OPT(accept4, "accept4");
 	BIND_OPT(dup3, "dup3");
 	BIND_OPT(close_range, "close_range");

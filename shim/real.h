@@ -29,6 +29,7 @@ struct real_fns {
 	int (*dup2)(int, int);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_fn (*signal)(int, sighandler_fn);
+	pid_t (*fork)(void);
 	/* optional: NULL when this libc lacks them */
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*dup3)(int, int, int);

@@ -49,12 +49,14 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+	conntab_mark_shared_locked();
 	conntab_unlock();
 	sig_unlock_after_fork();
 }
 
 static void atfork_child(void)
 {
+	conntab_mark_shared_locked();
 	conntab_unlock();
 	sig_unlock_after_fork();
 	sweeper_after_fork_child();

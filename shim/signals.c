@@ -149,7 +149,21 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 		/* The kernel still holding our handler means the application's
 		 * own action is in force; otherwise the kernel's is the truth
 		 * (SA_RESETHAND reset it, or it was never ours). */
-		*oact = (prev_hooked && is_ours(&kold)) ? prev_app : kold;
+		*oact = kold;
+		if (prev_hooked && is_ours(&kold)) {
+			/* The kernel's mask and flags (it adds SA_RESTORER and
+			 * drops SIGKILL/SIGSTOP from the mask) with the
+			 * application's handler. */
+			if (prev_app.sa_flags & SA_SIGINFO)
+				oact->sa_sigaction = prev_app.sa_sigaction;
+			else
+				oact->sa_handler = prev_app.sa_handler;
+		}
+		/* Our SA_SIGINFO bit stays in the kernel's flags, also after
+		 * SA_RESETHAND reset the handler: report the application's. */
+		if (prev_hooked && (is_ours(&kold) || ((prev_app.sa_flags & SA_RESETHAND) &&
+						       kold.sa_handler == SIG_DFL)))
+			oact->sa_flags = (kold.sa_flags & ~SA_SIGINFO) | (prev_app.sa_flags & SA_SIGINFO);
 	}
 	errno = err;
 	return rc;

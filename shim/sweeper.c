@@ -105,6 +105,7 @@ static void examine(const struct conn_ref *ref, uint64_t now, uint64_t *next_wai
 	in.kernel_rx = -1;
 	in.age_ns = now > c->accepted_ns ? now - c->accepted_ns : 0;
 	in.grace_ns = shim_cfg.grace_ns;
+	in.shared = !!(c->flags & CONN_SHARED);
 	int q = 0;
 	in.queued = ioctl(c->fd, SIOCINQ, &q) < 0 ? -1 : q;
 	if (c->peer.family == AF_INET || c->peer.family == AF_INET6) {

@@ -1,0 +1,251 @@
+/*
+ * See harness.h.  Uses only plain libc; runs in the Criterion worker.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static const char *build_dir(void)
+{
+	const char *b = getenv("GRACESHIM_BUILD");
+	cr_assert(b && *b, "GRACESHIM_BUILD must name the build directory (make integration sets it)");
+	return b;
+}
+
+void server_start(struct server *s, bool shim, const char *const *argv, const char *const *env)
+{
+	int out[2], err[2];
+	char path[1024], preload[1100];
+	const char *envp[256];
+	const char *args[64];
+	int n = 0, a = 0;
+
+	memset(s, 0, sizeof *s);
+	snprintf(path, sizeof path, "%s/fixtures/%s", build_dir(), argv[0]);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s/libgraceshim.so", build_dir());
+	for (char **e = environ; *e && n < 200; e++)
+		if (strncmp(*e, "LD_PRELOAD=", 11) && strncmp(*e, "GRACESHIM_", 10))
+			envp[n++] = *e;
+	if (shim)
+		envp[n++] = preload;
+	for (; env && *env && n < 250; env++)
+		envp[n++] = *env;
+	envp[n] = NULL;
+	args[a++] = path;
+	for (int i = 1; argv[i] && a < 63; i++)
+		args[a++] = argv[i];
+	args[a] = NULL;
+
+	cr_assert(pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0);
+	s->pid = fork();
+	cr_assert(s->pid >= 0, "fork");
+	if (s->pid == 0) {
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		execve(path, (char *const *)args, (char *const *)envp);
+		dprintf(2, "exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	s->out_fd = out[0];
+	s->err_fd = err[0];
+	fcntl(s->err_fd, F_SETFL, O_NONBLOCK);
+
+	/* The fixture prints "PORT <n>" once it listens. */
+	char line[64];
+	size_t have = 0;
+	long deadline = now_ms() + 10000;
+	while (!memchr(line, '\n', have) && have < sizeof line - 1) {
+		struct pollfd p = {.fd = s->out_fd, .events = POLLIN};
+		long left = deadline - now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		ssize_t r = read(s->out_fd, line + have, sizeof line - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	line[have] = 0;
+	if (sscanf(line, "PORT %d", &s->port) != 1) {
+		server_stop(s);
+		cr_assert_fail("fixture %s did not announce its port (got \"%s\"); stderr: %s",
+			       argv[0], line, server_stderr(s));
+	}
+}
+
+long server_wait(struct server *s, long timeout_ms)
+{
+	long start = now_ms();
+	while (!s->exited) {
+		pid_t r = waitpid(s->pid, &s->status, WNOHANG);
+		if (r == s->pid) {
+			s->exited = true;
+			break;
+		}
+		if (now_ms() - start >= timeout_ms)
+			return -1;
+		sleep_ms(2);
+	}
+	return now_ms() - start;
+}
+
+long server_signal_and_wait(struct server *s, int sig, long timeout_ms)
+{
+	cr_assert(!s->exited, "server exited before the signal");
+	kill(s->pid, sig);
+	return server_wait(s, timeout_ms);
+}
+
+void server_stop(struct server *s)
+{
+	if (s->pid > 0 && !s->exited) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, &s->status, 0);
+		s->exited = true;
+	}
+}
+
+const char *server_stderr(struct server *s)
+{
+	static char buf[16384];
+	static size_t have;
+	static int from_fd = -1;
+	if (from_fd != s->err_fd) {
+		have = 0;
+		from_fd = s->err_fd;
+	}
+	for (int i = 0; i < 64 && have < sizeof buf - 1; i++) {
+		ssize_t r = read(s->err_fd, buf + have, sizeof buf - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	buf[have] = 0;
+	return buf;
+}
+
+int tcp_connect(int family, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof ss);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (void *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = in6addr_loopback;
+		in6->sin6_port = htons((uint16_t)port);
+		len = sizeof *in6;
+	} else {
+		struct sockaddr_in *in = (void *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		in->sin_port = htons((uint16_t)port);
+		len = sizeof *in;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(fd >= 0);
+	cr_assert(connect(fd, (struct sockaddr *)&ss, len) == 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
+int unix_connect(const char *path)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(fd >= 0);
+	cr_assert(connect(fd, (struct sockaddr *)&un, sizeof un) == 0, "connect %s: %s", path,
+		  strerror(errno));
+	return fd;
+}
+
+bool send_str(int fd, const char *str)
+{
+	size_t n = strlen(str);
+	return send(fd, str, n, MSG_NOSIGNAL) == (ssize_t)n;
+}
+
+long http_read_response(int fd, long timeout_ms)
+{
+	char buf[65536];
+	size_t have = 0;
+	long deadline = now_ms() + timeout_ms, clen = -1, head = -1, total = -1;
+
+	for (;;) {
+		if (head >= 0 && (long)have - head >= clen)
+			return total;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		long left = deadline - now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return -1;
+		ssize_t r = recv(fd, buf + have, sizeof buf - 1 - have, 0);
+		if (r <= 0)
+			return -1;
+		have += (size_t)r;
+		buf[have] = 0;
+		if (head < 0) {
+			char *e = strstr(buf, "\r\n\r\n");
+			if (e) {
+				head = e + 4 - buf;
+				char *cl = strcasestr(buf, "Content-Length:");
+				if (!cl || strncmp(buf, "HTTP/1.1 200", 12))
+					return -1;
+				clen = total = strtol(cl + 15, NULL, 10);
+			}
+		}
+		if (have == sizeof buf - 1) {
+			/* keep only what is needed to count the body */
+			if (head < 0)
+				return -1;
+			clen -= (long)have - head;
+			head = 0;
+			have = 0;
+		}
+	}
+}
+
+long wait_eof(int fd, long timeout_ms)
+{
+	long start = now_ms();
+	char c[512];
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		long left = start + timeout_ms - now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return -1;
+		ssize_t r = recv(fd, c, sizeof c, 0);
+		if (r <= 0)
+			return now_ms() - start;
+	}
+}

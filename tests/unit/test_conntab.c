@@ -1,0 +1,148 @@
+/*
+ * The connection table: insert, find through the lock-free filter, stale
+ * replacement, removal, recycling, iteration and fork marking.
+ */
+#include "conntab.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/un.h>
+
+static void reset(void)
+{
+	conntab_lock();
+	conntab_clear_locked();
+	conntab_unlock();
+}
+
+TestSuite(conntab, .init = reset, .fini = reset);
+
+static struct conn *ins(int fd, uint64_t ino)
+{
+	conntab_lock();
+	struct conn *c = conntab_insert_locked(fd, 1, ino, 100, NULL);
+	conntab_unlock();
+	return c;
+}
+
+Test(conntab, untracked_fds_are_not_found)
+{
+	cr_assert_null(conntab_fast(3));
+	cr_assert_null(conntab_fast(-1));
+	cr_assert_null(conntab_fast(CONNTAB_MAX_FD));
+	cr_assert_null(conntab_fast(0x7fffffff));
+}
+
+Test(conntab, insert_then_fast_lookup_and_count)
+{
+	struct conn *c = ins(7, 70);
+	cr_assert_not_null(c);
+	cr_assert_eq(conntab_fast(7), c);
+	cr_assert_null(conntab_fast(8));
+	cr_assert_eq(c->ino, 70);
+	cr_assert_eq(c->accepted_ns, 100);
+	cr_assert_eq(conn_rx(c), 0);
+	conn_add_rx(c, 10);
+	conn_add_rx(c, 5);
+	cr_assert_eq(conn_rx(c), 15);
+	conntab_lock();
+	cr_assert_eq(conntab_count_locked(), 1);
+	cr_assert_eq(conntab_find_locked(7), c);
+	conntab_unlock();
+}
+
+Test(conntab, reinsert_same_fd_replaces_stale_record)
+{
+	struct conn *a = ins(9, 1);
+	conn_add_rx(a, 3);
+	uint32_t gen = a->gen;
+	struct conn *b = ins(9, 2);
+	cr_assert_not_null(b);
+	cr_assert_eq(conntab_fast(9), b);
+	cr_assert_eq(b->ino, 2);
+	cr_assert_eq(conn_rx(b), 0, "a new connection starts with no bytes");
+	cr_assert_neq(b->gen, gen, "a new record gets a new generation");
+	conntab_lock();
+	cr_assert_eq(conntab_count_locked(), 1);
+	conntab_unlock();
+}
+
+Test(conntab, remove_forgets_and_recycles)
+{
+	struct conn *a = ins(4, 1);
+	conntab_lock();
+	conntab_remove_locked(a);
+	cr_assert_eq(conntab_count_locked(), 0);
+	conntab_unlock();
+	cr_assert_null(conntab_fast(4));
+	struct conn *b = ins(5, 2);
+	cr_assert_eq(b, a, "records are recycled, not freed");
+	cr_assert_null(conntab_fast(4));
+	cr_assert_eq(conntab_fast(5), b);
+}
+
+Test(conntab, large_fds_and_out_of_range)
+{
+	cr_assert_not_null(ins(CONNTAB_MAX_FD - 1, 1));
+	cr_assert_eq(conntab_fast(CONNTAB_MAX_FD - 1)->ino, 1);
+	cr_assert_null(ins(CONNTAB_MAX_FD, 1), "fds beyond the filter are not tracked");
+	cr_assert_null(ins(-1, 1));
+}
+
+Test(conntab, refs_cover_every_record)
+{
+	for (int fd = 10; fd < 1010; fd++)
+		cr_assert_not_null(ins(fd, (uint64_t)fd));
+	struct conn_ref refs[2000];
+	conntab_lock();
+	size_t n = conntab_refs_locked(refs, 2000);
+	size_t capped = conntab_refs_locked(refs + 1000, 10);
+	conntab_unlock();
+	cr_assert_eq(n, 1000);
+	cr_assert_eq(capped, 10);
+	char seen[1010] = {0};
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(refs[i].fd >= 10 && refs[i].fd < 1010);
+		cr_assert_not(seen[refs[i].fd], "fd %d listed twice", refs[i].fd);
+		seen[refs[i].fd] = 1;
+		cr_assert_eq(conntab_fast(refs[i].fd)->gen, refs[i].gen);
+	}
+}
+
+Test(conntab, mark_shared_sets_flag_on_all)
+{
+	ins(3, 1);
+	ins(6, 2);
+	conntab_lock();
+	conntab_mark_shared_locked();
+	conntab_unlock();
+	cr_assert(conntab_fast(3)->flags & CONN_SHARED);
+	cr_assert(conntab_fast(6)->flags & CONN_SHARED);
+	cr_assert_not(ins(3, 9)->flags & CONN_SHARED, "a new accept is not shared");
+}
+
+Test(peer, formats_ipv4_ipv6_unix)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(49501)};
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(8080)};
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct conn_peer p;
+	char buf[64];
+	inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+	in6.sin6_addr = in6addr_loopback;
+
+	conn_peer_from_sockaddr(&p, (struct sockaddr *)&in, sizeof in);
+	conn_peer_format(&p, buf, sizeof buf);
+	cr_assert_str_eq(buf, "127.0.0.1:49501");
+	conn_peer_from_sockaddr(&p, (struct sockaddr *)&in6, sizeof in6);
+	conn_peer_format(&p, buf, sizeof buf);
+	cr_assert_str_eq(buf, "[::1]:8080");
+	conn_peer_from_sockaddr(&p, (struct sockaddr *)&un, sizeof(sa_family_t));
+	conn_peer_format(&p, buf, sizeof buf);
+	cr_assert_str_eq(buf, "unix");
+	conn_peer_from_sockaddr(&p, (struct sockaddr *)&in, 4); /* truncated */
+	conn_peer_format(&p, buf, sizeof buf);
+	cr_assert_str_eq(buf, "unknown-peer");
+}
