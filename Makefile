@@ -2,6 +2,7 @@
 #   make            build/libgraceshim.so (and the config validator)
 #   make test       unit + integration tests (the fast loop)
 #   make check      installs missing Debian packages (when root), then every test
+#   make install    PREFIX=/usr/local DESTDIR= (scripts/install.mk)
 #   make demo       the example server with a Chrome-like client, without and with the shim
 #   make SAN=address|thread ...   sanitizer builds, in build-address/ or build-thread/
 #   TEST_PREFIX="valgrind -q" make test   wraps each test binary
@@ -77,7 +78,7 @@ deps:
 	@scripts/install-deps
 
 check: deps
-	$(MAKE) test
+	$(MAKE) test test-launcher
 
 demo: deps
 	$(MAKE) all $(FIXTURES)
@@ -93,4 +94,4 @@ clean:
 	rm -rf build build-address build-thread
 
 # install, uninstall, the launcher's tests
--include scripts/install.mk
+include scripts/install.mk
