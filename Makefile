@@ -95,3 +95,6 @@ clean:
 
 # install, uninstall, the launcher's tests
 include scripts/install.mk
+# benchmarks (make bench) and the reliability suite (sanitizers, fuzzing)
+-include bench/bench.mk
+-include tests/reliability.mk
