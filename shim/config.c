@@ -184,6 +184,15 @@ int cfg_parse_duration(const char *s, uint64_t *ns)
 	return 0;
 }
 
+int cfg_parse_timeout(const char *s, uint64_t *ns)
+{
+	if (strcasecmp(s, "off") == 0) {
+		*ns = 0;
+		return 0;
+	}
+	return cfg_parse_duration(s, ns);
+}
+
 static const char *const level_names[] = {"off", "error", "warn", "info", "debug", "trace"};
 
 int cfg_parse_log_level(const char *s)
@@ -207,6 +216,8 @@ void cfg_defaults(struct cfg *c)
 	c->signals[1] = SIGTERM;
 	c->grace_ns = 0;
 	c->log_level = LOG_WARN;
+	c->policy = POLICY_UNUSED;
+	c->idle_quiet_ns = CFG_IDLE_QUIET_DEFAULT_NS;
 }
 
 struct reporter {
@@ -251,6 +262,17 @@ static bool parse_bool(const char *s, bool *out)
 	return false;
 }
 
+static void parse_path(struct reporter *r, const char *v, const char *var, char *out,
+		       const char *fallback)
+{
+	if (!v || !*v)
+		return;
+	if (strlen(v) >= CFG_PATH_MAX)
+		bad(r, var, v, "a path shorter than %d bytes; %s", CFG_PATH_MAX, fallback);
+	else
+		strcpy(out, v);
+}
+
 int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 {
 	struct reporter r = {warn, ctx, 0};
@@ -270,12 +292,36 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 			c->log_level = (enum log_level)l;
 	}
 
-	if ((v = get("GRACESHIM_LOG_FILE", ctx)) && *v) {
-		if (strlen(v) >= sizeof c->log_file)
-			bad(&r, "GRACESHIM_LOG_FILE", v, "a path shorter than %d bytes; logging to stderr",
-			    CFG_PATH_MAX);
+	parse_path(&r, get("GRACESHIM_LOG_FILE", ctx), "GRACESHIM_LOG_FILE", c->log_file,
+		   "logging to stderr");
+	parse_path(&r, get("GRACESHIM_STATS", ctx), "GRACESHIM_STATS", c->stats_file,
+		   "no statistics");
+
+	if ((v = get("GRACESHIM_POLICY", ctx))) {
+		if (strcasecmp(v, "unused") == 0)
+			c->policy = POLICY_UNUSED;
+		else if (strcasecmp(v, "idle") == 0)
+			c->policy = POLICY_IDLE;
 		else
-			strcpy(c->log_file, v);
+			bad(&r, "GRACESHIM_POLICY", v, "unused or idle; using unused");
+	}
+
+	if ((v = get("GRACESHIM_IDLE_QUIET", ctx)) &&
+	    (cfg_parse_duration(v, &c->idle_quiet_ns) < 0 || c->idle_quiet_ns == 0)) {
+		c->idle_quiet_ns = CFG_IDLE_QUIET_DEFAULT_NS;
+		bad(&r, "GRACESHIM_IDLE_QUIET", v, "a duration above 0 such as 500ms, 1s, 2s; using 1s");
+	}
+	if ((v = get("GRACESHIM_FIRST_BYTE_TIMEOUT", ctx)) &&
+	    cfg_parse_timeout(v, &c->first_byte_timeout_ns) < 0) {
+		c->first_byte_timeout_ns = 0;
+		bad(&r, "GRACESHIM_FIRST_BYTE_TIMEOUT", v,
+		    "off or a duration such as 10s, 1m (units ns, us, ms, s, m, h); using off");
+	}
+	if ((v = get("GRACESHIM_DRAIN_TIMEOUT", ctx)) &&
+	    cfg_parse_timeout(v, &c->drain_timeout_ns) < 0) {
+		c->drain_timeout_ns = 0;
+		bad(&r, "GRACESHIM_DRAIN_TIMEOUT", v,
+		    "off or a duration such as 30s, 2m (units ns, us, ms, s, m, h); using off");
 	}
 
 	if ((v = get("GRACESHIM_SIGNALS", ctx))) {

@@ -12,6 +12,12 @@
 #include <stdint.h>
 
 enum log_level { LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
+enum policy { POLICY_UNUSED, POLICY_IDLE };
+
+/* GRACESHIM_IDLE_QUIET's default: long enough that a request crossing a real
+ * network (RTTs of a few hundred ms) is not taken for silence, short enough
+ * that a shutdown still completes in about a second. */
+#define CFG_IDLE_QUIET_DEFAULT_NS 1000000000ull
 
 #define CFG_MAX_SIGNALS 16
 #define CFG_PATH_MAX 1024
@@ -23,6 +29,11 @@ struct cfg {
 	uint64_t grace_ns;
 	enum log_level log_level;
 	char log_file[CFG_PATH_MAX]; /* empty: stderr */
+	enum policy policy;
+	uint64_t idle_quiet_ns;
+	uint64_t first_byte_timeout_ns; /* 0: off */
+	uint64_t drain_timeout_ns;      /* 0: off */
+	char stats_file[CFG_PATH_MAX];  /* empty: no stats */
 };
 
 /* Returns the value of a variable or NULL (getenv's contract). */
@@ -40,6 +51,8 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx);
  * number is seconds.  At most CFG_DURATION_MAX.  Returns 0 or -1. */
 #define CFG_DURATION_MAX (UINT64_C(8760) * 3600 * 1000000000)
 int cfg_parse_duration(const char *s, uint64_t *ns);
+/* A timeout: a duration, or "off" (also "0"): 0 means off. */
+int cfg_parse_timeout(const char *s, uint64_t *ns);
 
 /* One signal: a name with or without SIG (any case) or a number; catchable
  * signals only.  Returns the number or -1. */

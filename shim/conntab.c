@@ -24,6 +24,7 @@ pthread_mutex_t conntab_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *table;     /* uthash head */
 static struct conn *free_list; /* recycled records, linked through hh.next */
 static uint32_t next_gen = 1;
+struct conntab_stats conntab_stats;
 
 void conntab_lock(void)
 {
@@ -62,12 +63,13 @@ void conntab_remove_locked(struct conn *c)
 	if (slot && *slot == c)
 		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
 	HASH_DEL(table, c);
+	conntab_stats.closed_rx += conn_rx(c);
+	conntab_stats.closed_tx += conn_tx(c);
 	c->hh.next = free_list;
 	free_list = c;
 }
 
-struct conn *conntab_insert_locked(int fd, uint64_t dev, uint64_t ino, uint64_t now_ns,
-				   const struct conn_peer *peer)
+struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns)
 {
 	struct conn *c, **slot;
 
@@ -89,11 +91,9 @@ struct conn *conntab_insert_locked(int fd, uint64_t dev, uint64_t ino, uint64_t 
 	memset(c, 0, sizeof *c);
 	c->fd = fd;
 	c->gen = next_gen++;
-	c->dev = dev;
 	c->ino = ino;
+	c->family = (uint8_t)family;
 	c->accepted_ns = now_ns;
-	if (peer)
-		c->peer = *peer;
 	oom_hit = 0;
 	HASH_ADD_INT(table, fd, c);
 	if (oom_hit) {
@@ -102,6 +102,9 @@ struct conn *conntab_insert_locked(int fd, uint64_t dev, uint64_t ino, uint64_t 
 		return NULL;
 	}
 	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
+	conntab_stats.accepted++;
+	if (HASH_COUNT(table) > conntab_stats.peak)
+		conntab_stats.peak = HASH_COUNT(table);
 	return c;
 }
 
@@ -124,6 +127,16 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 		n++;
 	}
 	return n;
+}
+
+void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx)
+{
+	struct conn *c, *tmp;
+	HASH_ITER(hh, table, c, tmp)
+	{
+		*rx += conn_rx(c);
+		*tx += conn_tx(c);
+	}
 }
 
 void conntab_mark_shared_locked(void)

@@ -35,15 +35,24 @@ enum conn_flags {
 	CONN_SHARED = 1u << 1,   /* existed at a fork: another process may read it */
 };
 
+enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
+
+/* 108 bytes, 56 of them uthash's handle: the peer address is not stored
+ * (logs ask the kernel with getpeername while the fd is open) and the
+ * device is the one sockfs device, kept once (conntab_sock_dev). */
 struct conn {
 	UT_hash_handle hh;
 	int fd; /* key */
 	uint32_t gen;
-	uint64_t dev, ino; /* identity from fstat at accept time */
+	uint64_t ino;         /* identity from fstat at accept time */
 	uint64_t accepted_ns; /* CLOCK_MONOTONIC */
-	uint64_t rx; /* bytes received, relaxed atomics */
-	uint32_t flags;
-	struct conn_peer peer;
+	uint64_t rx, tx;      /* bytes received/sent: relaxed atomics, hot path */
+	uint32_t sample_sum;  /* sweeper only: rx+tx when last seen changing */
+	uint32_t sample_ms;   /* sweeper only: when that was (ms, shim clock) */
+	uint8_t flags;        /* conn_flags, under conntab_mu */
+	uint8_t family;       /* AF_INET, AF_INET6, AF_UNIX */
+	uint8_t last_dir;     /* conn_dir of the last transfer: hot path */
+	uint8_t pad;
 };
 
 #define CONNTAB_PAGE_BITS 10
@@ -69,6 +78,18 @@ static inline struct conn *conntab_fast(int fd)
 static inline void conn_add_rx(struct conn *c, uint64_t n)
 {
 	__atomic_store_n(&c->rx, __atomic_load_n(&c->rx, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->last_dir, CONN_DIR_RX, __ATOMIC_RELAXED);
+}
+
+static inline void conn_add_tx(struct conn *c, uint64_t n)
+{
+	__atomic_store_n(&c->tx, __atomic_load_n(&c->tx, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->last_dir, CONN_DIR_TX, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t conn_tx(const struct conn *c)
+{
+	return __atomic_load_n(&c->tx, __ATOMIC_RELAXED);
 }
 
 static inline uint64_t conn_rx(const struct conn *c)
@@ -79,8 +100,7 @@ static inline uint64_t conn_rx(const struct conn *c)
 /* All of the following need conntab_mu held. */
 /* Inserts (replacing any stale record for the same fd); NULL when out of
  * memory or fd too large: the socket is then simply not tracked. */
-struct conn *conntab_insert_locked(int fd, uint64_t dev, uint64_t ino, uint64_t now_ns,
-				   const struct conn_peer *peer);
+struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns);
 struct conn *conntab_find_locked(int fd);
 void conntab_remove_locked(struct conn *c);
 size_t conntab_count_locked(void);
@@ -90,10 +110,20 @@ struct conn_ref {
 	uint32_t gen;
 };
 size_t conntab_refs_locked(struct conn_ref *out, size_t max);
+/* Adds the byte counts of the open records. */
+void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx);
 /* Marks every record CONN_SHARED (at fork, in parent and child). */
 void conntab_mark_shared_locked(void);
 /* Drops everything (the child of a fork keeps records: not used there). */
 void conntab_clear_locked(void);
+
+/* Counters for GRACESHIM_STATS, guarded by conntab_mu. */
+struct conntab_stats {
+	uint64_t accepted;
+	uint64_t closed_rx, closed_tx; /* bytes of connections already forgotten */
+	uint64_t peak;                 /* most records at once */
+};
+extern struct conntab_stats conntab_stats;
 
 void conntab_lock(void);
 void conntab_unlock(void);

@@ -13,10 +13,12 @@
 #include "sweeper.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <linux/close_range.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,33 +29,37 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 				   struct sockaddr *addr, socklen_t *alen);
 SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler);
+SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n);
 
 /* ---- accept: start tracking ---------------------------------------- */
+
+/* All sockets live on the one sockfs device: a record keeps only the inode
+ * and this is compared once per identity check. */
+static uint64_t sock_dev;
 
 static void track(int fd, const struct sockaddr *addr, const socklen_t *addrlen)
 {
 	int saved = errno;
 	struct stat st;
-	struct conn_peer peer;
-	struct sockaddr_storage ss;
-	socklen_t len;
+	int family = 0;
+	socklen_t len = sizeof family;
 
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
 		goto out;
-	/* The caller's buffer holds the peer unless it was NULL or too small
-	 * (accept truncates silently); otherwise ask the kernel. */
-	if (addr && addrlen && *addrlen <= sizeof ss && *addrlen >= sizeof(sa_family_t) &&
-	    (addr->sa_family == AF_UNIX || *addrlen >= sizeof(struct sockaddr_in))) {
-		conn_peer_from_sockaddr(&peer, addr, *addrlen);
-	} else {
-		len = sizeof ss;
-		if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-			len = 0;
-		conn_peer_from_sockaddr(&peer, (struct sockaddr *)&ss, len);
-	}
+	/* The family decides whether TCP_INFO applies.  The caller's buffer
+	 * has it unless it passed none. */
+	if (addr && addrlen && *addrlen >= sizeof(sa_family_t))
+		family = addr->sa_family;
+	else if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+		family = 0;
+	uint64_t dev = __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
+	if (!dev)
+		__atomic_store_n(&sock_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
+	else if (dev != (uint64_t)st.st_dev)
+		goto out; /* not on sockfs: never seen on Linux; leave it alone */
 	uint64_t now = shim_now_ns();
 	conntab_lock();
-	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_dev, (uint64_t)st.st_ino, now, &peer);
+	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now);
 	conntab_unlock();
 	if (!c) {
 		LOG(LOG_WARN, "fd %d: not tracked (out of memory or fd beyond %u)", fd, CONNTAB_MAX_FD);
@@ -61,14 +67,18 @@ static void track(int fd, const struct sockaddr *addr, const socklen_t *addrlen)
 	}
 	if (log_on(LOG_TRACE)) {
 		char p[64];
-		conn_peer_format(&peer, p, sizeof p);
+		log_peer(fd, p, sizeof p);
 		log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, fd);
 	}
 	sweeper_ensure_started();
-	if (sweeper_draining())
-		sweeper_kick();
+	sweeper_accepted();
 out:
 	errno = saved;
+}
+
+uint64_t shim_sock_dev(void)
+{
+	return __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
 }
 
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
@@ -96,7 +106,7 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 static void first_byte(struct conn *c)
 {
 	char p[64];
-	conn_peer_format(&c->peer, p, sizeof p);
+	log_peer(c->fd, p, sizeof p);
 	log_msg(LOG_TRACE, "connection %s first byte received", p);
 }
 
@@ -163,6 +173,89 @@ SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, i
 	return flags & MSG_PEEK ? r : count_rx(fd, r);
 }
 
+static int mmsg_bytes(struct mmsghdr *v, int n, uint64_t *bytes)
+{
+	*bytes = 0;
+	for (int i = 0; i < n; i++)
+		*bytes += v[i].msg_len;
+	return n;
+}
+
+SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
+{
+	int r = REAL(recvmmsg)(fd, v, n, flags, t);
+	uint64_t bytes;
+	if (r > 0 && !(flags & MSG_PEEK) && mmsg_bytes(v, r, &bytes) && bytes)
+		count_rx(fd, (ssize_t)bytes);
+	return r;
+}
+
+/* ---- writes: count bytes sent, and who spoke last (policy idle) --------- */
+
+static inline ssize_t count_tx(int fd, ssize_t r)
+{
+	if (r > 0) {
+		struct conn *c = conntab_fast(fd);
+		if (c)
+			conn_add_tx(c, (uint64_t)r);
+	}
+	return r;
+}
+
+SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	return count_tx(fd, REAL(write)(fd, buf, n));
+}
+
+SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	return count_tx(fd, REAL(writev)(fd, iov, iovcnt));
+}
+
+SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	return count_tx(fd, REAL(send)(fd, buf, n, flags));
+}
+
+SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			   const struct sockaddr *addr, socklen_t alen)
+{
+	return count_tx(fd, REAL(sendto)(fd, buf, n, flags, addr, alen));
+}
+
+SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return count_tx(fd, REAL(sendmsg)(fd, msg, flags));
+}
+
+SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	int r = REAL(sendmmsg)(fd, v, n, flags);
+	uint64_t bytes;
+	if (r > 0 && mmsg_bytes(v, r, &bytes) && bytes)
+		count_tx(fd, (ssize_t)bytes);
+	return r;
+}
+
+SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	return count_tx(out, REAL(sendfile)(out, in, off, n));
+}
+
+/* off_t is 64-bit here (x86_64): sendfile64 is the same function. */
+SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+{
+	return sendfile(out, in, off, n);
+}
+
+/* splice moves bytes from a socket (received) or to one (sent). */
+SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, unsigned flags)
+{
+	ssize_t r = REAL(splice)(in, ioff, out, ooff, n, flags);
+	count_rx(in, r);
+	return count_tx(out, r);
+}
+
 /* ---- fd ends: forget ------------------------------------------------------
  * We forget before the real call: afterwards the number may already belong to
  * a new connection accepted on another thread, whose fresh record we would
@@ -172,9 +265,9 @@ static void forget_locked(struct conn *c)
 {
 	if (log_on(LOG_TRACE)) {
 		char p[64];
-		conn_peer_format(&c->peer, p, sizeof p);
-		log_msg(LOG_TRACE, "connection %s closed (fd %d, %llu bytes received, %llu ms%s)", p,
-			c->fd, (unsigned long long)conn_rx(c),
+		log_peer(c->fd, p, sizeof p);
+		log_msg(LOG_TRACE, "connection %s closed (fd %d, %llu bytes received, %llu sent, %llu ms%s)",
+			p, c->fd, (unsigned long long)conn_rx(c), (unsigned long long)conn_tx(c),
 			(unsigned long long)((shim_now_ns() - c->accepted_ns) / 1000000),
 			(c->flags & CONN_RELEASED) ? ", released by graceshim" : "");
 	}

@@ -6,6 +6,8 @@
  */
 #include "log.h"
 
+#include "conntab.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -86,5 +88,19 @@ void log_msg(enum log_level l, const char *fmt, ...)
 	o += (size_t)n < sizeof line - o - 1 ? (size_t)n : sizeof line - o - 2;
 	line[o++] = '\n';
 	write_all(log_fd, line, o);
+	errno = saved;
+}
+
+void log_peer(int fd, char *buf, size_t len)
+{
+	int saved = errno;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	struct conn_peer p;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		sl = 0;
+	conn_peer_from_sockaddr(&p, (struct sockaddr *)&ss, sl);
+	conn_peer_format(&p, buf, len);
 	errno = saved;
 }

@@ -9,6 +9,8 @@
 
 #include "config.h"
 
+#include <stddef.h>
+
 extern int log_level_cur; /* enum log_level; written once at init */
 
 static inline int log_on(enum log_level l)
@@ -22,6 +24,10 @@ void log_init(enum log_level level, const char *path);
 void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes a ready line to stderr (config problems, before log_init). */
 void log_raw_stderr(const char *line);
+
+/* "127.0.0.1:49501", "[::1]:8080", "unix" for an open socket fd (asks the
+ * kernel: the table does not store addresses). */
+void log_peer(int fd, char *buf, size_t len);
 
 #define LOG(l, ...)                          \
 	do {                                     \

@@ -1,34 +1,54 @@
 /*
- * The sweep policy as a pure function: given what we know of one
- * connection, release it now, keep it for good, or look again later.
+ * The release policy as a pure function: given what we know of one
+ * connection, release it now, keep it, or look again later.
  */
 #ifndef GRACESHIM_POLICY_H
 #define GRACESHIM_POLICY_H
 
+#include "config.h"
+
 #include <stdint.h>
 
+struct pol_params {
+	enum policy policy;
+	uint64_t grace_ns;
+	uint64_t idle_quiet_ns;
+	uint64_t first_byte_timeout_ns; /* 0: off */
+};
+
 struct pol_input {
-	uint64_t rx;        /* bytes the host read through our wrappers */
-	int64_t kernel_rx;  /* TCP_INFO tcpi_bytes_received, -1 if unknown (not TCP) */
-	int64_t queued;     /* FIONREAD, -1 if the ioctl failed */
-	uint64_t age_ns;    /* since accept */
-	uint64_t grace_ns;  /* GRACESHIM_GRACE */
-	int shared;         /* the socket crossed a fork: other processes may read it */
+	uint64_t rx;          /* bytes the host read through our wrappers */
+	int64_t kernel_rx;    /* TCP_INFO tcpi_bytes_received, -1 if unknown (not TCP) */
+	int64_t queued;       /* FIONREAD: bytes waiting to be read, -1 if unknown */
+	int64_t outq;         /* SIOCOUTQ: bytes sent but not yet taken by the peer, -1 if unknown */
+	uint64_t age_ns;      /* since accept */
+	int64_t quiet_ns;     /* since a byte last moved either way, -1 if unknown */
+	int server_last;      /* the host wrote last: 1, the peer did: 0, unknown: -1 */
+	int shared;           /* crossed a fork: other processes may read it */
+	int draining;         /* a trigger came */
+	int deadline_passed;  /* GRACESHIM_DRAIN_TIMEOUT is up */
 };
 
 enum pol_verdict {
-	POL_KEEP,    /* used: never released by this policy */
-	POL_RELEASE, /* never used, nothing waiting, old enough: shutdown() it */
+	POL_KEEP,    /* nothing to do (until the next trigger or change) */
+	POL_RELEASE, /* shutdown() it */
 	POL_WAIT,    /* may qualify later: look again after wait_ns */
 };
 
 enum pol_reason {
-	POL_R_USED,      /* received bytes */
-	POL_R_UNKNOWN,   /* could not tell how much is queued: fail safe */
-	POL_R_SHARED,    /* shared across fork, no kernel byte count: our count may miss reads */
-	POL_R_QUEUED,    /* bytes wait in the kernel for the host to read */
-	POL_R_YOUNG,     /* younger than the grace */
-	POL_R_UNUSED,    /* never received a byte */
+	POL_R_USED,          /* received bytes */
+	POL_R_UNKNOWN,       /* could not read its state: fail safe */
+	POL_R_SHARED,        /* shared across fork, no kernel byte count */
+	POL_R_QUEUED,        /* bytes wait in the kernel for the host to read */
+	POL_R_SENDING,       /* the peer has not taken all the host sent */
+	POL_R_PEER_LAST,     /* the peer spoke last: the host owes an answer */
+	POL_R_ACTIVE,        /* bytes moved within the quiet time */
+	POL_R_YOUNG,         /* younger than the grace or the first-byte timeout */
+	POL_R_NOT_DRAINING,  /* no trigger yet */
+	POL_R_UNUSED,        /* released: never received a byte */
+	POL_R_IDLE,          /* released: idle, the host spoke last, quiet */
+	POL_R_FIRST_BYTE,    /* released: no first byte within the timeout */
+	POL_R_DRAIN_TIMEOUT, /* released: the drain deadline passed */
 };
 
 struct pol_out {
@@ -37,10 +57,10 @@ struct pol_out {
 	uint64_t wait_ns;
 };
 
-/* How soon to look again at a connection whose bytes wait in the kernel. */
-#define POL_QUEUED_RECHECK_NS (50 * 1000000ull)
+/* How soon to look again at a connection that is busy right now. */
+#define POL_RECHECK_NS (50 * 1000000ull)
 
-void pol_decide(const struct pol_input *in, struct pol_out *out);
+void pol_decide(const struct pol_params *p, const struct pol_input *in, struct pol_out *out);
 const char *pol_reason_name(enum pol_reason r);
 
 #endif

@@ -76,6 +76,15 @@ void real_bind(void)
 	BIND(sigaction, "sigaction");
 	BIND(signal, "signal");
 	BIND(fork, "fork");
+	BIND(write, "write");
+	BIND(writev, "writev");
+	BIND(send, "send");
+	BIND(sendto, "sendto");
+	BIND(sendmsg, "sendmsg");
+	BIND(sendmmsg, "sendmmsg");
+	BIND(recvmmsg, "recvmmsg");
+	BIND(sendfile, "sendfile");
+	BIND(splice, "splice");
 	BIND_OPT(accept4, "accept4");
 	BIND_OPT(dup3, "dup3");
 	BIND_OPT(close_range, "close_range");

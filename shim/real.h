@@ -30,6 +30,15 @@ struct real_fns {
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_fn (*signal)(int, sighandler_fn);
 	pid_t (*fork)(void);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned);
 	/* optional: NULL when this libc lacks them */
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*dup3)(int, int, int);

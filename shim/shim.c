@@ -9,6 +9,7 @@
 #include "conntab.h"
 #include "log.h"
 #include "signals.h"
+#include "stats.h"
 #include "sweeper.h"
 
 #include <pthread.h>
@@ -86,6 +87,7 @@ void shim_init(void)
 		shim_active = !shim_cfg.disable;
 		if (shim_active) {
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+			stats_init();
 			if (log_on(LOG_DEBUG)) {
 				char sigs[128] = "";
 				size_t o = 0;

@@ -37,5 +37,6 @@ static inline bool shim_is_trigger(int sig)
 }
 
 uint64_t shim_now_ns(void); /* CLOCK_MONOTONIC */
+uint64_t shim_sock_dev(void); /* st_dev of sockets (sockfs), 0 before the first accept */
 
 #endif

@@ -21,6 +21,7 @@
 #include "policy.h"
 #include "real.h"
 #include "shim.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -40,8 +41,10 @@
 static int wake_fd = -1;    /* eventfd; read by the signal handler */
 static int draining;        /* set by the handler, never cleared but by fork */
 static int trigger_sig;     /* the signal that started the drain */
-static int started;         /* 0 no, 1 starting, 2 running */
+static int started;         /* 0 no, 2 started (or failed for good) */
+static int wants_kick;      /* the sweeper sleeps with no deadline */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* guards thread creation */
+static uint64_t drain_start_ns; /* sweeper only */
 
 static void wake(void)
 {
@@ -65,21 +68,53 @@ bool sweeper_draining(void)
 	return __atomic_load_n(&draining, __ATOMIC_ACQUIRE);
 }
 
-void sweeper_kick(void)
+void sweeper_accepted(void)
 {
-	wake();
+	/* While draining every new connection is looked at; with a first-byte
+	 * timeout only a sweeper asleep without deadline needs telling (later
+	 * connections have later deadlines than the one it waits for). */
+	if (sweeper_draining() ||
+	    (shim_cfg.first_byte_timeout_ns && __atomic_exchange_n(&wants_kick, 0, __ATOMIC_ACQ_REL)))
+		wake();
+}
+
+struct pass {
+	uint64_t now;
+	uint64_t next_wait;
+	unsigned released[POL_R_DRAIN_TIMEOUT + 1];
+	unsigned waiting, kept;
+};
+
+static uint32_t ms32(uint64_t ns)
+{
+	uint32_t ms = (uint32_t)(ns / 1000000);
+	return ms ? ms : 1; /* 0 means "no sample yet" */
+}
+
+/* Quiet time of a socket without TCP_INFO: sampled by the sweeper, so the
+ * read path stays free of clock reads.  The first look starts the clock. */
+static int64_t sampled_quiet(struct conn *c, uint64_t now)
+{
+	uint32_t sum = (uint32_t)(conn_rx(c) + conn_tx(c)), ms = ms32(now);
+	if (!c->sample_ms || sum != c->sample_sum) {
+		c->sample_sum = sum;
+		c->sample_ms = ms;
+	}
+	return (int64_t)(uint32_t)(ms - c->sample_ms) * 1000000;
 }
 
 /* Looks at one connection under the table lock.  Holding the lock keeps
  * the fd number from being closed and reused under us: the close path
  * forgets a record (taking this lock) before it closes. */
-static void examine(const struct conn_ref *ref, uint64_t now, uint64_t *next_wait,
-		    unsigned *released, unsigned *waiting, unsigned *used)
+static void examine(const struct conn_ref *ref, struct pass *ps)
 {
 	struct conn *c;
 	struct stat st;
 	struct pol_input in;
 	struct pol_out out;
+	struct pol_params params = {shim_cfg.policy, shim_cfg.grace_ns, shim_cfg.idle_quiet_ns,
+				    shim_cfg.first_byte_timeout_ns};
+	int drain = sweeper_draining();
 	char peer[64];
 
 	conntab_lock();
@@ -88,14 +123,18 @@ static void examine(const struct conn_ref *ref, uint64_t now, uint64_t *next_wai
 		conntab_unlock();
 		return;
 	}
+	/* Before a trigger only the first-byte timeout can apply, and only to
+	 * unused connections: skip the rest without a system call. */
+	if (!drain && (conn_rx(c) > 0 || !params.first_byte_timeout_ns)) {
+		ps->kept++;
+		conntab_unlock();
+		return;
+	}
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
-	if (fstat(c->fd, &st) < 0 || (uint64_t)st.st_dev != c->dev || (uint64_t)st.st_ino != c->ino) {
-		if (log_on(LOG_DEBUG)) {
-			conn_peer_format(&c->peer, peer, sizeof peer);
-			log_msg(LOG_DEBUG, "connection %s fd %d: stale record (fd closed or reused "
-					   "behind our back), dropped", peer, c->fd);
-		}
+	if (fstat(c->fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() ||
+	    (uint64_t)st.st_ino != c->ino) {
+		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped", c->fd);
 		conntab_remove_locked(c);
 		conntab_unlock();
 		return;
@@ -103,29 +142,50 @@ static void examine(const struct conn_ref *ref, uint64_t now, uint64_t *next_wai
 	memset(&in, 0, sizeof in);
 	in.rx = conn_rx(c);
 	in.kernel_rx = -1;
-	in.age_ns = now > c->accepted_ns ? now - c->accepted_ns : 0;
-	in.grace_ns = shim_cfg.grace_ns;
+	in.quiet_ns = -1;
+	in.outq = -1;
+	in.age_ns = ps->now > c->accepted_ns ? ps->now - c->accepted_ns : 0;
 	in.shared = !!(c->flags & CONN_SHARED);
+	in.draining = drain;
+	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
+			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
+	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
+	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
 	int q = 0;
 	in.queued = ioctl(c->fd, SIOCINQ, &q) < 0 ? -1 : q;
-	if (c->peer.family == AF_INET || c->peer.family == AF_INET6) {
+	if (c->family == AF_INET || c->family == AF_INET6) {
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
 		memset(&ti, 0, sizeof ti);
 		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
 			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
+			uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
+						 ? ti.tcpi_last_data_recv
+						 : ti.tcpi_last_data_sent;
+			in.quiet_ns = (int64_t)quiet * 1000000;
+		}
+	} else {
+		in.quiet_ns = sampled_quiet(c, ps->now);
 	}
-	pol_decide(&in, &out);
+	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0)) {
+		int oq = 0;
+		in.outq = ioctl(c->fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
+	}
+	pol_decide(&params, &in, &out);
 	switch (out.verdict) {
 	case POL_RELEASE:
 		if (shutdown(c->fd, SHUT_RDWR) == 0 || errno == ENOTCONN) {
 			c->flags |= CONN_RELEASED;
-			(*released)++;
-			if (log_on(LOG_DEBUG)) {
-				conn_peer_format(&c->peer, peer, sizeof peer);
-				log_msg(LOG_DEBUG, "connection %s shut down (%s, age %llu ms)", peer,
-					pol_reason_name(out.reason),
+			ps->released[out.reason]++;
+			stats_released(out.reason);
+			enum log_level l = out.reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
+			if (log_on(l)) {
+				log_peer(c->fd, peer, sizeof peer);
+				log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
+					peer, out.reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
+					pol_reason_name(out.reason), (unsigned long long)in.rx,
+					(unsigned long long)conn_tx(c),
 					(unsigned long long)(in.age_ns / 1000000));
 			}
 		} else {
@@ -133,12 +193,12 @@ static void examine(const struct conn_ref *ref, uint64_t now, uint64_t *next_wai
 		}
 		break;
 	case POL_WAIT:
-		(*waiting)++;
-		if (out.wait_ns < *next_wait)
-			*next_wait = out.wait_ns;
+		ps->waiting++;
+		if (out.wait_ns < ps->next_wait)
+			ps->next_wait = out.wait_ns;
 		break;
 	case POL_KEEP:
-		(*used)++;
+		ps->kept++;
 		break;
 	}
 	conntab_unlock();
@@ -148,26 +208,38 @@ static void examine(const struct conn_ref *ref, uint64_t now, uint64_t *next_wai
  * or UINT64_MAX when nothing is pending. */
 static uint64_t sweep(void)
 {
-	unsigned released = 0, waiting = 0, used = 0;
-	uint64_t next_wait = UINT64_MAX;
+	struct pass ps;
 	struct conn_ref *refs;
 	size_t n;
 
+	memset(&ps, 0, sizeof ps);
+	ps.next_wait = UINT64_MAX;
 	conntab_lock();
 	n = conntab_count_locked();
 	refs = n ? malloc(n * sizeof *refs) : NULL;
 	n = refs ? conntab_refs_locked(refs, n) : 0;
 	conntab_unlock();
 
-	uint64_t now = shim_now_ns();
+	ps.now = shim_now_ns();
 	for (size_t i = 0; i < n; i++)
-		examine(&refs[i], now, &next_wait, &released, &waiting, &used);
+		examine(&refs[i], &ps);
 	free(refs);
 
-	if (released || waiting)
-		LOG(LOG_INFO, "drain: released %u never-used connection(s), %u may qualify later, "
-			      "%u in use", released, waiting, used);
-	return next_wait;
+	unsigned rel = ps.released[POL_R_UNUSED] + ps.released[POL_R_IDLE] +
+		       ps.released[POL_R_FIRST_BYTE];
+	if (rel || ps.released[POL_R_DRAIN_TIMEOUT])
+		LOG(LOG_INFO, "%s: released %u connection(s) (never used %u, idle %u, no first byte "
+			      "%u), cut %u at the drain timeout; %u may qualify later, %u kept",
+		    sweeper_draining() ? "drain" : "first-byte timeout", rel,
+		    ps.released[POL_R_UNUSED], ps.released[POL_R_IDLE], ps.released[POL_R_FIRST_BYTE],
+		    ps.released[POL_R_DRAIN_TIMEOUT], ps.waiting, ps.kept);
+	if (sweeper_draining() && shim_cfg.drain_timeout_ns) {
+		uint64_t end = drain_start_ns + shim_cfg.drain_timeout_ns;
+		uint64_t left = end > ps.now ? end - ps.now : 0;
+		if (left && left < ps.next_wait)
+			ps.next_wait = left;
+	}
+	return ps.next_wait;
 }
 
 static int poll_ms(uint64_t wait_ns)
@@ -183,12 +255,19 @@ static void *sweeper_main(void *arg)
 	(void)arg;
 	uint64_t next_wait = UINT64_MAX;
 	int announced = 0;
+	/* Before a trigger, first-byte timeouts are checked in batches: a
+	 * deadline is met within an eighth of the timeout (50 ms to 1 s), and
+	 * the table is not walked for every single connection's deadline. */
+	uint64_t batch = shim_cfg.first_byte_timeout_ns / 8;
+	batch = batch < 50000000 ? 50000000 : batch > 1000000000 ? 1000000000 : batch;
 
 	for (;;) {
 		int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int timeout = sweeper_draining() ? poll_ms(next_wait) : -1;
-		int r = poll(&p, 1, timeout);
+		if (next_wait == UINT64_MAX)
+			__atomic_store_n(&wants_kick, 1, __ATOMIC_RELEASE);
+		int r = poll(&p, 1, poll_ms(next_wait));
+		__atomic_store_n(&wants_kick, 0, __ATOMIC_RELEASE);
 
 		if (r > 0 && (p.revents & POLLIN)) {
 			uint64_t v;
@@ -200,16 +279,12 @@ static void *sweeper_main(void *arg)
 			LOG(LOG_WARN, "internal eventfd %d was closed by the host; %s", fd,
 			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
 			__atomic_store_n(&wake_fd, nfd, __ATOMIC_RELEASE);
-			if (nfd < 0)
-				next_wait = 100000000;
-		} else if (r < 0 && errno != EINTR) {
-			next_wait = 100000000;
 		}
-		if (!sweeper_draining())
-			continue;
-		if (!announced) {
+		if (sweeper_draining() && !announced) {
 			announced = 1;
+			drain_start_ns = shim_now_ns();
 			int sig = __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED);
+			stats_triggered(sig, drain_start_ns);
 			if (log_on(LOG_INFO)) {
 				const char *n = cfg_signal_name(sig);
 				conntab_lock();
@@ -219,7 +294,18 @@ static void *sweeper_main(void *arg)
 					n ? n : "?", count);
 			}
 		}
-		next_wait = sweep();
+		if (sweeper_draining()) {
+			next_wait = sweep();
+		} else if (shim_cfg.first_byte_timeout_ns) {
+			next_wait = sweep();
+			if (next_wait < batch)
+				next_wait = batch;
+		} else {
+			next_wait = UINT64_MAX;
+		}
+		/* Without an eventfd we cannot be woken: poll the table. */
+		if (__atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE) < 0 && next_wait > 100000000)
+			next_wait = 100000000;
 	}
 	return NULL;
 }
@@ -274,6 +360,7 @@ void sweeper_after_fork_child(void)
 		REAL(close)(fd);
 	pthread_mutex_init(&start_mu, NULL);
 	__atomic_store_n(&started, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&wants_kick, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&draining, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);
 }

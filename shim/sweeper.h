@@ -10,8 +10,8 @@
 void sweeper_signal(int sig);
 /* From the accept path: starts the thread on first use. */
 void sweeper_ensure_started(void);
-/* From the accept path while draining: look at the new connection. */
-void sweeper_kick(void);
+/* From the accept path: a new connection the sweeper may have to time. */
+void sweeper_accepted(void);
 bool sweeper_draining(void);
 void sweeper_after_fork_child(void);
 

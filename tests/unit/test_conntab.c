@@ -22,7 +22,7 @@ TestSuite(conntab, .init = reset, .fini = reset);
 static struct conn *ins(int fd, uint64_t ino)
 {
 	conntab_lock();
-	struct conn *c = conntab_insert_locked(fd, 1, ino, 100, NULL);
+	struct conn *c = conntab_insert_locked(fd, ino, AF_INET, 100);
 	conntab_unlock();
 	return c;
 }
@@ -47,6 +47,11 @@ Test(conntab, insert_then_fast_lookup_and_count)
 	conn_add_rx(c, 10);
 	conn_add_rx(c, 5);
 	cr_assert_eq(conn_rx(c), 15);
+	cr_assert_eq(c->last_dir, CONN_DIR_RX);
+	conn_add_tx(c, 7);
+	cr_assert_eq(conn_tx(c), 7);
+	cr_assert_eq(c->last_dir, CONN_DIR_TX, "the host spoke last");
+	cr_assert_eq(c->family, AF_INET);
 	conntab_lock();
 	cr_assert_eq(conntab_count_locked(), 1);
 	cr_assert_eq(conntab_find_locked(7), c);
@@ -109,6 +114,33 @@ Test(conntab, refs_cover_every_record)
 		seen[refs[i].fd] = 1;
 		cr_assert_eq(conntab_fast(refs[i].fd)->gen, refs[i].gen);
 	}
+}
+
+Test(conntab, stats_count_accepts_and_bytes_of_closed_and_open)
+{
+	conntab_lock();
+	uint64_t acc0 = conntab_stats.accepted, rx0 = conntab_stats.closed_rx;
+	conntab_unlock();
+	struct conn *a = ins(20, 1), *b = ins(21, 2);
+	conn_add_rx(a, 100);
+	conn_add_tx(a, 5);
+	conn_add_rx(b, 1);
+	conntab_lock();
+	conntab_remove_locked(a);
+	uint64_t rx = 0, tx = 0;
+	conntab_add_open_bytes_locked(&rx, &tx);
+	cr_assert_eq(conntab_stats.accepted - acc0, 2);
+	cr_assert_eq(conntab_stats.closed_rx - rx0, 100);
+	cr_assert_eq(rx, 1);
+	cr_assert_eq(tx, 0);
+	cr_assert_geq(conntab_stats.peak, 2);
+	conntab_unlock();
+}
+
+Test(conntab, record_fits_budget)
+{
+	/* issue 6: at most 128 bytes per tracked connection, all in */
+	cr_assert_leq(sizeof(struct conn), 112, "struct conn grew to %zu bytes", sizeof(struct conn));
 }
 
 Test(conntab, mark_shared_sets_flag_on_all)

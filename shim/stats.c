@@ -1,0 +1,128 @@
+/*
+ * Exit statistics.  At exit (a destructor, so exit() and a return from main
+ * both write it; _exit() and death by a signal do not), one JSON object is
+ * written to GRACESHIM_STATS: connections accepted, released by reason, cut
+ * at the drain deadline, bytes, and the time from trigger to exit.
+ *
+ * Written safely: to a temporary file beside the target (O_EXCL, O_NOFOLLOW,
+ * mode 0600), then rename()d over it, so a reader never sees half an object
+ * and a planted symlink is never followed.
+ */
+#include "stats.h"
+
+#include "conntab.h"
+#include "log.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t released[POL_R_DRAIN_TIMEOUT + 1]; /* written by the sweeper only */
+static int trig_sig;
+static uint64_t trig_ns;
+
+void stats_released(enum pol_reason r)
+{
+	__atomic_fetch_add(&released[r], 1, __ATOMIC_RELAXED);
+}
+
+void stats_triggered(int sig, uint64_t now_ns)
+{
+	__atomic_store_n(&trig_ns, now_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&trig_sig, sig, __ATOMIC_RELEASE);
+}
+
+int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
+{
+	const char *name = s->trigger_sig ? cfg_signal_name(s->trigger_sig) : NULL;
+	char trig[32];
+
+	if (!s->trigger_sig)
+		snprintf(trig, sizeof trig, "null");
+	else if (name)
+		snprintf(trig, sizeof trig, "\"SIG%s\"", name);
+	else
+		snprintf(trig, sizeof trig, "%d", s->trigger_sig);
+	char t2e[32];
+	if (s->trigger_to_exit_ms < 0)
+		snprintf(t2e, sizeof t2e, "null");
+	else
+		snprintf(t2e, sizeof t2e, "%" PRId64, s->trigger_to_exit_ms);
+	return snprintf(buf, len,
+			"{\"pid\":%d,\"accepted\":%" PRIu64 ",\"open_at_exit\":%" PRIu64
+			",\"peak_open\":%" PRIu64 ",\"released\":{\"unused\":%" PRIu64
+			",\"idle\":%" PRIu64 ",\"first_byte_timeout\":%" PRIu64
+			"},\"cut_by_drain_timeout\":%" PRIu64 ",\"bytes_received\":%" PRIu64
+			",\"bytes_sent\":%" PRIu64 ",\"trigger\":%s,\"trigger_to_exit_ms\":%s}\n",
+			s->pid, s->accepted, s->open, s->peak, s->released_unused, s->released_idle,
+			s->released_first_byte, s->cut_drain_timeout, s->bytes_received,
+			s->bytes_sent, trig, t2e);
+}
+
+static void write_stats(void)
+{
+	struct stats_snapshot s;
+	char buf[1024], tmp[CFG_PATH_MAX + 32];
+	int saved = errno;
+
+	memset(&s, 0, sizeof s);
+	s.pid = (int)getpid();
+	/* The host may call exit() from a signal handler that interrupted us
+	 * inside the table lock: never wait for it for long. */
+	int locked = 0;
+	for (int i = 0; i < 200 && !(locked = pthread_mutex_trylock(&conntab_mu) == 0); i++)
+		usleep(1000);
+	if (locked) {
+		s.accepted = conntab_stats.accepted;
+		s.open = conntab_count_locked();
+		s.peak = conntab_stats.peak;
+		s.bytes_received = conntab_stats.closed_rx;
+		s.bytes_sent = conntab_stats.closed_tx;
+		conntab_add_open_bytes_locked(&s.bytes_received, &s.bytes_sent);
+		pthread_mutex_unlock(&conntab_mu);
+	}
+	s.released_unused = __atomic_load_n(&released[POL_R_UNUSED], __ATOMIC_RELAXED);
+	s.released_idle = __atomic_load_n(&released[POL_R_IDLE], __ATOMIC_RELAXED);
+	s.released_first_byte = __atomic_load_n(&released[POL_R_FIRST_BYTE], __ATOMIC_RELAXED);
+	s.cut_drain_timeout = __atomic_load_n(&released[POL_R_DRAIN_TIMEOUT], __ATOMIC_RELAXED);
+	s.trigger_sig = __atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE);
+	s.trigger_to_exit_ms = s.trigger_sig
+				       ? (int64_t)((shim_now_ns() - __atomic_load_n(&trig_ns, __ATOMIC_RELAXED)) / 1000000)
+				       : -1;
+	int n = stats_format(&s, buf, sizeof buf);
+
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", shim_cfg.stats_file, s.pid);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		LOG(LOG_WARN, "GRACESHIM_STATS: cannot create %s: %s", tmp, strerror(errno));
+		errno = saved;
+		return;
+	}
+	int ok = n > 0 && syscall(SYS_write, fd, buf, (size_t)n) == n && fsync(fd) == 0;
+	syscall(SYS_close, fd); /* not through our close(): it is our fd */
+	if (!ok || rename(tmp, shim_cfg.stats_file) < 0) {
+		LOG(LOG_WARN, "GRACESHIM_STATS: cannot write %s: %s", shim_cfg.stats_file, strerror(errno));
+		unlink(tmp);
+	}
+	errno = saved;
+}
+
+static int stats_armed;
+
+void stats_init(void)
+{
+	if (shim_cfg.stats_file[0])
+		stats_armed = 1;
+}
+
+__attribute__((destructor)) static void stats_at_exit(void)
+{
+	if (stats_armed && shim_active)
+		write_stats();
+}

@@ -1,0 +1,28 @@
+/*
+ * GRACESHIM_STATS: counters kept while the process runs and one JSON object
+ * written at exit.
+ */
+#ifndef GRACESHIM_STATS_H
+#define GRACESHIM_STATS_H
+
+#include "policy.h"
+
+#include <stdint.h>
+
+/* Sweeper thread only. */
+void stats_released(enum pol_reason r);
+void stats_triggered(int sig, uint64_t now_ns);
+/* Registers the exit hook when GRACESHIM_STATS is set. */
+void stats_init(void);
+/* The JSON object (pure: for tests and the exit hook). */
+struct stats_snapshot {
+	int pid;
+	uint64_t accepted, open, peak;
+	uint64_t released_unused, released_idle, released_first_byte, cut_drain_timeout;
+	uint64_t bytes_received, bytes_sent;
+	int trigger_sig;
+	int64_t trigger_to_exit_ms; /* -1: no trigger */
+};
+int stats_format(const struct stats_snapshot *s, char *buf, size_t len);
+
+#endif
