@@ -35,7 +35,7 @@ FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXTURE_SRC))
 
 LIB := $(B)/libgraceshim.so
 
-.PHONY: all test unit integration check deps demo clean format format-check
+.PHONY: all test unit integration check deps demo e2e clean format format-check
 all: $(LIB) $(B)/graceshim-check
 
 uthash_check := $(shell test -f /usr/include/uthash.h && echo yes)
@@ -77,8 +77,13 @@ test: unit integration
 deps:
 	@scripts/install-deps
 
+# The seed case for real: hyper 0.14 (built offline from Debian's crates)
+# against headless Chromium, a Chrome-like client and curl.
+e2e: $(LIB)
+	GRACESHIM_LIB=$(CURDIR)/$(LIB) tests/e2e/run
+
 check: deps
-	$(MAKE) test test-launcher
+	$(MAKE) test test-launcher e2e
 
 demo: deps
 	$(MAKE) all $(FIXTURES)
