@@ -56,13 +56,17 @@ $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< $(LDSAN)
 
+$(B)/fixtures/tlsserver: tests/fixtures/tlsserver.c tests/fixtures/fixture.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< -lssl -lcrypto $(LDSAN)
+
 $(B)/tests/unit: $(UNIT_SRC) $(PURE_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -Ishim -o $@ $(UNIT_SRC) $(PURE_OBJ) -lcriterion $(LDSAN)
 
 $(B)/tests/integration: $(INTEG_SRC) $(wildcard tests/integration/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fvisibility=default -o $@ $(INTEG_SRC) -lcriterion $(LDSAN)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $(INTEG_SRC) -lcriterion -lssl -lcrypto $(LDSAN)
 
 unit: $(B)/tests/unit
 	$(TEST_PREFIX) $(B)/tests/unit

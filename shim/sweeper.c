@@ -253,7 +253,6 @@ static int poll_ms(uint64_t wait_ns)
 static void *sweeper_main(void *arg)
 {
 	(void)arg;
-	uint64_t next_wait = UINT64_MAX;
 	int announced = 0;
 	/* Before a trigger, first-byte timeouts are checked in batches: a
 	 * deadline is met within an eighth of the timeout (50 ms to 1 s), and
@@ -262,24 +261,6 @@ static void *sweeper_main(void *arg)
 	batch = batch < 50000000 ? 50000000 : batch > 1000000000 ? 1000000000 : batch;
 
 	for (;;) {
-		int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (next_wait == UINT64_MAX)
-			__atomic_store_n(&wants_kick, 1, __ATOMIC_RELEASE);
-		int r = poll(&p, 1, poll_ms(next_wait));
-		__atomic_store_n(&wants_kick, 0, __ATOMIC_RELEASE);
-
-		if (r > 0 && (p.revents & POLLIN)) {
-			uint64_t v;
-			syscall(SYS_read, fd, &v, sizeof v);
-		} else if (r > 0 && (p.revents & POLLNVAL)) {
-			/* The host closed our eventfd (closefrom, close_range):
-			 * make a new one rather than spin or die. */
-			int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			LOG(LOG_WARN, "internal eventfd %d was closed by the host; %s", fd,
-			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
-			__atomic_store_n(&wake_fd, nfd, __ATOMIC_RELEASE);
-		}
 		if (sweeper_draining() && !announced) {
 			announced = 1;
 			drain_start_ns = shim_now_ns();
@@ -294,18 +275,38 @@ static void *sweeper_main(void *arg)
 					n ? n : "?", count);
 			}
 		}
+		/* Ask to be kicked before looking: an accept that lands after
+		 * our look still wakes us. */
+		__atomic_store_n(&wants_kick, 1, __ATOMIC_RELEASE);
+		uint64_t next_wait = UINT64_MAX;
 		if (sweeper_draining()) {
 			next_wait = sweep();
 		} else if (shim_cfg.first_byte_timeout_ns) {
 			next_wait = sweep();
 			if (next_wait < batch)
 				next_wait = batch;
-		} else {
-			next_wait = UINT64_MAX;
 		}
+		/* A deadline ahead: later connections have later deadlines. */
+		if (next_wait != UINT64_MAX)
+			__atomic_store_n(&wants_kick, 0, __ATOMIC_RELEASE);
 		/* Without an eventfd we cannot be woken: poll the table. */
-		if (__atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE) < 0 && next_wait > 100000000)
+		int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+		if (fd < 0 && next_wait > 100000000)
 			next_wait = 100000000;
+
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, poll_ms(next_wait));
+		if (r > 0 && (p.revents & POLLIN)) {
+			uint64_t v;
+			syscall(SYS_read, fd, &v, sizeof v);
+		} else if (r > 0 && (p.revents & POLLNVAL)) {
+			/* The host closed our eventfd (closefrom, close_range):
+			 * make a new one rather than spin or die. */
+			int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			LOG(LOG_WARN, "internal eventfd %d was closed by the host; %s", fd,
+			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
+			__atomic_store_n(&wake_fd, nfd, __ATOMIC_RELEASE);
+		}
 	}
 	return NULL;
 }

@@ -1,0 +1,202 @@
+/*
+ * Policies and timeouts against fixture servers: idle keep-alive and TLS
+ * connections (policy idle), a download that idle must not cut, the
+ * first-byte timeout without any signal, the drain deadline, and the exit
+ * statistics.  Each "released" case has its "not released" twin.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROMPT_MS 4000
+#define HANG_MS 3000
+
+static struct server srv;
+
+static void teardown(void)
+{
+	server_stop(&srv);
+}
+
+TestSuite(policy, .fini = teardown, .timeout = 60);
+
+/* A keep-alive client: one request answered, the connection kept open. */
+static long keepalive_idle(const char *const *env)
+{
+	const char *const args[] = {"hyperlike", "--wait-idle", NULL};
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_eq(http_read_response(fd, 5000), 2048);
+	sleep_ms(100);
+	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
+	close(fd);
+	return ms;
+}
+
+Test(policy, unused_policy_leaves_keepalive_idle_connection)
+{
+	cr_assert_eq(keepalive_idle(NULL), -1, "policy unused must not release a used connection");
+}
+
+Test(policy, idle_policy_releases_keepalive_idle_connection)
+{
+	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=300ms", NULL};
+	long ms = keepalive_idle(env);
+	cr_assert_geq(ms, 0, "policy idle must release the idle keep-alive connection");
+}
+
+/* TLS: the handshake completes, then the client is silent. */
+static long tls_idle(const char *const *env)
+{
+	const char *const args[] = {"tlsserver", NULL};
+	server_start(&srv, true, args, env);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	int fd = tcp_connect(AF_INET, srv.port);
+	SSL *ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	cr_assert_eq(SSL_connect(ssl), 1, "TLS handshake failed");
+	sleep_ms(200);
+	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return ms;
+}
+
+Test(policy, tls_handshake_then_idle_not_released_by_unused)
+{
+	cr_assert_eq(tls_idle(NULL), -1, "a TLS connection received a ClientHello: not unused");
+}
+
+Test(policy, tls_handshake_then_idle_released_by_idle)
+{
+	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=300ms", NULL};
+	cr_assert_geq(tls_idle(env), 0, "policy idle must release the quiet TLS connection");
+}
+
+/* A download in progress, stalled by a slow client: the server has more
+ * to send than the peer has taken.  idle must not cut it. */
+Test(policy, idle_policy_does_not_cut_a_stalled_download)
+{
+	const char *const args[] = {"hyperlike", "--body-bytes", "16000000", NULL};
+	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=200ms", NULL};
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	int small = 65536; /* smaller than the body by far; fast enough to drain */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	cr_assert(send_str(fd, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
+	sleep_ms(300); /* the server fills the buffers and blocks */
+	kill(srv.pid, SIGINT);
+	sleep_ms(1200); /* well past the quiet time, the download still stalled */
+	long got = http_read_response(fd, 20000);
+	cr_assert_eq(got, 16000000, "the stalled download was cut (%ld)\n%s", got, server_stderr(&srv));
+	close(fd);
+	cr_assert_geq(server_wait(&srv, PROMPT_MS), 0);
+}
+
+/* The first-byte timeout applies at any time, with no signal at all. */
+Test(policy, first_byte_timeout_without_signal)
+{
+	const char *const args[] = {"hyperlike", NULL};
+	const char *const env[] = {"GRACESHIM_FIRST_BYTE_TIMEOUT=500ms", NULL};
+	server_start(&srv, true, args, env);
+	long t0 = now_ms();
+	int silent = tcp_connect(AF_INET, srv.port);
+	int talker = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(talker, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_eq(http_read_response(talker, 5000), 2048);
+	long ms = wait_eof(silent, 5000);
+	long elapsed = now_ms() - t0;
+	cr_assert_geq(ms, 0, "the silent connection was not released");
+	cr_assert_geq(elapsed, 450, "released after %ld ms, before the 500 ms timeout", elapsed);
+	/* the talker is untouched and still served */
+	sleep_ms(700);
+	cr_assert(send_str(talker, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_eq(http_read_response(talker, 5000), 2048, "a used connection was cut");
+	cr_assert_eq(server_wait(&srv, 10), -1, "the server itself must keep running");
+	close(silent);
+	close(talker);
+}
+
+Test(policy, no_first_byte_timeout_by_default)
+{
+	const char *const args[] = {"hyperlike", NULL};
+	server_start(&srv, true, args, NULL);
+	int silent = tcp_connect(AF_INET, srv.port);
+	cr_assert_eq(wait_eof(silent, 1500), -1, "released without a trigger or a timeout");
+	close(silent);
+}
+
+/* A request that never ends: only the drain deadline may cut it. */
+static long never_ending_request(const char *const *env, char *err, size_t len)
+{
+	const char *const args[] = {"hyperlike", NULL};
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n")); /* headers never finish */
+	sleep_ms(200);
+	long ms = server_signal_and_wait(&srv, SIGINT, HANG_MS);
+	snprintf(err, len, "%s", server_stderr(&srv));
+	close(fd);
+	return ms;
+}
+
+Test(policy, active_request_is_never_cut_without_drain_timeout)
+{
+	char err[4096];
+	cr_assert_eq(never_ending_request(NULL, err, sizeof err), -1);
+}
+
+Test(policy, drain_timeout_cuts_a_never_ending_request)
+{
+	const char *const env[] = {"GRACESHIM_DRAIN_TIMEOUT=1s", NULL};
+	char err[4096];
+	long ms = never_ending_request(env, err, sizeof err);
+	cr_assert_geq(ms, 800, "cut after %ld ms, before the 1 s deadline", ms);
+	cr_assert(strstr(err, "cut (drain timeout"), "the cut is logged:\n%s", err);
+}
+
+Test(policy, stats_json_at_exit)
+{
+	char path[128], buf[2048] = "";
+	snprintf(path, sizeof path, "/tmp/graceshim-stats-%d.json", (int)getpid());
+	unlink(path);
+	char var[160];
+	snprintf(var, sizeof var, "GRACESHIM_STATS=%s", path);
+	const char *const args[] = {"hyperlike", NULL};
+	const char *const env[] = {var, NULL};
+	server_start(&srv, true, args, env);
+	int used = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(used, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+	cr_assert_eq(http_read_response(used, 5000), 2048);
+	close(used);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(200);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
+	close(spare);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "no stats file");
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	unlink(path);
+	cr_assert(strstr(buf, "\"accepted\":2,"), "%s", buf);
+	cr_assert(strstr(buf, "\"released\":{\"unused\":1,\"idle\":0,\"first_byte_timeout\":0}"), "%s", buf);
+	cr_assert(strstr(buf, "\"trigger\":\"SIGINT\""), "%s", buf);
+	cr_assert(strstr(buf, "\"open_at_exit\":0"), "%s", buf);
+	cr_assert(strstr(buf, "\"bytes_sent\":"), "%s", buf);
+	long rx = strtol(strstr(buf, "\"bytes_received\":") + 17, NULL, 10);
+	cr_assert_eq(rx, 46, "bytes received: %ld\n%s", rx, buf);
+}
