@@ -218,6 +218,33 @@ void cfg_defaults(struct cfg *c)
 	c->log_level = LOG_WARN;
 	c->policy = POLICY_UNUSED;
 	c->idle_quiet_ns = CFG_IDLE_QUIET_DEFAULT_NS;
+	c->triggers = TRIGGER_SIGNAL | TRIGGER_LISTENER;
+}
+
+/* "signal", "listener", or both, comma or space separated. */
+static int parse_triggers(const char *s, unsigned *out)
+{
+	unsigned t = 0;
+	while (*s) {
+		size_t len = 0;
+		while (*s == ',' || *s == ' ')
+			s++;
+		if (!*s)
+			break;
+		while (s[len] && s[len] != ',' && s[len] != ' ')
+			len++;
+		if (len == 6 && strncasecmp(s, "signal", 6) == 0)
+			t |= TRIGGER_SIGNAL;
+		else if (len == 8 && strncasecmp(s, "listener", 8) == 0)
+			t |= TRIGGER_LISTENER;
+		else
+			return -1;
+		s += len;
+	}
+	if (!t)
+		return -1;
+	*out = t;
+	return 0;
 }
 
 struct reporter {
@@ -296,6 +323,9 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 		   "logging to stderr");
 	parse_path(&r, get("GRACESHIM_STATS", ctx), "GRACESHIM_STATS", c->stats_file,
 		   "no statistics");
+
+	if ((v = get("GRACESHIM_TRIGGERS", ctx)) && parse_triggers(v, &c->triggers) < 0)
+		bad(&r, "GRACESHIM_TRIGGERS", v, "signal, listener or signal,listener; using signal,listener");
 
 	if ((v = get("GRACESHIM_POLICY", ctx))) {
 		if (strcasecmp(v, "unused") == 0)

@@ -13,6 +13,7 @@
 
 enum log_level { LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 enum policy { POLICY_UNUSED, POLICY_IDLE };
+enum trigger { TRIGGER_SIGNAL = 1, TRIGGER_LISTENER = 2 };
 
 /* GRACESHIM_IDLE_QUIET's default: long enough that a request crossing a real
  * network (RTTs of a few hundred ms) is not taken for silence, short enough
@@ -34,6 +35,7 @@ struct cfg {
 	uint64_t first_byte_timeout_ns; /* 0: off */
 	uint64_t drain_timeout_ns;      /* 0: off */
 	char stats_file[CFG_PATH_MAX];  /* empty: no stats */
+	unsigned triggers;              /* enum trigger bits */
 };
 
 /* Returns the value of a variable or NULL (getenv's contract). */

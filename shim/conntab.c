@@ -79,6 +79,8 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 	 * behind our back (fclose, a raw syscall) and the number reused. */
 	if ((c = conntab_find_locked(fd)))
 		conntab_remove_locked(c);
+	if ((c = conntab_slot_locked(fd)) && c->kind != CONN_KIND_CONN)
+		conntab_special_remove_locked(c);
 	slot = slot_for(fd, true);
 	if (!slot)
 		return NULL;
@@ -129,6 +131,70 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 	return n;
 }
 
+static struct conn specials[CONNTAB_MAX_SPECIALS]; /* kind 0: free */
+
+struct conn *conntab_slot_locked(int fd)
+{
+	struct conn **slot = (unsigned)fd < CONNTAB_MAX_FD ? slot_for(fd, false) : NULL;
+	return slot ? *slot : NULL;
+}
+
+struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t ino)
+{
+	struct conn *c, **slot;
+
+	if (fd < 0 || (unsigned)fd >= CONNTAB_MAX_FD || kind == CONN_KIND_CONN)
+		return NULL;
+	c = conntab_slot_locked(fd);
+	if (c && c->kind == kind && c->ino == ino)
+		return c;
+	if (c && c->kind == CONN_KIND_CONN)
+		conntab_remove_locked(c); /* stale: the number was reused */
+	else if (c)
+		conntab_special_remove_locked(c);
+	if (!(slot = slot_for(fd, true)))
+		return NULL;
+	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++) {
+		if (specials[i].kind == CONN_KIND_CONN) {
+			c = &specials[i];
+			memset(c, 0, sizeof *c);
+			c->fd = fd;
+			c->kind = (uint8_t)kind;
+			c->ino = ino;
+			c->gen = next_gen++;
+			__atomic_store_n(slot, c, __ATOMIC_RELEASE);
+			return c;
+		}
+	}
+	return NULL;
+}
+
+void conntab_special_remove_locked(struct conn *c)
+{
+	struct conn **slot = slot_for(c->fd, false);
+	if (slot && *slot == c)
+		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
+	c->kind = CONN_KIND_CONN; /* free */
+}
+
+size_t conntab_special_count_locked(enum conn_kind kind)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)
+		n += specials[i].kind == kind;
+	return n;
+}
+
+size_t conntab_special_fds_locked(unsigned lo, unsigned hi, int *out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS && n < max; i++)
+		if (specials[i].kind != CONN_KIND_CONN && (unsigned)specials[i].fd >= lo &&
+		    (unsigned)specials[i].fd <= hi)
+			out[n++] = specials[i].fd;
+	return n;
+}
+
 void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx)
 {
 	struct conn *c, *tmp;
@@ -151,6 +217,9 @@ void conntab_clear_locked(void)
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
 	conntab_remove_locked(c);
+	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)
+		if (specials[i].kind != CONN_KIND_CONN)
+			conntab_special_remove_locked(&specials[i]);
 }
 
 void conn_peer_from_sockaddr(struct conn_peer *p, const struct sockaddr *sa, socklen_t len)

@@ -37,6 +37,12 @@ enum conn_flags {
 
 enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
 
+/* What an fd in the filter is.  Only connections live in the uthash table;
+ * listeners (for the listener trigger) and signalfds (to notice a trigger
+ * signal consumed there) sit in the filter only, from a small fixed pool. */
+enum conn_kind { CONN_KIND_CONN, CONN_KIND_LISTENER, CONN_KIND_SIGNALFD };
+#define CONNTAB_MAX_SPECIALS 256
+
 /* 108 bytes, 56 of them uthash's handle: the peer address is not stored
  * (logs ask the kernel with getpeername while the fd is open) and the
  * device is the one sockfs device, kept once (conntab_sock_dev). */
@@ -46,13 +52,15 @@ struct conn {
 	uint32_t gen;
 	uint64_t ino;         /* identity from fstat at accept time */
 	uint64_t accepted_ns; /* CLOCK_MONOTONIC */
-	uint64_t rx, tx;      /* bytes received/sent: relaxed atomics, hot path */
+	uint64_t rx, tx;      /* bytes received/sent: relaxed atomics, hot path;
+			       * a listener: rx counts its accepts; a signalfd:
+			       * tx holds its mask of signals 1..64 */
 	uint32_t sample_sum;  /* sweeper only: rx+tx when last seen changing */
 	uint32_t sample_ms;   /* sweeper only: when that was (ms, shim clock) */
 	uint8_t flags;        /* conn_flags, under conntab_mu */
 	uint8_t family;       /* AF_INET, AF_INET6, AF_UNIX */
 	uint8_t last_dir;     /* conn_dir of the last transfer: hot path */
-	uint8_t pad;
+	uint8_t kind;         /* conn_kind */
 };
 
 #define CONNTAB_PAGE_BITS 10
@@ -112,6 +120,15 @@ struct conn_ref {
 size_t conntab_refs_locked(struct conn_ref *out, size_t max);
 /* Adds the byte counts of the open records. */
 void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx);
+/* The record in the filter for fd, of any kind (NULL if none). */
+struct conn *conntab_slot_locked(int fd);
+/* Listeners and signalfds: added to the filter (replacing a stale record of
+ * another kind), removed, counted.  NULL when the pool is full. */
+struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t ino);
+void conntab_special_remove_locked(struct conn *c);
+size_t conntab_special_count_locked(enum conn_kind kind);
+/* fds of the specials within [lo, hi]; returns how many (at most max). */
+size_t conntab_special_fds_locked(unsigned lo, unsigned hi, int *out, size_t max);
 /* Marks every record CONN_SHARED (at fork, in parent and child). */
 void conntab_mark_shared_locked(void);
 /* Drops everything (the child of a fork keeps records: not used there). */

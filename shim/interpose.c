@@ -18,7 +18,9 @@
 #include <linux/close_range.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <stdarg.h>
 #include <sys/sendfile.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -81,11 +83,44 @@ uint64_t shim_sock_dev(void)
 	return __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
 }
 
+/* A socket the process accepts on is a listener, whether it called listen()
+ * itself, inherited it across fork, or got it from systemd. */
+static void note_listener(int lfd, bool accepted)
+{
+	struct conn *l = conntab_fast(lfd);
+	if (__builtin_expect(!l || l->kind != CONN_KIND_LISTENER, 0)) {
+		int saved = errno;
+		struct stat st;
+		if (fstat(lfd, &st) == 0) {
+			conntab_lock();
+			l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
+			conntab_unlock();
+		}
+		errno = saved;
+		if (!l)
+			return;
+	}
+	if (accepted)
+		__atomic_store_n(&l->rx, __atomic_load_n(&l->rx, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
 	int r = REAL(accept)(fd, addr, addrlen);
-	if (r >= 0 && shim_on())
+	if (r >= 0 && shim_on()) {
+		note_listener(fd, true);
 		track(r, addr, addrlen);
+	}
+	return r;
+}
+
+SHIM_EXPORT int listen(int fd, int backlog)
+{
+	int r = REAL(listen)(fd, backlog);
+	if (r == 0 && shim_on()) {
+		note_listener(fd, false);
+		sweeper_listening();
+	}
 	return r;
 }
 
@@ -96,8 +131,10 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 		r = REAL(accept4)(fd, addr, addrlen, flags);
 	else
 		r = (int)syscall(SYS_accept4, fd, addr, addrlen, flags);
-	if (r >= 0 && shim_on())
+	if (r >= 0 && shim_on()) {
+		note_listener(fd, true);
 		track(r, addr, addrlen);
+	}
 	return r;
 }
 
@@ -110,11 +147,29 @@ static void first_byte(struct conn *c)
 	log_msg(LOG_TRACE, "connection %s first byte received", p);
 }
 
-static inline ssize_t count_rx(int fd, ssize_t r)
+/* A read from a signalfd that carries a trigger signal: the application
+ * consumes its signals there (the signal blocked, no handler), so this is
+ * where the trigger shows.  We only look; the application gets every byte. */
+static void signalfd_read(struct conn *c, const void *buf, ssize_t r)
+{
+	const struct signalfd_siginfo *si = buf;
+	for (ssize_t i = 0; i + (ssize_t)sizeof *si <= r; i += (ssize_t)sizeof *si, si++) {
+		uint32_t sig = si->ssi_signo;
+		if (sig >= 1 && sig <= 64 && (c->tx & (1ull << (sig - 1))) && shim_is_trigger((int)sig))
+			sweeper_signal((int)sig);
+	}
+}
+
+static inline ssize_t count_rx_buf(int fd, ssize_t r, const void *buf)
 {
 	if (r > 0) {
 		struct conn *c = conntab_fast(fd);
 		if (c) {
+			if (__builtin_expect(c->kind != CONN_KIND_CONN, 0)) {
+				if (c->kind == CONN_KIND_SIGNALFD && buf)
+					signalfd_read(c, buf, r);
+				return r;
+			}
 			if (__builtin_expect(conn_rx(c) == 0, 0) && log_on(LOG_TRACE))
 				first_byte(c);
 			conn_add_rx(c, (uint64_t)r);
@@ -123,9 +178,14 @@ static inline ssize_t count_rx(int fd, ssize_t r)
 	return r;
 }
 
+static inline ssize_t count_rx(int fd, ssize_t r)
+{
+	return count_rx_buf(fd, r, NULL);
+}
+
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	return count_rx(fd, REAL(read)(fd, buf, n));
+	return count_rx_buf(fd, REAL(read)(fd, buf, n), buf);
 }
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
@@ -157,7 +217,7 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 /* _FORTIFY_SOURCE entry points: Debian builds nginx and friends with them. */
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	return count_rx(fd, REAL(read_chk)(fd, buf, n, buflen));
+	return count_rx_buf(fd, REAL(read_chk)(fd, buf, n, buflen), buf);
 }
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -196,7 +256,7 @@ static inline ssize_t count_tx(int fd, ssize_t r)
 {
 	if (r > 0) {
 		struct conn *c = conntab_fast(fd);
-		if (c)
+		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1))
 			conn_add_tx(c, (uint64_t)r);
 	}
 	return r;
@@ -274,38 +334,86 @@ static void forget_locked(struct conn *c)
 	conntab_remove_locked(c);
 }
 
+/* Forgets whatever the filter holds for fd; the table lock is held.  The
+ * last listener going away (after the process accepted something) is the
+ * listener trigger. */
+static void forget_fd_locked(int fd)
+{
+	struct conn *c = conntab_slot_locked(fd);
+	if (!c)
+		return;
+	if (c->kind == CONN_KIND_CONN) {
+		forget_locked(c);
+		return;
+	}
+	bool listener = c->kind == CONN_KIND_LISTENER;
+	conntab_special_remove_locked(c);
+	if (listener && (shim_cfg.triggers & TRIGGER_LISTENER) && conntab_stats.accepted > 0 &&
+	    conntab_special_count_locked(CONN_KIND_LISTENER) == 0)
+		sweeper_listener_closed();
+}
+
 static void forget(int fd)
 {
 	if (__builtin_expect(!conntab_fast(fd), 1))
 		return;
+	int saved = errno;
 	conntab_lock();
-	struct conn *c = conntab_find_locked(fd);
-	if (c)
-		forget_locked(c);
+	forget_fd_locked(fd);
 	conntab_unlock();
+	errno = saved;
 }
 
 static void forget_range(unsigned lo, unsigned hi)
 {
 	struct conn_ref *refs;
 	size_t n;
+	int sp[CONNTAB_MAX_SPECIALS];
 
 	conntab_lock();
 	n = conntab_count_locked();
 	if (n && (refs = malloc(n * sizeof *refs))) {
 		n = conntab_refs_locked(refs, n);
-		for (size_t i = 0; i < n; i++) {
-			if ((unsigned)refs[i].fd >= lo && (unsigned)refs[i].fd <= hi) {
-				struct conn *c = conntab_find_locked(refs[i].fd);
-				if (c)
-					forget_locked(c);
-			}
-		}
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned)refs[i].fd >= lo && (unsigned)refs[i].fd <= hi)
+				forget_fd_locked(refs[i].fd);
 		free(refs);
 	}
 	/* Out of memory: the records stay and are caught as stale by the
 	 * identity check before any action. */
+	n = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
+	for (size_t i = 0; i < n; i++)
+		forget_fd_locked(sp[i]);
 	conntab_unlock();
+}
+
+/* newfd now refers to oldfd's socket: one socket, several fds.  The new fd
+ * gets a record of its own, and both count as shared (a read on one is not
+ * seen on the other), as across a fork. */
+static void track_dup(int oldfd, int newfd)
+{
+	if (__builtin_expect(!conntab_fast(oldfd), 1) || oldfd == newfd)
+		return;
+	int saved = errno;
+	conntab_lock();
+	struct conn *c = conntab_slot_locked(oldfd), *n = NULL;
+	if (c && c->kind == CONN_KIND_CONN) {
+		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ns);
+		if (n) {
+			n->rx = conn_rx(c);
+			n->tx = conn_tx(c);
+			n->last_dir = c->last_dir;
+			n->flags = c->flags | CONN_SHARED;
+			c->flags |= CONN_SHARED;
+			conntab_stats.accepted--; /* the same connection, not a new one */
+		}
+	} else if (c) {
+		n = conntab_special_add_locked(newfd, (enum conn_kind)c->kind, c->ino);
+		if (n)
+			n->tx = c->tx; /* a signalfd's mask */
+	}
+	conntab_unlock();
+	errno = saved;
 }
 
 SHIM_EXPORT int close(int fd)
@@ -314,20 +422,61 @@ SHIM_EXPORT int close(int fd)
 	return REAL(close)(fd);
 }
 
+SHIM_EXPORT int dup(int oldfd)
+{
+	int r = REAL(dup)(oldfd);
+	if (r >= 0)
+		track_dup(oldfd, r);
+	return r;
+}
+
 SHIM_EXPORT int dup2(int oldfd, int newfd)
 {
 	if (oldfd != newfd)
 		forget(newfd);
-	return REAL(dup2)(oldfd, newfd);
+	int r = REAL(dup2)(oldfd, newfd);
+	if (r >= 0)
+		track_dup(oldfd, r);
+	return r;
 }
 
 SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	if (oldfd != newfd)
 		forget(newfd);
-	if (REAL(dup3))
-		return REAL(dup3)(oldfd, newfd, flags);
-	return (int)syscall(SYS_dup3, oldfd, newfd, flags);
+	int r = REAL(dup3) ? REAL(dup3)(oldfd, newfd, flags)
+			   : (int)syscall(SYS_dup3, oldfd, newfd, flags);
+	if (r >= 0)
+		track_dup(oldfd, r);
+	return r;
+}
+
+/* fcntl's third argument is an int or a pointer; like glibc's own fcntl we
+ * take it as a pointer-sized word and pass it on unchanged. */
+static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int r = fn(fd, cmd, arg);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		track_dup(fd, r);
+	return r;
+}
+
+SHIM_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return do_fcntl(REAL(fcntl), fd, cmd, arg);
+}
+
+SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return do_fcntl(REAL(fcntl64) ? REAL(fcntl64) : REAL(fcntl), fd, cmd, arg);
 }
 
 SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags)
@@ -393,6 +542,89 @@ SHIM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
 	return signal(sig, handler);
+}
+
+/* SysV sigset(): SIG_HOLD blocks, anything else installs with an empty
+ * mask and no flags and unblocks (as glibc's sysdeps/posix/sigset.c). */
+SHIM_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+	if (sig <= 0 || sig >= NSIG || !shim_on() || !shim_is_trigger(sig))
+		return REAL(sigset)(sig, disp);
+	sigset_t set, oset;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	if (disp == SIG_HOLD) {
+		struct sigaction oact;
+		if (sigprocmask(SIG_BLOCK, &set, &oset) < 0)
+			return SIG_ERR;
+		if (sigismember(&oset, sig))
+			return SIG_HOLD;
+		if (sig_action(sig, NULL, &oact) < 0)
+			return SIG_ERR;
+		return oact.sa_handler;
+	}
+	sighandler_t old = sig_signal(sig, disp, 0, 0);
+	if (old == SIG_ERR || sigprocmask(SIG_UNBLOCK, &set, &oset) < 0)
+		return SIG_ERR;
+	return sigismember(&oset, sig) ? SIG_HOLD : old;
+}
+
+/* Applications that block a trigger signal and take it from signalfd() or
+ * sigwait*(): we notice it where they do, and take nothing away. */
+SHIM_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	int r = REAL(signalfd)(fd, mask, flags);
+	if (r >= 0 && shim_on()) {
+		int saved = errno;
+		uint64_t bits = 0;
+		for (int s = 1; s <= 64 && s < NSIG; s++)
+			if (sigismember(mask, s) == 1 && shim_is_trigger(s))
+				bits |= 1ull << (s - 1);
+		conntab_lock();
+		struct conn *c = conntab_slot_locked(r);
+		if (bits && !(c && c->kind == CONN_KIND_SIGNALFD)) {
+			struct stat st;
+			if (fstat(r, &st) == 0)
+				c = conntab_special_add_locked(r, CONN_KIND_SIGNALFD, (uint64_t)st.st_ino);
+		}
+		if (c && c->kind == CONN_KIND_SIGNALFD) {
+			if (bits)
+				c->tx = bits; /* a new mask for an existing signalfd */
+			else
+				conntab_special_remove_locked(c);
+		}
+		conntab_unlock();
+		errno = saved;
+	}
+	return r;
+}
+
+static void noticed(int sig)
+{
+	if (sig > 0 && sig < NSIG && shim_on() && shim_is_trigger(sig))
+		sweeper_signal(sig);
+}
+
+SHIM_EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+	int r = REAL(sigwait)(set, sig);
+	if (r == 0)
+		noticed(*sig);
+	return r;
+}
+
+SHIM_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+	int r = REAL(sigwaitinfo)(set, info);
+	noticed(r);
+	return r;
+}
+
+SHIM_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *t)
+{
+	int r = REAL(sigtimedwait)(set, info, t);
+	noticed(r);
+	return r;
 }
 
 /* What strict ISO C programs get for signal(): one-shot, not self-masking. */

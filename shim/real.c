@@ -85,6 +85,15 @@ void real_bind(void)
 	BIND(recvmmsg, "recvmmsg");
 	BIND(sendfile, "sendfile");
 	BIND(splice, "splice");
+	BIND(listen, "listen");
+	BIND(dup, "dup");
+	BIND(fcntl, "fcntl");
+	BIND_OPT(fcntl64, "fcntl64");
+	BIND(signalfd, "signalfd");
+	BIND(sigwait, "sigwait");
+	BIND(sigwaitinfo, "sigwaitinfo");
+	BIND(sigtimedwait, "sigtimedwait");
+	BIND(sigset, "sigset");
 	BIND_OPT(accept4, "accept4");
 	BIND_OPT(dup3, "dup3");
 	BIND_OPT(close_range, "close_range");

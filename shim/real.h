@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 typedef void (*sighandler_fn)(int);
 
@@ -39,6 +40,15 @@ struct real_fns {
 	int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
 	ssize_t (*sendfile)(int, int, off_t *, size_t);
 	ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned);
+	int (*listen)(int, int);
+	int (*dup)(int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	int (*signalfd)(int, const sigset_t *, int);
+	int (*sigwait)(const sigset_t *, int *);
+	int (*sigwaitinfo)(const sigset_t *, siginfo_t *);
+	int (*sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
+	sighandler_fn (*sigset)(int, sighandler_fn);
 	/* optional: NULL when this libc lacks them */
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*dup3)(int, int, int);

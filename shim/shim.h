@@ -30,6 +30,8 @@ static inline bool shim_on(void)
 
 static inline bool shim_is_trigger(int sig)
 {
+	if (!(shim_cfg.triggers & TRIGGER_SIGNAL))
+		return false;
 	for (int i = 0; i < shim_cfg.nsignals; i++)
 		if (shim_cfg.signals[i] == sig)
 			return true;

@@ -40,11 +40,13 @@ void stats_triggered(int sig, uint64_t now_ns)
 
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
 {
-	const char *name = s->trigger_sig ? cfg_signal_name(s->trigger_sig) : NULL;
+	const char *name = s->trigger_sig > 0 ? cfg_signal_name(s->trigger_sig) : NULL;
 	char trig[32];
 
 	if (!s->trigger_sig)
 		snprintf(trig, sizeof trig, "null");
+	else if (s->trigger_sig < 0)
+		snprintf(trig, sizeof trig, "\"listener closed\"");
 	else if (name)
 		snprintf(trig, sizeof trig, "\"SIG%s\"", name);
 	else

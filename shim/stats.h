@@ -11,7 +11,7 @@
 
 /* Sweeper thread only. */
 void stats_released(enum pol_reason r);
-void stats_triggered(int sig, uint64_t now_ns);
+void stats_triggered(int sig, uint64_t now_ns); /* sig -1: listener */
 /* Registers the exit hook when GRACESHIM_STATS is set. */
 void stats_init(void);
 /* The JSON object (pure: for tests and the exit hook). */
@@ -20,7 +20,7 @@ struct stats_snapshot {
 	uint64_t accepted, open, peak;
 	uint64_t released_unused, released_idle, released_first_byte, cut_drain_timeout;
 	uint64_t bytes_received, bytes_sent;
-	int trigger_sig;
+	int trigger_sig; /* 0: none, -1: the last listener closed */
 	int64_t trigger_to_exit_ms; /* -1: no trigger */
 };
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len);

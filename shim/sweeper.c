@@ -38,8 +38,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+enum { DRAIN_NONE, DRAIN_SIGNAL, DRAIN_LISTENER };
 static int wake_fd = -1;    /* eventfd; read by the signal handler */
-static int draining;        /* set by the handler, never cleared but by fork */
+static int draining;        /* DRAIN_*: set by the handler or the listener trigger */
 static int trigger_sig;     /* the signal that started the drain */
 static int started;         /* 0 no, 2 started (or failed for good) */
 static int wants_kick;      /* the sweeper sleeps with no deadline */
@@ -59,8 +60,26 @@ void sweeper_signal(int sig)
 	int expect = 0;
 	__atomic_compare_exchange_n(&trigger_sig, &expect, sig, 0, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
-	__atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&draining, DRAIN_SIGNAL, __ATOMIC_RELEASE);
 	wake();
+}
+
+void sweeper_listener_closed(void)
+{
+	int expect = DRAIN_NONE;
+	if (__atomic_compare_exchange_n(&draining, &expect, DRAIN_LISTENER, 0, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		wake();
+}
+
+void sweeper_listening(void)
+{
+	int expect = DRAIN_LISTENER;
+	if (__atomic_compare_exchange_n(&draining, &expect, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE)) {
+		LOG(LOG_INFO, "listening again: the drain started by closing the last listener ends");
+		wake();
+	}
 }
 
 bool sweeper_draining(void)
@@ -261,18 +280,25 @@ static void *sweeper_main(void *arg)
 	batch = batch < 50000000 ? 50000000 : batch > 1000000000 ? 1000000000 : batch;
 
 	for (;;) {
-		if (sweeper_draining() && !announced) {
-			announced = 1;
+		int d = __atomic_load_n(&draining, __ATOMIC_ACQUIRE);
+		if (d != announced) {
+			/* A new drain (or a listener drain ended by a new listen). */
+			announced = d;
 			drain_start_ns = shim_now_ns();
-			int sig = __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED);
-			stats_triggered(sig, drain_start_ns);
-			if (log_on(LOG_INFO)) {
+			int sig = d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1;
+			if (d)
+				stats_triggered(sig, drain_start_ns);
+			if (d && log_on(LOG_INFO)) {
 				const char *n = cfg_signal_name(sig);
 				conntab_lock();
 				size_t count = conntab_count_locked();
 				conntab_unlock();
-				log_msg(LOG_INFO, "SIG%s received: draining, %zu tracked connection(s)",
-					n ? n : "?", count);
+				if (d == DRAIN_SIGNAL)
+					log_msg(LOG_INFO, "SIG%s received: draining, %zu tracked connection(s)",
+						n ? n : "?", count);
+				else
+					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
+							  "connection(s)", count);
 			}
 		}
 		/* Ask to be kicked before looking: an accept that lands after

@@ -13,6 +13,11 @@ void sweeper_ensure_started(void);
 /* From the accept path: a new connection the sweeper may have to time. */
 void sweeper_accepted(void);
 bool sweeper_draining(void);
+/* The last listening socket was closed (listener trigger). */
+void sweeper_listener_closed(void);
+/* A socket started listening: a drain started by the listener trigger
+ * ends (the process accepts again). */
+void sweeper_listening(void);
 void sweeper_after_fork_child(void);
 
 #endif

@@ -77,7 +77,9 @@ Test(hyperlike, disabled_shim_is_pass_through)
 
 Test(hyperlike, only_configured_signals_trigger)
 {
-	const char *const env[] = {"GRACESHIM_SIGNALS=TERM", NULL};
+	/* this host closes its listener on SIGINT: leave the listener
+	 * trigger out to see the signal list alone */
+	const char *const env[] = {"GRACESHIM_SIGNALS=TERM", "GRACESHIM_TRIGGERS=signal", NULL};
 	long ms = chrome_like(true, NULL, env, AF_INET);
 	cr_assert_eq(ms, -1, "SIGINT is not in GRACESHIM_SIGNALS=TERM: nothing may be released");
 }

@@ -263,3 +263,21 @@ Test(cfg, bad_policy_and_timeouts_keep_defaults)
 	cr_assert(strstr(e.msgs[2], "GRACESHIM_FIRST_BYTE_TIMEOUT=\"soon\""), "%s", e.msgs[2]);
 	cr_assert(strstr(e.msgs[3], "GRACESHIM_DRAIN_TIMEOUT=\"-5s\""), "%s", e.msgs[3]);
 }
+
+Test(cfg, triggers)
+{
+	struct env e = {.kv = {{"GRACESHIM_TRIGGERS", "listener"}}};
+	struct cfg c;
+	cfg_parse(&c, get, warn, &e);
+	cr_assert_eq(c.triggers, TRIGGER_LISTENER);
+	struct env d = {0};
+	cfg_parse(&c, get, warn, &d);
+	cr_assert_eq(c.triggers, TRIGGER_SIGNAL | TRIGGER_LISTENER, "both by default");
+	struct env b = {.kv = {{"GRACESHIM_TRIGGERS", "signal,socket"}}};
+	cr_assert_eq(cfg_parse(&c, get, warn, &b), 1);
+	cr_assert_eq(c.triggers, TRIGGER_SIGNAL | TRIGGER_LISTENER);
+	cr_assert(strstr(b.msgs[0], "GRACESHIM_TRIGGERS=\"signal,socket\""), "%s", b.msgs[0]);
+	struct env s = {.kv = {{"GRACESHIM_TRIGGERS", " Signal , LISTENER "}}};
+	cr_assert_eq(cfg_parse(&c, get, warn, &s), 0);
+	cr_assert_eq(c.triggers, TRIGGER_SIGNAL | TRIGGER_LISTENER);
+}

@@ -1,0 +1,102 @@
+/*
+ * Server shapes (issue 3): an epoll event loop stopped by a handler, by a
+ * signalfd, by sigwaitinfo(); pre-fork workers stopped over a pipe (no
+ * signal: only the listener trigger sees it); one socket on several fds;
+ * a listener closed and opened again.  Each with-shim case has a
+ * without-shim twin that hangs, so each can fail.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROMPT_MS 4000
+#define HANG_MS 3000
+
+static struct server srv;
+
+static void teardown(void)
+{
+	server_stop(&srv);
+}
+
+TestSuite(shapes, .fini = teardown, .timeout = 60);
+
+/* Chrome-like: a page on a kept-alive connection and an unused spare. */
+static long chrome(bool shim, const char *const *args, const char *const *env)
+{
+	server_start(&srv, shim, args, env);
+	int used = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(used, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_geq(http_read_response(used, 5000), 0);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(300);
+	long ms = server_signal_and_wait(&srv, SIGINT, shim ? PROMPT_MS : HANG_MS);
+	close(used);
+	close(spare);
+	return ms;
+}
+
+#define SHAPE(name, ...)                                                                 \
+	Test(shapes, name##_with_shim)                                                   \
+	{                                                                                \
+		const char *const args[] = {__VA_ARGS__, NULL};                          \
+		const char *const env[] = {ENV_##name, NULL};                            \
+		long ms = chrome(true, args, env);                                       \
+		cr_assert_geq(ms, 0, "still running after SIGINT; stderr:\n%s", server_stderr(&srv)); \
+	}                                                                                \
+	Test(shapes, name##_hangs_without_shim)                                          \
+	{                                                                                \
+		const char *const args[] = {__VA_ARGS__, NULL};                          \
+		cr_assert_eq(chrome(false, args, NULL), -1);                             \
+	}
+
+/* Each of these hosts closes its listener when it stops; the signal cases
+ * leave the listener trigger out, so only noticing the signal can work. */
+#define ENV_evloop_handler "GRACESHIM_TRIGGERS=signal"
+#define ENV_evloop_signalfd "GRACESHIM_TRIGGERS=signal"
+#define ENV_evloop_sigwaitinfo "GRACESHIM_TRIGGERS=signal"
+#define ENV_prefork_workers_stopped_over_pipe "GRACESHIM_TRIGGERS=signal,listener"
+#define ENV_dup_of_accepted_socket "GRACESHIM_TRIGGERS=signal"
+
+SHAPE(evloop_handler, "evloop", "--stop", "handler")
+SHAPE(evloop_signalfd, "evloop", "--stop", "signalfd")
+SHAPE(evloop_sigwaitinfo, "evloop", "--stop", "sigwait")
+SHAPE(prefork_workers_stopped_over_pipe, "evloop", "--prefork", "2")
+SHAPE(dup_of_accepted_socket, "hyperlike", "--dup-conn")
+
+Test(shapes, prefork_workers_need_the_listener_trigger)
+{
+	const char *const args[] = {"evloop", "--prefork", "2", NULL};
+	const char *const env[] = {"GRACESHIM_TRIGGERS=signal", NULL};
+	cr_assert_eq(chrome(true, args, env), -1,
+		     "the workers get no signal: without the listener trigger nothing is released");
+}
+
+Test(shapes, listener_trigger_alone)
+{
+	const char *const args[] = {"hyperlike", NULL};
+	const char *const env[] = {"GRACESHIM_TRIGGERS=listener", NULL};
+	cr_assert_geq(chrome(true, args, env), 0);
+}
+
+/* Closing the listener and listening again ends the drain: a connection
+ * accepted afterwards that takes its time to send is served, not cut. */
+Test(shapes, relisten_ends_listener_drain)
+{
+	const char *const args[] = {"hyperlike", "--relisten", NULL};
+	server_start(&srv, true, args, NULL);
+	int first = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(first, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_geq(http_read_response(first, 5000), 0);
+	sleep_ms(200);
+	int slow = tcp_connect(AF_INET, srv.port);
+	sleep_ms(600); /* silent for a while after accept */
+	cr_assert(send_str(slow, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"), "the connection was cut");
+	cr_assert_geq(http_read_response(slow, 5000), 0, "a connection after re-listen was cut");
+	close(first);
+	close(slow);
+}
