@@ -120,6 +120,9 @@ SHIM_EXPORT int listen(int fd, int backlog)
 	if (r == 0 && shim_on()) {
 		note_listener(fd, false);
 		sweeper_listening();
+		/* A server: start the sweeper now, so that a drain in a process
+		 * whose accepts we never see is at least reported. */
+		sweeper_ensure_started();
 	}
 	return r;
 }

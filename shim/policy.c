@@ -56,6 +56,8 @@ static void decide_used(const struct pol_params *p, const struct pol_input *in,
 {
 	if (!in->draining || p->policy != POLICY_IDLE)
 		set(out, POL_KEEP, POL_R_USED, 0);
+	else if (in->shared && in->kernel_rx < 0)
+		set(out, POL_KEEP, POL_R_SHARED, 0); /* its traffic may go through another fd */
 	else if (in->queued > 0)
 		set(out, POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS);
 	else if (in->outq < 0 || in->server_last < 0 || in->quiet_ns < 0)

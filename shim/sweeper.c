@@ -23,7 +23,9 @@
 #include "shim.h"
 #include "stats.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -223,6 +225,41 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	conntab_unlock();
 }
 
+/* What the shim cannot see, said once at the first drain: a process that
+ * never accepted through libc (io_uring, raw system calls) has no records. */
+static void warn_blind_spots(void)
+{
+	static int warned;
+	DIR *d;
+	struct dirent *e;
+	int uring = 0;
+	char path[300], target[64];
+
+	if (warned++)
+		return;
+	if ((d = opendir("/proc/self/fd"))) {
+		while ((e = readdir(d)) && !uring) {
+			snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+			ssize_t n = readlink(path, target, sizeof target - 1);
+			if (n > 0) {
+				target[n] = 0;
+				uring = strstr(target, "io_uring") != NULL;
+			}
+		}
+		closedir(d);
+	}
+	conntab_lock();
+	uint64_t accepted = conntab_stats.accepted;
+	conntab_unlock();
+	if (uring)
+		LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
+			      "bypass libc and graceshim cannot see them");
+	if (!accepted)
+		LOG(LOG_WARN, "no connection was accepted through libc's accept()/accept4() in this "
+			      "process: if it accepts with io_uring or raw system calls, or is statically "
+			      "linked, graceshim cannot help it");
+}
+
 /* One pass over the table.  Returns the time until something may qualify,
  * or UINT64_MAX when nothing is pending. */
 static uint64_t sweep(void)
@@ -286,8 +323,10 @@ static void *sweeper_main(void *arg)
 			announced = d;
 			drain_start_ns = shim_now_ns();
 			int sig = d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1;
-			if (d)
+			if (d) {
 				stats_triggered(sig, drain_start_ns);
+				warn_blind_spots();
+			}
 			if (d && log_on(LOG_INFO)) {
 				const char *n = cfg_signal_name(sig);
 				conntab_lock();

@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -99,4 +100,17 @@ Test(shapes, relisten_ends_listener_drain)
 	cr_assert_geq(http_read_response(slow, 5000), 0, "a connection after re-listen was cut");
 	close(first);
 	close(slow);
+}
+
+/* Limits: detect, then say so. */
+Test(shapes, io_uring_server_is_reported)
+{
+	const char *const args[] = {"uring", NULL};
+	server_start(&srv, true, args, NULL);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
+	if (WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 4)
+		cr_skip_test("io_uring_setup is not available on this kernel");
+	const char *err = server_stderr(&srv);
+	cr_assert(strstr(err, "uses io_uring"), "no io_uring warning:\n%s", err);
+	cr_assert(strstr(err, "no connection was accepted through libc"), "%s", err);
 }

@@ -55,6 +55,8 @@ ParameterizedTestParameters(policy, decides)
 		{"idle: bytes waiting: never cut", POLICY_IDLE, 0, IN(100, 130, 30, 0, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS},
 		{"idle: outq unknown: keep", POLICY_IDLE, 0, IN(100, 100, 0, -1, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
 		{"idle: direction unknown: keep", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, -1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
+		{"idle: shared unix socket: keep", POLICY_IDLE, 0, IN(100, -1, 0, 0, 5000 * MS, 9000 * MS, 1, 1, 1, 0), POL_KEEP, POL_R_SHARED, 0},
+		{"idle: shared TCP socket: kernel decides", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 1, 1, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
 		{"idle before trigger: keep", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 1, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
 		{"idle: unused still by the unused rule", POLICY_IDLE, 0, IN(0, 0, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
 		/* drain deadline */
