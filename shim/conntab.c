@@ -23,6 +23,13 @@ pthread_mutex_t conntab_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static struct conn *table;     /* uthash head */
 static struct conn *free_list; /* recycled records, linked through hh.next */
+/* uthash frees its bucket array whenever the table empties and allocates it
+ * again on the next add: with one connection coming and going that is two
+ * mallocs and two frees per connection.  A sentinel record that is never
+ * removed keeps the table from emptying. */
+static struct conn sentinel = {.fd = -1};
+static int sentinel_in;
+#define SLAB 64 /* records are allocated 64 at a time: no malloc header each */
 static uint32_t next_gen = 1;
 struct conntab_stats conntab_stats;
 
@@ -54,7 +61,7 @@ struct conn *conntab_find_locked(int fd)
 {
 	struct conn *c = NULL;
 	HASH_FIND_INT(table, &fd, c);
-	return c;
+	return c == &sentinel ? NULL : c;
 }
 
 void conntab_remove_locked(struct conn *c)
@@ -84,12 +91,24 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 	slot = slot_for(fd, true);
 	if (!slot)
 		return NULL;
-	if (free_list) {
-		c = free_list;
-		free_list = c->hh.next;
-	} else if (!(c = malloc(sizeof *c))) {
-		return NULL;
+	if (!sentinel_in) {
+		oom_hit = 0;
+		HASH_ADD_INT(table, fd, &sentinel);
+		if (oom_hit)
+			return NULL;
+		sentinel_in = 1;
 	}
+	if (!free_list) {
+		struct conn *slab = malloc(SLAB * sizeof *slab);
+		if (!slab)
+			return NULL;
+		for (int i = 0; i < SLAB; i++) {
+			slab[i].hh.next = free_list;
+			free_list = &slab[i];
+		}
+	}
+	c = free_list;
+	free_list = c->hh.next;
 	memset(c, 0, sizeof *c);
 	c->fd = fd;
 	c->gen = next_gen++;
@@ -105,14 +124,14 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 	}
 	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
 	conntab_stats.accepted++;
-	if (HASH_COUNT(table) > conntab_stats.peak)
-		conntab_stats.peak = HASH_COUNT(table);
+	if (conntab_count_locked() > conntab_stats.peak)
+		conntab_stats.peak = conntab_count_locked();
 	return c;
 }
 
 size_t conntab_count_locked(void)
 {
-	return HASH_COUNT(table);
+	return HASH_COUNT(table) - (size_t)sentinel_in;
 }
 
 size_t conntab_refs_locked(struct conn_ref *out, size_t max)
@@ -122,6 +141,8 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 
 	HASH_ITER(hh, table, c, tmp)
 	{
+		if (c == &sentinel)
+			continue;
 		if (n == max)
 			break;
 		out[n].fd = c->fd;
@@ -200,6 +221,8 @@ void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx)
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
 	{
+		if (c == &sentinel)
+			continue;
 		*rx += conn_rx(c);
 		*tx += conn_tx(c);
 	}
@@ -209,14 +232,15 @@ void conntab_mark_shared_locked(void)
 {
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
-	c->flags |= CONN_SHARED;
+	c->flags |= CONN_SHARED; /* the sentinel too: harmless */
 }
 
 void conntab_clear_locked(void)
 {
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
-	conntab_remove_locked(c);
+	if (c != &sentinel)
+		conntab_remove_locked(c);
 	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)
 		if (specials[i].kind != CONN_KIND_CONN)
 			conntab_special_remove_locked(&specials[i]);
