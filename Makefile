@@ -52,11 +52,11 @@ $(LIB): $(SHIM_OBJ) shim/graceshim.map
 $(B)/graceshim-check: tools/graceshim-check.c $(B)/obj/config.o
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $^ $(LDSAN)
 
-$(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
+$(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h tests/fixtures/threads.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< $(LDSAN)
 
-$(B)/fixtures/tlsserver: tests/fixtures/tlsserver.c tests/fixtures/fixture.h
+$(B)/fixtures/tlsserver: tests/fixtures/tlsserver.c tests/fixtures/fixture.h tests/fixtures/threads.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< -lssl -lcrypto $(LDSAN)
 
