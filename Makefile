@@ -35,7 +35,7 @@ FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXTURE_SRC))
 
 LIB := $(B)/libgraceshim.so
 
-.PHONY: all test unit integration check deps demo e2e clean format format-check
+.PHONY: all test unit integration check deps demo e2e harness clean format format-check
 all: $(LIB) $(B)/graceshim-check
 
 uthash_check := $(shell test -f /usr/include/uthash.h && echo yes)
@@ -86,8 +86,13 @@ deps:
 e2e: $(LIB)
 	GRACESHIM_LIB=$(CURDIR)/$(LIB) tests/e2e/run
 
+# scripts/try-browser and scripts/try-clients against the example server.
+harness: all $(B)/fixtures/hyperlike
+	scripts/build-e2e >/dev/null
+	bash tests/harness/test-harness.sh
+
 check: deps
-	$(MAKE) test test-launcher e2e
+	$(MAKE) test test-launcher e2e harness
 
 demo: deps
 	$(MAKE) all $(FIXTURES)
