@@ -1,0 +1,33 @@
+# Benchmarks (issue 6), included by the top-level Makefile.
+#   make bench        builds the library and the bench programs, then prints
+#                     the table (bench/run); a report, not a gate: exits 0
+#                     whatever the figures say.
+#   make bench-build  only builds.
+# Everything lands in $(B)/bench/.  Needs valgrind (instruction counts) and
+# wrk (the real-server check); bench/run says which figures it had to skip.
+
+BENCH_DIR := $(B)/bench
+BENCH_PROGS := $(BENCH_DIR)/micro $(BENCH_DIR)/sweep $(BENCH_DIR)/mem $(BENCH_DIR)/httpd \
+	$(BENCH_DIR)/load
+BENCH_LIBS := $(BENCH_DIR)/libpassthrough.so $(BENCH_DIR)/libpassthrough-call.so
+
+.PHONY: bench bench-build
+bench-build: $(LIB) $(BENCH_PROGS) $(BENCH_LIBS)
+
+bench: bench-build
+	-bench/run $(B)
+
+# Linked like the shim itself, so the floor differs from graceshim only in
+# what the wrappers do.
+$(BENCH_DIR)/libpassthrough.so: bench/passthrough.c Makefile bench/bench.mk
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< -shared -Wl,-z,relro,-z,now,-z,noexecstack -ldl $(LDSAN)
+
+# The same floor with a call instead of a tail jump (diagnostic).
+$(BENCH_DIR)/libpassthrough-call.so: bench/passthrough.c Makefile bench/bench.mk
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DPASS_CALL -o $@ $< -shared -Wl,-z,relro,-z,now,-z,noexecstack -ldl $(LDSAN)
+
+$(BENCH_DIR)/%: bench/%.c bench/bench.h Makefile bench/bench.mk
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< -Wl,-z,now -ldl $(LDSAN)
