@@ -63,24 +63,28 @@ struct conn {
 	uint8_t kind;         /* conn_kind */
 };
 
+/* fds below CONNTAB_LOW have their slot in one flat array (512 KiB of
+ * zero-filled .bss: only the pages of fds in use ever become resident): the
+ * hot path is one compare and one load.  Higher fds go through pages. */
+#define CONNTAB_LOW 65536
 #define CONNTAB_PAGE_BITS 10
 #define CONNTAB_PAGE_SIZE (1u << CONNTAB_PAGE_BITS)
 #define CONNTAB_PAGES 4096 /* fds below 4M are tracked */
 #define CONNTAB_MAX_FD (CONNTAB_PAGES * CONNTAB_PAGE_SIZE)
 
-extern struct conn **conntab_pages[CONNTAB_PAGES];
-extern pthread_mutex_t conntab_mu; /* guards the table, free list, filter writes */
+#define CONNTAB_HIDDEN __attribute__((visibility("hidden")))
+extern struct conn *conntab_low[CONNTAB_LOW] CONNTAB_HIDDEN;
+extern struct conn **conntab_pages[CONNTAB_PAGES] CONNTAB_HIDDEN;
+extern pthread_mutex_t conntab_mu CONNTAB_HIDDEN; /* guards the table, free list, filter writes */
+
+struct conn *conntab_fast_high(int fd) CONNTAB_HIDDEN;
 
 /* Lock-free: the record for fd, or NULL if fd is not tracked. */
 static inline struct conn *conntab_fast(int fd)
 {
-	if (__builtin_expect((unsigned)fd >= CONNTAB_MAX_FD, 0))
-		return NULL;
-	struct conn **page = __atomic_load_n(&conntab_pages[(unsigned)fd >> CONNTAB_PAGE_BITS],
-					     __ATOMIC_ACQUIRE);
-	if (!page)
-		return NULL;
-	return __atomic_load_n(&page[(unsigned)fd & (CONNTAB_PAGE_SIZE - 1)], __ATOMIC_ACQUIRE);
+	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1))
+		return __atomic_load_n(&conntab_low[fd], __ATOMIC_ACQUIRE);
+	return conntab_fast_high(fd);
 }
 
 static inline void conn_add_rx(struct conn *c, uint64_t n)

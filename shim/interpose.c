@@ -163,7 +163,10 @@ static void signalfd_read(struct conn *c, const void *buf, ssize_t r)
 	}
 }
 
-static inline ssize_t count_rx_buf(int fd, ssize_t r, const void *buf)
+/* The slow path of every read: the fd was tracked when the call began.  It
+ * is looked up again: the call may have blocked while another thread closed
+ * the fd and the number was reused. */
+__attribute__((noinline)) static ssize_t rx_done(int fd, ssize_t r, const void *buf)
 {
 	if (r > 0) {
 		struct conn *c = conntab_fast(fd);
@@ -181,81 +184,7 @@ static inline ssize_t count_rx_buf(int fd, ssize_t r, const void *buf)
 	return r;
 }
 
-static inline ssize_t count_rx(int fd, ssize_t r)
-{
-	return count_rx_buf(fd, r, NULL);
-}
-
-SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
-{
-	return count_rx_buf(fd, REAL(read)(fd, buf, n), buf);
-}
-
-SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
-{
-	return count_rx(fd, REAL(readv)(fd, iov, iovcnt));
-}
-
-SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
-{
-	ssize_t r = REAL(recv)(fd, buf, n, flags);
-	/* MSG_PEEK leaves the bytes queued: FIONREAD still sees them, and
-	 * they are counted when the host consumes them. */
-	return flags & MSG_PEEK ? r : count_rx(fd, r);
-}
-
-SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
-			     socklen_t *alen)
-{
-	ssize_t r = REAL(recvfrom)(fd, buf, n, flags, addr, alen);
-	return flags & MSG_PEEK ? r : count_rx(fd, r);
-}
-
-SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
-{
-	ssize_t r = REAL(recvmsg)(fd, msg, flags);
-	return flags & MSG_PEEK ? r : count_rx(fd, r);
-}
-
-/* _FORTIFY_SOURCE entry points: Debian builds nginx and friends with them. */
-SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
-{
-	return count_rx_buf(fd, REAL(read_chk)(fd, buf, n, buflen), buf);
-}
-
-SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
-{
-	ssize_t r = REAL(recv_chk)(fd, buf, n, buflen, flags);
-	return flags & MSG_PEEK ? r : count_rx(fd, r);
-}
-
-SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
-				   struct sockaddr *addr, socklen_t *alen)
-{
-	ssize_t r = REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen);
-	return flags & MSG_PEEK ? r : count_rx(fd, r);
-}
-
-static int mmsg_bytes(struct mmsghdr *v, int n, uint64_t *bytes)
-{
-	*bytes = 0;
-	for (int i = 0; i < n; i++)
-		*bytes += v[i].msg_len;
-	return n;
-}
-
-SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
-{
-	int r = REAL(recvmmsg)(fd, v, n, flags, t);
-	uint64_t bytes;
-	if (r > 0 && !(flags & MSG_PEEK) && mmsg_bytes(v, r, &bytes) && bytes)
-		count_rx(fd, (ssize_t)bytes);
-	return r;
-}
-
-/* ---- writes: count bytes sent, and who spoke last (policy idle) --------- */
-
-static inline ssize_t count_tx(int fd, ssize_t r)
+__attribute__((noinline)) static ssize_t tx_done(int fd, ssize_t r)
 {
 	if (r > 0) {
 		struct conn *c = conntab_fast(fd);
@@ -265,44 +194,257 @@ static inline ssize_t count_tx(int fd, ssize_t r)
 	return r;
 }
 
+static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
+{
+	uint64_t bytes = 0;
+	for (int i = 0; i < n; i++)
+		bytes += v[i].msg_len;
+	return (ssize_t)bytes;
+}
+
+/* Every read and write wrapper is split in two.  The exported function is
+ * the fast path: for an fd below CONNTAB_LOW with no record (the vast
+ * majority: files, pipes, outbound sockets) and REAL()'s fast path open, it
+ * is a compare, two loads and a tail jump into libc, with no frame of its
+ * own.  Everything else (a tracked fd, a high fd, binding, the hook) goes to
+ * the out-of-line slow path.  MSG_PEEK leaves the bytes queued (FIONREAD
+ * still sees them): they are counted when the host consumes them.  Writes
+ * use REAL_NOHOOK: signal handlers write to self-pipes, and no thread may be
+ * started there. */
+#define FAST(fd) \
+	__builtin_expect((unsigned)(fd) < CONNTAB_LOW && \
+				 !__atomic_load_n(&conntab_low[(fd)], __ATOMIC_RELAXED) && \
+				 __atomic_load_n(&real_ready, __ATOMIC_ACQUIRE), \
+			 1)
+
+__attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
+{
+	if (!conntab_fast(fd))
+		return REAL(read)(fd, buf, n);
+	return rx_done(fd, REAL(read)(fd, buf, n), buf);
+}
+
+SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	if (FAST(fd))
+		return real_fns.read(fd, buf, n);
+	return read_slow(fd, buf, n);
+}
+
+__attribute__((noinline)) static ssize_t readv_slow(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!conntab_fast(fd))
+		return REAL(readv)(fd, iov, iovcnt);
+	return rx_done(fd, REAL(readv)(fd, iov, iovcnt), NULL);
+}
+
+SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (FAST(fd))
+		return real_fns.readv(fd, iov, iovcnt);
+	return readv_slow(fd, iov, iovcnt);
+}
+
+__attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, int flags)
+{
+	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+		return REAL(recv)(fd, buf, n, flags);
+	return rx_done(fd, REAL(recv)(fd, buf, n, flags), NULL);
+}
+
+SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	if (FAST(fd))
+		return real_fns.recv(fd, buf, n, flags);
+	return recv_slow(fd, buf, n, flags);
+}
+
+__attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
+{
+	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+		return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+	return rx_done(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), NULL);
+}
+
+SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
+{
+	if (FAST(fd))
+		return real_fns.recvfrom(fd, buf, n, flags, addr, alen);
+	return recvfrom_slow(fd, buf, n, flags, addr, alen);
+}
+
+__attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg, int flags)
+{
+	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+		return REAL(recvmsg)(fd, msg, flags);
+	return rx_done(fd, REAL(recvmsg)(fd, msg, flags), NULL);
+}
+
+SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (FAST(fd))
+		return real_fns.recvmsg(fd, msg, flags);
+	return recvmsg_slow(fd, msg, flags);
+}
+
+__attribute__((noinline)) static ssize_t read_chk_slow(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (!conntab_fast(fd))
+		return REAL(read_chk)(fd, buf, n, buflen);
+	return rx_done(fd, REAL(read_chk)(fd, buf, n, buflen), buf);
+}
+
+SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (FAST(fd))
+		return real_fns.read_chk(fd, buf, n, buflen);
+	return read_chk_slow(fd, buf, n, buflen);
+}
+
+__attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+		return REAL(recv_chk)(fd, buf, n, buflen, flags);
+	return rx_done(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), NULL);
+}
+
+SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	if (FAST(fd))
+		return real_fns.recv_chk(fd, buf, n, buflen, flags);
+	return recv_chk_slow(fd, buf, n, buflen, flags);
+}
+
+__attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
+{
+	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+		return REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen);
+	return rx_done(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen), NULL);
+}
+
+SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
+{
+	if (FAST(fd))
+		return real_fns.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
+	return recvfrom_chk_slow(fd, buf, n, buflen, flags, addr, alen);
+}
+
+__attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
+{
+	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+		return REAL(recvmmsg)(fd, v, n, flags, t);
+	int r = REAL(recvmmsg)(fd, v, n, flags, t);
+	if (r > 0)
+		rx_done(fd, mmsg_bytes(v, r), NULL);
+	return r;
+}
+
+SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
+{
+	if (FAST(fd))
+		return real_fns.recvmmsg(fd, v, n, flags, t);
+	return recvmmsg_slow(fd, v, n, flags, t);
+}
+
+__attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t n)
+{
+	if (!conntab_fast(fd))
+		return REAL_NOHOOK(write)(fd, buf, n);
+	return tx_done(fd, REAL_NOHOOK(write)(fd, buf, n));
+}
+
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	return count_tx(fd, REAL(write)(fd, buf, n));
+	if (FAST(fd))
+		return real_fns.write(fd, buf, n);
+	return write_slow(fd, buf, n);
+}
+
+__attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!conntab_fast(fd))
+		return REAL_NOHOOK(writev)(fd, iov, iovcnt);
+	return tx_done(fd, REAL_NOHOOK(writev)(fd, iov, iovcnt));
 }
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	return count_tx(fd, REAL(writev)(fd, iov, iovcnt));
+	if (FAST(fd))
+		return real_fns.writev(fd, iov, iovcnt);
+	return writev_slow(fd, iov, iovcnt);
+}
+
+__attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t n, int flags)
+{
+	if (!conntab_fast(fd))
+		return REAL_NOHOOK(send)(fd, buf, n, flags);
+	return tx_done(fd, REAL_NOHOOK(send)(fd, buf, n, flags));
 }
 
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	return count_tx(fd, REAL(send)(fd, buf, n, flags));
+	if (FAST(fd))
+		return real_fns.send(fd, buf, n, flags);
+	return send_slow(fd, buf, n, flags);
 }
 
-SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-			   const struct sockaddr *addr, socklen_t alen)
+__attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
 {
-	return count_tx(fd, REAL(sendto)(fd, buf, n, flags, addr, alen));
+	if (!conntab_fast(fd))
+		return REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen);
+	return tx_done(fd, REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen));
+}
+
+SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
+{
+	if (FAST(fd))
+		return real_fns.sendto(fd, buf, n, flags, addr, alen);
+	return sendto_slow(fd, buf, n, flags, addr, alen);
+}
+
+__attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
+{
+	if (!conntab_fast(fd))
+		return REAL_NOHOOK(sendmsg)(fd, msg, flags);
+	return tx_done(fd, REAL_NOHOOK(sendmsg)(fd, msg, flags));
 }
 
 SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	return count_tx(fd, REAL(sendmsg)(fd, msg, flags));
+	if (FAST(fd))
+		return real_fns.sendmsg(fd, msg, flags);
+	return sendmsg_slow(fd, msg, flags);
+}
+
+__attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	if (!conntab_fast(fd))
+		return REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
+	int r = REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
+	if (r > 0)
+		tx_done(fd, mmsg_bytes(v, r));
+	return r;
 }
 
 SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
-	int r = REAL(sendmmsg)(fd, v, n, flags);
-	uint64_t bytes;
-	if (r > 0 && mmsg_bytes(v, r, &bytes) && bytes)
-		count_tx(fd, (ssize_t)bytes);
-	return r;
+	if (FAST(fd))
+		return real_fns.sendmmsg(fd, v, n, flags);
+	return sendmmsg_slow(fd, v, n, flags);
+}
+
+__attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *off, size_t n)
+{
+	if (!conntab_fast(out))
+		return REAL(sendfile)(out, in, off, n);
+	return tx_done(out, REAL(sendfile)(out, in, off, n));
 }
 
 SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
-	return count_tx(out, REAL(sendfile)(out, in, off, n));
+	if (FAST(out))
+		return real_fns.sendfile(out, in, off, n);
+	return sendfile_slow(out, in, off, n);
 }
 
 /* off_t is 64-bit here (x86_64): sendfile64 is the same function. */
@@ -314,9 +456,11 @@ SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 /* splice moves bytes from a socket (received) or to one (sent). */
 SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, unsigned flags)
 {
+	if (!conntab_fast(in) && !conntab_fast(out))
+		return REAL(splice)(in, ioff, out, ooff, n, flags);
 	ssize_t r = REAL(splice)(in, ioff, out, ooff, n, flags);
-	count_rx(in, r);
-	return count_tx(out, r);
+	rx_done(in, r, NULL);
+	return tx_done(out, r);
 }
 
 /* ---- fd ends: forget ------------------------------------------------------
@@ -505,6 +649,42 @@ SHIM_EXPORT void closefrom(int lowfd)
 		syscall(SYS_close_range, lowfd < 0 ? 0u : (unsigned)lowfd, ~0u, 0);
 }
 
+/* ---- event-loop waits ----------------------------------------------------
+ * Pure pass-through.  They are here for REAL()'s hook alone: after a trigger
+ * in a single-threaded host, the next wait of its event loop is where the
+ * deferred sweeper starts (see sweeper_ensure_started). */
+
+SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	return REAL(poll)(fds, n, timeout);
+}
+
+SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *m)
+{
+	return REAL(ppoll)(fds, n, t, m);
+}
+
+SHIM_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *t)
+{
+	return REAL(select)(n, r, w, e, t);
+}
+
+SHIM_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t,
+			const sigset_t *m)
+{
+	return REAL(pselect)(n, r, w, e, t, m);
+}
+
+SHIM_EXPORT int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
+{
+	return REAL(epoll_wait)(ep, ev, max, timeout);
+}
+
+SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, const sigset_t *m)
+{
+	return REAL(epoll_pwait)(ep, ev, max, timeout, m);
+}
+
 /* ---- processes ------------------------------------------------------------
  * The child of a fork has no sweeper thread.  pthread_atfork's child handler
  * resets our state, but creating a thread there is not allowed; here, after
@@ -514,6 +694,8 @@ SHIM_EXPORT void closefrom(int lowfd)
 SHIM_EXPORT pid_t fork(void)
 {
 	pid_t pid = REAL(fork)();
+	if (pid > 0)
+		__atomic_store_n(&shim_forked, 1, __ATOMIC_RELAXED);
 	if (pid == 0 && shim_active) {
 		int saved = errno;
 		conntab_lock();

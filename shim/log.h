@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-extern int log_level_cur; /* enum log_level; written once at init */
+extern int log_level_cur __attribute__((visibility("hidden"))); /* written once at init */
 
 static inline int log_on(enum log_level l)
 {

@@ -19,6 +19,7 @@
 
 struct real_fns real_fns;
 int real_ready;
+void (*real_hook)(void);
 
 static int bind_state; /* 0 unbound, 1 binding, 2 bound */
 static __thread int binding_here;
@@ -48,7 +49,26 @@ static void die_missing(const char *name)
 	} while (0)
 #define BIND_OPT(field, sym) (*(void **)&real_fns.field = dlsym(RTLD_NEXT, sym))
 
+void real_open_fast(void)
+{
+	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2)
+		__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
+}
+
 void real_bind(void)
+{
+	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2) {
+		void (*hook)(void) = __atomic_load_n(&real_hook, __ATOMIC_ACQUIRE);
+		if (hook)
+			hook(); /* it reopens the fast path when it is done */
+		else
+			real_open_fast();
+		return;
+	}
+	real_bind_nohook();
+}
+
+void real_bind_nohook(void)
 {
 	int expect = 0;
 
@@ -94,6 +114,12 @@ void real_bind(void)
 	BIND(sigwaitinfo, "sigwaitinfo");
 	BIND(sigtimedwait, "sigtimedwait");
 	BIND(sigset, "sigset");
+	BIND(poll, "poll");
+	BIND(ppoll, "ppoll");
+	BIND(select, "select");
+	BIND(pselect, "pselect");
+	BIND(epoll_wait, "epoll_wait");
+	BIND(epoll_pwait, "epoll_pwait");
 	BIND_OPT(accept4, "accept4");
 	BIND_OPT(dup3, "dup3");
 	BIND_OPT(close_range, "close_range");

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -49,6 +52,12 @@ struct real_fns {
 	int (*sigwaitinfo)(const sigset_t *, siginfo_t *);
 	int (*sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
 	sighandler_fn (*sigset)(int, sighandler_fn);
+	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
 	/* optional: NULL when this libc lacks them */
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*dup3)(int, int, int);
@@ -59,14 +68,32 @@ struct real_fns {
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
 };
 
-extern struct real_fns real_fns;
-extern int real_ready; /* read with __atomic_load_n(ACQUIRE) */
+extern struct real_fns real_fns __attribute__((visibility("hidden")));
+extern int real_ready __attribute__((visibility("hidden"))); /* __atomic_load_n(ACQUIRE) */
 
 void real_bind(void);
+void real_bind_nohook(void);
+
+/* The fast path of REAL() is one flag test.  Closing it (async-signal-safe:
+ * one store) sends the next REAL() call on any thread through real_bind()
+ * and real_hook, in the normal context of a wrapper: that is where the
+ * sweeper thread is started when a trigger came in a signal handler. */
+extern void (*real_hook)(void);
+static inline void real_close_fast(void)
+{
+	__atomic_store_n(&real_ready, 0, __ATOMIC_RELEASE);
+}
+void real_open_fast(void);
 
 #define REAL(f)                                                              \
 	(*(__builtin_expect(!__atomic_load_n(&real_ready, __ATOMIC_ACQUIRE), 0) \
 		   ? (real_bind(), real_fns.f)                                   \
+		   : real_fns.f))
+/* For wrappers commonly called from signal handlers (write, send): never
+ * runs the hook. */
+#define REAL_NOHOOK(f)                                                       \
+	(*(__builtin_expect(!__atomic_load_n(&real_ready, __ATOMIC_ACQUIRE), 0) \
+		   ? (real_bind_nohook(), real_fns.f)                            \
 		   : real_fns.f))
 
 /* True while this thread is inside real_bind(): dlsym may allocate, and an

@@ -8,6 +8,7 @@
 
 #include "conntab.h"
 #include "log.h"
+#include "real.h"
 #include "signals.h"
 #include "stats.h"
 #include "sweeper.h"
@@ -22,6 +23,7 @@
 struct cfg shim_cfg;
 int shim_init_state;
 int shim_active;
+int shim_forked;
 static __thread int init_here;
 
 static const char *env_get(const char *name, void *ctx)
@@ -87,6 +89,7 @@ void shim_init(void)
 		shim_active = !shim_cfg.disable;
 		if (shim_active) {
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+			__atomic_store_n(&real_hook, sweeper_hook, __ATOMIC_RELEASE);
 			stats_init();
 			if (log_on(LOG_DEBUG)) {
 				char sigs[128] = "";

@@ -12,9 +12,11 @@
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
-extern struct cfg shim_cfg; /* immutable after shim_init() */
-extern int shim_init_state; /* 0 not yet, 1 in progress, 2 done */
-extern int shim_active;     /* not disabled, not secure-execution */
+#define SHIM_HIDDEN __attribute__((visibility("hidden")))
+extern struct cfg shim_cfg SHIM_HIDDEN;   /* immutable after shim_init() */
+extern int shim_init_state SHIM_HIDDEN;   /* 0 not yet, 1 in progress, 2 done */
+extern int shim_active SHIM_HIDDEN;       /* not disabled, not secure-execution */
+extern int shim_forked SHIM_HIDDEN;       /* this process forked a child */
 
 void shim_init(void);
 

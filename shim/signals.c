@@ -44,6 +44,12 @@ static struct sig_slot {
 } slots[NSIG];
 
 static int spin; /* guards slots[] writes */
+static __thread int handler_depth __attribute__((tls_model("initial-exec")));
+
+int sig_in_handler(void)
+{
+	return handler_depth > 0;
+}
 
 static void spin_lock(void)
 {
@@ -74,7 +80,9 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	int i = __atomic_load_n(&s->cur, __ATOMIC_ACQUIRE);
 	struct app_view v = s->view[i];
 
+	handler_depth++;
 	sweeper_signal(sig);
+	handler_depth--;
 	errno = saved;
 
 	if (v.fn == (uintptr_t)SIG_IGN)
@@ -90,10 +98,13 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 		errno = saved;
 		return;
 	}
+	handler_depth++;
 	if (v.flags & SA_SIGINFO)
 		((void (*)(int, siginfo_t *, void *))v.fn)(sig, info, uctx);
 	else
 		((void (*)(int))v.fn)(sig);
+	handler_depth--; /* not reached if the handler longjmps: then we stay
+			  * careful on this thread, which is only slower */
 }
 
 static int is_ours(const struct sigaction *k)

@@ -12,6 +12,10 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact);
  * of sig_action(): flags and self-masking as given. */
 __sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_self);
 
+/* True while this thread runs our handler (and the application's handler
+ * chained from it): no thread may be started there. */
+int sig_in_handler(void);
+
 void sig_lock_for_fork(void);
 void sig_unlock_after_fork(void);
 

@@ -21,6 +21,7 @@
 #include "policy.h"
 #include "real.h"
 #include "shim.h"
+#include "signals.h"
 #include "stats.h"
 
 #include <dirent.h>
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/single_threaded.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,16 +47,20 @@ static int wake_fd = -1;    /* eventfd; read by the signal handler */
 static int draining;        /* DRAIN_*: set by the handler or the listener trigger */
 static int trigger_sig;     /* the signal that started the drain */
 static int started;         /* 0 no, 2 started (or failed for good) */
+static int deferred;        /* needed, but waits for work (single-threaded host) */
 static int wants_kick;      /* the sweeper sleeps with no deadline */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* guards thread creation */
 static uint64_t drain_start_ns; /* sweeper only */
 
+/* Async-signal-safe.  A deferred sweeper is started by the next wrapper. */
 static void wake(void)
 {
 	uint64_t one = 1;
 	int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
 	if (fd >= 0)
 		syscall(SYS_write, fd, &one, sizeof one); /* EAGAIN: already awake */
+	else if (__atomic_load_n(&deferred, __ATOMIC_ACQUIRE))
+		real_close_fast();
 }
 
 void sweeper_signal(int sig)
@@ -237,6 +243,11 @@ static void warn_blind_spots(void)
 
 	if (warned++)
 		return;
+	conntab_lock();
+	uint64_t accepted = conntab_stats.accepted;
+	conntab_unlock();
+	if (accepted || __atomic_load_n(&shim_forked, __ATOMIC_RELAXED))
+		return; /* it accepts through libc, or its children do (pre-fork) */
 	if ((d = opendir("/proc/self/fd"))) {
 		while ((e = readdir(d)) && !uring) {
 			snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
@@ -248,14 +259,10 @@ static void warn_blind_spots(void)
 		}
 		closedir(d);
 	}
-	conntab_lock();
-	uint64_t accepted = conntab_stats.accepted;
-	conntab_unlock();
 	if (uring)
 		LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
 			      "bypass libc and graceshim cannot see them");
-	if (!accepted)
-		LOG(LOG_WARN, "no connection was accepted through libc's accept()/accept4() in this "
+	LOG(LOG_WARN, "no connection was accepted through libc's accept()/accept4() in this "
 			      "process: if it accepts with io_uring or raw system calls, or is statically "
 			      "linked, graceshim cannot help it");
 }
@@ -323,10 +330,8 @@ static void *sweeper_main(void *arg)
 			announced = d;
 			drain_start_ns = shim_now_ns();
 			int sig = d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1;
-			if (d) {
+			if (d)
 				stats_triggered(sig, drain_start_ns);
-				warn_blind_spots();
-			}
 			if (d && log_on(LOG_INFO)) {
 				const char *n = cfg_signal_name(sig);
 				conntab_lock();
@@ -346,6 +351,7 @@ static void *sweeper_main(void *arg)
 		uint64_t next_wait = UINT64_MAX;
 		if (sweeper_draining()) {
 			next_wait = sweep();
+			warn_blind_spots(); /* after the first pass: it reads /proc */
 		} else if (shim_cfg.first_byte_timeout_ns) {
 			next_wait = sweep();
 			if (next_wait < batch)
@@ -376,44 +382,76 @@ static void *sweeper_main(void *arg)
 	return NULL;
 }
 
-void sweeper_ensure_started(void)
+/* Starts the thread (start_mu held). */
+static void spawn_locked(void)
 {
-	if (__builtin_expect(__atomic_load_n(&started, __ATOMIC_ACQUIRE) == 2, 1))
-		return;
-	pthread_mutex_lock(&start_mu);
-	if (__atomic_load_n(&started, __ATOMIC_ACQUIRE) != 2) {
-		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (fd < 0) {
-			LOG(LOG_ERROR, "eventfd: %s; shutdown signals will not release connections",
-			    strerror(errno));
-		} else {
-			sigset_t all, old;
-			pthread_attr_t attr;
-			pthread_t th;
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0) {
+		LOG(LOG_ERROR, "eventfd: %s; shutdown signals will not release connections",
+		    strerror(errno));
+	} else {
+		sigset_t all, old;
+		pthread_attr_t attr;
+		pthread_t th;
 
-			__atomic_store_n(&wake_fd, fd, __ATOMIC_RELEASE);
-			sigfillset(&all);
-			pthread_attr_init(&attr);
-			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			pthread_attr_setstacksize(&attr, 64 * 1024);
-			pthread_sigmask(SIG_SETMASK, &all, &old);
-			int rc = pthread_create(&th, &attr, sweeper_main, NULL);
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			pthread_attr_destroy(&attr);
-			if (rc != 0) {
-				LOG(LOG_ERROR, "cannot start the sweeper thread: %s", strerror(rc));
-				__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
-				REAL(close)(fd);
-			} else {
-				pthread_setname_np(th, "graceshim");
-			}
+		__atomic_store_n(&wake_fd, fd, __ATOMIC_RELEASE);
+		sigfillset(&all);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 64 * 1024);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		int rc = pthread_create(&th, &attr, sweeper_main, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+		if (rc != 0) {
+			LOG(LOG_ERROR, "cannot start the sweeper thread: %s", strerror(rc));
+			__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
+			REAL_NOHOOK(close)(fd);
+		} else {
+			pthread_setname_np(th, "graceshim");
 		}
-		/* Started or failed for good: do not retry on every accept. */
-		__atomic_store_n(&started, 2, __ATOMIC_RELEASE);
 	}
+	/* Started or failed for good: do not retry on every accept. */
+	__atomic_store_n(&deferred, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&started, 2, __ATOMIC_RELEASE);
+}
+
+static void spawn(void)
+{
+	pthread_mutex_lock(&start_mu);
+	if (__atomic_load_n(&started, __ATOMIC_ACQUIRE) != 2)
+		spawn_locked();
 	pthread_mutex_unlock(&start_mu);
 	if (sweeper_draining())
 		wake();
+}
+
+/* A second thread costs a single-threaded host on every system call: glibc
+ * then takes its multi-threaded paths (two lock-prefixed instructions and
+ * some fifty more per read, recv, send, accept, close).  So in a
+ * single-threaded host the sweeper waits until it has work: the trigger
+ * closes REAL()'s fast path, and the next wrapper call, in a normal context,
+ * starts it (sweeper_hook).  The first-byte timeout needs it from the start. */
+void sweeper_ensure_started(void)
+{
+	if (__builtin_expect(__atomic_load_n(&started, __ATOMIC_ACQUIRE) == 2 ||
+				     __atomic_load_n(&deferred, __ATOMIC_ACQUIRE),
+			     1))
+		return;
+	if (__libc_single_threaded && !shim_cfg.first_byte_timeout_ns && !sweeper_draining()) {
+		__atomic_store_n(&deferred, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	spawn();
+}
+
+void sweeper_hook(void)
+{
+	if (sig_in_handler())
+		return; /* the fast path stays closed: the next call starts it */
+	if (__atomic_load_n(&deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
+		spawn();
+	real_open_fast();
 }
 
 void sweeper_after_fork_child(void)
@@ -426,6 +464,7 @@ void sweeper_after_fork_child(void)
 		REAL(close)(fd);
 	pthread_mutex_init(&start_mu, NULL);
 	__atomic_store_n(&started, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&deferred, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&wants_kick, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&draining, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);

@@ -19,5 +19,7 @@ void sweeper_listener_closed(void);
  * ends (the process accepts again). */
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
+/* real_hook: runs in a wrapper after REAL()'s fast path was closed. */
+void sweeper_hook(void);
 
 #endif
