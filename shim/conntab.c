@@ -23,6 +23,13 @@ static int oom_hit;
 #define uthash_nonfatal_oom(obj) (oom_hit = 1, (void)(obj))
 
 struct conn *conntab_low[CONNTAB_LOW];
+struct conn *conntab_rw[CONNTAB_LOW];
+
+static void set_rw(int fd, struct conn *c)
+{
+	if ((unsigned)fd < CONNTAB_LOW)
+		__atomic_store_n(&conntab_rw[fd], c, __ATOMIC_RELEASE);
+}
 struct conn **conntab_pages[CONNTAB_PAGES];
 pthread_mutex_t conntab_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -86,8 +93,10 @@ struct conn *conntab_find_locked(int fd)
 void conntab_remove_locked(struct conn *c)
 {
 	struct conn **slot = slot_for(c->fd, false);
-	if (slot && *slot == c)
+	if (slot && *slot == c) {
 		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
+		set_rw(c->fd, NULL);
+	}
 	HASH_DEL(table, c);
 	conntab_stats.closed_rx += conn_rx(c);
 	conntab_stats.closed_tx += conn_tx(c);
@@ -95,7 +104,8 @@ void conntab_remove_locked(struct conn *c)
 	free_list = c;
 }
 
-struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns)
+struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns,
+				   bool kernel_counted)
 {
 	struct conn *c, **slot;
 
@@ -134,6 +144,8 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 	c->ino = ino;
 	c->family = (uint8_t)family;
 	c->accepted_ns = now_ns;
+	if (kernel_counted)
+		c->flags |= CONN_KERNEL;
 	oom_hit = 0;
 	HASH_ADD_INT(table, fd, c);
 	if (oom_hit) {
@@ -142,6 +154,8 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 		return NULL;
 	}
 	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
+	if (!kernel_counted)
+		set_rw(fd, c);
 	conntab_stats.accepted++;
 	if (conntab_count_locked() > conntab_stats.peak)
 		conntab_stats.peak = conntab_count_locked();
@@ -203,6 +217,8 @@ struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t in
 			c->ino = ino;
 			c->gen = next_gen++;
 			__atomic_store_n(slot, c, __ATOMIC_RELEASE);
+			if (kind == CONN_KIND_SIGNALFD)
+				set_rw(fd, c); /* its reads are where a trigger shows */
 			return c;
 		}
 	}
@@ -212,8 +228,10 @@ struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t in
 void conntab_special_remove_locked(struct conn *c)
 {
 	struct conn **slot = slot_for(c->fd, false);
-	if (slot && *slot == c)
+	if (slot && *slot == c) {
 		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
+		set_rw(c->fd, NULL);
+	}
 	c->kind = CONN_KIND_CONN; /* free */
 }
 

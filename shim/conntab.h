@@ -33,6 +33,8 @@ struct conn_peer {
 enum conn_flags {
 	CONN_RELEASED = 1u << 0, /* we called shutdown() on it */
 	CONN_SHARED = 1u << 1,   /* existed at a fork: another process may read it */
+	CONN_KERNEL = 1u << 2,   /* TCP: the kernel counts its bytes (TCP_INFO), we do not */
+	CONN_USED = 1u << 3,     /* the sweeper saw the kernel count a byte: used for good */
 };
 
 enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
@@ -74,10 +76,24 @@ struct conn {
 
 #define CONNTAB_HIDDEN __attribute__((visibility("hidden")))
 extern struct conn *conntab_low[CONNTAB_LOW] CONNTAB_HIDDEN;
+/* The read/write filter: only the records whose bytes we count (Unix
+ * sockets, signalfds; TCP too when the kernel lacks the counters or the log
+ * level is trace).  A TCP connection the kernel counts for us costs its
+ * reads and writes no more than an untracked fd. */
+extern struct conn *conntab_rw[CONNTAB_LOW] CONNTAB_HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] CONNTAB_HIDDEN;
 extern pthread_mutex_t conntab_mu CONNTAB_HIDDEN; /* guards the table, free list, filter writes */
 
 struct conn *conntab_fast_high(int fd) CONNTAB_HIDDEN;
+
+/* Lock-free: the record for fd if we count its bytes, else NULL. */
+static inline struct conn *conntab_rw_fast(int fd)
+{
+	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1))
+		return __atomic_load_n(&conntab_rw[fd], __ATOMIC_ACQUIRE);
+	struct conn *c = conntab_fast_high(fd);
+	return c && !(c->flags & CONN_KERNEL) ? c : NULL;
+}
 
 /* Lock-free: the record for fd, or NULL if fd is not tracked. */
 static inline struct conn *conntab_fast(int fd)
@@ -112,7 +128,8 @@ static inline uint64_t conn_rx(const struct conn *c)
 /* All of the following need conntab_mu held. */
 /* Inserts (replacing any stale record for the same fd); NULL when out of
  * memory or fd too large: the socket is then simply not tracked. */
-struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns);
+struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns,
+				   bool kernel_counted);
 struct conn *conntab_find_locked(int fd);
 void conntab_remove_locked(struct conn *c);
 size_t conntab_count_locked(void);

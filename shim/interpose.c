@@ -16,7 +16,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <linux/close_range.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <stdarg.h>
 #include <sys/sendfile.h>
@@ -34,6 +36,27 @@ SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler);
 SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n);
 
 /* ---- accept: start tracking ---------------------------------------- */
+
+/* Whether this kernel's TCP_INFO has tcpi_bytes_received (Linux 4.1+):
+ * then it counts a TCP connection's bytes for us and its reads and writes
+ * take the untracked fast path.  Asked once, on the first TCP accept. */
+static int kernel_counts;
+
+static bool kernel_counts_tcp(int fd)
+{
+	int k = __atomic_load_n(&kernel_counts, __ATOMIC_RELAXED);
+	if (!k) {
+		struct tcp_info ti;
+		socklen_t len = sizeof ti;
+		k = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+				    len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+						   sizeof ti.tcpi_bytes_received
+			    ? 1
+			    : -1;
+		__atomic_store_n(&kernel_counts, k, __ATOMIC_RELAXED);
+	}
+	return k > 0;
+}
 
 /* All sockets live on the one sockfs device: a record keeps only the inode
  * and this is compared once per identity check. */
@@ -59,9 +82,14 @@ static void track(int fd, const struct sockaddr *addr, const socklen_t *addrlen)
 		__atomic_store_n(&sock_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
 	else if (dev != (uint64_t)st.st_dev)
 		goto out; /* not on sockfs: never seen on Linux; leave it alone */
-	uint64_t now = shim_now_ns();
+	/* Policy idle needs to know who spoke last, which the kernel's
+	 * millisecond times cannot tell when a request and its answer share a
+	 * millisecond: it counts.  So does trace (it logs first bytes). */
+	bool kernel = (family == AF_INET || family == AF_INET6) && !log_on(LOG_TRACE) &&
+		      shim_cfg.policy == POLICY_UNUSED && kernel_counts_tcp(fd);
+	uint64_t now = shim_now_coarse_ns();
 	conntab_lock();
-	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now);
+	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
 	conntab_unlock();
 	if (!c) {
 		LOG(LOG_WARN, "fd %d: not tracked (out of memory or fd beyond %u)", fd, CONNTAB_MAX_FD);
@@ -143,7 +171,7 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 
 /* ---- reads: count bytes ----------------------------------------------- */
 
-static void first_byte(struct conn *c)
+__attribute__((noinline)) static void first_byte(struct conn *c)
 {
 	char p[64];
 	log_peer(c->fd, p, sizeof p);
@@ -153,7 +181,7 @@ static void first_byte(struct conn *c)
 /* A read from a signalfd that carries a trigger signal: the application
  * consumes its signals there (the signal blocked, no handler), so this is
  * where the trigger shows.  We only look; the application gets every byte. */
-static void signalfd_read(struct conn *c, const void *buf, ssize_t r)
+__attribute__((noinline)) static void signalfd_read(struct conn *c, const void *buf, ssize_t r)
 {
 	const struct signalfd_siginfo *si = buf;
 	for (ssize_t i = 0; i + (ssize_t)sizeof *si <= r; i += (ssize_t)sizeof *si, si++) {
@@ -163,31 +191,41 @@ static void signalfd_read(struct conn *c, const void *buf, ssize_t r)
 	}
 }
 
-/* The slow path of every read: the fd was tracked when the call began.  It
- * is looked up again: the call may have blocked while another thread closed
- * the fd and the number was reused. */
-__attribute__((noinline)) static ssize_t rx_done(int fd, ssize_t r, const void *buf)
+/* Rare cases of a counted read, out of line so that rx_done needs no frame:
+ * a signalfd, or the first byte of a connection (a trace line). */
+__attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r, const void *buf)
 {
-	if (r > 0) {
-		struct conn *c = conntab_fast(fd);
-		if (c) {
-			if (__builtin_expect(c->kind != CONN_KIND_CONN, 0)) {
-				if (c->kind == CONN_KIND_SIGNALFD && buf)
-					signalfd_read(c, buf, r);
-				return r;
-			}
-			if (__builtin_expect(conn_rx(c) == 0, 0) && log_on(LOG_TRACE))
-				first_byte(c);
-			conn_add_rx(c, (uint64_t)r);
-		}
+	if (c->kind != CONN_KIND_CONN) {
+		if (c->kind == CONN_KIND_SIGNALFD && buf)
+			signalfd_read(c, buf, r);
+		return r;
 	}
+	if (log_on(LOG_TRACE))
+		first_byte(c);
+	conn_add_rx(c, (uint64_t)r);
 	return r;
 }
 
-__attribute__((noinline)) static ssize_t tx_done(int fd, ssize_t r)
+/* The slow path of every counted read: the fd was counted when the call
+ * began.  It is looked up again: the call may have blocked while another
+ * thread closed the fd and the number was reused. */
+static ssize_t rx_done(int fd, ssize_t r, const void *buf)
+{
+	if (r <= 0)
+		return r;
+	struct conn *c = conntab_rw_fast(fd);
+	if (!c)
+		return r;
+	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0, 0))
+		return rx_rare(c, r, buf);
+	conn_add_rx(c, (uint64_t)r);
+	return r;
+}
+
+static ssize_t tx_done(int fd, ssize_t r)
 {
 	if (r > 0) {
-		struct conn *c = conntab_fast(fd);
+		struct conn *c = conntab_rw_fast(fd);
 		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1))
 			conn_add_tx(c, (uint64_t)r);
 	}
@@ -213,13 +251,13 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
  * started there. */
 #define FAST(fd) \
 	__builtin_expect((unsigned)(fd) < CONNTAB_LOW && \
-				 !__atomic_load_n(&conntab_low[(fd)], __ATOMIC_RELAXED) && \
+				 !__atomic_load_n(&conntab_rw[(fd)], __ATOMIC_RELAXED) && \
 				 __atomic_load_n(&real_ready, __ATOMIC_ACQUIRE), \
 			 1)
 
 __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL(read)(fd, buf, n);
 	return rx_done(fd, REAL(read)(fd, buf, n), buf);
 }
@@ -233,7 +271,7 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 __attribute__((noinline)) static ssize_t readv_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL(readv)(fd, iov, iovcnt);
 	return rx_done(fd, REAL(readv)(fd, iov, iovcnt), NULL);
 }
@@ -247,7 +285,7 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 
 __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, int flags)
 {
-	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recv)(fd, buf, n, flags);
 	return rx_done(fd, REAL(recv)(fd, buf, n, flags), NULL);
 }
@@ -261,7 +299,7 @@ SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 __attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
 {
-	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
 	return rx_done(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), NULL);
 }
@@ -275,7 +313,7 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sock
 
 __attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg, int flags)
 {
-	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvmsg)(fd, msg, flags);
 	return rx_done(fd, REAL(recvmsg)(fd, msg, flags), NULL);
 }
@@ -289,7 +327,7 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 __attribute__((noinline)) static ssize_t read_chk_slow(int fd, void *buf, size_t n, size_t buflen)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL(read_chk)(fd, buf, n, buflen);
 	return rx_done(fd, REAL(read_chk)(fd, buf, n, buflen), buf);
 }
@@ -303,7 +341,7 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recv_chk)(fd, buf, n, buflen, flags);
 	return rx_done(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), NULL);
 }
@@ -317,7 +355,7 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 
 __attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
 {
-	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen);
 	return rx_done(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen), NULL);
 }
@@ -331,7 +369,7 @@ SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, i
 
 __attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
 {
-	if (!conntab_fast(fd) || (flags & MSG_PEEK))
+	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvmmsg)(fd, v, n, flags, t);
 	int r = REAL(recvmmsg)(fd, v, n, flags, t);
 	if (r > 0)
@@ -348,7 +386,7 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struc
 
 __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t n)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL_NOHOOK(write)(fd, buf, n);
 	return tx_done(fd, REAL_NOHOOK(write)(fd, buf, n));
 }
@@ -362,7 +400,7 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL_NOHOOK(writev)(fd, iov, iovcnt);
 	return tx_done(fd, REAL_NOHOOK(writev)(fd, iov, iovcnt));
 }
@@ -376,7 +414,7 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t n, int flags)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL_NOHOOK(send)(fd, buf, n, flags);
 	return tx_done(fd, REAL_NOHOOK(send)(fd, buf, n, flags));
 }
@@ -390,7 +428,7 @@ SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 
 __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen);
 	return tx_done(fd, REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen));
 }
@@ -404,7 +442,7 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const s
 
 __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL_NOHOOK(sendmsg)(fd, msg, flags);
 	return tx_done(fd, REAL_NOHOOK(sendmsg)(fd, msg, flags));
 }
@@ -418,7 +456,7 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
-	if (!conntab_fast(fd))
+	if (!conntab_rw_fast(fd))
 		return REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
 	int r = REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
 	if (r > 0)
@@ -435,7 +473,7 @@ SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 
 __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *off, size_t n)
 {
-	if (!conntab_fast(out))
+	if (!conntab_rw_fast(out))
 		return REAL(sendfile)(out, in, off, n);
 	return tx_done(out, REAL(sendfile)(out, in, off, n));
 }
@@ -456,7 +494,7 @@ SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 /* splice moves bytes from a socket (received) or to one (sent). */
 SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, unsigned flags)
 {
-	if (!conntab_fast(in) && !conntab_fast(out))
+	if (!conntab_rw_fast(in) && !conntab_rw_fast(out))
 		return REAL(splice)(in, ioff, out, ooff, n, flags);
 	ssize_t r = REAL(splice)(in, ioff, out, ooff, n, flags);
 	rx_done(in, r, NULL);
@@ -470,6 +508,24 @@ SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, 
 
 static void forget_locked(struct conn *c)
 {
+	if ((c->flags & CONN_KERNEL) && shim_cfg.stats_file[0]) {
+		/* Our counters are zero for these: take the kernel's for the
+		 * exit statistics. */
+		struct tcp_info ti;
+		socklen_t len = sizeof ti;
+		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
+			/* The kernel counts a FIN as one byte of sequence space.
+			 * States from include/net/tcp_states.h (netinet/tcp.h,
+			 * which names them, clashes with linux/tcp.h). */
+			enum { FIN_WAIT2 = 5, TIME_WAIT = 6, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
+			uint8_t st = ti.tcpi_state;
+			bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT;
+			bool fin_out_acked = st == FIN_WAIT2 || st == TIME_WAIT;
+			c->rx = ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received);
+			c->tx = ti.tcpi_bytes_acked - (fin_out_acked && ti.tcpi_bytes_acked);
+		}
+	}
 	if (log_on(LOG_TRACE)) {
 		char p[64];
 		log_peer(c->fd, p, sizeof p);
@@ -545,7 +601,8 @@ static void track_dup(int oldfd, int newfd)
 	conntab_lock();
 	struct conn *c = conntab_slot_locked(oldfd), *n = NULL;
 	if (c && c->kind == CONN_KIND_CONN) {
-		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ns);
+		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ns,
+					  c->flags & CONN_KERNEL);
 		if (n) {
 			n->rx = conn_rx(c);
 			n->tx = conn_tx(c);

@@ -41,6 +41,7 @@ static inline bool shim_is_trigger(int sig)
 }
 
 uint64_t shim_now_ns(void); /* CLOCK_MONOTONIC */
+uint64_t shim_now_coarse_ns(void); /* CLOCK_MONOTONIC_COARSE: cheaper, ~4 ms steps */
 uint64_t shim_sock_dev(void); /* st_dev of sockets (sockfs), 0 before the first accept */
 
 #endif

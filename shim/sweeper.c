@@ -152,7 +152,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	}
 	/* Before a trigger only the first-byte timeout can apply, and only to
 	 * unused connections: skip the rest without a system call. */
-	if (!drain && (conn_rx(c) > 0 || !params.first_byte_timeout_ns)) {
+	if (!drain && (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params.first_byte_timeout_ns)) {
 		ps->kept++;
 		conntab_unlock();
 		return;
@@ -187,6 +187,8 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
 			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
+			if (in.kernel_rx > 0)
+				c->flags |= CONN_USED; /* no need to ask again before a trigger */
 			uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
 						 ? ti.tcpi_last_data_recv
 						 : ti.tcpi_last_data_sent;

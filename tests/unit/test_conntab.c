@@ -22,9 +22,28 @@ TestSuite(conntab, .init = reset, .fini = reset);
 static struct conn *ins(int fd, uint64_t ino)
 {
 	conntab_lock();
-	struct conn *c = conntab_insert_locked(fd, ino, AF_INET, 100);
+	struct conn *c = conntab_insert_locked(fd, ino, AF_INET, 100, false);
 	conntab_unlock();
 	return c;
+}
+
+Test(conntab, kernel_counted_records_stay_out_of_the_rw_filter)
+{
+	conntab_lock();
+	struct conn *k = conntab_insert_locked(30, 1, AF_INET, 1, true);
+	struct conn *u = conntab_insert_locked(31, 2, AF_UNIX, 1, false);
+	struct conn *h = conntab_insert_locked(CONNTAB_LOW + 5, 3, AF_INET, 1, true);
+	conntab_unlock();
+	cr_assert_eq(conntab_fast(30), k);
+	cr_assert_null(conntab_rw_fast(30), "the kernel counts it: no bookkeeping on its reads");
+	cr_assert_eq(conntab_rw_fast(31), u);
+	cr_assert_eq(conntab_fast(CONNTAB_LOW + 5), h);
+	cr_assert_null(conntab_rw_fast(CONNTAB_LOW + 5));
+	conntab_lock();
+	conntab_remove_locked(u);
+	conntab_unlock();
+	cr_assert_null(conntab_rw_fast(31));
+	cr_assert_null(conntab_fast(31));
 }
 
 Test(conntab, untracked_fds_are_not_found)
