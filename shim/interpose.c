@@ -249,10 +249,11 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
  * still sees them): they are counted when the host consumes them.  Writes
  * use REAL_NOHOOK: signal handlers write to self-pipes, and no thread may be
  * started there. */
-#define FAST(fd) \
+extern struct real_fns fast_fns;
+
+#define FASTFD(fd) \
 	__builtin_expect((unsigned)(fd) < CONNTAB_LOW && \
-				 !__atomic_load_n(&conntab_rw[(fd)], __ATOMIC_RELAXED) && \
-				 __atomic_load_n(&real_ready, __ATOMIC_ACQUIRE), \
+				 !__atomic_load_n(&conntab_rw[(unsigned)(fd)], __ATOMIC_RELAXED), \
 			 1)
 
 __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
@@ -264,8 +265,8 @@ __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	if (FAST(fd))
-		return real_fns.read(fd, buf, n);
+	if (FASTFD(fd))
+		return fast_fns.read(fd, buf, n);
 	return read_slow(fd, buf, n);
 }
 
@@ -278,8 +279,8 @@ __attribute__((noinline)) static ssize_t readv_slow(int fd, const struct iovec *
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (FAST(fd))
-		return real_fns.readv(fd, iov, iovcnt);
+	if (FASTFD(fd))
+		return fast_fns.readv(fd, iov, iovcnt);
 	return readv_slow(fd, iov, iovcnt);
 }
 
@@ -292,8 +293,8 @@ __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, 
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	if (FAST(fd))
-		return real_fns.recv(fd, buf, n, flags);
+	if (FASTFD(fd))
+		return fast_fns.recv(fd, buf, n, flags);
 	return recv_slow(fd, buf, n, flags);
 }
 
@@ -306,8 +307,8 @@ __attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t
 
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
 {
-	if (FAST(fd))
-		return real_fns.recvfrom(fd, buf, n, flags, addr, alen);
+	if (FASTFD(fd))
+		return fast_fns.recvfrom(fd, buf, n, flags, addr, alen);
 	return recvfrom_slow(fd, buf, n, flags, addr, alen);
 }
 
@@ -320,8 +321,8 @@ __attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (FAST(fd))
-		return real_fns.recvmsg(fd, msg, flags);
+	if (FASTFD(fd))
+		return fast_fns.recvmsg(fd, msg, flags);
 	return recvmsg_slow(fd, msg, flags);
 }
 
@@ -334,8 +335,8 @@ __attribute__((noinline)) static ssize_t read_chk_slow(int fd, void *buf, size_t
 
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	if (FAST(fd))
-		return real_fns.read_chk(fd, buf, n, buflen);
+	if (FASTFD(fd))
+		return fast_fns.read_chk(fd, buf, n, buflen);
 	return read_chk_slow(fd, buf, n, buflen);
 }
 
@@ -348,8 +349,8 @@ __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	if (FAST(fd))
-		return real_fns.recv_chk(fd, buf, n, buflen, flags);
+	if (FASTFD(fd))
+		return fast_fns.recv_chk(fd, buf, n, buflen, flags);
 	return recv_chk_slow(fd, buf, n, buflen, flags);
 }
 
@@ -362,8 +363,8 @@ __attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, si
 
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
 {
-	if (FAST(fd))
-		return real_fns.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
+	if (FASTFD(fd))
+		return fast_fns.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
 	return recvfrom_chk_slow(fd, buf, n, buflen, flags, addr, alen);
 }
 
@@ -379,8 +380,8 @@ __attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, un
 
 SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
 {
-	if (FAST(fd))
-		return real_fns.recvmmsg(fd, v, n, flags, t);
+	if (FASTFD(fd))
+		return fast_fns.recvmmsg(fd, v, n, flags, t);
 	return recvmmsg_slow(fd, v, n, flags, t);
 }
 
@@ -393,8 +394,8 @@ __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, siz
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (FAST(fd))
-		return real_fns.write(fd, buf, n);
+	if (FASTFD(fd))
+		return fast_fns.write(fd, buf, n);
 	return write_slow(fd, buf, n);
 }
 
@@ -407,8 +408,8 @@ __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec 
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (FAST(fd))
-		return real_fns.writev(fd, iov, iovcnt);
+	if (FASTFD(fd))
+		return fast_fns.writev(fd, iov, iovcnt);
 	return writev_slow(fd, iov, iovcnt);
 }
 
@@ -421,8 +422,8 @@ __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size
 
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	if (FAST(fd))
-		return real_fns.send(fd, buf, n, flags);
+	if (FASTFD(fd))
+		return fast_fns.send(fd, buf, n, flags);
 	return send_slow(fd, buf, n, flags);
 }
 
@@ -435,8 +436,8 @@ __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, si
 
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
 {
-	if (FAST(fd))
-		return real_fns.sendto(fd, buf, n, flags, addr, alen);
+	if (FASTFD(fd))
+		return fast_fns.sendto(fd, buf, n, flags, addr, alen);
 	return sendto_slow(fd, buf, n, flags, addr, alen);
 }
 
@@ -449,8 +450,8 @@ __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghd
 
 SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (FAST(fd))
-		return real_fns.sendmsg(fd, msg, flags);
+	if (FASTFD(fd))
+		return fast_fns.sendmsg(fd, msg, flags);
 	return sendmsg_slow(fd, msg, flags);
 }
 
@@ -466,8 +467,8 @@ __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, un
 
 SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
-	if (FAST(fd))
-		return real_fns.sendmmsg(fd, v, n, flags);
+	if (FASTFD(fd))
+		return fast_fns.sendmmsg(fd, v, n, flags);
 	return sendmmsg_slow(fd, v, n, flags);
 }
 
@@ -480,9 +481,74 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 
 SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
-	if (FAST(out))
-		return real_fns.sendfile(out, in, off, n);
+	if (FASTFD(out))
+		return fast_fns.sendfile(out, in, off, n);
 	return sendfile_slow(out, in, off, n);
+}
+
+/* Where the exported wrappers jump for an fd that needs no bookkeeping: libc
+ * itself while REAL()'s fast path is open, the slow paths (binding, and the
+ * hook that starts a deferred sweeper) while it is closed.  Switched with
+ * plain pointer stores, so the signal handler may close it. */
+struct real_fns fast_fns = {
+	.read = read_slow,
+	.readv = readv_slow,
+	.recv = recv_slow,
+	.recvfrom = recvfrom_slow,
+	.recvmsg = recvmsg_slow,
+	.read_chk = read_chk_slow,
+	.recv_chk = recv_chk_slow,
+	.recvfrom_chk = recvfrom_chk_slow,
+	.recvmmsg = recvmmsg_slow,
+	.write = write_slow,
+	.writev = writev_slow,
+	.send = send_slow,
+	.sendto = sendto_slow,
+	.sendmsg = sendmsg_slow,
+	.sendmmsg = sendmmsg_slow,
+	.sendfile = sendfile_slow,
+};
+
+static const struct real_fns slow_fns = {
+	.read = read_slow,
+	.readv = readv_slow,
+	.recv = recv_slow,
+	.recvfrom = recvfrom_slow,
+	.recvmsg = recvmsg_slow,
+	.read_chk = read_chk_slow,
+	.recv_chk = recv_chk_slow,
+	.recvfrom_chk = recvfrom_chk_slow,
+	.recvmmsg = recvmmsg_slow,
+	.write = write_slow,
+	.writev = writev_slow,
+	.send = send_slow,
+	.sendto = sendto_slow,
+	.sendmsg = sendmsg_slow,
+	.sendmmsg = sendmmsg_slow,
+	.sendfile = sendfile_slow,
+};
+
+void real_fast_switch(int open)
+{
+#define FAST_SET(f) \
+	__atomic_store_n(&fast_fns.f, open && real_fns.f ? real_fns.f : slow_fns.f, __ATOMIC_RELEASE)
+	FAST_SET(read);
+	FAST_SET(readv);
+	FAST_SET(recv);
+	FAST_SET(recvfrom);
+	FAST_SET(recvmsg);
+	FAST_SET(read_chk);
+	FAST_SET(recv_chk);
+	FAST_SET(recvfrom_chk);
+	FAST_SET(recvmmsg);
+	FAST_SET(write);
+	FAST_SET(writev);
+	FAST_SET(send);
+	FAST_SET(sendto);
+	FAST_SET(sendmsg);
+	FAST_SET(sendmmsg);
+	FAST_SET(sendfile);
+#undef FAST_SET
 }
 
 /* off_t is 64-bit here (x86_64): sendfile64 is the same function. */

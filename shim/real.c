@@ -51,8 +51,10 @@ static void die_missing(const char *name)
 
 void real_open_fast(void)
 {
-	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2)
+	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2) {
+		real_fast_switch(1);
 		__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
+	}
 }
 
 void real_bind(void)
@@ -128,6 +130,7 @@ void real_bind_nohook(void)
 	BIND_OPT(recv_chk, "__recv_chk");
 	BIND_OPT(recvfrom_chk, "__recvfrom_chk");
 	binding_here = 0;
-	__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&bind_state, 2, __ATOMIC_RELEASE);
+	real_fast_switch(1);
+	__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
 }

@@ -79,9 +79,11 @@ void real_bind_nohook(void);
  * and real_hook, in the normal context of a wrapper: that is where the
  * sweeper thread is started when a trigger came in a signal handler. */
 extern void (*real_hook)(void);
+void real_fast_switch(int open); /* interpose.c: points fast_fns at libc or the slow paths */
 static inline void real_close_fast(void)
 {
 	__atomic_store_n(&real_ready, 0, __ATOMIC_RELEASE);
+	real_fast_switch(0);
 }
 void real_open_fast(void);
 
