@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static void set_rw(int fd, struct conn *c)
 		__atomic_store_n(&conntab_rw[fd], c, __ATOMIC_RELEASE);
 }
 struct conn **conntab_pages[CONNTAB_PAGES];
-pthread_mutex_t conntab_mu = PTHREAD_MUTEX_INITIALIZER;
+int conntab_mu;
 
 static struct conn *table;     /* uthash head */
 static struct conn *free_list; /* recycled records, linked through hh.next */
@@ -45,14 +46,30 @@ static int sentinel_in;
 static uint32_t next_gen = 1;
 struct conntab_stats conntab_stats;
 
+/* A spin lock rather than a mutex: every hold is short (a hash insert or
+ * delete; the sweeper's few system calls for one connection), and a mutex
+ * pair costs a hundred instructions on every accept and close.  A waiter
+ * yields after a while, so a holder that was preempted gets the CPU back. */
 void conntab_lock(void)
 {
-	pthread_mutex_lock(&conntab_mu);
+	for (unsigned spins = 0; __atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE); spins++) {
+		while (__atomic_load_n(&conntab_mu, __ATOMIC_RELAXED)) {
+			if (++spins > 200)
+				sched_yield();
+			else
+				__builtin_ia32_pause();
+		}
+	}
+}
+
+bool conntab_trylock(void)
+{
+	return !__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE);
 }
 
 void conntab_unlock(void)
 {
-	pthread_mutex_unlock(&conntab_mu);
+	__atomic_store_n(&conntab_mu, 0, __ATOMIC_RELEASE);
 }
 
 struct conn *conntab_fast_high(int fd)

@@ -82,7 +82,7 @@ extern struct conn *conntab_low[CONNTAB_LOW] CONNTAB_HIDDEN;
  * reads and writes no more than an untracked fd. */
 extern struct conn *conntab_rw[CONNTAB_LOW] CONNTAB_HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] CONNTAB_HIDDEN;
-extern pthread_mutex_t conntab_mu CONNTAB_HIDDEN; /* guards the table, free list, filter writes */
+extern int conntab_mu CONNTAB_HIDDEN; /* spin lock: guards the table, free list, filter writes */
 
 struct conn *conntab_fast_high(int fd) CONNTAB_HIDDEN;
 
@@ -164,6 +164,7 @@ struct conntab_stats {
 extern struct conntab_stats conntab_stats;
 
 void conntab_lock(void);
+bool conntab_trylock(void);
 void conntab_unlock(void);
 
 /* Formats the peer as "127.0.0.1:49501", "[::1]:8080" or "unix". */

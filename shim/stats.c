@@ -78,7 +78,7 @@ static void write_stats(void)
 	/* The host may call exit() from a signal handler that interrupted us
 	 * inside the table lock: never wait for it for long. */
 	int locked = 0;
-	for (int i = 0; i < 200 && !(locked = pthread_mutex_trylock(&conntab_mu) == 0); i++)
+	for (int i = 0; i < 200 && !(locked = conntab_trylock()); i++)
 		usleep(1000);
 	if (locked) {
 		s.accepted = conntab_stats.accepted;
@@ -87,7 +87,7 @@ static void write_stats(void)
 		s.bytes_received = conntab_stats.closed_rx;
 		s.bytes_sent = conntab_stats.closed_tx;
 		conntab_add_open_bytes_locked(&s.bytes_received, &s.bytes_sent);
-		pthread_mutex_unlock(&conntab_mu);
+		conntab_unlock();
 	}
 	s.released_unused = __atomic_load_n(&released[POL_R_UNUSED], __ATOMIC_RELAXED);
 	s.released_idle = __atomic_load_n(&released[POL_R_IDLE], __ATOMIC_RELAXED);
