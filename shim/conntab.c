@@ -130,13 +130,15 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 		return NULL;
 	/* A record still here for this fd number is stale: the fd was closed
 	 * behind our back (fclose, a raw syscall) and the number reused. */
-	if ((c = conntab_find_locked(fd)))
-		conntab_remove_locked(c);
-	if ((c = conntab_slot_locked(fd)) && c->kind != CONN_KIND_CONN)
-		conntab_special_remove_locked(c);
 	slot = slot_for(fd, true);
 	if (!slot)
 		return NULL;
+	if ((c = *slot)) {
+		if (c->kind == CONN_KIND_CONN)
+			conntab_remove_locked(c);
+		else
+			conntab_special_remove_locked(c);
+	}
 	if (!sentinel_in) {
 		oom_hit = 0;
 		HASH_ADD_INT(table, fd, &sentinel);
