@@ -62,7 +62,10 @@ static bool kernel_counts_tcp(int fd)
  * and this is compared once per identity check. */
 static uint64_t sock_dev;
 
-static void track(int fd, const struct sockaddr *addr, const socklen_t *addrlen)
+/* buflen: the size of the caller's address buffer before the call; accept
+ * then sets *addrlen to the address's real size, which may be larger (the
+ * address was truncated). */
+static void track(int fd, const struct sockaddr *addr, socklen_t buflen, const socklen_t *addrlen)
 {
 	int saved = errno;
 	struct stat st;
@@ -73,7 +76,7 @@ static void track(int fd, const struct sockaddr *addr, const socklen_t *addrlen)
 		goto out;
 	/* The family decides whether TCP_INFO applies.  The caller's buffer
 	 * has it unless it passed none. */
-	if (addr && addrlen && *addrlen >= sizeof(sa_family_t))
+	if (addr && addrlen && buflen >= sizeof(sa_family_t) && *addrlen >= sizeof(sa_family_t))
 		family = addr->sa_family;
 	else if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
 		family = 0;
@@ -134,10 +137,11 @@ static void note_listener(int lfd, bool accepted)
 
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
+	socklen_t buflen = addr && addrlen ? *addrlen : 0;
 	int r = REAL(accept)(fd, addr, addrlen);
 	if (r >= 0 && shim_on()) {
 		note_listener(fd, true);
-		track(r, addr, addrlen);
+		track(r, addr, buflen, addrlen);
 	}
 	return r;
 }
@@ -157,6 +161,7 @@ SHIM_EXPORT int listen(int fd, int backlog)
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
+	socklen_t buflen = addr && addrlen ? *addrlen : 0;
 	int r;
 	if (REAL(accept4))
 		r = REAL(accept4)(fd, addr, addrlen, flags);
@@ -164,7 +169,7 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 		r = (int)syscall(SYS_accept4, fd, addr, addrlen, flags);
 	if (r >= 0 && shim_on()) {
 		note_listener(fd, true);
-		track(r, addr, addrlen);
+		track(r, addr, buflen, addrlen);
 	}
 	return r;
 }
@@ -266,7 +271,7 @@ __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	if (FASTFD(fd))
-		return fast_fns.read(fd, buf, n);
+		return __atomic_load_n(&fast_fns.read, __ATOMIC_RELAXED)(fd, buf, n);
 	return read_slow(fd, buf, n);
 }
 
@@ -280,7 +285,7 @@ __attribute__((noinline)) static ssize_t readv_slow(int fd, const struct iovec *
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	if (FASTFD(fd))
-		return fast_fns.readv(fd, iov, iovcnt);
+		return __atomic_load_n(&fast_fns.readv, __ATOMIC_RELAXED)(fd, iov, iovcnt);
 	return readv_slow(fd, iov, iovcnt);
 }
 
@@ -294,7 +299,7 @@ __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	if (FASTFD(fd))
-		return fast_fns.recv(fd, buf, n, flags);
+		return __atomic_load_n(&fast_fns.recv, __ATOMIC_RELAXED)(fd, buf, n, flags);
 	return recv_slow(fd, buf, n, flags);
 }
 
@@ -308,7 +313,7 @@ __attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
 {
 	if (FASTFD(fd))
-		return fast_fns.recvfrom(fd, buf, n, flags, addr, alen);
+		return __atomic_load_n(&fast_fns.recvfrom, __ATOMIC_RELAXED)(fd, buf, n, flags, addr, alen);
 	return recvfrom_slow(fd, buf, n, flags, addr, alen);
 }
 
@@ -322,7 +327,7 @@ __attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	if (FASTFD(fd))
-		return fast_fns.recvmsg(fd, msg, flags);
+		return __atomic_load_n(&fast_fns.recvmsg, __ATOMIC_RELAXED)(fd, msg, flags);
 	return recvmsg_slow(fd, msg, flags);
 }
 
@@ -336,7 +341,7 @@ __attribute__((noinline)) static ssize_t read_chk_slow(int fd, void *buf, size_t
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	if (FASTFD(fd))
-		return fast_fns.read_chk(fd, buf, n, buflen);
+		return __atomic_load_n(&fast_fns.read_chk, __ATOMIC_RELAXED)(fd, buf, n, buflen);
 	return read_chk_slow(fd, buf, n, buflen);
 }
 
@@ -350,7 +355,7 @@ __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
 	if (FASTFD(fd))
-		return fast_fns.recv_chk(fd, buf, n, buflen, flags);
+		return __atomic_load_n(&fast_fns.recv_chk, __ATOMIC_RELAXED)(fd, buf, n, buflen, flags);
 	return recv_chk_slow(fd, buf, n, buflen, flags);
 }
 
@@ -364,7 +369,7 @@ __attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, si
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
 {
 	if (FASTFD(fd))
-		return fast_fns.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
+		return __atomic_load_n(&fast_fns.recvfrom_chk, __ATOMIC_RELAXED)(fd, buf, n, buflen, flags, addr, alen);
 	return recvfrom_chk_slow(fd, buf, n, buflen, flags, addr, alen);
 }
 
@@ -381,7 +386,7 @@ __attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, un
 SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
 {
 	if (FASTFD(fd))
-		return fast_fns.recvmmsg(fd, v, n, flags, t);
+		return __atomic_load_n(&fast_fns.recvmmsg, __ATOMIC_RELAXED)(fd, v, n, flags, t);
 	return recvmmsg_slow(fd, v, n, flags, t);
 }
 
@@ -395,7 +400,7 @@ __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, siz
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	if (FASTFD(fd))
-		return fast_fns.write(fd, buf, n);
+		return __atomic_load_n(&fast_fns.write, __ATOMIC_RELAXED)(fd, buf, n);
 	return write_slow(fd, buf, n);
 }
 
@@ -409,7 +414,7 @@ __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	if (FASTFD(fd))
-		return fast_fns.writev(fd, iov, iovcnt);
+		return __atomic_load_n(&fast_fns.writev, __ATOMIC_RELAXED)(fd, iov, iovcnt);
 	return writev_slow(fd, iov, iovcnt);
 }
 
@@ -423,7 +428,7 @@ __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	if (FASTFD(fd))
-		return fast_fns.send(fd, buf, n, flags);
+		return __atomic_load_n(&fast_fns.send, __ATOMIC_RELAXED)(fd, buf, n, flags);
 	return send_slow(fd, buf, n, flags);
 }
 
@@ -437,7 +442,7 @@ __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, si
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
 {
 	if (FASTFD(fd))
-		return fast_fns.sendto(fd, buf, n, flags, addr, alen);
+		return __atomic_load_n(&fast_fns.sendto, __ATOMIC_RELAXED)(fd, buf, n, flags, addr, alen);
 	return sendto_slow(fd, buf, n, flags, addr, alen);
 }
 
@@ -451,7 +456,7 @@ __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghd
 SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (FASTFD(fd))
-		return fast_fns.sendmsg(fd, msg, flags);
+		return __atomic_load_n(&fast_fns.sendmsg, __ATOMIC_RELAXED)(fd, msg, flags);
 	return sendmsg_slow(fd, msg, flags);
 }
 
@@ -468,7 +473,7 @@ __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, un
 SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
 	if (FASTFD(fd))
-		return fast_fns.sendmmsg(fd, v, n, flags);
+		return __atomic_load_n(&fast_fns.sendmmsg, __ATOMIC_RELAXED)(fd, v, n, flags);
 	return sendmmsg_slow(fd, v, n, flags);
 }
 
@@ -482,7 +487,7 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
 	if (FASTFD(out))
-		return fast_fns.sendfile(out, in, off, n);
+		return __atomic_load_n(&fast_fns.sendfile, __ATOMIC_RELAXED)(out, in, off, n);
 	return sendfile_slow(out, in, off, n);
 }
 
