@@ -629,6 +629,7 @@ static void forget_fd_locked(int fd)
 
 static void forget(int fd)
 {
+	sweeper_fds_closing((unsigned)fd, (unsigned)fd);
 	if (__builtin_expect(!conntab_fast(fd), 1))
 		return;
 	int saved = errno;
@@ -644,6 +645,7 @@ static void forget_range(unsigned lo, unsigned hi)
 	size_t n;
 	int sp[CONNTAB_MAX_SPECIALS];
 
+	sweeper_fds_closing(lo, hi);
 	conntab_lock();
 	n = conntab_count_locked();
 	if (n && (refs = malloc(n * sizeof *refs))) {
@@ -757,7 +759,11 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
 SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	int saved = errno;
-	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
+	/* Forget only what the call will close: not with CLOSE_RANGE_CLOEXEC,
+	 * and not when it is bound to fail (EINVAL: unknown flags, first >
+	 * last), as then nothing is closed. */
+	if (!(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) && !(flags & CLOSE_RANGE_CLOEXEC) &&
+	    first <= last)
 		forget_range(first, last);
 	errno = saved;
 	if (REAL(close_range))

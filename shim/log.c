@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,11 +48,23 @@ void log_init(enum log_level level, const char *path)
 	log_level_cur = (int)level;
 	if (level == LOG_OFF || !path || !*path)
 		return;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	/* O_NONBLOCK: opening a planted FIFO must not block start-up; a FIFO
+	 * or socket is refused, a regular file or a terminal is kept (blocking). */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		      0600);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))) {
+		syscall(SYS_close, fd);
+		fd = -1;
+		errno = EINVAL;
+	}
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);
 	if (fd < 0) {
 		char line[1300];
 		snprintf(line, sizeof line,
-			 "graceshim: GRACESHIM_LOG_FILE=\"%.1024s\" cannot be opened (%s); logging to stderr\n",
+			 "graceshim: GRACESHIM_LOG_FILE=\"%.1024s\" cannot be opened (%s; a regular file "
+			 "is expected); logging to stderr\n",
 			 path, strerror(errno));
 		log_raw_stderr(line);
 		return;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <time.h>
+#include <unistd.h>
 
 struct cfg shim_cfg;
 int shim_init_state;
@@ -71,6 +72,11 @@ void shim_init(void)
 
 	if (init_here)
 		return; /* re-entered while initialising: inactive until done */
+	/* Called before libc set up the environment (a preinit_array function,
+	 * another library's early constructor): reading the configuration now
+	 * would read nothing.  Stay inactive for this call and decide later. */
+	if (!environ)
+		return;
 	if (!__atomic_compare_exchange_n(&shim_init_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
 		/* Another thread is initialising; it takes microseconds. */

@@ -362,23 +362,40 @@ static void *sweeper_main(void *arg)
 		/* A deadline ahead: later connections have later deadlines. */
 		if (next_wait != UINT64_MAX)
 			__atomic_store_n(&wants_kick, 0, __ATOMIC_RELEASE);
-		/* Without an eventfd we cannot be woken: poll the table. */
 		int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+		if (fd < 0) {
+			/* The host closed or replaced our eventfd (closefrom,
+			 * close_range, dup2 onto its number): that number is the
+			 * host's now; make a new one and never touch the old. */
+			int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			LOG(LOG_INFO, "internal eventfd was closed by the host; %s",
+			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
+			if (nfd >= 0) {
+				conntab_lock();
+				__atomic_store_n(&wake_fd, nfd, __ATOMIC_RELEASE);
+				conntab_unlock();
+			}
+			fd = nfd;
+		}
+		/* Without an eventfd we cannot be woken: poll the table. */
 		if (fd < 0 && next_wait > 100000000)
 			next_wait = 100000000;
 
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int r = poll(&p, 1, poll_ms(next_wait));
-		if (r > 0 && (p.revents & POLLIN)) {
-			uint64_t v;
-			syscall(SYS_read, fd, &v, sizeof v);
-		} else if (r > 0 && (p.revents & POLLNVAL)) {
-			/* The host closed our eventfd (closefrom, close_range):
-			 * make a new one rather than spin or die. */
-			int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			LOG(LOG_WARN, "internal eventfd %d was closed by the host; %s", fd,
-			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
-			__atomic_store_n(&wake_fd, nfd, __ATOMIC_RELEASE);
+		int r = REAL(poll)(&p, 1, poll_ms(next_wait));
+		if (r > 0 && (p.revents & (POLLIN | POLLNVAL))) {
+			/* Read only while the number is still ours: the host's close
+			 * paths give it up under the same lock before closing. */
+			conntab_lock();
+			if (__atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE) == fd) {
+				if (p.revents & POLLNVAL) /* closed behind our wrappers */
+					__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
+				else {
+					uint64_t v;
+					syscall(SYS_read, fd, &v, sizeof v);
+				}
+			}
+			conntab_unlock();
 		}
 	}
 	return NULL;
@@ -454,6 +471,24 @@ void sweeper_hook(void)
 	if (__atomic_load_n(&deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
 		spawn();
 	real_open_fast();
+}
+
+/* The host is about to close or replace fds lo..hi.  If our eventfd is among
+ * them, give the number up first (under the table lock, which the sweeper
+ * takes to read it) and wake the sweeper so it makes a new one: the host's
+ * fd that takes the number must never be read or written by us. */
+void sweeper_fds_closing(unsigned lo, unsigned hi)
+{
+	int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi)
+		return;
+	conntab_lock();
+	if (__atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE) == fd) {
+		__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
+		uint64_t one = 1;
+		syscall(SYS_write, fd, &one, sizeof one); /* still ours: wakes the sweeper */
+	}
+	conntab_unlock();
 }
 
 void sweeper_after_fork_child(void)

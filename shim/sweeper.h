@@ -19,6 +19,8 @@ void sweeper_listener_closed(void);
  * ends (the process accepts again). */
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
+/* The host is about to close or replace fds lo..hi (table lock not held). */
+void sweeper_fds_closing(unsigned lo, unsigned hi);
 /* real_hook: runs in a wrapper after REAL()'s fast path was closed. */
 void sweeper_hook(void);
 
