@@ -92,7 +92,7 @@ harness: all $(B)/fixtures/hyperlike
 	bash tests/harness/test-harness.sh
 
 check: deps
-	$(MAKE) test test-launcher e2e harness
+	$(MAKE) test test-launcher reliability e2e harness
 
 demo: deps
 	$(MAKE) all $(FIXTURES)
@@ -110,5 +110,5 @@ clean:
 # install, uninstall, the launcher's tests
 include scripts/install.mk
 # benchmarks (make bench) and the reliability suite (sanitizers, fuzzing)
--include bench/bench.mk
--include tests/reliability.mk
+include bench/bench.mk
+include tests/reliability.mk

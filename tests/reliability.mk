@@ -1,0 +1,143 @@
+# Reliability and security (issue 7); included at the end of the Makefile.
+#   make reliability      the Criterion suite tests/reliability/ (errno parity,
+#                         closefrom, signal storm, log file security, secure
+#                         execution), with fixtures tests/fixtures/rel_*.c
+#   make check-san        unit + integration + reliability under ASan+UBSan
+#                         (build-address/), then under TSan (build-thread/);
+#                         every sanitizer report is a file under
+#                         build-*/san-logs/, printed, and fails the target
+#   make check-valgrind   valgrind memcheck over fixture servers with the shim
+#   make fuzz             libFuzzer (clang), FUZZ_TIME=30 s per target
+#   make fuzz-smoke       the same, 5 s per target (meant for make check)
+#   make fuzz-build       only build build-fuzz/fuzz_config, build-fuzz/fuzz_conntab
+
+.PHONY: reliability check-san check-valgrind fuzz fuzz-smoke fuzz-build
+
+# ---- the Criterion suite --------------------------------------------------
+# harness.c is compiled in as it is (its header is found beside it).
+REL_SRC := $(wildcard tests/reliability/*.c)
+REL_DEPS := $(REL_SRC) $(wildcard tests/reliability/*.h) tests/integration/harness.c \
+	tests/integration/harness.h
+
+$(B)/tests/reliability: $(REL_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -Itests/integration -o $@ $(REL_SRC) \
+		tests/integration/harness.c -lcriterion $(LDSAN)
+
+# rel_secure linked against the shim (DT_NEEDED, absolute RUNPATH): glibc
+# ignores LD_PRELOAD paths in secure-execution mode, so the shim's own
+# AT_SECURE check can only be exercised this way (tests/reliability/test_secure.c).
+$(B)/fixtures/rel_secure-linked: tests/fixtures/rel_secure.c tests/fixtures/fixture.h \
+		tests/fixtures/threads.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< -L$(B) -l:libgraceshim.so \
+		-Wl,-rpath,$(CURDIR)/$(B) $(LDSAN)
+
+reliability: $(B)/tests/reliability $(LIB) $(FIXTURES) $(B)/fixtures/rel_secure-linked
+	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/reliability $(REL_ARGS)
+
+# ---- sanitizer builds -------------------------------------------------------
+# SAN=address: the fixtures link libasan, and the harness preloads the shim
+# ahead of it; ASan would refuse to start.  Each fixture gets
+# __asan_default_options() = verify_asan_link_order=0 (see the file for why
+# that order is safe, and why preloading libasan.so first is not).
+ifeq ($(SAN),address)
+$(B)/fixtures/%: private LDSAN += tests/reliability/san/asan_link_order.c
+endif
+
+# SAN=thread: Criterion cannot run under TSan (its boxfort arena cannot be
+# mapped: "Could not initialize inheritable arena", Snaipe/Criterion#274), so
+# the test runners are built without it; the shim and the fixtures it is
+# preloaded into, where the threads are, keep TSan.  The unit tests then run
+# uninstrumented (they are single-threaded) on their own copies of the pure
+# objects.  "private": the shim's objects, prerequisites of these targets,
+# must not inherit the flags.
+ifeq ($(SAN),thread)
+NOTSAN_CFLAGS := $(filter-out $(TSAN_FLAGS),$(CFLAGS))
+NOTSAN_PURE_OBJ := $(patsubst $(B)/obj/%,$(B)/obj-notsan/%,$(PURE_OBJ))
+$(B)/obj-notsan/%.o: shim/%.c $(wildcard shim/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(NOTSAN_CFLAGS) -c -o $@ $<
+$(B)/tests/unit: $(NOTSAN_PURE_OBJ)
+$(B)/tests/unit: private PURE_OBJ := $(NOTSAN_PURE_OBJ)
+$(B)/tests/unit $(B)/tests/integration $(B)/tests/reliability: private CFLAGS := $(NOTSAN_CFLAGS)
+$(B)/tests/unit $(B)/tests/integration $(B)/tests/reliability: private LDSAN :=
+endif
+
+# halt_on_error: the first report ends the process; log_path: every report
+# (from a fixture, the shim in it, or a test runner) lands in a file that
+# check-san prints, whatever the test that ran it concluded.  Not reported:
+# leaks inside Criterion (san/lsan.supp) and TSan's "thread leak" (a fixture
+# exiting with a thread it never joined says nothing about the shim).
+SAN_LOGS = $(CURDIR)/build-$(1)/san-logs
+CHECK_SAN_ASAN = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$(call SAN_LOGS,address)/asan \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(call SAN_LOGS,address)/ubsan \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/reliability/san/lsan.supp:print_suppressions=0:log_path=$(call SAN_LOGS,address)/lsan
+CHECK_SAN_TSAN = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=1:report_thread_leaks=0:log_path=$(call SAN_LOGS,thread)/tsan
+
+# -k: the integration and reliability suites run even when an earlier one
+# failed; both sanitizers run; the target fails if anything failed or any
+# report was written.
+check-san:
+	@rm -rf $(call SAN_LOGS,address) $(call SAN_LOGS,thread)
+	@mkdir -p $(call SAN_LOGS,address) $(call SAN_LOGS,thread)
+	@rc=0; \
+	$(CHECK_SAN_ASAN) $(MAKE) -k SAN=address unit integration reliability || rc=1; \
+	$(CHECK_SAN_TSAN) $(MAKE) -k SAN=thread unit integration reliability || rc=1; \
+	for f in $(call SAN_LOGS,address)/* $(call SAN_LOGS,thread)/*; do \
+		[ -f "$$f" ] || continue; rc=1; \
+		echo "==== sanitizer report $$f"; cat "$$f"; \
+	done; \
+	if [ $$rc = 0 ]; then echo "check-san: ASan, UBSan and TSan found nothing"; \
+	else echo "check-san: FAILED (test failures or sanitizer reports above)" >&2; fi; \
+	exit $$rc
+
+# ---- valgrind -----------------------------------------------------------------
+# The fixture rel_valgrind execs valgrind on another fixture; the tests run
+# only with GRACESHIM_VALGRIND=1 (tests/reliability/test_valgrind.c).
+check-valgrind: $(B)/tests/reliability $(LIB) $(FIXTURES)
+	@test -z "$(SAN)" || { echo "check-valgrind: not with SAN=$(SAN) (valgrind and sanitizers exclude each other)" >&2; exit 2; }
+	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
+	GRACESHIM_VALGRIND=1 GRACESHIM_BUILD=$(CURDIR)/$(B) $(B)/tests/reliability --filter 'valgrind/*'
+
+# ---- libFuzzer ----------------------------------------------------------------
+# The pure objects, built again by clang with coverage instrumentation and
+# ASan+UBSan, linked into each target.  New inputs go to build-fuzz/corpus/;
+# the seeds in tests/fuzz/corpus/ are only read.  A crash, leak, timeout or
+# violated invariant stops libFuzzer with a non-zero status and leaves the
+# input in build-fuzz/artifacts/.
+FUZZ_CC ?= clang
+FUZZ_DIR := build-fuzz
+FUZZ_TIME ?= 30
+FUZZ_RUNS ?= 20000000
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ishim $(FUZZ_SAN)
+FUZZ_TARGETS := config conntab
+FUZZ_PURE := $(FUZZ_DIR)/obj/config.o $(FUZZ_DIR)/obj/conntab.o $(FUZZ_DIR)/obj/policy.o
+
+$(FUZZ_DIR)/obj/%.o: shim/%.c $(wildcard shim/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_PURE)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_PURE)
+
+.SECONDARY: $(FUZZ_PURE)
+fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+
+# $(1): target, $(2): seconds.  -runs caps the work on a fast machine.
+define fuzz_run
+	@mkdir -p $(FUZZ_DIR)/corpus/$(1) $(FUZZ_DIR)/artifacts
+	$(FUZZ_DIR)/fuzz_$(1) -max_total_time=$(2) -runs=$(FUZZ_RUNS) -timeout=10 -rss_limit_mb=2048 \
+		-max_len=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$(1)- \
+		$(if $(wildcard tests/fuzz/$(1).dict),-dict=tests/fuzz/$(1).dict) \
+		$(FUZZ_DIR)/corpus/$(1) tests/fuzz/corpus/$(1)
+
+endef
+
+fuzz: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_TIME)))
+
+fuzz-smoke: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),5))

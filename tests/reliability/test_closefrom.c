@@ -1,0 +1,92 @@
+/*
+ * The host closes every fd it does not know (closefrom(3), close_range
+ * around its own fds) after the shim started its sweeper, which owns an
+ * eventfd.  The shim must recover: SIGINT still releases the never-used
+ * connections (one accepted before the purge, one after), the server exits
+ * promptly, and no client ever receives a byte the host did not send.
+ */
+#include "rel.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct server srv;
+
+static void teardown(void)
+{
+	server_stop(&srv);
+}
+
+TestSuite(closefrom, .fini = teardown, .timeout = 60);
+
+/* Returns ms from SIGINT to exit, or -1. */
+static long purge_then_sigint(const char *mode, bool shim, bool single)
+{
+	const char *const args[] = {"rel_closefrom", "--mode", mode, single ? "--single-threaded" : NULL,
+				    NULL};
+	char line[64], got[64];
+	server_start(&srv, shim, args, NULL);
+	int before = tcp_connect(AF_INET, srv.port); /* its accept triggers the purge */
+	cr_assert(rel_read_line(srv.out_fd, line, sizeof line, 5000) && !strcmp(line, "purged"),
+		  "no \"purged\" line (got \"%s\"); stderr:\n%s", line, server_stderr(&srv));
+	int after = tcp_connect(AF_INET, srv.port);
+	sleep_ms(200);
+	long ms = server_signal_and_wait(&srv, SIGINT, shim ? PROMPT_MS : HANG_MS);
+	/* Whatever the clients got by now: the host sent nothing. */
+	long nb = rel_recv_until_eof(before, got, sizeof got, ms >= 0 ? 2000 : 100);
+	long na = rel_recv_until_eof(after, got, sizeof got, ms >= 0 ? 2000 : 100);
+	cr_expect(nb <= 0 && na <= 0,
+		  "a client received bytes the host never sent (%ld before the purge, %ld after): "
+		  "the shim wrote to an fd number the host had reused", nb, na);
+	close(before);
+	close(after);
+	return ms;
+}
+
+Test(closefrom, close_range_around_own_fds)
+{
+	long ms = purge_then_sigint("range", true, false);
+	cr_assert_geq(ms, 0, "still running %d ms after SIGINT once the host closed the shim's fds; "
+			     "stderr:\n%s", PROMPT_MS, server_stderr(&srv));
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
+}
+
+Test(closefrom, compact_own_fds_then_closefrom)
+{
+	long ms = purge_then_sigint("closefrom", true, false);
+	cr_assert_geq(ms, 0, "still running %d ms after SIGINT once the host moved its fds over the "
+			     "shim's and closed the rest; stderr:\n%s", PROMPT_MS, server_stderr(&srv));
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
+}
+
+/* close_range() that fails (EINVAL: an unknown flag) closes nothing: the
+ * connections are still open, still the host's, and must still be released. */
+Test(closefrom, failed_close_range_keeps_tracking)
+{
+	long ms = purge_then_sigint("badflags", true, false);
+	cr_assert_geq(ms, 0, "a close_range() that failed made the shim forget open connections; "
+			     "stderr:\n%s", server_stderr(&srv));
+}
+
+/* A single-threaded host: the shim has not started its sweeper (nor
+ * opened its eventfd) before the trigger, so there is nothing to close. */
+Test(closefrom, single_threaded_host_closefrom)
+{
+	long ms = purge_then_sigint("closefrom", true, true);
+	cr_assert_geq(ms, 0, "stderr:\n%s", server_stderr(&srv));
+}
+
+Test(closefrom, control_no_purge_exits_promptly)
+{
+	cr_assert_geq(purge_then_sigint("none", true, false), 0, "stderr:\n%s", server_stderr(&srv));
+}
+
+Test(closefrom, control_without_shim_hangs)
+{
+	cr_assert_eq(purge_then_sigint("range", false, false), -1,
+		     "without the shim the never-used connections must keep the server running");
+}
