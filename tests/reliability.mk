@@ -66,9 +66,12 @@ endif
 
 # halt_on_error: the first report ends the process; log_path: every report
 # (from a fixture, the shim in it, or a test runner) lands in a file that
-# check-san prints, whatever the test that ran it concluded.  Not reported:
-# leaks inside Criterion (san/lsan.supp) and TSan's "thread leak" (a fixture
-# exiting with a thread it never joined says nothing about the shim).
+# check-san prints, whatever the test that ran it concluded; a file with an
+# error or warning fails it (LeakSanitizer's "Unable to get registers from
+# thread", written when a process exits while a thread is exiting, is only
+# shown).  Not reported: leaks inside Criterion and OpenSSL (san/lsan.supp)
+# and TSan's "thread leak" (a fixture exiting with a thread it never joined
+# says nothing about the shim).
 SAN_LOGS = $(CURDIR)/build-$(1)/san-logs
 CHECK_SAN_ASAN = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$(call SAN_LOGS,address)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(call SAN_LOGS,address)/ubsan \
@@ -76,8 +79,8 @@ CHECK_SAN_ASAN = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:st
 CHECK_SAN_TSAN = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=1:report_thread_leaks=0:log_path=$(call SAN_LOGS,thread)/tsan
 
 # -k: the integration and reliability suites run even when an earlier one
-# failed; both sanitizers run; the target fails if anything failed or any
-# report was written.
+# failed; both sanitizers run; the target fails if a test failed or a
+# sanitizer reported anything.
 check-san:
 	@rm -rf $(call SAN_LOGS,address) $(call SAN_LOGS,thread)
 	@mkdir -p $(call SAN_LOGS,address) $(call SAN_LOGS,thread)
@@ -85,8 +88,11 @@ check-san:
 	$(CHECK_SAN_ASAN) $(MAKE) -k SAN=address unit integration reliability || rc=1; \
 	$(CHECK_SAN_TSAN) $(MAKE) -k SAN=thread unit integration reliability || rc=1; \
 	for f in $(call SAN_LOGS,address)/* $(call SAN_LOGS,thread)/*; do \
-		[ -f "$$f" ] || continue; rc=1; \
-		echo "==== sanitizer report $$f"; cat "$$f"; \
+		[ -f "$$f" ] || continue; \
+		if grep -q 'ERROR: \|WARNING: ThreadSanitizer\|runtime error' "$$f"; then \
+			rc=1; echo "==== sanitizer report $$f"; \
+		else echo "==== sanitizer note (not a finding) $$f"; fi; \
+		cat "$$f"; \
 	done; \
 	if [ $$rc = 0 ]; then echo "check-san: ASan, UBSan and TSan found nothing"; \
 	else echo "check-san: FAILED (test failures or sanitizer reports above)" >&2; fi; \
