@@ -24,11 +24,6 @@ void (*real_hook)(void);
 static int bind_state; /* 0 unbound, 1 binding, 2 bound */
 static __thread int binding_here;
 
-int real_binding_here(void)
-{
-	return binding_here;
-}
-
 static void die_missing(const char *name)
 {
 	/* Without a mandatory symbol we cannot forward calls at all; running on

@@ -98,8 +98,5 @@ void real_open_fast(void);
 		   ? (real_bind_nohook(), real_fns.f)                            \
 		   : real_fns.f))
 
-/* True while this thread is inside real_bind(): dlsym may allocate, and an
- * allocator that reads a file would re-enter us before the table is filled. */
-int real_binding_here(void);
 
 #endif
