@@ -5,7 +5,7 @@
  * re-entered on the same thread during binding (dlsym can call malloc, and
  * an interposed malloc may read a file) would deadlock on it.  Instead a
  * three-state flag lets one thread bind while others wait briefly, and the
- * binding thread itself is told (real_binding_here) so its wrappers can use
+ * binding thread itself returns early when re-entered, so its wrappers use
  * raw system calls until the table is ready.
  */
 #include "real.h"
