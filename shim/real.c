@@ -5,8 +5,8 @@
  * re-entered on the same thread during binding (dlsym can call malloc, and
  * an interposed malloc may read a file) would deadlock on it.  Instead a
  * three-state flag lets one thread bind while others wait briefly, and the
- * binding thread itself returns early when re-entered, so its wrappers use
- * raw system calls until the table is ready.
+ * binding thread itself returns early when re-entered: its wrappers then see
+ * what is bound so far (mandatory symbols are bound first).
  */
 #include "real.h"
 
