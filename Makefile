@@ -74,7 +74,7 @@ unit: $(B)/tests/unit
 # The integration tests exec fixtures with LD_PRELOAD in the child's
 # environment only; the Criterion runner itself is never preloaded.
 integration: $(B)/tests/integration $(LIB) $(FIXTURES)
-	GRACESHIM_BUILD=$(CURDIR)/$(B) $(TEST_PREFIX) $(B)/tests/integration
+	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/integration
 
 test: unit integration
 
