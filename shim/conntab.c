@@ -35,6 +35,9 @@ struct conn **conntab_pages[CONNTAB_PAGES];
 int conntab_mu;
 
 static struct conn *table;     /* uthash head */
+static struct conn *parked[CONNTAB_LOW]; /* by fd: closed, still hashed (see conntab.h) */
+static size_t parked_n;
+static size_t live_n; /* records of open connections: the table less the sentinel and parked */
 static struct conn *free_list; /* recycled records, linked through hh.next */
 /* uthash frees its bucket array whenever the table empties and allocates it
  * again on the next add: with one connection coming and going that is two
@@ -46,30 +49,18 @@ static int sentinel_in;
 static uint32_t next_gen = 1;
 struct conntab_stats conntab_stats;
 
-/* A spin lock rather than a mutex: every hold is short (a hash insert or
- * delete; the sweeper's few system calls for one connection), and a mutex
- * pair costs a hundred instructions on every accept and close.  A waiter
- * yields after a while, so a holder that was preempted gets the CPU back. */
-void conntab_lock(void)
+/* The lock is taken: spin, then yield (see conntab_lock). */
+void conntab_lock_contended(void)
 {
-	for (unsigned spins = 0; __atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE); spins++) {
+	unsigned spins = 0;
+	do {
 		while (__atomic_load_n(&conntab_mu, __ATOMIC_RELAXED)) {
 			if (++spins > 200)
 				sched_yield();
 			else
 				__builtin_ia32_pause();
 		}
-	}
-}
-
-bool conntab_trylock(void)
-{
-	return !__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE);
-}
-
-void conntab_unlock(void)
-{
-	__atomic_store_n(&conntab_mu, 0, __ATOMIC_RELEASE);
+	} while (__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE));
 }
 
 struct conn *conntab_fast_high(int fd)
@@ -83,10 +74,9 @@ struct conn *conntab_fast_high(int fd)
 	return __atomic_load_n(&page[(unsigned)fd & (CONNTAB_PAGE_SIZE - 1)], __ATOMIC_ACQUIRE);
 }
 
-static struct conn **slot_for(int fd, bool create)
+/* A page of slots for fds at or above CONNTAB_LOW, allocated on first use. */
+__attribute__((noinline, cold)) static struct conn **slot_high(int fd, bool create)
 {
-	if ((unsigned)fd < CONNTAB_LOW)
-		return &conntab_low[fd];
 	unsigned p = (unsigned)fd >> CONNTAB_PAGE_BITS;
 	struct conn **page = conntab_pages[p];
 
@@ -99,6 +89,14 @@ static struct conn **slot_for(int fd, bool create)
 	return page ? &page[(unsigned)fd & (CONNTAB_PAGE_SIZE - 1)] : NULL;
 }
 
+/* fd must be below CONNTAB_MAX_FD. */
+static inline struct conn **slot_for(int fd, bool create)
+{
+	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1))
+		return &conntab_low[fd];
+	return slot_high(fd, create);
+}
+
 /* The filter already maps fd -> record under this lock: no hashing. */
 struct conn *conntab_find_locked(int fd)
 {
@@ -109,81 +107,117 @@ struct conn *conntab_find_locked(int fd)
 
 void conntab_remove_locked(struct conn *c)
 {
-	struct conn **slot = slot_for(c->fd, false);
+	int fd = c->fd;
+	struct conn **slot = (unsigned)fd < CONNTAB_MAX_FD ? slot_for(fd, false) : NULL;
 	if (slot && *slot == c) {
 		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
-		set_rw(c->fd, NULL);
+		set_rw(fd, NULL);
 	}
-	HASH_DEL(table, c);
 	conntab_stats.closed_rx += conn_rx(c);
 	conntab_stats.closed_tx += conn_tx(c);
+	live_n--;
+	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1)) {
+		/* Keeps its place in the hash: there is at most one record per
+		 * fd there, as an insert takes the parked record over. */
+		c->kind = CONN_KIND_PARKED;
+		parked[fd] = c;
+		parked_n++;
+		return;
+	}
+	HASH_DEL(table, c);
 	c->hh.next = free_list;
 	free_list = c;
 }
 
+/* Refills the free list: records come 64 at a time (one malloc header for
+ * all of them) and are never freed, only recycled. */
+__attribute__((noinline, cold)) static bool refill(void)
+{
+	struct conn *slab = malloc(SLAB * sizeof *slab);
+	if (!slab)
+		return false;
+	for (int i = 0; i < SLAB; i++) {
+		slab[i].hh.next = free_list;
+		free_list = &slab[i];
+	}
+	return true;
+}
+
+/* Cold: the table's first record, or a stale one still holding the slot. */
+__attribute__((noinline, cold)) static bool insert_prepare(struct conn **slot)
+{
+	struct conn *c = *slot;
+	/* A record still here for this fd number is stale: the fd was closed
+	 * behind our back (fclose, a raw syscall) and the number reused. */
+	if (c && c->kind == CONN_KIND_CONN)
+		conntab_remove_locked(c);
+	else if (c)
+		conntab_special_remove_locked(c);
+	if (!sentinel_in) {
+		oom_hit = 0;
+		HASH_ADD_INT(table, fd, &sentinel);
+		if (oom_hit)
+			return false;
+		sentinel_in = 1;
+	}
+	return true;
+}
+
+/* On every accept: no memset (every field is set here; HASH_ADD sets the
+ * handle), the rare cases out of line. */
 struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns,
 				   bool kernel_counted)
 {
 	struct conn *c, **slot;
 
-	if (fd < 0 || (unsigned)fd >= CONNTAB_MAX_FD)
+	if ((unsigned)fd >= CONNTAB_MAX_FD || !(slot = slot_for(fd, true)))
 		return NULL;
-	/* A record still here for this fd number is stale: the fd was closed
-	 * behind our back (fclose, a raw syscall) and the number reused. */
-	slot = slot_for(fd, true);
-	if (!slot)
+	if (__builtin_expect(*slot != NULL || !sentinel_in, 0) && !insert_prepare(slot))
 		return NULL;
-	if ((c = *slot)) {
-		if (c->kind == CONN_KIND_CONN)
-			conntab_remove_locked(c);
-		else
-			conntab_special_remove_locked(c);
-	}
-	if (!sentinel_in) {
-		oom_hit = 0;
-		HASH_ADD_INT(table, fd, &sentinel);
-		if (oom_hit)
+	bool hashed = false;
+	if ((unsigned)fd < CONNTAB_LOW && (c = parked[fd])) {
+		parked[fd] = NULL;
+		parked_n--;
+		hashed = true; /* under its key already */
+	} else {
+		if (__builtin_expect(!free_list, 0) && !refill())
 			return NULL;
-		sentinel_in = 1;
+		c = free_list;
+		free_list = c->hh.next;
 	}
-	if (!free_list) {
-		struct conn *slab = malloc(SLAB * sizeof *slab);
-		if (!slab)
-			return NULL;
-		for (int i = 0; i < SLAB; i++) {
-			slab[i].hh.next = free_list;
-			free_list = &slab[i];
-		}
-	}
-	c = free_list;
-	free_list = c->hh.next;
-	memset(c, 0, sizeof *c);
 	c->fd = fd;
 	c->gen = next_gen++;
 	c->ino = ino;
-	c->family = (uint8_t)family;
 	c->accepted_ns = now_ns;
-	if (kernel_counted)
-		c->flags |= CONN_KERNEL;
-	oom_hit = 0;
-	HASH_ADD_INT(table, fd, c);
-	if (oom_hit) {
-		c->hh.next = free_list;
-		free_list = c;
-		return NULL;
+	c->rx = 0;
+	c->tx = 0;
+	c->sample_sum = 0;
+	c->sample_ms = 0;
+	c->flags = kernel_counted ? CONN_KERNEL : 0;
+	c->family = (uint8_t)family;
+	c->last_dir = CONN_DIR_NONE;
+	c->kind = CONN_KIND_CONN;
+	if (!hashed) {
+		oom_hit = 0;
+		HASH_ADD_INT(table, fd, c);
+		if (__builtin_expect(oom_hit, 0)) {
+			c->hh.next = free_list;
+			free_list = c;
+			return NULL;
+		}
 	}
 	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
 	if (!kernel_counted)
 		set_rw(fd, c);
 	conntab_stats.accepted++;
-	if (conntab_count_locked() > conntab_stats.peak)
-		conntab_stats.peak = conntab_count_locked();
+	if (++live_n > conntab_stats.peak)
+		conntab_stats.peak = live_n;
 	return c;
 }
 
 size_t conntab_count_locked(void)
 {
-	return HASH_COUNT(table) - (size_t)sentinel_in;
+	return live_n;
 }
 
 size_t conntab_refs_locked(struct conn_ref *out, size_t max)
@@ -193,7 +227,7 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 
 	HASH_ITER(hh, table, c, tmp)
 	{
-		if (c == &sentinel)
+		if (c == &sentinel || c->kind == CONN_KIND_PARKED)
 			continue;
 		if (n == max)
 			break;
@@ -205,12 +239,6 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 }
 
 static struct conn specials[CONNTAB_MAX_SPECIALS]; /* kind 0: free */
-
-struct conn *conntab_slot_locked(int fd)
-{
-	struct conn **slot = (unsigned)fd < CONNTAB_MAX_FD ? slot_for(fd, false) : NULL;
-	return slot ? *slot : NULL;
-}
 
 struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t ino)
 {
@@ -277,7 +305,7 @@ void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx)
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
 	{
-		if (c == &sentinel)
+		if (c == &sentinel || c->kind == CONN_KIND_PARKED)
 			continue;
 		*rx += conn_rx(c);
 		*tx += conn_tx(c);
@@ -288,15 +316,26 @@ void conntab_mark_shared_locked(void)
 {
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
-	c->flags |= CONN_SHARED; /* the sentinel too: harmless */
+	c->flags |= CONN_SHARED; /* the sentinel and parked records too: harmless */
 }
 
 void conntab_clear_locked(void)
 {
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
-	if (c != &sentinel)
-		conntab_remove_locked(c);
+	{
+		if (c == &sentinel)
+			continue;
+		if (c->kind != CONN_KIND_PARKED)
+			conntab_remove_locked(c); /* slots, statistics; a low fd's is parked */
+		if (c->kind == CONN_KIND_PARKED) { /* still hashed */
+			parked[c->fd] = NULL;
+			parked_n--;
+			HASH_DEL(table, c);
+			c->hh.next = free_list;
+			free_list = c;
+		}
+	}
 	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)
 		if (specials[i].kind != CONN_KIND_CONN)
 			conntab_special_remove_locked(&specials[i]);

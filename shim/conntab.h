@@ -41,8 +41,12 @@ enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
 
 /* What an fd in the filter is.  Only connections live in the uthash table;
  * listeners (for the listener trigger) and signalfds (to notice a trigger
- * signal consumed there) sit in the filter only, from a small fixed pool. */
-enum conn_kind { CONN_KIND_CONN, CONN_KIND_LISTENER, CONN_KIND_SIGNALFD };
+ * signal consumed there) sit in the filter only, from a small fixed pool.
+ * A parked record is a closed connection's, left in the hash table under its
+ * fd so that the next connection on that fd number (a server reuses the
+ * lowest numbers) takes it over without a uthash delete and add: it is in no
+ * filter, and counted, listed and iterated nowhere. */
+enum conn_kind { CONN_KIND_CONN, CONN_KIND_LISTENER, CONN_KIND_SIGNALFD, CONN_KIND_PARKED };
 #define CONNTAB_MAX_SPECIALS 256
 
 /* 108 bytes, 56 of them uthash's handle: the peer address is not stored
@@ -142,7 +146,10 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max);
 /* Adds the byte counts of the open records. */
 void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx);
 /* The record in the filter for fd, of any kind (NULL if none). */
-struct conn *conntab_slot_locked(int fd);
+static inline struct conn *conntab_slot_locked(int fd)
+{
+	return conntab_fast(fd);
+}
 /* Listeners and signalfds: added to the filter (replacing a stale record of
  * another kind), removed, counted.  NULL when the pool is full. */
 struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t ino);
@@ -163,9 +170,28 @@ struct conntab_stats {
 };
 extern struct conntab_stats conntab_stats;
 
-void conntab_lock(void);
-bool conntab_trylock(void);
-void conntab_unlock(void);
+/* A spin lock rather than a mutex: every hold is short (a hash insert or
+ * delete; the sweeper's few system calls for one connection), and a mutex
+ * pair costs a hundred instructions on every accept and close.  Inline: an
+ * uncontended accept or close pays one exchange and one store; a waiter spins
+ * out of line and yields after a while, so a preempted holder gets the CPU. */
+void conntab_lock_contended(void);
+
+static inline void conntab_lock(void)
+{
+	if (__builtin_expect(__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE), 0))
+		conntab_lock_contended();
+}
+
+static inline bool conntab_trylock(void)
+{
+	return !__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE);
+}
+
+static inline void conntab_unlock(void)
+{
+	__atomic_store_n(&conntab_mu, 0, __ATOMIC_RELEASE);
+}
 
 /* Formats the peer as "127.0.0.1:49501", "[::1]:8080" or "unix". */
 void conn_peer_format(const struct conn_peer *p, char *buf, size_t len);

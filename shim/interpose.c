@@ -37,96 +37,69 @@ SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n);
 
 /* ---- accept: start tracking ---------------------------------------- */
 
-/* Whether this kernel's TCP_INFO has tcpi_bytes_received (Linux 4.1+):
- * then it counts a TCP connection's bytes for us and its reads and writes
- * take the untracked fast path.  Asked once, on the first TCP accept. */
-static int kernel_counts;
+/* Whether the kernel counts this process's TCP connections' bytes for us,
+ * so that their reads and writes take the untracked fast path: TCP_INFO has
+ * tcpi_bytes_received (Linux 4.1+) and the configuration allows it
+ * (shim_kernel_may_count: not policy idle, not trace).  Decided once, on the
+ * first TCP accept: 1 yes, -1 no, 0 not yet. */
+static int tcp_kernel_counts;
 
-static bool kernel_counts_tcp(int fd)
+__attribute__((noinline, cold)) static bool tcp_kernel_counts_probe(int fd)
 {
-	int k = __atomic_load_n(&kernel_counts, __ATOMIC_RELAXED);
-	if (!k) {
-		struct tcp_info ti;
-		socklen_t len = sizeof ti;
-		k = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-				    len >= offsetof(struct tcp_info, tcpi_bytes_received) +
-						   sizeof ti.tcpi_bytes_received
-			    ? 1
-			    : -1;
-		__atomic_store_n(&kernel_counts, k, __ATOMIC_RELAXED);
-	}
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int k = shim_kernel_may_count && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+				len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+					       sizeof ti.tcpi_bytes_received
+			? 1
+			: -1;
+	__atomic_store_n(&tcp_kernel_counts, k, __ATOMIC_RELAXED);
 	return k > 0;
+}
+
+static inline bool tcp_kernel_counted(int fd)
+{
+	int k = __atomic_load_n(&tcp_kernel_counts, __ATOMIC_RELAXED);
+	return __builtin_expect(k != 0, 1) ? k > 0 : tcp_kernel_counts_probe(fd);
 }
 
 /* All sockets live on the one sockfs device: a record keeps only the inode
  * and this is compared once per identity check. */
 static uint64_t sock_dev;
 
-/* buflen: the size of the caller's address buffer before the call; accept
- * then sets *addrlen to the address's real size, which may be larger (the
- * address was truncated). */
-static void track(int fd, const struct sockaddr *addr, socklen_t buflen, const socklen_t *addrlen)
+__attribute__((noinline, cold)) static void track_failed(int fd)
 {
-	int saved = errno;
-	struct stat st;
-	int family = 0;
-	socklen_t len = sizeof family;
-
-	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
-		goto out;
-	/* The family decides whether TCP_INFO applies.  The caller's buffer
-	 * has it unless it passed none. */
-	if (addr && addrlen && buflen >= sizeof(sa_family_t) && *addrlen >= sizeof(sa_family_t))
-		family = addr->sa_family;
-	else if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
-		family = 0;
-	uint64_t dev = __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
-	if (!dev)
-		__atomic_store_n(&sock_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
-	else if (dev != (uint64_t)st.st_dev)
-		goto out; /* not on sockfs: never seen on Linux; leave it alone */
-	/* Policy idle needs to know who spoke last, which the kernel's
-	 * millisecond times cannot tell when a request and its answer share a
-	 * millisecond: it counts.  So does trace (it logs first bytes). */
-	bool kernel = (family == AF_INET || family == AF_INET6) && !log_on(LOG_TRACE) &&
-		      shim_cfg.policy == POLICY_UNUSED && kernel_counts_tcp(fd);
-	uint64_t now = shim_now_coarse_ns();
-	conntab_lock();
-	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
-	conntab_unlock();
-	if (!c) {
-		LOG(LOG_WARN, "fd %d: not tracked (out of memory or fd beyond %u)", fd, CONNTAB_MAX_FD);
-		goto out;
-	}
-	if (log_on(LOG_TRACE)) {
-		char p[64];
-		log_peer(fd, p, sizeof p);
-		log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, fd);
-	}
-	sweeper_ensure_started();
-	sweeper_accepted();
-out:
-	errno = saved;
+	LOG(LOG_WARN, "fd %d: not tracked (out of memory or fd beyond %u)", fd, CONNTAB_MAX_FD);
 }
 
-uint64_t shim_sock_dev(void)
+__attribute__((noinline, cold)) static void track_trace(int fd)
 {
-	return __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
+	char p[64];
+	log_peer(fd, p, sizeof p);
+	log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, fd);
 }
 
 /* A socket the process accepts on is a listener, whether it called listen()
- * itself, inherited it across fork, or got it from systemd. */
-static void note_listener(int lfd, bool accepted)
+ * itself, inherited it across fork, or got it from systemd.  Out of line:
+ * once per listener. */
+__attribute__((noinline, cold)) static struct conn *listener_add(int lfd)
+{
+	struct conn *l = NULL;
+	struct stat st;
+	if (fstat(lfd, &st) == 0) {
+		conntab_lock();
+		l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
+		conntab_unlock();
+	}
+	return l;
+}
+
+static inline __attribute__((always_inline)) void note_listener(int lfd, bool accepted)
 {
 	struct conn *l = conntab_fast(lfd);
 	if (__builtin_expect(!l || l->kind != CONN_KIND_LISTENER, 0)) {
 		int saved = errno;
-		struct stat st;
-		if (fstat(lfd, &st) == 0) {
-			conntab_lock();
-			l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
-			conntab_unlock();
-		}
+		l = listener_add(lfd);
 		errno = saved;
 		if (!l)
 			return;
@@ -135,14 +108,68 @@ static void note_listener(int lfd, bool accepted)
 		__atomic_store_n(&l->rx, __atomic_load_n(&l->rx, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 
+/* Everything an accept adds, inlined into accept and accept4: it runs once
+ * per connection, so the rare cases (a first listener, trace, out of memory)
+ * are out of line and the rest is straight code.  buflen: the size of the
+ * caller's address buffer before the call; accept then sets *addrlen to the
+ * address's real size, which may be larger (the address was truncated). */
+static inline __attribute__((always_inline)) void accepted(int lfd, int fd,
+							   const struct sockaddr *addr,
+							   socklen_t buflen,
+							   const socklen_t *addrlen)
+{
+	int *ep = &errno, saved = *ep;
+	struct stat st;
+	int family = 0;
+
+	note_listener(lfd, true);
+	if (fstat(fd, &st) < 0)
+		goto out;
+	/* The family decides whether TCP_INFO applies.  The caller's buffer
+	 * has it unless it passed none. */
+	if (addr && buflen >= sizeof(sa_family_t) && *addrlen >= sizeof(sa_family_t)) {
+		family = addr->sa_family;
+	} else {
+		socklen_t len = sizeof family;
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+			family = 0;
+	}
+	/* All sockets live on the one sockfs device; anything else was never
+	 * seen on Linux: leave it alone. */
+	uint64_t dev = __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
+	if (__builtin_expect(!dev, 0))
+		__atomic_store_n(&sock_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
+	else if (dev != (uint64_t)st.st_dev)
+		goto out;
+	bool kernel = (family == AF_INET || family == AF_INET6) && tcp_kernel_counted(fd);
+	/* The accept time matters only to a setting that uses a connection's
+	 * age (grace, timeouts) and to the logs that print it. */
+	uint64_t now = shim_stamp_accepts ? shim_now_coarse_ns() : 0;
+	conntab_lock();
+	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
+	conntab_unlock();
+	if (__builtin_expect(!c, 0)) {
+		track_failed(fd);
+		goto out;
+	}
+	if (log_on(LOG_TRACE))
+		track_trace(fd);
+	sweeper_accepted();
+out:
+	*ep = saved;
+}
+
+uint64_t shim_sock_dev(void)
+{
+	return __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
+}
+
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
 	socklen_t buflen = addr && addrlen ? *addrlen : 0;
 	int r = REAL(accept)(fd, addr, addrlen);
-	if (r >= 0 && shim_on()) {
-		note_listener(fd, true);
-		track(r, addr, buflen, addrlen);
-	}
+	if (r >= 0 && shim_on())
+		accepted(fd, r, addr, buflen, addrlen);
 	return r;
 }
 
@@ -167,10 +194,8 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 		r = REAL(accept4)(fd, addr, addrlen, flags);
 	else
 		r = (int)syscall(SYS_accept4, fd, addr, addrlen, flags);
-	if (r >= 0 && shim_on()) {
-		note_listener(fd, true);
-		track(r, addr, buflen, addrlen);
-	}
+	if (r >= 0 && shim_on())
+		accepted(fd, r, addr, buflen, addrlen);
 	return r;
 }
 
@@ -577,8 +602,11 @@ SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, 
  * a new connection accepted on another thread, whose fresh record we would
  * wrongly drop. */
 
-static void forget_locked(struct conn *c)
+/* What a forgotten connection still owes: the kernel's byte counts for the
+ * exit statistics, the trace line.  Out of line: off by default. */
+__attribute__((noinline, cold)) static void forget_report(struct conn *c)
 {
+	int saved = errno;
 	if ((c->flags & CONN_KERNEL) && shim_cfg.stats_file[0]) {
 		/* Our counters are zero for these: take the kernel's for the
 		 * exit statistics. */
@@ -605,21 +633,21 @@ static void forget_locked(struct conn *c)
 			(unsigned long long)((shim_now_ns() - c->accepted_ns) / 1000000),
 			(c->flags & CONN_RELEASED) ? ", released by graceshim" : "");
 	}
+	errno = saved;
+}
+
+static inline void forget_locked(struct conn *c)
+{
+	if (__builtin_expect(shim_cfg.stats_file[0] != 0, 0) || log_on(LOG_TRACE))
+		forget_report(c);
 	conntab_remove_locked(c);
 }
 
 /* Forgets whatever the filter holds for fd; the table lock is held.  The
  * last listener going away (after the process accepted something) is the
  * listener trigger. */
-static void forget_fd_locked(int fd)
+static void forget_special_locked(struct conn *c)
 {
-	struct conn *c = conntab_slot_locked(fd);
-	if (!c)
-		return;
-	if (c->kind == CONN_KIND_CONN) {
-		forget_locked(c);
-		return;
-	}
 	bool listener = c->kind == CONN_KIND_LISTENER;
 	conntab_special_remove_locked(c);
 	if (listener && (shim_cfg.triggers & TRIGGER_LISTENER) && conntab_stats.accepted > 0 &&
@@ -627,16 +655,37 @@ static void forget_fd_locked(int fd)
 		sweeper_listener_closed();
 }
 
-static void forget(int fd)
+static void forget_fd_locked(int fd)
+{
+	struct conn *c = conntab_slot_locked(fd);
+	if (!c)
+		return;
+	if (c->kind == CONN_KIND_CONN)
+		forget_locked(c);
+	else
+		forget_special_locked(c);
+}
+
+/* A tracked fd ends (the filter said so just now; it is looked up again
+ * under the lock, as another thread may have closed it meanwhile).  errno:
+ * the table makes no system calls, and the cold paths that do
+ * (forget_report, the sweeper's wake-up) restore it themselves. */
+__attribute__((noinline)) static void forget_tracked(int fd)
+{
+	conntab_lock();
+	struct conn *c = conntab_slot_locked(fd);
+	if (__builtin_expect(c && c->kind == CONN_KIND_CONN, 1))
+		forget_locked(c);
+	else if (c)
+		forget_special_locked(c);
+	conntab_unlock();
+}
+
+static inline void forget(int fd)
 {
 	sweeper_fds_closing((unsigned)fd, (unsigned)fd);
-	if (__builtin_expect(!conntab_fast(fd), 1))
-		return;
-	int saved = errno;
-	conntab_lock();
-	forget_fd_locked(fd);
-	conntab_unlock();
-	errno = saved;
+	if (__builtin_expect(conntab_fast(fd) != NULL, 0))
+		forget_tracked(fd);
 }
 
 static void forget_range(unsigned lo, unsigned hi)

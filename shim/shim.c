@@ -25,6 +25,8 @@ struct cfg shim_cfg;
 int shim_init_state;
 int shim_active;
 int shim_forked;
+int shim_kernel_may_count;
+int shim_stamp_accepts;
 static __thread int init_here;
 
 static const char *env_get(const char *name, void *ctx)
@@ -97,6 +99,14 @@ void shim_init(void)
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 			__atomic_store_n(&real_hook, sweeper_hook, __ATOMIC_RELEASE);
 			stats_init();
+			/* Policy idle must know who spoke last, which the kernel's
+			 * millisecond times cannot tell when a request and its answer
+			 * share a millisecond; trace logs first bytes: both count. */
+			shim_kernel_may_count = shim_cfg.policy == POLICY_UNUSED && !log_on(LOG_TRACE);
+			/* Only these read a connection's age: the clock read on every
+			 * accept is skipped otherwise. */
+			shim_stamp_accepts = shim_cfg.grace_ns || shim_cfg.first_byte_timeout_ns ||
+					     shim_cfg.drain_timeout_ns || log_on(LOG_DEBUG);
 			if (log_on(LOG_DEBUG)) {
 				char sigs[128] = "";
 				size_t o = 0;

@@ -43,24 +43,29 @@
 #include <unistd.h>
 
 enum { DRAIN_NONE, DRAIN_SIGNAL, DRAIN_LISTENER };
-static int wake_fd = -1;    /* eventfd; read by the signal handler */
-static int draining;        /* DRAIN_*: set by the handler or the listener trigger */
+int sweeper_wake_fd = -1;   /* eventfd; read by the signal handler */
+int sweeper_drain;          /* DRAIN_*: set by the handler or the listener trigger */
 static int trigger_sig;     /* the signal that started the drain */
-static int started;         /* 0 no, 2 started (or failed for good) */
-static int deferred;        /* needed, but waits for work (single-threaded host) */
+int sweeper_started;        /* 0 no, 2 started (or failed for good) */
+int sweeper_deferred;       /* needed, but waits for work (single-threaded host) */
 static int wants_kick;      /* the sweeper sleeps with no deadline */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* guards thread creation */
 static uint64_t drain_start_ns; /* sweeper only */
 
 /* Async-signal-safe.  A deferred sweeper is started by the next wrapper. */
+/* errno-neutral: called from wrappers that leave errno as the host's call
+ * left it, and from the signal handler. */
 static void wake(void)
 {
 	uint64_t one = 1;
-	int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
-	if (fd >= 0)
+	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
+	if (fd >= 0) {
+		int saved = errno;
 		syscall(SYS_write, fd, &one, sizeof one); /* EAGAIN: already awake */
-	else if (__atomic_load_n(&deferred, __ATOMIC_ACQUIRE))
+		errno = saved;
+	} else if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) {
 		real_close_fast();
+	}
 }
 
 void sweeper_signal(int sig)
@@ -68,14 +73,14 @@ void sweeper_signal(int sig)
 	int expect = 0;
 	__atomic_compare_exchange_n(&trigger_sig, &expect, sig, 0, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
-	__atomic_store_n(&draining, DRAIN_SIGNAL, __ATOMIC_RELEASE);
+	__atomic_store_n(&sweeper_drain, DRAIN_SIGNAL, __ATOMIC_RELEASE);
 	wake();
 }
 
 void sweeper_listener_closed(void)
 {
 	int expect = DRAIN_NONE;
-	if (__atomic_compare_exchange_n(&draining, &expect, DRAIN_LISTENER, 0, __ATOMIC_ACQ_REL,
+	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, DRAIN_LISTENER, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE))
 		wake();
 }
@@ -83,20 +88,17 @@ void sweeper_listener_closed(void)
 void sweeper_listening(void)
 {
 	int expect = DRAIN_LISTENER;
-	if (__atomic_compare_exchange_n(&draining, &expect, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
+	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
 		LOG(LOG_INFO, "listening again: the drain started by closing the last listener ends");
 		wake();
 	}
 }
 
-bool sweeper_draining(void)
-{
-	return __atomic_load_n(&draining, __ATOMIC_ACQUIRE);
-}
 
-void sweeper_accepted(void)
+void sweeper_accepted_slow(void)
 {
+	sweeper_ensure_started();
 	/* While draining every new connection is looked at; with a first-byte
 	 * timeout only a sweeper asleep without deadline needs telling (later
 	 * connections have later deadlines than the one it waits for). */
@@ -326,7 +328,7 @@ static void *sweeper_main(void *arg)
 	batch = batch < 50000000 ? 50000000 : batch > 1000000000 ? 1000000000 : batch;
 
 	for (;;) {
-		int d = __atomic_load_n(&draining, __ATOMIC_ACQUIRE);
+		int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
 		if (d != announced) {
 			/* A new drain (or a listener drain ended by a new listen). */
 			announced = d;
@@ -362,7 +364,7 @@ static void *sweeper_main(void *arg)
 		/* A deadline ahead: later connections have later deadlines. */
 		if (next_wait != UINT64_MAX)
 			__atomic_store_n(&wants_kick, 0, __ATOMIC_RELEASE);
-		int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+		int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
 		if (fd < 0) {
 			/* The host closed or replaced our eventfd (closefrom,
 			 * close_range, dup2 onto its number): that number is the
@@ -372,7 +374,7 @@ static void *sweeper_main(void *arg)
 			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
 			if (nfd >= 0) {
 				conntab_lock();
-				__atomic_store_n(&wake_fd, nfd, __ATOMIC_RELEASE);
+				__atomic_store_n(&sweeper_wake_fd, nfd, __ATOMIC_RELEASE);
 				conntab_unlock();
 			}
 			fd = nfd;
@@ -387,9 +389,9 @@ static void *sweeper_main(void *arg)
 			/* Read only while the number is still ours: the host's close
 			 * paths give it up under the same lock before closing. */
 			conntab_lock();
-			if (__atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE) == fd) {
+			if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
 				if (p.revents & POLLNVAL) /* closed behind our wrappers */
-					__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
+					__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
 				else {
 					uint64_t v;
 					syscall(SYS_read, fd, &v, sizeof v);
@@ -413,7 +415,7 @@ static void spawn_locked(void)
 		pthread_attr_t attr;
 		pthread_t th;
 
-		__atomic_store_n(&wake_fd, fd, __ATOMIC_RELEASE);
+		__atomic_store_n(&sweeper_wake_fd, fd, __ATOMIC_RELEASE);
 		sigfillset(&all);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -424,21 +426,21 @@ static void spawn_locked(void)
 		pthread_attr_destroy(&attr);
 		if (rc != 0) {
 			LOG(LOG_ERROR, "cannot start the sweeper thread: %s", strerror(rc));
-			__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
+			__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
 			REAL_NOHOOK(close)(fd);
 		} else {
 			pthread_setname_np(th, "graceshim");
 		}
 	}
 	/* Started or failed for good: do not retry on every accept. */
-	__atomic_store_n(&deferred, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&started, 2, __ATOMIC_RELEASE);
+	__atomic_store_n(&sweeper_deferred, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&sweeper_started, 2, __ATOMIC_RELEASE);
 }
 
 static void spawn(void)
 {
 	pthread_mutex_lock(&start_mu);
-	if (__atomic_load_n(&started, __ATOMIC_ACQUIRE) != 2)
+	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2)
 		spawn_locked();
 	pthread_mutex_unlock(&start_mu);
 	if (sweeper_draining())
@@ -453,12 +455,12 @@ static void spawn(void)
  * starts it (sweeper_hook).  The first-byte timeout needs it from the start. */
 void sweeper_ensure_started(void)
 {
-	if (__builtin_expect(__atomic_load_n(&started, __ATOMIC_ACQUIRE) == 2 ||
-				     __atomic_load_n(&deferred, __ATOMIC_ACQUIRE),
+	if (__builtin_expect(__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+				     __atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE),
 			     1))
 		return;
 	if (__libc_single_threaded && !shim_cfg.first_byte_timeout_ns && !sweeper_draining()) {
-		__atomic_store_n(&deferred, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&sweeper_deferred, 1, __ATOMIC_RELEASE);
 		return;
 	}
 	spawn();
@@ -468,7 +470,7 @@ void sweeper_hook(void)
 {
 	if (sig_in_handler())
 		return; /* the fast path stays closed: the next call starts it */
-	if (__atomic_load_n(&deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
+	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
 		spawn();
 	real_open_fast();
 }
@@ -477,14 +479,14 @@ void sweeper_hook(void)
  * them, give the number up first (under the table lock, which the sweeper
  * takes to read it) and wake the sweeper so it makes a new one: the host's
  * fd that takes the number must never be read or written by us. */
-void sweeper_fds_closing(unsigned lo, unsigned hi)
+void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 {
-	int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
 	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi)
 		return;
 	conntab_lock();
-	if (__atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE) == fd) {
-		__atomic_store_n(&wake_fd, -1, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
+		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
 		uint64_t one = 1;
 		syscall(SYS_write, fd, &one, sizeof one); /* still ours: wakes the sweeper */
 	}
@@ -495,14 +497,14 @@ void sweeper_after_fork_child(void)
 {
 	/* The child has no sweeper thread; the eventfd is ours to close. It
 	 * is a new process: the parent's drain is not its drain. */
-	int fd = __atomic_load_n(&wake_fd, __ATOMIC_RELAXED);
-	__atomic_store_n(&wake_fd, -1, __ATOMIC_RELAXED);
+	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_RELAXED);
+	__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELAXED);
 	if (fd >= 0)
 		REAL(close)(fd);
 	pthread_mutex_init(&start_mu, NULL);
-	__atomic_store_n(&started, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&deferred, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&sweeper_started, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&sweeper_deferred, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&wants_kick, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&draining, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&sweeper_drain, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);
 }

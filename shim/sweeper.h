@@ -1,27 +1,51 @@
-/*
- * The sweeper thread: does the work a signal handler must not do.
- */
 #ifndef GRACESHIM_SWEEPER_H
 #define GRACESHIM_SWEEPER_H
 
+#include "shim.h"
+
 #include <stdbool.h>
 
-/* From the signal handler: async-signal-safe (atomic stores and one write). */
+/* Written by sweeper.c only; read here so that accept and close, which call
+ * in on every connection, pay a few loads instead of calls. */
+extern int sweeper_wake_fd SHIM_HIDDEN;  /* the eventfd, or -1 */
+extern int sweeper_drain SHIM_HIDDEN;    /* DRAIN_* (0: not draining) */
+extern int sweeper_started SHIM_HIDDEN;  /* 2: started, or failed for good */
+extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
+
 void sweeper_signal(int sig);
-/* From the accept path: starts the thread on first use. */
 void sweeper_ensure_started(void);
-/* From the accept path: a new connection the sweeper may have to time. */
-void sweeper_accepted(void);
-bool sweeper_draining(void);
-/* The last listening socket was closed (listener trigger). */
 void sweeper_listener_closed(void);
-/* A socket started listening: a drain started by the listener trigger
- * ends (the process accepts again). */
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
-/* The host is about to close or replace fds lo..hi (table lock not held). */
-void sweeper_fds_closing(unsigned lo, unsigned hi);
-/* real_hook: runs in a wrapper after REAL()'s fast path was closed. */
 void sweeper_hook(void);
+void sweeper_accepted_slow(void);
+void sweeper_fds_closing_slow(unsigned lo, unsigned hi);
+
+static inline bool sweeper_draining(void)
+{
+	return __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
+}
+
+/* A connection was tracked: start the sweeper if it is needed and not yet
+ * running, and wake it if it must look at the new connection (while
+ * draining, or to reckon a first-byte deadline). */
+static inline void sweeper_accepted(void)
+{
+	if (__builtin_expect((__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+			      __atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) &&
+				     !sweeper_draining() && !shim_cfg.first_byte_timeout_ns,
+			     1))
+		return;
+	sweeper_accepted_slow();
+}
+
+/* The host is about to close or replace fds lo..hi: if the sweeper's eventfd
+ * is among them, the sweeper gives it up first (see sweeper.c). */
+static inline void sweeper_fds_closing(unsigned lo, unsigned hi)
+{
+	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
+	if (__builtin_expect(fd >= 0 && (unsigned)fd >= lo && (unsigned)fd <= hi, 0))
+		sweeper_fds_closing_slow(lo, hi);
+}
 
 #endif

@@ -102,9 +102,46 @@ Test(conntab, remove_forgets_and_recycles)
 	conntab_unlock();
 	cr_assert_null(conntab_fast(4));
 	struct conn *b = ins(5, 2);
-	cr_assert_eq(b, a, "records are recycled, not freed");
+	cr_assert_neq(b, a, "a closed connection's record waits (parked) for its fd number");
 	cr_assert_null(conntab_fast(4));
 	cr_assert_eq(conntab_fast(5), b);
+	struct conn *c = ins(4, 3);
+	cr_assert_eq(c, a, "the next connection on fd 4 takes the parked record over");
+	cr_assert_eq(c->ino, 3);
+	cr_assert_eq(c->rx + c->tx + c->flags, 0, "taken over as new");
+	conntab_lock();
+	cr_assert_eq(conntab_count_locked(), 2);
+	conntab_unlock();
+}
+
+/* Parked records are still in the hash but nowhere else: not counted, not
+ * listed, not in the byte totals; clearing the table frees them. */
+Test(conntab, parked_records_are_invisible)
+{
+	struct conn_ref refs[8];
+	uint64_t rx = 0, tx = 0;
+	for (int fd = 3; fd < 7; fd++)
+		conn_add_rx(ins(fd, (uint64_t)fd), 10);
+	conntab_lock();
+	conntab_remove_locked(conntab_find_locked(4));
+	conntab_remove_locked(conntab_find_locked(6));
+	cr_assert_eq(conntab_count_locked(), 2);
+	size_t n = conntab_refs_locked(refs, 8);
+	cr_assert_eq(n, 2);
+	for (size_t i = 0; i < n; i++)
+		cr_assert(refs[i].fd == 3 || refs[i].fd == 5, "listed fd %d", refs[i].fd);
+	conntab_add_open_bytes_locked(&rx, &tx);
+	cr_assert_eq(rx, 20);
+	cr_assert_null(conntab_find_locked(4));
+	cr_assert_null(conntab_slot_locked(6));
+	conntab_clear_locked();
+	cr_assert_eq(conntab_count_locked(), 0);
+	conntab_unlock();
+	struct conn *c = ins(4, 9);
+	cr_assert_not_null(c);
+	conntab_lock();
+	cr_assert_eq(conntab_count_locked(), 1);
+	conntab_unlock();
 }
 
 Test(conntab, large_fds_and_out_of_range)
