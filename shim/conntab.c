@@ -105,6 +105,14 @@ struct conn *conntab_find_locked(int fd)
 	return c && c->kind == CONN_KIND_CONN ? c : NULL;
 }
 
+/* A high fd's record leaves the hash for the free list. */
+__attribute__((noinline)) static void remove_high(struct conn *c)
+{
+	HASH_DEL(table, c);
+	c->hh.next = free_list;
+	free_list = c;
+}
+
 void conntab_remove_locked(struct conn *c)
 {
 	int fd = c->fd;
@@ -124,9 +132,7 @@ void conntab_remove_locked(struct conn *c)
 		parked_n++;
 		return;
 	}
-	HASH_DEL(table, c);
-	c->hh.next = free_list;
-	free_list = c;
+	remove_high(c);
 }
 
 /* Refills the free list: records come 64 at a time (one malloc header for
@@ -163,28 +169,10 @@ __attribute__((noinline, cold)) static bool insert_prepare(struct conn **slot)
 	return true;
 }
 
-/* On every accept: no memset (every field is set here; HASH_ADD sets the
- * handle), the rare cases out of line. */
-struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns,
-				   bool kernel_counted)
+/* Every field but the handle (which the hash owns), so no memset. */
+static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, uint64_t now_ns,
+			     bool kernel_counted)
 {
-	struct conn *c, **slot;
-
-	if ((unsigned)fd >= CONNTAB_MAX_FD || !(slot = slot_for(fd, true)))
-		return NULL;
-	if (__builtin_expect(*slot != NULL || !sentinel_in, 0) && !insert_prepare(slot))
-		return NULL;
-	bool hashed = false;
-	if ((unsigned)fd < CONNTAB_LOW && (c = parked[fd])) {
-		parked[fd] = NULL;
-		parked_n--;
-		hashed = true; /* under its key already */
-	} else {
-		if (__builtin_expect(!free_list, 0) && !refill())
-			return NULL;
-		c = free_list;
-		free_list = c->hh.next;
-	}
 	c->fd = fd;
 	c->gen = next_gen++;
 	c->ino = ino;
@@ -197,22 +185,66 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 	c->family = (uint8_t)family;
 	c->last_dir = CONN_DIR_NONE;
 	c->kind = CONN_KIND_CONN;
-	if (!hashed) {
-		oom_hit = 0;
-		HASH_ADD_INT(table, fd, c);
-		if (__builtin_expect(oom_hit, 0)) {
-			c->hh.next = free_list;
-			free_list = c;
-			return NULL;
-		}
-	}
+}
+
+static inline struct conn *conn_publish(struct conn **slot, struct conn *c)
+{
 	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
-	if (!kernel_counted)
-		set_rw(fd, c);
+	if (!(c->flags & CONN_KERNEL))
+		set_rw(c->fd, c);
 	conntab_stats.accepted++;
 	if (++live_n > conntab_stats.peak)
 		conntab_stats.peak = live_n;
 	return c;
+}
+
+/* Everything but the common case: a new fd number (uthash add), a high fd,
+ * a stale record in the slot, the first record, an empty free list. */
+__attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, int family,
+							  uint64_t now_ns, bool kernel_counted)
+{
+	struct conn *c, **slot;
+
+	if ((unsigned)fd >= CONNTAB_MAX_FD || !(slot = slot_for(fd, true)))
+		return NULL;
+	if ((*slot != NULL || !sentinel_in) && !insert_prepare(slot))
+		return NULL;
+	if ((unsigned)fd < CONNTAB_LOW && (c = parked[fd])) {
+		parked[fd] = NULL;
+		parked_n--;
+		conn_init(c, fd, ino, family, now_ns, kernel_counted);
+		return conn_publish(slot, c); /* under its key already */
+	}
+	if (!free_list && !refill())
+		return NULL;
+	c = free_list;
+	free_list = c->hh.next;
+	conn_init(c, fd, ino, family, now_ns, kernel_counted);
+	oom_hit = 0;
+	HASH_ADD_INT(table, fd, c);
+	if (oom_hit) {
+		c->hh.next = free_list;
+		free_list = c;
+		return NULL;
+	}
+	return conn_publish(slot, c);
+}
+
+/* On every accept.  The common case, a server's fd number coming round again,
+ * takes the parked record over: no hashing, no call, no frame. */
+struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns,
+				   bool kernel_counted)
+{
+	struct conn *c;
+	if (__builtin_expect((unsigned)fd < CONNTAB_LOW && !conntab_low[fd] && sentinel_in &&
+				     (c = parked[fd]) != NULL,
+			     1)) {
+		parked[fd] = NULL;
+		parked_n--;
+		conn_init(c, fd, ino, family, now_ns, kernel_counted);
+		return conn_publish(&conntab_low[fd], c);
+	}
+	return insert_slow(fd, ino, family, now_ns, kernel_counted);
 }
 
 size_t conntab_count_locked(void)

@@ -79,61 +79,76 @@ __attribute__((noinline, cold)) static void track_trace(int fd)
 	log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, fd);
 }
 
+/* What the connections accepted on one socket share: the family, and whether
+ * the kernel counts their bytes for us (TCP, see tcp_kernel_counted).  Asked
+ * of the listener once, so an accept asks the kernel only for its identity. */
+static void sock_kind(int fd, int *family, bool *kernel)
+{
+	int proto = 0;
+	socklen_t len = sizeof *family;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, family, &len) < 0)
+		*family = 0;
+	len = sizeof proto;
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
+		proto = 0;
+	*kernel = (*family == AF_INET || *family == AF_INET6) && proto == IPPROTO_TCP &&
+		  tcp_kernel_counted(fd);
+}
+
 /* A socket the process accepts on is a listener, whether it called listen()
- * itself, inherited it across fork, or got it from systemd.  Out of line:
- * once per listener. */
+ * itself, inherited it across fork, or got it from systemd.  Its record holds
+ * sock_kind() in family and flags (CONN_KERNEL).  Out of line: once per
+ * listener.  NULL when the pool of listeners is full. */
 __attribute__((noinline, cold)) static struct conn *listener_add(int lfd)
 {
+	int saved = errno;
 	struct conn *l = NULL;
 	struct stat st;
+	int family;
+	bool kernel;
 	if (fstat(lfd, &st) == 0) {
+		sock_kind(lfd, &family, &kernel);
 		conntab_lock();
 		l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
+		if (l) {
+			l->family = (uint8_t)family;
+			l->flags = kernel ? CONN_KERNEL : 0;
+		}
 		conntab_unlock();
 	}
+	errno = saved;
 	return l;
 }
 
-static inline __attribute__((always_inline)) void note_listener(int lfd, bool accepted)
+static inline struct conn *listener_of(int lfd)
 {
 	struct conn *l = conntab_fast(lfd);
-	if (__builtin_expect(!l || l->kind != CONN_KIND_LISTENER, 0)) {
-		int saved = errno;
-		l = listener_add(lfd);
-		errno = saved;
-		if (!l)
-			return;
-	}
-	if (accepted)
-		__atomic_store_n(&l->rx, __atomic_load_n(&l->rx, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+	if (__builtin_expect(l && l->kind == CONN_KIND_LISTENER, 1))
+		return l;
+	return listener_add(lfd);
 }
 
-/* Everything an accept adds, inlined into accept and accept4: it runs once
- * per connection, so the rare cases (a first listener, trace, out of memory)
- * are out of line and the rest is straight code.  buflen: the size of the
- * caller's address buffer before the call; accept then sets *addrlen to the
- * address's real size, which may be larger (the address was truncated). */
-static inline __attribute__((always_inline)) void accepted(int lfd, int fd,
-							   const struct sockaddr *addr,
-							   socklen_t buflen,
-							   const socklen_t *addrlen)
+/* Everything an accept adds, once per connection: the rare cases (a first
+ * listener, trace, out of memory) are out of line and the rest is straight
+ * code.  Returns fd, so that the wrappers end in a tail call and keep no
+ * frame on the way out of a failed (EAGAIN) accept. */
+__attribute__((noinline)) static int accepted(int lfd, int fd)
 {
 	int *ep = &errno, saved = *ep;
 	struct stat st;
-	int family = 0;
+	int family;
+	bool kernel;
 
-	note_listener(lfd, true);
+	struct conn *l = listener_of(lfd);
+	if (__builtin_expect(l != NULL, 1)) {
+		__atomic_store_n(&l->rx, __atomic_load_n(&l->rx, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+		family = l->family;
+		kernel = l->flags & CONN_KERNEL;
+	} else {
+		sock_kind(fd, &family, &kernel);
+	}
 	if (fstat(fd, &st) < 0)
 		goto out;
-	/* The family decides whether TCP_INFO applies.  The caller's buffer
-	 * has it unless it passed none. */
-	if (addr && buflen >= sizeof(sa_family_t) && *addrlen >= sizeof(sa_family_t)) {
-		family = addr->sa_family;
-	} else {
-		socklen_t len = sizeof family;
-		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
-			family = 0;
-	}
 	/* All sockets live on the one sockfs device; anything else was never
 	 * seen on Linux: leave it alone. */
 	uint64_t dev = __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
@@ -141,7 +156,6 @@ static inline __attribute__((always_inline)) void accepted(int lfd, int fd,
 		__atomic_store_n(&sock_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
 	else if (dev != (uint64_t)st.st_dev)
 		goto out;
-	bool kernel = (family == AF_INET || family == AF_INET6) && tcp_kernel_counted(fd);
 	/* The accept time matters only to a setting that uses a connection's
 	 * age (grace, timeouts) and to the logs that print it. */
 	uint64_t now = shim_stamp_accepts ? shim_now_coarse_ns() : 0;
@@ -157,6 +171,7 @@ static inline __attribute__((always_inline)) void accepted(int lfd, int fd,
 	sweeper_accepted();
 out:
 	*ep = saved;
+	return fd;
 }
 
 uint64_t shim_sock_dev(void)
@@ -166,10 +181,9 @@ uint64_t shim_sock_dev(void)
 
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
-	socklen_t buflen = addr && addrlen ? *addrlen : 0;
 	int r = REAL(accept)(fd, addr, addrlen);
 	if (r >= 0 && shim_on())
-		accepted(fd, r, addr, buflen, addrlen);
+		return accepted(fd, r);
 	return r;
 }
 
@@ -177,7 +191,7 @@ SHIM_EXPORT int listen(int fd, int backlog)
 {
 	int r = REAL(listen)(fd, backlog);
 	if (r == 0 && shim_on()) {
-		note_listener(fd, false);
+		(void)listener_of(fd);
 		sweeper_listening();
 		/* A server: start the sweeper now, so that a drain in a process
 		 * whose accepts we never see is at least reported. */
@@ -188,14 +202,9 @@ SHIM_EXPORT int listen(int fd, int backlog)
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
-	socklen_t buflen = addr && addrlen ? *addrlen : 0;
-	int r;
-	if (REAL(accept4))
-		r = REAL(accept4)(fd, addr, addrlen, flags);
-	else
-		r = (int)syscall(SYS_accept4, fd, addr, addrlen, flags);
+	int r = REAL(accept4)(fd, addr, addrlen, flags);
 	if (r >= 0 && shim_on())
-		accepted(fd, r, addr, buflen, addrlen);
+		return accepted(fd, r);
 	return r;
 }
 
@@ -735,8 +744,11 @@ static void track_dup(int oldfd, int newfd)
 		}
 	} else if (c) {
 		n = conntab_special_add_locked(newfd, (enum conn_kind)c->kind, c->ino);
-		if (n)
-			n->tx = c->tx; /* a signalfd's mask */
+		if (n) {
+			n->tx = c->tx;         /* a signalfd's mask */
+			n->family = c->family; /* a listener's sock_kind() */
+			n->flags = c->flags;
+		}
 	}
 	conntab_unlock();
 	errno = saved;

@@ -17,7 +17,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct real_fns real_fns;
+/* A libc without accept4 (older than 2.10): the kernel has it.  Set from
+ * the start, so that accept4 never needs a NULL test, even while binding. */
+static int accept4_syscall(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	return (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+
+struct real_fns real_fns = {.accept4 = accept4_syscall};
 int real_ready;
 void (*real_hook)(void);
 
@@ -118,6 +125,8 @@ void real_bind_nohook(void)
 	BIND(epoll_wait, "epoll_wait");
 	BIND(epoll_pwait, "epoll_pwait");
 	BIND_OPT(accept4, "accept4");
+	if (!real_fns.accept4)
+		real_fns.accept4 = accept4_syscall;
 	BIND_OPT(dup3, "dup3");
 	BIND_OPT(close_range, "close_range");
 	BIND_OPT(closefrom, "closefrom");

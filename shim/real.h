@@ -58,8 +58,8 @@ struct real_fns {
 	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
 	int (*epoll_wait)(int, struct epoll_event *, int, int);
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int); /* the syscall if libc lacks it */
 	/* optional: NULL when this libc lacks them */
-	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*dup3)(int, int, int);
 	int (*close_range)(unsigned, unsigned, int);
 	void (*closefrom)(int);

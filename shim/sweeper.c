@@ -376,6 +376,10 @@ static void *sweeper_main(void *arg)
 				conntab_lock();
 				__atomic_store_n(&sweeper_wake_fd, nfd, __ATOMIC_RELEASE);
 				conntab_unlock();
+				/* Look again before sleeping: a trigger that came while
+				 * there was no eventfd found nothing to write to, and
+				 * only the drain flag it set tells of it. */
+				continue;
 			}
 			fd = nfd;
 		}
