@@ -1,7 +1,8 @@
 # Reliability and security (issue 7); included at the end of the Makefile.
 #   make reliability      the Criterion suite tests/reliability/ (errno parity,
 #                         closefrom, signal storm, log file security, secure
-#                         execution), with fixtures tests/fixtures/rel_*.c
+#                         execution, no lost request), with fixtures
+#                         tests/fixtures/rel_*.c
 #   make check-san        unit + integration + reliability under ASan+UBSan
 #                         (build-address/), then under TSan (build-thread/);
 #                         every sanitizer report is a file under
