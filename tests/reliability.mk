@@ -1,7 +1,8 @@
 # Reliability and security (issue 7); included at the end of the Makefile.
 #   make reliability      the Criterion suite tests/reliability/ (errno parity,
 #                         closefrom, signal storm, log file security, secure
-#                         execution), with fixtures tests/fixtures/rel_*.c
+#                         execution, no lost request), with fixtures
+#                         tests/fixtures/rel_*.c
 #   make check-san        unit + integration + reliability under ASan+UBSan
 #                         (build-address/), then under TSan (build-thread/);
 #                         every sanitizer report is a file under
@@ -17,7 +18,7 @@
 # harness.c is compiled in as it is (its header is found beside it).
 REL_SRC := $(wildcard tests/reliability/*.c)
 REL_DEPS := $(REL_SRC) $(wildcard tests/reliability/*.h) tests/integration/harness.c \
-	tests/integration/harness.h
+	tests/integration/harness.h tests/fixtures/nolost.h
 
 $(B)/tests/reliability: $(REL_DEPS)
 	@mkdir -p $(@D)
@@ -32,6 +33,9 @@ $(B)/fixtures/rel_secure-linked: tests/fixtures/rel_secure.c tests/fixtures/fixt
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< -L$(B) -l:libgraceshim.so \
 		-Wl,-rpath,$(CURDIR)/$(B) $(LDSAN)
+
+# rel_nolost shares its response format with tests/reliability/test_nolost.c.
+$(B)/fixtures/rel_nolost: tests/fixtures/nolost.h
 
 reliability: $(B)/tests/reliability $(LIB) $(FIXTURES) $(B)/fixtures/rel_secure-linked
 	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/reliability $(REL_ARGS)
