@@ -37,7 +37,14 @@ $(B)/fixtures/rel_secure-linked: tests/fixtures/rel_secure.c tests/fixtures/fixt
 # rel_nolost shares its response format with tests/reliability/test_nolost.c.
 $(B)/fixtures/rel_nolost: tests/fixtures/nolost.h
 
-reliability: $(B)/tests/reliability $(LIB) $(FIXTURES) $(B)/fixtures/rel_secure-linked
+# failmalloc.so: makes the shim's own malloc/calloc/realloc fail on demand
+# (tests/reliability/test_oom.c); preloaded next to the shim, never alone.
+$(B)/fixtures/failmalloc.so: tests/reliability/preload/failmalloc.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=default -shared -o $@ $< -ldl $(LDSAN)
+
+reliability: $(B)/tests/reliability $(LIB) $(FIXTURES) $(B)/fixtures/rel_secure-linked \
+		$(B)/fixtures/failmalloc.so
 	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/reliability $(REL_ARGS)
 
 # ---- sanitizer builds -------------------------------------------------------
