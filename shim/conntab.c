@@ -252,7 +252,7 @@ size_t conntab_count_locked(void)
 	return live_n;
 }
 
-size_t conntab_refs_locked(struct conn_ref *out, size_t max)
+size_t conntab_refs_from_locked(struct conn_ref *out, size_t max, size_t skip)
 {
 	struct conn *c, *tmp;
 	size_t n = 0;
@@ -261,6 +261,10 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 	{
 		if (c == &sentinel || c->kind == CONN_KIND_PARKED)
 			continue;
+		if (skip) {
+			skip--;
+			continue;
+		}
 		if (n == max)
 			break;
 		out[n].fd = c->fd;
@@ -268,6 +272,11 @@ size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 		n++;
 	}
 	return n;
+}
+
+size_t conntab_refs_locked(struct conn_ref *out, size_t max)
+{
+	return conntab_refs_from_locked(out, max, 0);
 }
 
 static struct conn specials[CONNTAB_MAX_SPECIALS]; /* kind 0: free */

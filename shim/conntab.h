@@ -143,6 +143,8 @@ struct conn_ref {
 	uint32_t gen;
 };
 size_t conntab_refs_locked(struct conn_ref *out, size_t max);
+/* The same after skipping the first skip records (in the table's order). */
+size_t conntab_refs_from_locked(struct conn_ref *out, size_t max, size_t skip);
 /* Adds the byte counts of the open records. */
 void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx);
 /* The record in the filter for fd, of any kind (NULL if none). */

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
@@ -46,9 +47,22 @@ static void warn_stderr(const char *msg, void *ctx)
 /* fork: the child must not inherit a held lock or a sweeper it does not
  * have.  prepare takes the locks so no other thread is inside them, the
  * parent releases them, the child releases them and resets the sweeper so it
- * is recreated lazily on the child's first accept. */
+ * is recreated lazily on the child's first accept.
+ *
+ * Every signal is blocked on the forking thread from before the locks are
+ * taken until they are released: a handler that ran there meanwhile and
+ * made an async-signal-safe call that takes one of them (sigaction() or
+ * signal() for a trigger signal, close() of a tracked connection) would
+ * wait forever for its own thread.  A signal that arrives in that window is
+ * delivered in the parent as the mask is restored; the child, as without
+ * us, has none pending and gets the forking thread's mask back. */
+static __thread sigset_t fork_mask __attribute__((tls_model("initial-exec")));
+
 static void atfork_prepare(void)
 {
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &fork_mask);
 	sig_lock_for_fork();
 	conntab_lock();
 }
@@ -58,6 +72,7 @@ static void atfork_parent(void)
 	conntab_mark_shared_locked();
 	conntab_unlock();
 	sig_unlock_after_fork();
+	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
 static void atfork_child(void)
@@ -66,6 +81,7 @@ static void atfork_child(void)
 	conntab_unlock();
 	sig_unlock_after_fork();
 	sweeper_after_fork_child();
+	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
 void shim_init(void)

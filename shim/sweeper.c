@@ -180,8 +180,6 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
 	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
-	int q = 0;
-	in.queued = ioctl(c->fd, SIOCINQ, &q) < 0 ? -1 : q;
 	if (c->family == AF_INET || c->family == AF_INET6) {
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
@@ -199,6 +197,15 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	} else {
 		in.quiet_ns = sampled_quiet(c, ps->now);
 	}
+	/* Bytes waiting to be read.  A TCP connection the kernel has never
+	 * received a byte on has none (nor a FIN): one system call fewer per
+	 * connection of a sweep. */
+	if (in.kernel_rx == 0) {
+		in.queued = 0;
+	} else {
+		int q = 0;
+		in.queued = ioctl(c->fd, SIOCINQ, &q) < 0 ? -1 : q;
+	}
 	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0)) {
 		int oq = 0;
 		in.outq = ioctl(c->fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
@@ -206,7 +213,19 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	pol_decide(&params, &in, &out);
 	switch (out.verdict) {
 	case POL_RELEASE:
-		if (shutdown(c->fd, SHUT_RDWR) == 0 || errno == ENOTCONN) {
+		/* A request can arrive between our look (TCP_INFO, SIOCINQ) and
+		 * shutdown(), and this thread can be preempted there.  After
+		 * SHUT_RDWR the host would read that request and fail to answer
+		 * it (EPIPE): a request read and lost.  SHUT_RD alone makes the
+		 * host's read return 0 once nothing is queued (Linux still
+		 * delivers bytes that came before that read) and leaves it able
+		 * to answer one that slipped in; the host then closes the
+		 * connection itself (FIN, or RST for bytes it never read: safe
+		 * to resend).  The drain timeout cuts with SHUT_RDWR: it must
+		 * also stop a host blocked writing.  (tests/reliability/
+		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
+		if (shutdown(c->fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
+		    errno == ENOTCONN) {
 			c->flags |= CONN_RELEASED;
 			ps->released[out.reason]++;
 			stats_released(out.reason);
@@ -284,6 +303,7 @@ static uint64_t sweep(void)
 	conntab_lock();
 	n = conntab_count_locked();
 	refs = n ? malloc(n * sizeof *refs) : NULL;
+	size_t total = n;
 	n = refs ? conntab_refs_locked(refs, n) : 0;
 	conntab_unlock();
 
@@ -291,6 +311,25 @@ static uint64_t sweep(void)
 	for (size_t i = 0; i < n; i++)
 		examine(&refs[i], &ps);
 	free(refs);
+	if (total && !refs) {
+		/* Out of memory: the connections we track must still be
+		 * released.  Walk the table in chunks through a fixed array
+		 * (this thread only).  A record removed between two chunks
+		 * shifts the rest, so one may be missed: look again soon. */
+		static struct conn_ref chunk[128];
+		for (size_t done = 0;;) {
+			conntab_lock();
+			size_t k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, done);
+			conntab_unlock();
+			for (size_t i = 0; i < k; i++)
+				examine(&chunk[i], &ps);
+			done += k;
+			if (k < sizeof chunk / sizeof *chunk)
+				break;
+		}
+		if (ps.next_wait > POL_RECHECK_NS)
+			ps.next_wait = POL_RECHECK_NS;
+	}
 
 	unsigned rel = ps.released[POL_R_UNUSED] + ps.released[POL_R_IDLE] +
 		       ps.released[POL_R_FIRST_BYTE];
