@@ -139,8 +139,7 @@ struct bench_holder {
 	int ctl;
 };
 
-static inline struct bench_holder bench_holder_start(const struct sockaddr_un *un, socklen_t len,
-						     int n)
+static inline struct bench_holder bench_holder_start(const void *addr, socklen_t len, int n)
 {
 	int p[2];
 	struct bench_holder h;
@@ -155,8 +154,8 @@ static inline struct bench_holder bench_holder_start(const struct sockaddr_un *u
 		close(p[1]);
 		bench_raise_nofile();
 		for (int i = 0; i < n; i++) {
-			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-			if (fd < 0 || connect(fd, (const struct sockaddr *)un, len) < 0) {
+			int fd = socket(((const struct sockaddr *)addr)->sa_family, SOCK_STREAM, 0);
+			if (fd < 0 || connect(fd, (const struct sockaddr *)addr, len) < 0) {
 				fprintf(stderr, "bench holder: connection %d of %d: %s\n", i, n,
 					strerror(errno));
 				_exit(1);
