@@ -33,6 +33,7 @@ static void set_rw(int fd, struct conn *c)
 }
 struct conn **conntab_pages[CONNTAB_PAGES];
 int conntab_mu;
+__thread int conntab_held_here;
 
 static struct conn *table;     /* uthash head */
 static struct conn *parked[CONNTAB_LOW]; /* by fd: closed, still hashed (see conntab.h) */

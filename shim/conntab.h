@@ -179,20 +179,48 @@ extern struct conntab_stats conntab_stats;
  * out of line and yields after a while, so a preempted holder gets the CPU. */
 void conntab_lock_contended(void);
 
+/* Whether this thread holds (or is taking or releasing) conntab_mu.  Set
+ * before the exchange and cleared after the release: a signal handler that
+ * interrupts its own thread anywhere in between and calls a wrapper (close()
+ * and fork() are async-signal-safe) sees it and skips the bookkeeping instead
+ * of spinning forever on a lock its thread will never release. */
+extern __thread int conntab_held_here __attribute__((tls_model("initial-exec"))) CONNTAB_HIDDEN;
+
 static inline void conntab_lock(void)
 {
+	conntab_held_here = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* the flag is set before the lock is taken */
 	if (__builtin_expect(__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE), 0))
 		conntab_lock_contended();
 }
 
 static inline bool conntab_trylock(void)
 {
-	return !__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE);
+	conntab_held_here = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (!__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE))
+		return true;
+	conntab_held_here = 0;
+	return false;
 }
 
 static inline void conntab_unlock(void)
 {
 	__atomic_store_n(&conntab_mu, 0, __ATOMIC_RELEASE);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	conntab_held_here = 0;
+}
+
+/* For the wrappers: false (and no lock) when this thread is already inside
+ * the table, which only a signal handler interrupting it can be.  A skipped
+ * forget leaves a stale record, which the identity check drops later; a
+ * skipped accept is simply not tracked. */
+static inline bool conntab_lock_unless_held(void)
+{
+	if (__builtin_expect(conntab_held_here, 0))
+		return false;
+	conntab_lock();
+	return true;
 }
 
 /* Formats the peer as "127.0.0.1:49501", "[::1]:8080" or "unix". */

@@ -108,13 +108,14 @@ __attribute__((noinline, cold)) static struct conn *listener_add(int lfd)
 	bool kernel;
 	if (fstat(lfd, &st) == 0) {
 		sock_kind(lfd, &family, &kernel);
-		conntab_lock();
-		l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
-		if (l) {
-			l->family = (uint8_t)family;
-			l->flags = kernel ? CONN_KERNEL : 0;
+		if (conntab_lock_unless_held()) {
+			l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
+			if (l) {
+				l->family = (uint8_t)family;
+				l->flags = kernel ? CONN_KERNEL : 0;
+			}
+			conntab_unlock();
 		}
-		conntab_unlock();
 	}
 	errno = saved;
 	return l;
@@ -159,7 +160,8 @@ __attribute__((noinline)) static int accepted(int lfd, int fd)
 	/* The accept time matters only to a setting that uses a connection's
 	 * age (grace, timeouts) and to the logs that print it. */
 	uint64_t now = shim_stamp_accepts ? shim_now_coarse_ns() : 0;
-	conntab_lock();
+	if (!conntab_lock_unless_held())
+		goto out;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
 	conntab_unlock();
 	if (__builtin_expect(!c, 0)) {
@@ -681,7 +683,8 @@ static void forget_fd_locked(int fd)
  * (forget_report, the sweeper's wake-up) restore it themselves. */
 __attribute__((noinline)) static void forget_tracked(int fd)
 {
-	conntab_lock();
+	if (!conntab_lock_unless_held())
+		return;
 	struct conn *c = conntab_slot_locked(fd);
 	if (__builtin_expect(c && c->kind == CONN_KIND_CONN, 1))
 		forget_locked(c);
@@ -704,7 +707,8 @@ static void forget_range(unsigned lo, unsigned hi)
 	int sp[CONNTAB_MAX_SPECIALS];
 
 	sweeper_fds_closing(lo, hi);
-	conntab_lock();
+	if (!conntab_lock_unless_held())
+		return;
 	n = conntab_count_locked();
 	if (n && (refs = malloc(n * sizeof *refs))) {
 		n = conntab_refs_locked(refs, n);
@@ -728,8 +732,9 @@ static void track_dup(int oldfd, int newfd)
 {
 	if (__builtin_expect(!conntab_fast(oldfd), 1) || oldfd == newfd)
 		return;
+	if (!conntab_lock_unless_held())
+		return;
 	int saved = errno;
-	conntab_lock();
 	struct conn *c = conntab_slot_locked(oldfd), *n = NULL;
 	if (c && c->kind == CONN_KIND_CONN) {
 		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ns,
@@ -893,9 +898,11 @@ SHIM_EXPORT pid_t fork(void)
 		__atomic_store_n(&shim_forked, 1, __ATOMIC_RELAXED);
 	if (pid == 0 && shim_active) {
 		int saved = errno;
-		conntab_lock();
-		size_t n = conntab_count_locked();
-		conntab_unlock();
+		size_t n = 0;
+		if (conntab_lock_unless_held()) {
+			n = conntab_count_locked();
+			conntab_unlock();
+		}
 		if (n)
 			sweeper_ensure_started();
 		errno = saved;
@@ -960,7 +967,10 @@ SHIM_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 		for (int s = 1; s <= 64 && s < NSIG; s++)
 			if (sigismember(mask, s) == 1 && shim_is_trigger(s))
 				bits |= 1ull << (s - 1);
-		conntab_lock();
+		if (!conntab_lock_unless_held()) {
+			errno = saved;
+			return r;
+		}
 		struct conn *c = conntab_slot_locked(r);
 		if (bits && !(c && c->kind == CONN_KIND_SIGNALFD)) {
 			struct stat st;

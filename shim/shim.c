@@ -57,6 +57,11 @@ static void warn_stderr(const char *msg, void *ctx)
  * delivered in the parent as the mask is restored; the child, as without
  * us, has none pending and gets the forking thread's mask back. */
 static __thread sigset_t fork_mask __attribute__((tls_model("initial-exec")));
+/* fork() from a signal handler that interrupted this thread inside the
+ * table (async-signal-safe, so allowed): the lock is this thread's already
+ * and the table may be mid-update.  Neither taken nor walked then; the
+ * interrupted code releases it in both processes. */
+static __thread int fork_table_locked __attribute__((tls_model("initial-exec")));
 
 static void atfork_prepare(void)
 {
@@ -64,21 +69,25 @@ static void atfork_prepare(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &fork_mask);
 	sig_lock_for_fork();
-	conntab_lock();
+	fork_table_locked = conntab_lock_unless_held();
 }
 
 static void atfork_parent(void)
 {
-	conntab_mark_shared_locked();
-	conntab_unlock();
+	if (fork_table_locked) {
+		conntab_mark_shared_locked();
+		conntab_unlock();
+	}
 	sig_unlock_after_fork();
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
 static void atfork_child(void)
 {
-	conntab_mark_shared_locked();
-	conntab_unlock();
+	if (fork_table_locked) {
+		conntab_mark_shared_locked();
+		conntab_unlock();
+	}
 	sig_unlock_after_fork();
 	sweeper_after_fork_child();
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);

@@ -527,6 +527,13 @@ void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
 	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi)
 		return;
+	if (conntab_held_here) {
+		/* A signal handler on a thread inside the table: give the
+		 * number up without the lock; the sweeper notices (POLLNVAL or
+		 * the -1) and makes a new one. */
+		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
+		return;
+	}
 	conntab_lock();
 	if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
 		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
