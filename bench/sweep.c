@@ -16,6 +16,9 @@
  *       shim's sweeper is, while the main thread waits in epoll_wait: the
  *       same floor with the same wake-ups (each shutdown wakes the waiting
  *       main thread) as the shim's measurement.
+ *   sweep rdwr N    (run without the shim)
+ *       the thread floor with shutdown(SHUT_RDWR), the call graceshim made
+ *       before it released with SHUT_RD (for TCP it also sends the FIN).
  *   sweep syscalls N  (run without the shim; diagnostic)
  *       the thread loop making the sweeper's system calls for each fd
  *       (fstat, ioctl SIOCINQ, shutdown) without its table and lock.
@@ -44,7 +47,7 @@ static void on_sigint(int sig)
 	got_sig = 1;
 }
 
-static int *fds, nfds, kick_fd, like_shim, use_tcp;
+static int *fds, nfds, kick_fd, like_shim, use_tcp, how = SHUT_RD;
 
 static void *looper(void *arg)
 {
@@ -66,7 +69,7 @@ static void *looper(void *arg)
 					    : ioctl(fds[i], SIOCINQ, &q) < 0 || q)
 					continue;
 			}
-			shutdown(fds[i], SHUT_RD); /* what the sweeper calls */
+			shutdown(fds[i], how);
 		}
 	return NULL;
 }
@@ -75,13 +78,15 @@ int main(int argc, char **argv)
 {
 	if ((argc != 3 && !(argc == 4 && !strcmp(argv[3], "tcp"))) ||
 	    (strcmp(argv[1], "shim") && strcmp(argv[1], "bare") && strcmp(argv[1], "thread") &&
-	     strcmp(argv[1], "syscalls"))) {
-		fprintf(stderr, "usage: sweep shim|bare|thread|syscalls N [tcp]\n");
+	     strcmp(argv[1], "syscalls") && strcmp(argv[1], "rdwr"))) {
+		fprintf(stderr, "usage: sweep shim|bare|thread|rdwr|syscalls N [tcp]\n");
 		return 2;
 	}
 	int shim = !strcmp(argv[1], "shim");
 	like_shim = !strcmp(argv[1], "syscalls");
-	int thread = like_shim || !strcmp(argv[1], "thread");
+	int thread = like_shim || !strcmp(argv[1], "thread") || !strcmp(argv[1], "rdwr");
+	if (!strcmp(argv[1], "rdwr"))
+		how = SHUT_RDWR;
 	int n = atoi(argv[2]);
 	long lim = bench_raise_nofile();
 
