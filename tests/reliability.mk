@@ -33,6 +33,11 @@ $(B)/fixtures/rel_secure-linked: tests/fixtures/rel_secure.c tests/fixtures/fixt
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< -L$(B) -l:libgraceshim.so \
 		-Wl,-rpath,$(CURDIR)/$(B) $(LDSAN)
 
+# rel_cloexec defines fsync() so that it runs when the shim fsyncs its
+# statistics temporary file (see the fixture).  An executable exports only
+# the symbols a library on its link line asks for; the shim is not on it.
+$(B)/fixtures/rel_cloexec: private LDSAN += -Wl,--export-dynamic-symbol=fsync
+
 reliability: $(B)/tests/reliability $(LIB) $(FIXTURES) $(B)/fixtures/rel_secure-linked
 	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/reliability $(REL_ARGS)
 
