@@ -37,6 +37,11 @@ $(B)/fixtures/rel_secure-linked: tests/fixtures/rel_secure.c tests/fixtures/fixt
 # rel_nolost shares its response format with tests/reliability/test_nolost.c.
 $(B)/fixtures/rel_nolost: tests/fixtures/nolost.h
 
+# rel_cloexec defines fsync() so that it runs when the shim fsyncs its
+# statistics temporary file (see the fixture).  An executable exports only
+# the symbols a library on its link line asks for; the shim is not on it.
+$(B)/fixtures/rel_cloexec: private LDSAN += -Wl,--export-dynamic-symbol=fsync
+
 # failmalloc.so: makes the shim's own malloc/calloc/realloc fail on demand
 # (tests/reliability/test_oom.c); preloaded next to the shim, never alone.
 $(B)/fixtures/failmalloc.so: tests/reliability/preload/failmalloc.c
