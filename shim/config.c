@@ -247,6 +247,24 @@ static int parse_triggers(const char *s, unsigned *out)
 	return 0;
 }
 
+const char *cfg_show_value(const char *val, char *out, size_t len)
+{
+	size_t i, o = 0;
+
+	/* Printable ASCII only: a newline would start a line of its own (or
+	 * forge one), an escape sequence would drive the operator's terminal;
+	 * bounded: a 128 KiB value is not echoed whole. */
+	for (i = 0; val[i] && o + 4 < len; i++) {
+		unsigned char ch = (unsigned char)val[i];
+		out[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	if (val[i] && len >= 4)
+		memcpy(out + o, "...", 3), o += 3;
+	if (len)
+		out[o < len ? o : len - 1] = 0;
+	return out;
+}
+
 struct reporter {
 	cfg_warner warn;
 	void *ctx;
@@ -256,21 +274,14 @@ struct reporter {
 __attribute__((format(printf, 4, 5))) static void bad(struct reporter *r, const char *var,
 						      const char *val, const char *fmt, ...)
 {
-	char msg[512], expect[256], shown[80];
+	char msg[512], expect[256], shown[CFG_SHOWN_MAX];
 	va_list ap;
-	size_t i, o = 0;
 
 	va_start(ap, fmt);
 	vsnprintf(expect, sizeof expect, fmt, ap);
 	va_end(ap);
-	/* Show hostile values safely: printable ASCII only, bounded length. */
-	for (i = 0; val[i] && o < sizeof shown - 4; i++) {
-		unsigned char ch = (unsigned char)val[i];
-		shown[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-	}
-	shown[o] = 0;
-	snprintf(msg, sizeof msg, "%s=\"%s%s\" is not valid: expected %s", var, shown,
-		 val[i] ? "..." : "", expect);
+	cfg_show_value(val, shown, sizeof shown);
+	snprintf(msg, sizeof msg, "%s=\"%s\" is not valid: expected %s", var, shown, expect);
 	r->problems++;
 	if (r->warn)
 		r->warn(msg, r->ctx);

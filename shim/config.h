@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
@@ -62,6 +63,11 @@ int cfg_parse_signal(const char *s);
 /* A list separated by commas or spaces.  Returns the count or -1. */
 int cfg_parse_signal_list(const char *s, int *out, int max);
 const char *cfg_signal_name(int sig);
+
+/* A value as a message shows it: printable ASCII (any other byte is '?'),
+ * at most len - 4 bytes of it, then "..." when cut.  Returns out. */
+#define CFG_SHOWN_MAX 80
+const char *cfg_show_value(const char *val, char *out, size_t len);
 
 int cfg_parse_log_level(const char *s);
 const char *cfg_log_level_name(enum log_level l);

@@ -61,11 +61,11 @@ void log_init(enum log_level level, const char *path)
 	if (fd >= 0)
 		fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);
 	if (fd < 0) {
-		char line[1300];
+		char line[512], shown[CFG_SHOWN_MAX];
 		snprintf(line, sizeof line,
-			 "graceshim: GRACESHIM_LOG_FILE=\"%.1024s\" cannot be opened (%s; a regular file "
+			 "graceshim: GRACESHIM_LOG_FILE=\"%s\" cannot be opened (%s; a regular file "
 			 "is expected); logging to stderr\n",
-			 path, strerror(errno));
+			 cfg_show_value(path, shown, sizeof shown), strerror(errno));
 		log_raw_stderr(line);
 		return;
 	}

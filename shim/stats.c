@@ -101,15 +101,19 @@ static void write_stats(void)
 
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", shim_cfg.stats_file, s.pid);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	char shown[CFG_SHOWN_MAX];
 	if (fd < 0) {
-		LOG(LOG_WARN, "GRACESHIM_STATS: cannot create %s: %s", tmp, strerror(errno));
+		LOG(LOG_WARN, "GRACESHIM_STATS=\"%s\": cannot create its temporary file (%s); no "
+			      "statistics", cfg_show_value(shim_cfg.stats_file, shown, sizeof shown),
+		    strerror(errno));
 		errno = saved;
 		return;
 	}
 	int ok = n > 0 && syscall(SYS_write, fd, buf, (size_t)n) == n && fsync(fd) == 0;
 	syscall(SYS_close, fd); /* not through our close(): it is our fd */
 	if (!ok || rename(tmp, shim_cfg.stats_file) < 0) {
-		LOG(LOG_WARN, "GRACESHIM_STATS: cannot write %s: %s", shim_cfg.stats_file, strerror(errno));
+		LOG(LOG_WARN, "GRACESHIM_STATS=\"%s\": cannot write it (%s); no statistics",
+		    cfg_show_value(shim_cfg.stats_file, shown, sizeof shown), strerror(errno));
 		unlink(tmp);
 	}
 	errno = saved;
