@@ -10,7 +10,17 @@
  * buckets as well as Jenkins' and costs two instructions. */
 #define HASH_FUNCTION(keyptr, keylen, hashv) \
 	((hashv) = (unsigned)(*(const int *)(keyptr)) * 2654435761u, (void)(keylen))
+/* The table allocates with mmap, never malloc: accept and dup insert under
+ * the lock, and a signal handler interrupting that may fork() (async-signal-
+ * safe); glibc's fork takes malloc's locks, so an insert inside malloc would
+ * deadlock a fork the host makes without us (its accept never allocates). */
+#include <stddef.h>
+static void *table_alloc(size_t size);
+static void table_free(void *p, size_t size);
+#define uthash_malloc(sz) table_alloc(sz)
+#define uthash_free(ptr, sz) table_free(ptr, sz)
 #include "conntab.h"
+#include <sys/mman.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,6 +30,18 @@
 #include <string.h>
 
 static int oom_hit;
+
+static void *table_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void table_free(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size);
+}
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (oom_hit = 1, (void)(obj))
 
@@ -46,7 +68,9 @@ static struct conn *free_list; /* recycled records, linked through hh.next */
  * removed keeps the table from emptying. */
 static struct conn sentinel = {.fd = -1};
 static int sentinel_in;
-#define SLAB 64 /* records are allocated 64 at a time: no malloc header each */
+/* Records come a mapping at a time (CONNTAB_SLAB_BYTES: 170 of them, 64
+ * bytes unused): no allocator header each, no page half empty. */
+#define SLAB (CONNTAB_SLAB_BYTES / sizeof(struct conn))
 static uint32_t next_gen = 1;
 struct conntab_stats conntab_stats;
 
@@ -82,7 +106,7 @@ __attribute__((noinline, cold)) static struct conn **slot_high(int fd, bool crea
 	struct conn **page = conntab_pages[p];
 
 	if (!page && create) {
-		page = calloc(CONNTAB_PAGE_SIZE, sizeof *page);
+		page = table_alloc(CONNTAB_PAGE_SIZE * sizeof *page); /* zeroed */
 		if (!page)
 			return NULL;
 		__atomic_store_n(&conntab_pages[p], page, __ATOMIC_RELEASE);
@@ -136,14 +160,13 @@ void conntab_remove_locked(struct conn *c)
 	remove_high(c);
 }
 
-/* Refills the free list: records come 64 at a time (one malloc header for
- * all of them) and are never freed, only recycled. */
+/* Refills the free list (see SLAB); records are never freed, only recycled. */
 __attribute__((noinline, cold)) static bool refill(void)
 {
-	struct conn *slab = malloc(SLAB * sizeof *slab);
+	struct conn *slab = table_alloc(CONNTAB_SLAB_BYTES);
 	if (!slab)
 		return false;
-	for (int i = 0; i < SLAB; i++) {
+	for (size_t i = 0; i < SLAB; i++) {
 		slab[i].hh.next = free_list;
 		free_list = &slab[i];
 	}
@@ -171,16 +194,15 @@ __attribute__((noinline, cold)) static bool insert_prepare(struct conn **slot)
 }
 
 /* Every field but the handle (which the hash owns), so no memset. */
-static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, uint64_t now_ns,
+static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, uint32_t accepted_ms,
 			     bool kernel_counted)
 {
 	c->fd = fd;
 	c->gen = next_gen++;
-	c->ino = ino;
-	c->accepted_ns = now_ns;
+	c->ino = (uint32_t)ino;
+	c->accepted_ms = accepted_ms;
 	c->rx = 0;
 	c->tx = 0;
-	c->sample_sum = 0;
 	c->sample_ms = 0;
 	c->flags = kernel_counted ? CONN_KERNEL : 0;
 	c->family = (uint8_t)family;
@@ -202,7 +224,7 @@ static inline struct conn *conn_publish(struct conn **slot, struct conn *c)
 /* Everything but the common case: a new fd number (uthash add), a high fd,
  * a stale record in the slot, the first record, an empty free list. */
 __attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, int family,
-							  uint64_t now_ns, bool kernel_counted)
+							  uint32_t accepted_ms, bool kernel_counted)
 {
 	struct conn *c, **slot;
 
@@ -213,14 +235,14 @@ __attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, 
 	if ((unsigned)fd < CONNTAB_LOW && (c = parked[fd])) {
 		parked[fd] = NULL;
 		parked_n--;
-		conn_init(c, fd, ino, family, now_ns, kernel_counted);
+		conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
 		return conn_publish(slot, c); /* under its key already */
 	}
 	if (!free_list && !refill())
 		return NULL;
 	c = free_list;
 	free_list = c->hh.next;
-	conn_init(c, fd, ino, family, now_ns, kernel_counted);
+	conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
 	oom_hit = 0;
 	HASH_ADD_INT(table, fd, c);
 	if (oom_hit) {
@@ -233,7 +255,7 @@ __attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, 
 
 /* On every accept.  The common case, a server's fd number coming round again,
  * takes the parked record over: no hashing, no call, no frame. */
-struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns,
+struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint32_t accepted_ms,
 				   bool kernel_counted)
 {
 	struct conn *c;
@@ -242,10 +264,10 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t no
 			     1)) {
 		parked[fd] = NULL;
 		parked_n--;
-		conn_init(c, fd, ino, family, now_ns, kernel_counted);
+		conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
 		return conn_publish(&conntab_low[fd], c);
 	}
-	return insert_slow(fd, ino, family, now_ns, kernel_counted);
+	return insert_slow(fd, ino, family, accepted_ms, kernel_counted);
 }
 
 size_t conntab_count_locked(void)
@@ -289,7 +311,7 @@ struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t in
 	if (fd < 0 || (unsigned)fd >= CONNTAB_MAX_FD || kind == CONN_KIND_CONN)
 		return NULL;
 	c = conntab_slot_locked(fd);
-	if (c && c->kind == kind && c->ino == ino)
+	if (c && c->kind == kind && c->ino == (uint32_t)ino)
 		return c;
 	if (c && c->kind == CONN_KIND_CONN)
 		conntab_remove_locked(c); /* stale: the number was reused */
@@ -303,7 +325,7 @@ struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t in
 			memset(c, 0, sizeof *c);
 			c->fd = fd;
 			c->kind = (uint8_t)kind;
-			c->ino = ino;
+			c->ino = (uint32_t)ino;
 			c->gen = next_gen++;
 			__atomic_store_n(slot, c, __ATOMIC_RELEASE);
 			if (kind == CONN_KIND_SIGNALFD)

@@ -6,13 +6,13 @@
  *
  * Locking: conntab_mu guards the hash table, the free list and every write to
  * the filter.  The filter is read without the lock (acquire loads).  Records
- * are never returned to malloc, only recycled, so a reader holding a stale
+ * are never freed, only recycled, so a reader holding a stale
  * pointer can at worst bump the byte count of a recycled record, which makes
  * it look used: the safe direction.  The byte counters are written with plain
  * relaxed stores (no lock prefix); concurrent readers of one fd may lose an
  * increment, never turn a used connection into an unused one.
  *
- * Pure: no system calls except malloc; callers pass identities in.
+ * Pure: no system calls except mmap/munmap for its memory; callers pass identities in.
  */
 #ifndef GRACESHIM_CONNTAB_H
 #define GRACESHIM_CONNTAB_H
@@ -38,6 +38,10 @@ enum conn_flags {
 };
 
 enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
+/* Set in last_dir by the sweeper when it samples the counters; every
+ * transfer stores a bare direction, which clears it: so the sweeper knows the
+ * counters moved since its last look without keeping their sum. */
+#define CONN_DIR_SEEN 0x80
 
 /* What an fd in the filter is.  Only connections live in the uthash table;
  * listeners (for the listener trigger) and signalfds (to notice a trigger
@@ -48,26 +52,38 @@ enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
  * filter, and counted, listed and iterated nowhere. */
 enum conn_kind { CONN_KIND_CONN, CONN_KIND_LISTENER, CONN_KIND_SIGNALFD, CONN_KIND_PARKED };
 #define CONNTAB_MAX_SPECIALS 256
+#define CONNTAB_SLAB_BYTES 16384 /* records are mapped this many bytes at a time */
 
-/* 108 bytes, 56 of them uthash's handle: the peer address is not stored
- * (logs ask the kernel with getpeername while the fd is open) and the
- * device is the one sockfs device, kept once (conntab_sock_dev). */
+/* 96 bytes, 56 of them uthash's handle: the peer address is not stored
+ * (logs ask the kernel with getpeername while the fd is open), the device
+ * is the one sockfs device, kept once (shim_sock_dev), and times are
+ * milliseconds of the shim's clock in 32 bits (differences wrap after 49
+ * days, which only makes a connection that old look younger). */
 struct conn {
 	UT_hash_handle hh;
 	int fd; /* key */
 	uint32_t gen;
-	uint64_t ino;         /* identity from fstat at accept time */
-	uint64_t accepted_ns; /* CLOCK_MONOTONIC */
+	uint32_t ino;         /* identity from fstat at accept time: sockfs numbers
+			       * its inodes in 32 bits (get_next_ino) */
+	uint32_t accepted_ms; /* conn_ms(CLOCK_MONOTONIC); 0: not taken (nothing
+			       * configured uses a connection's age) */
 	uint64_t rx, tx;      /* bytes received/sent: relaxed atomics, hot path;
 			       * a listener: rx counts its accepts; a signalfd:
 			       * tx holds its mask of signals 1..64 */
-	uint32_t sample_sum;  /* sweeper only: rx+tx when last seen changing */
-	uint32_t sample_ms;   /* sweeper only: when that was (ms, shim clock) */
+	uint32_t sample_ms;   /* sweeper only: when the counters were last seen
+			       * moving (see CONN_DIR_SEEN) */
 	uint8_t flags;        /* conn_flags, under conntab_mu */
 	uint8_t family;       /* AF_INET, AF_INET6, AF_UNIX */
 	uint8_t last_dir;     /* conn_dir of the last transfer: hot path */
 	uint8_t kind;         /* conn_kind */
 };
+
+/* A time for the record: milliseconds, never 0 (0 means "not taken"). */
+static inline uint32_t conn_ms(uint64_t ns)
+{
+	uint32_t ms = (uint32_t)(ns / 1000000);
+	return ms ? ms : 1;
+}
 
 /* fds below CONNTAB_LOW have their slot in one flat array (512 KiB of
  * zero-filled .bss: only the pages of fds in use ever become resident): the
@@ -132,7 +148,7 @@ static inline uint64_t conn_rx(const struct conn *c)
 /* All of the following need conntab_mu held. */
 /* Inserts (replacing any stale record for the same fd); NULL when out of
  * memory or fd too large: the socket is then simply not tracked. */
-struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint64_t now_ns,
+struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint32_t accepted_ms,
 				   bool kernel_counted);
 struct conn *conntab_find_locked(int fd);
 void conntab_remove_locked(struct conn *c);

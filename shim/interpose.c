@@ -159,7 +159,7 @@ __attribute__((noinline)) static int accepted(int lfd, int fd)
 		goto out;
 	/* The accept time matters only to a setting that uses a connection's
 	 * age (grace, timeouts) and to the logs that print it. */
-	uint64_t now = shim_stamp_accepts ? shim_now_coarse_ns() : 0;
+	uint32_t now = shim_stamp_accepts ? conn_ms(shim_now_coarse_ns()) : 0;
 	if (!conntab_lock_unless_held())
 		goto out;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
@@ -641,7 +641,7 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 		log_peer(c->fd, p, sizeof p);
 		log_msg(LOG_TRACE, "connection %s closed (fd %d, %llu bytes received, %llu sent, %llu ms%s)",
 			p, c->fd, (unsigned long long)conn_rx(c), (unsigned long long)conn_tx(c),
-			(unsigned long long)((shim_now_ns() - c->accepted_ns) / 1000000),
+			(unsigned long long)(uint32_t)(conn_ms(shim_now_ns()) - c->accepted_ms),
 			(c->flags & CONN_RELEASED) ? ", released by graceshim" : "");
 	}
 	errno = saved;
@@ -700,27 +700,30 @@ static inline void forget(int fd)
 		forget_tracked(fd);
 }
 
+/* The records of a range of fds, read a chunk at a time through the stack:
+ * no malloc in a wrapper (see the allocator in conntab.c: a signal handler's
+ * fork() would deadlock on malloc's locks).  A forgotten record leaves the
+ * listing, so the next chunk starts after the ones kept. */
 static void forget_range(unsigned lo, unsigned hi)
 {
-	struct conn_ref *refs;
-	size_t n;
+	struct conn_ref chunk[64];
 	int sp[CONNTAB_MAX_SPECIALS];
+	size_t kept = 0, k;
 
 	sweeper_fds_closing(lo, hi);
 	if (!conntab_lock_unless_held())
 		return;
-	n = conntab_count_locked();
-	if (n && (refs = malloc(n * sizeof *refs))) {
-		n = conntab_refs_locked(refs, n);
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned)refs[i].fd >= lo && (unsigned)refs[i].fd <= hi)
-				forget_fd_locked(refs[i].fd);
-		free(refs);
-	}
-	/* Out of memory: the records stay and are caught as stale by the
-	 * identity check before any action. */
-	n = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
-	for (size_t i = 0; i < n; i++)
+	do {
+		k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, kept);
+		for (size_t i = 0; i < k; i++) {
+			if ((unsigned)chunk[i].fd >= lo && (unsigned)chunk[i].fd <= hi)
+				forget_fd_locked(chunk[i].fd);
+			else
+				kept++;
+		}
+	} while (k == sizeof chunk / sizeof *chunk);
+	k = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
+	for (size_t i = 0; i < k; i++)
 		forget_fd_locked(sp[i]);
 	conntab_unlock();
 }
@@ -737,7 +740,7 @@ static void track_dup(int oldfd, int newfd)
 	int saved = errno;
 	struct conn *c = conntab_slot_locked(oldfd), *n = NULL;
 	if (c && c->kind == CONN_KIND_CONN) {
-		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ns,
+		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ms,
 					  c->flags & CONN_KERNEL);
 		if (n) {
 			n->rx = conn_rx(c);

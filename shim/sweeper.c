@@ -114,20 +114,20 @@ struct pass {
 	unsigned waiting, kept;
 };
 
-static uint32_t ms32(uint64_t ns)
-{
-	uint32_t ms = (uint32_t)(ns / 1000000);
-	return ms ? ms : 1; /* 0 means "no sample yet" */
-}
-
 /* Quiet time of a socket without TCP_INFO: sampled by the sweeper, so the
- * read path stays free of clock reads.  The first look starts the clock. */
+ * read path stays free of clock reads.  The first look starts the clock; a
+ * transfer since the last look (CONN_DIR_SEEN cleared) restarts it.  The
+ * flag is set with a compare-and-swap, here only: a transfer racing with it
+ * keeps its direction and is seen at the next look. */
 static int64_t sampled_quiet(struct conn *c, uint64_t now)
 {
-	uint32_t sum = (uint32_t)(conn_rx(c) + conn_tx(c)), ms = ms32(now);
-	if (!c->sample_ms || sum != c->sample_sum) {
-		c->sample_sum = sum;
+	uint32_t ms = conn_ms(now);
+	uint8_t d = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
+	if (!c->sample_ms || !(d & CONN_DIR_SEEN)) {
 		c->sample_ms = ms;
+		if (!(d & CONN_DIR_SEEN))
+			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN), 0,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
 	return (int64_t)(uint32_t)(ms - c->sample_ms) * 1000000;
 }
@@ -162,7 +162,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
 	if (fstat(c->fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() ||
-	    (uint64_t)st.st_ino != c->ino) {
+	    (uint32_t)st.st_ino != c->ino) {
 		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped", c->fd);
 		conntab_remove_locked(c);
 		conntab_unlock();
@@ -173,12 +173,14 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	in.kernel_rx = -1;
 	in.quiet_ns = -1;
 	in.outq = -1;
-	in.age_ns = ps->now > c->accepted_ns ? ps->now - c->accepted_ns : 0;
+	/* Not taken: no setting uses the age; as old as the clock. */
+	in.age_ns = c->accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - c->accepted_ms) * 1000000
+				   : ps->now;
 	in.shared = !!(c->flags & CONN_SHARED);
 	in.draining = drain;
 	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
 			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
-	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
+	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
 	if (c->family == AF_INET || c->family == AF_INET6) {
 		struct tcp_info ti;

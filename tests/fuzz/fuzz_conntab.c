@@ -172,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			CHECK(c, "insert of fd %d failed", fd);
 			CHECK(c->flags == (kernel ? CONN_KERNEL : 0) && conn_rx(c) == 0 && conn_tx(c) == 0 &&
-				      c->accepted_ns == 42,
+				      c->accepted_ms == 42,
 			      "fresh record of fd %d not clean", fd);
 			model_drop(i);
 			m[i] = (struct model){.kind = 1 + CONN_KIND_CONN, .kernel = kernel, .ino = arg % 8,

@@ -1,6 +1,6 @@
 /*
  * Out of memory in the shim's table (tests/reliability/preload/failmalloc.c
- * fails malloc/calloc/realloc called from libgraceshim.so only; the host and
+ * fails malloc/calloc/realloc/anonymous mmap called from libgraceshim.so only; the host and
  * libc allocate as usual).  A failed allocation must stop the tracking of
  * that one socket and nothing else: every accept/read/send/close returns
  * what it would without the shim (rel_oom checks values and errno), the host
@@ -10,10 +10,16 @@
  * their clients close them).
  *
  * The shim's allocations, in order (FAILMALLOC_LOG=1): the uthash table (64
- * bytes) and its 32 buckets (512) at the first accept, a slab of 64 records
- * (7168) every 64 connections, the bucket array doubled (1024 at ~300
- * records), and one array of (fd, generation) pairs per sweep pass.
+ * bytes) and its 32 buckets (512) at the first accept, a slab of records
+ * (one 16 KiB mapping: SLAB_RECORDS) as the free list runs out, the bucket
+ * array doubled (1024 at ~300 records), all mapped (mmap); and one malloc'd
+ * array of (fd, generation) pairs per sweep pass.
  */
+#include "../../shim/conntab.h"
+/* Records per mapping of the table's free list (shim/conntab.c). */
+#define SLAB_RECORDS ((int)(CONNTAB_SLAB_BYTES / sizeof(struct conn)))
+_Static_assert(CONNTAB_SLAB_BYTES / sizeof(struct conn) < 180,
+	       "persistent_oom: the 180 idle connections must outnumber a slab");
 #include "rel.h"
 
 #include <criterion/criterion.h>
@@ -232,15 +238,16 @@ Test(oom, failed_bucket_expansion_keeps_table_sane)
 		     "%d \"not tracked\" warnings for %lu failed expansions", o.untracked, o.failed);
 }
 
-/* Memory runs out for good after the first slab: 64 sockets are tracked,
+/* Memory runs out for good after the first slab: SLAB_RECORDS sockets are tracked,
  * the rest are not, and the sweep at SIGINT cannot allocate its list of
  * records either.  The tracked idle connections must still be released. */
 Test(oom, persistent_oom_at_trigger_still_releases_tracked_connections)
 {
 	struct oom o;
 	oom_run("skip=3", 200, 20, &o);
-	/* The first 64 (idle) are tracked; the closed ones were not, so the
-	 * late ones find no free record either. */
-	cr_assert_eq(o.untracked, 200 - 64 + EXTRA, "%d untracked", o.untracked);
-	cr_assert_eq(o.released, 64, "%d released", o.released);
+	/* The first SLAB_RECORDS (idle) are tracked; the used ones that
+	 * closed were beyond them, so the late ones find no free record
+	 * either.  Every tracked idle connection is released all the same. */
+	cr_assert_eq(o.untracked, 200 - SLAB_RECORDS + EXTRA, "%d untracked", o.untracked);
+	cr_assert_eq(o.released, SLAB_RECORDS, "%d released", o.released);
 }

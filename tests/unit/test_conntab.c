@@ -61,7 +61,7 @@ Test(conntab, insert_then_fast_lookup_and_count)
 	cr_assert_eq(conntab_fast(7), c);
 	cr_assert_null(conntab_fast(8));
 	cr_assert_eq(c->ino, 70);
-	cr_assert_eq(c->accepted_ns, 100);
+	cr_assert_eq(c->accepted_ms, 100);
 	cr_assert_eq(conn_rx(c), 0);
 	conn_add_rx(c, 10);
 	conn_add_rx(c, 5);

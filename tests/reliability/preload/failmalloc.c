@@ -1,7 +1,8 @@
 /*
- * failmalloc.so: a test-only preload library that makes malloc, calloc and
- * realloc fail (NULL, errno ENOMEM) when, and only when, they are called
- * directly from code inside libgraceshim.so, so that the host and libc keep
+ * failmalloc.so: a test-only preload library that makes malloc, calloc,
+ * realloc and anonymous mmap fail (NULL or MAP_FAILED, errno ENOMEM) when,
+ * and only when, they are called directly from code inside libgraceshim.so
+ * (its table allocates with mmap, the sweeper's lists with malloc), so that the host and libc keep
  * working while the shim runs out of memory (tests/reliability/test_oom.c).
  *
  * Loaded next to the shim (LD_PRELOAD="libgraceshim.so failmalloc.so"): the
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -136,4 +138,16 @@ void *realloc(void *p, size_t n)
 		return NULL;
 	}
 	return __libc_realloc(p, n);
+}
+
+/* The real mmap is the system call: libc's own allocations use its internal
+ * __mmap and never come here. */
+void *mmap(void *addr, size_t n, int prot, int flags, int fd, off_t off)
+{
+	if ((flags & MAP_ANONYMOUS) && should_fail(__builtin_return_address(0), n, "mmap")) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	long r = syscall(SYS_mmap, addr, n, prot, flags, fd, off);
+	return r == -1 ? MAP_FAILED : (void *)r;
 }
