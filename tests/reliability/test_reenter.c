@@ -14,9 +14,9 @@
  * server still serves afterwards, and that on SIGINT the shim still
  * releases the idle connections so the server exits promptly.
  *
- * Measured on the 2-core machine (loaded by other jobs), with the library
- * built from the commit before the fix, every run of each storm hung (see
- * the closing note of the branch for the counts).
+ * The storms start once the shim's table has grown to its steady size, so
+ * that they test the table lock alone; the cold fork storm below is about
+ * the allocations made while it grows.
  */
 #include "rel.h"
 
@@ -33,12 +33,12 @@
 #define STORM_MS 20000 /* a storm runs at most 3 s (close) or 8 s (fork) */
 
 /* Per mode: the storm's length, and the fewest signals that make it worth
- * something.  With the library from before the fix the close storm hung in
- * 2 of 5 runs by 200 signals and in 5 of 5 by 1000; the fork storm in 4 of
- * 5 by 100 and 5 of 5 by 300.  A close storm handles 5000 to 20000 signals
- * in its 3 s on a loaded 2-core machine; a fork costs far more (130 to 400
- * a second with the shim, fewer under the sanitizers), so that storm counts
- * signals rather than seconds. */
+ * something.  With the library from before the fix (2b4a4b2) a warm close
+ * storm hung in 10 of 10 runs (accept churn and dup churn each), a warm
+ * fork storm of 1000 signals in 8 of 8 (of 400: 4 of 5); a cold one in 5
+ * of 5.  A close storm handles 5000 to 20000 signals in its 3 s on a loaded
+ * 2-core machine; a fork costs far more (100 to 400 a second with the shim,
+ * fewer under the sanitizers), so that storm counts signals up to 8 s. */
 struct plan {
 	const char *mode, *churn, *signals, *seconds;
 	int min_signals;
@@ -46,7 +46,7 @@ struct plan {
 };
 static const struct plan close_accept = {"close", "accept", "20000", "3", 1000, false};
 static const struct plan close_dup = {"close", "dup", "20000", "3", 1000, false};
-static const struct plan fork_accept = {"fork", "accept", "400", "8", 150, false};
+static const struct plan fork_accept = {"fork", "accept", "1000", "8", 150, false};
 /* From the first accept on; short, as the allocations are in the first
  * thousand accepts, and repeated in fresh processes (see below). */
 static const struct plan fork_cold = {"fork", "accept", "150", "5", 50, true};
@@ -95,8 +95,10 @@ static bool storm(bool shim, const struct plan *p, struct counts *c)
 		    c->closes, c->dup2s, c->dups, c->forks, c->forkbad);
 	cr_assert_geq(c->signals, p->min_signals, "only %d signals handled in %s s; stderr:\n%s",
 		      c->signals, p->seconds, server_stderr(&srv));
-	cr_assert_gt(c->accepts, c->signals / 10, "%d accepts for %d signals: the client stalled",
-		     c->accepts, c->signals);
+	/* Warm, 4 * 256 accepts came before the storm: the client must have
+	 * kept up during it.  Cold, a fork storm may be over within 100 ms. */
+	cr_assert_gt(c->accepts, p->cold ? 0 : c->signals / 10,
+		     "%d accepts for %d signals: the client stalled", c->accepts, c->signals);
 	return true;
 }
 
