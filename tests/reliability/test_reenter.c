@@ -73,7 +73,14 @@ static bool storm(bool shim, const struct plan *p, struct counts *c)
 				    p->churn,      "--seconds", p->seconds, "--signals",
 				    p->signals,    p->cold ? "--cold" : NULL, NULL};
 	char line[256];
+	const char *san = getenv("GRACESHIM_SAN");
 
+	/* TSan kills every child that starts a thread after a multi-threaded
+	 * fork, and the shim starts its sweeper in a child that inherited
+	 * connections: each of the thousand children would only die and leave
+	 * a log file. */
+	if (!strcmp(p->mode, "fork") && san && !strcmp(san, "thread"))
+		cr_skip_test("fork storms not under TSan (die_after_fork)");
 	memset(c, 0, sizeof *c);
 	server_start(&srv, shim, args, NULL);
 	long start = now_ms();
@@ -131,19 +138,12 @@ static void assert_storm_survived(bool ended)
 		  "status %#x; stderr:\n%s", srv.status, server_stderr(&srv));
 }
 
-/* TSan kills a child that starts a thread after a multi-threaded fork, and
- * the shim starts its sweeper in a child that inherited connections. */
 static void assert_children_fine(const struct counts *c)
 {
-	const char *san = getenv("GRACESHIM_SAN");
 	cr_assert_eq(c->forks, c->signals, "%d forks in %d handlers; stderr:\n%s", c->forks,
 		     c->signals, server_stderr(&srv));
-	if (san && !strcmp(san, "thread"))
-		cr_log_info("TSan: %d of %d children did not exit 0 (die_after_fork)", c->forkbad,
-			    c->forks);
-	else
-		cr_assert_eq(c->forkbad, 0, "%d of %d children did not exit 0; stderr:\n%s",
-			     c->forkbad, c->forks, server_stderr(&srv));
+	cr_assert_eq(c->forkbad, 0, "%d of %d children did not exit 0; stderr:\n%s", c->forkbad,
+		     c->forks, server_stderr(&srv));
 }
 
 Test(reenter, handler_closes_and_dup2s_tracked_fds_while_its_thread_accepts)
