@@ -64,7 +64,11 @@ static void assert_children_fine(const struct forks *f, int expected)
 	cr_assert_eq(f->bad, 0, "%d of %d children failed their checks; stderr:\n%s", f->bad, f->forks,
 		     server_stderr(&srv));
 	cr_assert_eq(f->ok, expected);
-	cr_assert_eq(f->fdleak, 0, "the parent has %d more fds (not sockets) after the forks", f->fdleak);
+	/* A leak shows as more fds after; fewer means an fd that was open only
+	 * for a moment was in the first count (ASan reads /proc now and then:
+	 * seen once as -1 under check-san). */
+	cr_assert_leq(f->fdleak, 0, "the parent has %d more fds (not sockets) after the forks",
+		      f->fdleak);
 	cr_assert_leq(f->efd, 1, "the parent has %d eventfds: the shim's sweeper needs one", f->efd);
 }
 
