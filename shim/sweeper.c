@@ -456,18 +456,15 @@ static void spawn_locked(void)
 		LOG(LOG_ERROR, "eventfd: %s; shutdown signals will not release connections",
 		    strerror(errno));
 	} else {
-		sigset_t all, old;
 		pthread_attr_t attr;
 		pthread_t th;
 
 		__atomic_store_n(&sweeper_wake_fd, fd, __ATOMIC_RELEASE);
-		sigfillset(&all);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, 64 * 1024);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
+		/* Signals are blocked (spawn): the thread starts with all blocked. */
 		int rc = pthread_create(&th, &attr, sweeper_main, NULL);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pthread_attr_destroy(&attr);
 		if (rc != 0) {
 			LOG(LOG_ERROR, "cannot start the sweeper thread: %s", strerror(rc));
@@ -482,12 +479,23 @@ static void spawn_locked(void)
 	__atomic_store_n(&sweeper_started, 2, __ATOMIC_RELEASE);
 }
 
+/* Every signal blocked throughout (two system calls, once per process): a
+ * handler that ran inside would find start_mu held by its own thread if it
+ * called a wrapper that starts the sweeper (a non-trigger signal's handler
+ * calling sigaction(), while fork() was starting it: seen in
+ * fork::fork_loop_under_sigint_and_sigusr1_storm), or would deadlock in
+ * malloc's locks if it forked while pthread_create allocates.  The thread
+ * inherits the full mask, which it keeps. */
 static void spawn(void)
 {
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_mutex_lock(&start_mu);
 	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2)
 		spawn_locked();
 	pthread_mutex_unlock(&start_mu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (sweeper_draining())
 		wake();
 }
