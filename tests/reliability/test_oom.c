@@ -204,15 +204,22 @@ static void oom_run(const char *spec, int nconn, int nused, struct oom *o)
 		    o->release_ms, o->exit_ms);
 }
 
+/* failmalloc's count=3 failed exactly three allocations, and each one
+ * left exactly one socket untracked. */
+static void expect_three_failed_three_untracked(const struct oom *o)
+{
+	cr_assert_eq(o->failed, 3);
+	cr_assert_eq(o->untracked, 3, "%d \"not tracked\" warnings for 3 failed allocations",
+		     o->untracked);
+}
+
 /* The first slab of records cannot be had three times: three sockets are
  * not tracked, the next allocation succeeds and the rest are. */
 Test(oom, failed_record_slab_untracks_only_those_sockets)
 {
 	struct oom o;
 	oom_run("skip=2,count=3", 200, 20, &o);
-	cr_assert_eq(o.failed, 3);
-	cr_assert_eq(o.untracked, 3, "%d \"not tracked\" warnings for 3 failed allocations",
-		     o.untracked);
+	expect_three_failed_three_untracked(&o);
 	cr_assert_eq(o.untracked_idle, 3, "the failures hit the first (idle) connections");
 	cr_assert_eq(o.released, o.nconn - 20 - 3);
 }
@@ -222,9 +229,7 @@ Test(oom, failed_table_creation_untracks_only_those_sockets)
 {
 	struct oom o;
 	oom_run("every=2,count=3", 200, 20, &o);
-	cr_assert_eq(o.failed, 3);
-	cr_assert_eq(o.untracked, 3, "%d \"not tracked\" warnings for 3 failed allocations",
-		     o.untracked);
+	expect_three_failed_three_untracked(&o);
 }
 
 /* uthash cannot double its bucket array (HASH_NONFATAL_OOM): the record
