@@ -98,7 +98,7 @@ harness: all $(B)/fixtures/hyperlike
 # "N passed, N failed" lines close the output.
 check:
 	@scripts/install-deps --check
-	$(MAKE) test test-launcher reliability check-san fuzz-smoke e2e harness
+	$(MAKE) test test-launcher reliability check-valgrind check-san fuzz-smoke e2e harness
 
 demo: deps
 	$(MAKE) all $(FIXTURES)
