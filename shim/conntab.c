@@ -59,7 +59,6 @@ __thread int conntab_held_here;
 
 static struct conn *table;     /* uthash head */
 static struct conn *parked[CONNTAB_LOW]; /* by fd: closed, still hashed (see conntab.h) */
-static size_t parked_n;
 static size_t live_n; /* records of open connections: the table less the sentinel and parked */
 static struct conn *free_list; /* recycled records, linked through hh.next */
 /* uthash frees its bucket array whenever the table empties and allocates it
@@ -130,8 +129,9 @@ struct conn *conntab_find_locked(int fd)
 	return c && c->kind == CONN_KIND_CONN ? c : NULL;
 }
 
-/* A high fd's record leaves the hash for the free list. */
-__attribute__((noinline)) static void remove_high(struct conn *c)
+/* A record leaves the hash for the free list (a high fd's on close; any at
+ * conntab_clear_locked). */
+__attribute__((noinline)) static void unhash(struct conn *c)
 {
 	HASH_DEL(table, c);
 	c->hh.next = free_list;
@@ -154,10 +154,9 @@ void conntab_remove_locked(struct conn *c)
 		 * fd there, as an insert takes the parked record over. */
 		c->kind = CONN_KIND_PARKED;
 		parked[fd] = c;
-		parked_n++;
 		return;
 	}
-	remove_high(c);
+	unhash(c);
 }
 
 /* Refills the free list (see SLAB); records are never freed, only recycled. */
@@ -221,6 +220,17 @@ static inline struct conn *conn_publish(struct conn **slot, struct conn *c)
 	return c;
 }
 
+/* The next connection on fd takes its parked record over: it is under its
+ * key in the hash already. */
+static inline struct conn *unpark(struct conn **slot, int fd, uint64_t ino, int family,
+				  uint32_t accepted_ms, bool kernel_counted)
+{
+	struct conn *c = parked[fd];
+	parked[fd] = NULL;
+	conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
+	return conn_publish(slot, c);
+}
+
 /* Everything but the common case: a new fd number (uthash add), a high fd,
  * a stale record in the slot, the first record, an empty free list. */
 __attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, int family,
@@ -232,12 +242,8 @@ __attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, 
 		return NULL;
 	if ((*slot != NULL || !sentinel_in) && !insert_prepare(slot))
 		return NULL;
-	if ((unsigned)fd < CONNTAB_LOW && (c = parked[fd])) {
-		parked[fd] = NULL;
-		parked_n--;
-		conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
-		return conn_publish(slot, c); /* under its key already */
-	}
+	if ((unsigned)fd < CONNTAB_LOW && parked[fd])
+		return unpark(slot, fd, ino, family, accepted_ms, kernel_counted);
 	if (!free_list && !refill())
 		return NULL;
 	c = free_list;
@@ -258,15 +264,10 @@ __attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, 
 struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint32_t accepted_ms,
 				   bool kernel_counted)
 {
-	struct conn *c;
 	if (__builtin_expect((unsigned)fd < CONNTAB_LOW && !conntab_low[fd] && sentinel_in &&
-				     (c = parked[fd]) != NULL,
-			     1)) {
-		parked[fd] = NULL;
-		parked_n--;
-		conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
-		return conn_publish(&conntab_low[fd], c);
-	}
+				     parked[fd] != NULL,
+			     1))
+		return unpark(&conntab_low[fd], fd, ino, family, accepted_ms, kernel_counted);
 	return insert_slow(fd, ino, family, accepted_ms, kernel_counted);
 }
 
@@ -295,6 +296,18 @@ size_t conntab_refs_from_locked(struct conn_ref *out, size_t max, size_t skip)
 		n++;
 	}
 	return n;
+}
+
+void conntab_each_conn_in_locked(unsigned lo, unsigned hi, void (*fn)(struct conn *))
+{
+	struct conn *c, *tmp;
+	/* HASH_ITER keeps the next element: fn may take the current one out. */
+	HASH_ITER(hh, table, c, tmp)
+	{
+		if (c != &sentinel && c->kind == CONN_KIND_CONN && (unsigned)c->fd >= lo &&
+		    (unsigned)c->fd <= hi)
+			fn(c);
+	}
 }
 
 size_t conntab_refs_locked(struct conn_ref *out, size_t max)
@@ -394,10 +407,7 @@ void conntab_clear_locked(void)
 			conntab_remove_locked(c); /* slots, statistics; a low fd's is parked */
 		if (c->kind == CONN_KIND_PARKED) { /* still hashed */
 			parked[c->fd] = NULL;
-			parked_n--;
-			HASH_DEL(table, c);
-			c->hh.next = free_list;
-			free_list = c;
+			unhash(c);
 		}
 	}
 	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)

@@ -161,6 +161,9 @@ struct conn_ref {
 size_t conntab_refs_locked(struct conn_ref *out, size_t max);
 /* The same after skipping the first skip records (in the table's order). */
 size_t conntab_refs_from_locked(struct conn_ref *out, size_t max, size_t skip);
+/* Calls fn on the record of every open connection with lo <= fd <= hi; fn
+ * may remove that record. */
+void conntab_each_conn_in_locked(unsigned lo, unsigned hi, void (*fn)(struct conn *));
 /* Adds the byte counts of the open records. */
 void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx);
 /* The record in the filter for fd, of any kind (NULL if none). */

@@ -654,9 +654,9 @@ static inline void forget_locked(struct conn *c)
 	conntab_remove_locked(c);
 }
 
-/* Forgets whatever the filter holds for fd; the table lock is held.  The
- * last listener going away (after the process accepted something) is the
- * listener trigger. */
+/* A listener or signalfd ends; the table lock is held.  The last listener
+ * going away (after the process accepted something) is the listener
+ * trigger. */
 static void forget_special_locked(struct conn *c)
 {
 	bool listener = c->kind == CONN_KIND_LISTENER;
@@ -666,12 +666,13 @@ static void forget_special_locked(struct conn *c)
 		sweeper_listener_closed();
 }
 
-static void forget_fd_locked(int fd)
+/* Forgets whatever the filter holds for fd; the table lock is held. */
+static inline void forget_fd_locked(int fd)
 {
 	struct conn *c = conntab_slot_locked(fd);
 	if (!c)
 		return;
-	if (c->kind == CONN_KIND_CONN)
+	if (__builtin_expect(c->kind == CONN_KIND_CONN, 1))
 		forget_locked(c);
 	else
 		forget_special_locked(c);
@@ -685,11 +686,7 @@ __attribute__((noinline)) static void forget_tracked(int fd)
 {
 	if (!conntab_lock_unless_held())
 		return;
-	struct conn *c = conntab_slot_locked(fd);
-	if (__builtin_expect(c && c->kind == CONN_KIND_CONN, 1))
-		forget_locked(c);
-	else if (c)
-		forget_special_locked(c);
+	forget_fd_locked(fd);
 	conntab_unlock();
 }
 
@@ -700,28 +697,18 @@ static inline void forget(int fd)
 		forget_tracked(fd);
 }
 
-/* The records of a range of fds, read a chunk at a time through the stack:
- * no malloc in a wrapper (see the allocator in conntab.c: a signal handler's
- * fork() would deadlock on malloc's locks).  A forgotten record leaves the
- * listing, so the next chunk starts after the ones kept. */
+/* Forgets the records of a range of fds in one walk of the table, with no
+ * list allocated: no malloc in a wrapper (see the allocator in conntab.c: a
+ * signal handler's fork() would deadlock on malloc's locks). */
 static void forget_range(unsigned lo, unsigned hi)
 {
-	struct conn_ref chunk[64];
 	int sp[CONNTAB_MAX_SPECIALS];
-	size_t kept = 0, k;
+	size_t k;
 
 	sweeper_fds_closing(lo, hi);
 	if (!conntab_lock_unless_held())
 		return;
-	do {
-		k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, kept);
-		for (size_t i = 0; i < k; i++) {
-			if ((unsigned)chunk[i].fd >= lo && (unsigned)chunk[i].fd <= hi)
-				forget_fd_locked(chunk[i].fd);
-			else
-				kept++;
-		}
-	} while (k == sizeof chunk / sizeof *chunk);
+	conntab_each_conn_in_locked(lo, hi, forget_locked);
 	k = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
 	for (size_t i = 0; i < k; i++)
 		forget_fd_locked(sp[i]);
