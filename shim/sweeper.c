@@ -537,20 +537,16 @@ void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
 	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi)
 		return;
-	if (conntab_held_here) {
-		/* A signal handler on a thread inside the table: give the
-		 * number up without the lock; the sweeper notices (POLLNVAL or
-		 * the -1) and makes a new one. */
-		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
-		return;
-	}
-	conntab_lock();
+	/* Without the lock only when a signal handler runs this on a thread
+	 * inside the table: the number is still ours until the host's call. */
+	bool locked = conntab_lock_unless_held();
 	if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
 		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
 		uint64_t one = 1;
 		syscall(SYS_write, fd, &one, sizeof one); /* still ours: wakes the sweeper */
 	}
-	conntab_unlock();
+	if (locked)
+		conntab_unlock();
 }
 
 void sweeper_after_fork_child(void)
