@@ -39,6 +39,9 @@ bool send_str(int fd, const char *s);
 long http_read_response(int fd, long timeout_ms);
 /* Waits for EOF (or reset); returns ms until then, or -1 on timeout. */
 long wait_eof(int fd, long timeout_ms);
+/* Reads until EOF, a full buffer or timeout_ms; NUL-terminates; returns
+ * the bytes read. */
+size_t read_all_for(int fd, char *buf, size_t len, long timeout_ms);
 void sleep_ms(long ms);
 long now_ms(void);
 

@@ -25,23 +25,6 @@ static void teardown(void)
 
 TestSuite(invariants, .fini = teardown, .timeout = 60);
 
-static void read_all(int fd, char *buf, size_t len)
-{
-	size_t have = 0;
-	long deadline = now_ms() + 10000;
-	while (have < len - 1) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		long left = deadline - now_ms();
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		ssize_t r = read(fd, buf + have, len - 1 - have);
-		if (r <= 0)
-			break;
-		have += (size_t)r;
-	}
-	buf[have] = 0;
-}
-
 /* sigsem prints no PORT line: run it directly. */
 static int run_sigsem(bool shim, char *out, size_t len)
 {
@@ -60,7 +43,7 @@ static int run_sigsem(bool shim, char *out, size_t len)
 		_exit(127);
 	}
 	close(p[1]);
-	read_all(p[0], out, len);
+	read_all_for(p[0], out, len, 10000);
 	close(p[0]);
 	int st;
 	waitpid(pid, &st, 0);
@@ -114,7 +97,7 @@ Test(invariants, only_accepted_sockets_are_touched)
 	cr_assert(write(outbound, &c, 1) == 1);
 	long ms = server_wait(&srv, 10000);
 	char out[1024] = "";
-	read_all(srv.out_fd, out, sizeof out);
+	read_all_for(srv.out_fd, out, sizeof out, 10000);
 	close(victim);
 	close(late);
 	close(outbound);

@@ -14,26 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-size_t rel_read_all(int fd, char *buf, size_t len, long timeout_ms)
-{
-	size_t have = 0;
-	long deadline = now_ms() + timeout_ms;
-	while (have < len - 1) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		long left = deadline - now_ms();
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		ssize_t r = read(fd, buf + have, len - 1 - have);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		have += (size_t)r;
-	}
-	buf[have] = 0;
-	return have;
-}
-
 bool rel_read_line(int fd, char *buf, size_t len, long timeout_ms)
 {
 	size_t have = 0;

@@ -14,9 +14,6 @@
 #define PROMPT_MS 3000 /* with the shim: a prompt exit takes milliseconds */
 #define HANG_MS 2000   /* without it: still running after this long */
 
-/* Reads fd until EOF, timeout or len - 1 bytes; NUL-terminates; returns
- * the number of bytes read. */
-size_t rel_read_all(int fd, char *buf, size_t len, long timeout_ms);
 /* Reads one line (without its newline) byte by byte, so that nothing after
  * it is consumed.  False on timeout, EOF or an over-long line. */
 bool rel_read_line(int fd, char *buf, size_t len, long timeout_ms);

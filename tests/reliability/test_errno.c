@@ -33,7 +33,7 @@ static void transcript(bool shim, char *out, size_t len)
 	cr_assert(send_str(go, "go\n"));
 	long ms = server_wait(&srv, 60000);
 	out[0] = '\n'; /* so that every line, the first too, follows a newline */
-	rel_read_all(srv.out_fd, out + 1, len - 1, 5000);
+	read_all_for(srv.out_fd, out + 1, len - 1, 5000);
 	close(go);
 	cr_assert_geq(ms, 0, "rel_errno (shim=%d) did not finish; transcript so far:\n%s\nstderr:\n%s",
 		      shim, out, server_stderr(&srv));

@@ -184,7 +184,7 @@ static void oom_run(const char *spec, int nconn, int nused, struct oom *o)
 		  srv.status, server_stderr(&srv));
 
 	char out[256];
-	rel_read_all(srv.out_fd, out, sizeof out, 2000);
+	read_all_for(srv.out_fd, out, sizeof out, 2000);
 	cr_assert(sscanf(out, "accepted %ld served %ld closed %ld errno_bad %ld", &o->accepted,
 			 &o->served, &o->nclosed, &o->errno_bad) == 4, "stdout: %s", out);
 	cr_assert_eq(o->errno_bad, 0, "%ld calls returned another value or errno than without the shim",

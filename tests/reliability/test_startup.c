@@ -96,14 +96,14 @@ static void storm_run(const char *stage, bool shim, struct storm *st)
 	}
 	st->ms = now_ms() - t0;
 	if (!exited) {
-		size_t len = rel_read_all(errp[0], err, sizeof err, 100);
+		size_t len = read_all_for(errp[0], err, sizeof err, 100);
 		(void)len;
 		close(errp[0]);
 		cr_assert_fail("rel_startup (stage %s, shim %d) still running 10 s into a SIGINT storm; "
 			       "stderr:\n%s", stage, shim, err);
 	}
 	storm_pid = 0;
-	rel_read_all(errp[0], err, sizeof err, 2000);
+	read_all_for(errp[0], err, sizeof err, 2000);
 	close(errp[0]);
 	cr_assert(WIFEXITED(st->status) && WEXITSTATUS(st->status) == 0,
 		  "stage %s, shim %d: status %#x (signal %d); stderr:\n%s", stage, shim, st->status,

@@ -64,7 +64,7 @@ Test(storm, sigusr1_storm_then_sigint_exits_cleanly)
 		      server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0,
 		  "status %#x (crashed?); stderr:\n%s", srv.status, server_stderr(&srv));
-	rel_read_all(srv.out_fd, out, sizeof out, 2000);
+	read_all_for(srv.out_fd, out, sizeof out, 2000);
 	int usr1 = -1, nint = -1;
 	cr_assert(sscanf(out, "usr1 %d int %d", &usr1, &nint) == 2, "stdout: %s", out);
 	cr_assert_gt(usr1, 0, "the host's own SIGUSR1 handler never ran");
