@@ -41,22 +41,8 @@ static const char *const vars[] = {
 enum { V_DISABLE, V_LOG, V_LOG_FILE, V_STATS, V_TRIGGERS, V_POLICY, V_IDLE, V_FIRST, V_DRAIN,
        V_SIGNALS, V_GRACE };
 
-__attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "fuzz_config: invariant violated: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	abort();
-}
-
-#define CHECK(cond, ...)                  \
-	do {                              \
-		if (!(cond))              \
-			fail(__VA_ARGS__); \
-	} while (0)
+#define FUZZ_PREFIX "fuzz_config: invariant violated"
+#include "fuzz.h"
 
 struct ctx {
 	char *val[NVARS];

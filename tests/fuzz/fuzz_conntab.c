@@ -27,22 +27,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-__attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "fuzz_conntab: model mismatch: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	abort();
-}
-
-#define CHECK(cond, ...)                  \
-	do {                              \
-		if (!(cond))              \
-			fail(__VA_ARGS__); \
-	} while (0)
+#define FUZZ_PREFIX "fuzz_conntab: model mismatch"
+#include "fuzz.h"
 
 #define NLOW 2048
 static const int edge_fds[] = {
