@@ -613,6 +613,48 @@ SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, 
  * a new connection accepted on another thread, whose fresh record we would
  * wrongly drop. */
 
+/* The bytes of a connection from its TCP_INFO, FINs left out.  The kernel
+ * counts a FIN as one byte of sequence space: in tcpi_bytes_received once it
+ * arrives, in tcpi_bytes_acked once the peer acknowledged ours.  Which FINs
+ * are counted is not a matter of the state alone: after the peer's FIN and
+ * our shutdown(SHUT_WR) the socket is in TCP_CLOSE with both counted, as it
+ * is after a reset with neither.  So, state-free where the kernel allows:
+ *  - sent: tcpi_bytes_sent - tcpi_bytes_retrans is the data sent (a FIN
+ *    carries none; Linux 4.19+), and the acknowledged bytes beyond it can
+ *    only be our FIN: sent = min(acked, data);
+ *  - received: no segment with data (tcpi_data_segs_in, Linux 4.6+) means
+ *    nothing but a FIN was counted: 0.  Otherwise the peer's FIN was counted
+ *    in the states that follow it, and in TCP_CLOSE when our own FIN was
+ *    acknowledged too (the orderly end; a reset after our half-close is the
+ *    one case left one byte high).
+ * States from include/net/tcp_states.h (netinet/tcp.h, which names them,
+ * clashes with linux/tcp.h). */
+static void kernel_bytes(const struct tcp_info *ti, socklen_t len, uint64_t *rx, uint64_t *tx)
+{
+	enum { FIN_WAIT2 = 5, TIME_WAIT = 6, CLOSE = 7, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
+	uint8_t st = ti->tcpi_state;
+	uint64_t in = ti->tcpi_bytes_received, acked = ti->tcpi_bytes_acked;
+	bool fin_out_acked;
+	if (len >= offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof ti->tcpi_bytes_retrans) {
+		uint64_t data = ti->tcpi_bytes_sent - ti->tcpi_bytes_retrans;
+		fin_out_acked = acked > data;
+		if (fin_out_acked)
+			acked = data;
+	} else {
+		fin_out_acked = st == FIN_WAIT2 || st == TIME_WAIT || st == CLOSE;
+		acked -= fin_out_acked && acked;
+	}
+	bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT ||
+		      (st == CLOSE && fin_out_acked);
+	if (len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof ti->tcpi_data_segs_in &&
+	    ti->tcpi_data_segs_in == 0)
+		in = 0;
+	else
+		in -= fin_in && in;
+	*rx = in;
+	*tx = acked;
+}
+
 /* What a forgotten connection still owes: the kernel's byte counts for the
  * exit statistics, the trace line.  Out of line: off by default. */
 __attribute__((noinline, cold)) static void forget_report(struct conn *c)
@@ -623,18 +665,10 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 		 * exit statistics. */
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
+		memset(&ti, 0, sizeof ti);
 		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
-			/* The kernel counts a FIN as one byte of sequence space.
-			 * States from include/net/tcp_states.h (netinet/tcp.h,
-			 * which names them, clashes with linux/tcp.h). */
-			enum { FIN_WAIT2 = 5, TIME_WAIT = 6, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
-			uint8_t st = ti.tcpi_state;
-			bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT;
-			bool fin_out_acked = st == FIN_WAIT2 || st == TIME_WAIT;
-			c->rx = ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received);
-			c->tx = ti.tcpi_bytes_acked - (fin_out_acked && ti.tcpi_bytes_acked);
-		}
+		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+			kernel_bytes(&ti, len, &c->rx, &c->tx);
 	}
 	if (log_on(LOG_TRACE)) {
 		char p[64];

@@ -1,0 +1,112 @@
+/*
+ * Exit statistics that do not depend on the log level or on how a
+ * connection ended (issue 16).  At trace the shim counts bytes itself; at
+ * every other level the kernel counts them (TCP_INFO), and the kernel counts
+ * a FIN as one byte of sequence space in each direction.  A server that
+ * half-closes (shutdown(SHUT_WR)) at the client's EOF takes the socket to
+ * TCP_CLOSE with both FINs counted: the counts must still be the bytes.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PROMPT_MS 4000
+
+static struct server srv;
+
+static void teardown(void)
+{
+	server_stop(&srv);
+}
+
+TestSuite(stats, .fini = teardown, .timeout = 60);
+
+/* The value of "key": in the stats object, or -1 when absent. */
+static long stat_num(const char *json, const char *key)
+{
+	char k[64];
+	snprintf(k, sizeof k, "\"%s\":", key);
+	const char *p = strstr(json, k);
+	return p ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+/* Runs hyperlike --shut-wr-at-eof at log level `level`, plays `client`
+ * against it, SIGINTs it and reads the stats file into buf. */
+static void run_stats(const char *level, const char *request, char *buf, size_t len)
+{
+	char path[128], var[160], lvl[64];
+	snprintf(path, sizeof path, "/tmp/graceshim-stats16-%d-%s.json", (int)getpid(), level);
+	unlink(path);
+	snprintf(var, sizeof var, "GRACESHIM_STATS=%s", path);
+	snprintf(lvl, sizeof lvl, "GRACESHIM_LOG=%s", level);
+	const char *const args[] = {"hyperlike", "--shut-wr-at-eof", NULL};
+	const char *const env[] = {var, lvl, "GRACESHIM_LOG_FILE=/dev/null", NULL};
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	if (request) {
+		cr_assert(send_str(fd, request));
+		cr_assert_eq(http_read_response(fd, 5000), 2048);
+	}
+	shutdown(fd, SHUT_WR);
+	/* The server's FIN, then our close: the server's socket goes through
+	 * LAST_ACK to TCP_CLOSE before it closes it (100 ms later). */
+	cr_assert_geq(wait_eof(fd, 5000), 0, "the server did not half-close");
+	close(fd);
+	sleep_ms(300);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "no stats file at log level %s", level);
+	size_t n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	unlink(path);
+}
+
+/* Indices, not pointers: Criterion runs each parameter in a new process,
+ * where a pointer into the parent's memory means nothing. */
+static const char *const levels[] = {"warn", "info", "debug", "trace"};
+static int level_idx[] = {0, 1, 2, 3};
+
+ParameterizedTestParameters(stats, unused_connection_counts_no_byte)
+{
+	return cr_make_param_array(int, level_idx, sizeof level_idx / sizeof *level_idx);
+}
+
+/* Connects, sends nothing, closes: 0 bytes each way at every level. */
+ParameterizedTest(int *idx, stats, unused_connection_counts_no_byte)
+{
+	const char *const *level = &levels[*idx];
+	char buf[2048];
+	run_stats(*level, NULL, buf, sizeof buf);
+	cr_assert_eq(stat_num(buf, "accepted"), 1, "%s", buf);
+	cr_assert_eq(stat_num(buf, "bytes_received"), 0, "level %s: %s", *level, buf);
+	cr_assert_eq(stat_num(buf, "bytes_sent"), 0, "level %s: %s", *level, buf);
+}
+
+ParameterizedTestParameters(stats, used_connection_counts_its_bytes)
+{
+	return cr_make_param_array(int, level_idx, sizeof level_idx / sizeof *level_idx);
+}
+
+/* One request on a keep-alive connection, then the same close sequence:
+ * the request's bytes in, the response's out, nothing for the FINs. */
+ParameterizedTest(int *idx, stats, used_connection_counts_its_bytes)
+{
+	const char *const *level = &levels[*idx];
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	char buf[2048];
+	run_stats(*level, req, buf, sizeof buf);
+	/* The response: hyperlike's head for a 2048-byte body, then the body. */
+	long head = (long)strlen("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2048\r\n"
+				 "Connection: keep-alive\r\n\r\n");
+	cr_assert_eq(stat_num(buf, "bytes_received"), (long)strlen(req), "level %s: %s", *level, buf);
+	cr_assert_eq(stat_num(buf, "bytes_sent"), head + 2048, "level %s: %s", *level, buf);
+}
