@@ -116,21 +116,51 @@ run --disable=1 sh -c "$MARK"
 check "value given to a switch exits 2" eval '[ "$rc" = 2 ] && no_marker'
 
 # --- bad values, judged by graceshim-check ---------------------------------------
-bad_value() { # FLAG VALUE VARIABLE
+# In the launcher's words: the option and its value, and no "; using 0"
+# (the library's fallback: the launcher refuses instead).
+bad_value() { # FLAG VALUE
 	rm -f "$T/marker"
+	bv_flag=$1 bv_value=$2
 	run "$1" "$2" sh -c "$MARK"
-	check "bad $1 value exits 2 naming $3" eval '[ "$rc" = 2 ] && has_err "$3" && usage_line && no_marker'
+	check "bad $1 value exits 2 naming $1" \
+		eval '[ "$rc" = 2 ] && has_err "^graceshim: option $bv_flag \"$bv_value\" is not valid: expected" && usage_line && no_marker'
+	check "bad $1 value: the launcher refuses, no library fallback" eval '! has_err "; using "'
 }
-bad_value --grace 5x GRACESHIM_GRACE
-bad_value --grace 8761h GRACESHIM_GRACE
-bad_value --signals KILL GRACESHIM_SIGNALS
-bad_value --signals INT,NOPE GRACESHIM_SIGNALS
-bad_value --log loud GRACESHIM_LOG
+bad_value --grace 5x
+bad_value --grace 8761h
+bad_value --signals KILL
+bad_value --signals INT,NOPE
+bad_value --log loud
+rm -f "$T/marker"
+run -v --grace=5x sh -c "$MARK"
+check "--flag=VALUE form named too" eval '[ "$rc" = 2 ] && has_err "option --grace \"5x\"" && no_marker'
 
 rm -f "$T/marker"
 run_env GRACESHIM_GRACE=fast sh -c "$MARK"
 check "a bad value from the environment is rejected too" \
 	eval '[ "$rc" = 2 ] && has_err GRACESHIM_GRACE && no_marker'
+check "a bad value from the environment: named as such, no usage line (no option was wrong)" \
+	eval 'has_err "GRACESHIM_GRACE=\"fast\" (from the environment) is not valid" && ! usage_line && ! has_err "; using "'
+run_env GRACESHIM_GRACE=fast --log loud true
+check "a bad option and a bad variable: both named, with the usage line" \
+	eval '[ "$rc" = 2 ] && has_err "option --log" && has_err "GRACESHIM_GRACE" && usage_line'
+
+# Path options: a value that looks like an option is a forgotten value
+# ("--stats -- server" would write a file named "--").
+path_dash() { # ARGS...: the last one is the command
+	rm -f "$T/marker"
+	(cd "$T" && $BOUND "$SH" "$LAUNCHER" "$@" >"$T/out" 2>"$T/err")
+	rc=$?
+}
+path_dash --stats -- sh -c "$MARK"
+check "--stats -- COMMAND: refused (exit 2), no file named --" \
+	eval '[ "$rc" = 2 ] && usage_line && has_err "option --stats" && [ ! -e "$T/--" ] && no_marker'
+path_dash --log-file -x sh -c "$MARK"
+check "--log-file -x: refused (exit 2)" eval '[ "$rc" = 2 ] && has_err "option --log-file" && no_marker'
+path_dash --stats=-s.json sh -c "$MARK"
+check "--stats=-s.json: refused (exit 2)" eval '[ "$rc" = 2 ] && has_err "./-s.json" && no_marker'
+path_dash --stats ./-s.json true
+check "--stats ./-s.json is a path like any other" eval '[ "$rc" = 0 ]'
 
 # --- good values reach the command -------------------------------------------------
 run --signals HUP,TERM --grace 1m30s --log debug --log-file "$T/log" --disable env
@@ -225,7 +255,7 @@ check "without graceshim-check: one warning, and the command runs" \
 cp "$CHECK" "$T/prefix/lib/graceshim/graceshim-check"
 $BOUND "$SH" "$T/links/graceshim" --grace 3x true >"$T/out" 2>"$T/err"
 rc=$?
-check "the installed graceshim-check is found and used" eval '[ "$rc" = 2 ] && has_err GRACESHIM_GRACE'
+check "the installed graceshim-check is found and used" eval '[ "$rc" = 2 ] && has_err "option --grace"'
 
 # --- exec: the command replaces the launcher ------------------------------------------
 wait_for() { # FILE: up to 10 s
