@@ -1051,3 +1051,99 @@ SHIM_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
 	return __sysv_signal(sig, handler);
 }
+
+/* ---- syscall(): the fd-ending numbers ---------------------------------------
+ * libuv (Node.js) closes sockets with syscall(SYS_close, fd), which no close()
+ * wrapper sees: the record would stay until the drain's identity check
+ * dropped it, and trace logs would miss the close.  syscall() is variadic and
+ * its callers pass up to six long-sized arguments in registers; like glibc's
+ * own syscall() we take six and pass them on, whatever the number needs.
+ * Every other number is a compare and a call; the shim's own raw calls
+ * (log writes, the signal handler's wake-up) come through here too, so the
+ * pass-through never runs REAL()'s hook. */
+
+/* The system call without libc, for the moments libc's syscall() is not
+ * bound yet (a call made while binding, from dlsym's allocator or from the
+ * shim's own fatal message): the same convention as glibc's syscall(). */
+static long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long r;
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr, x0 __asm__("x0") = a, x1 __asm__("x1") = b,
+			  x2 __asm__("x2") = c, x3 __asm__("x3") = d, x4 __asm__("x4") = e,
+			  x5 __asm__("x5") = f;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+			 : "memory");
+	r = x0;
+#else
+	(void)nr, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f;
+	r = -ENOSYS; /* only while binding, on an architecture not listed above */
+#endif
+	if ((unsigned long)r > -4096ul) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+static long shim_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long (*fn)(long, ...) = REAL_NOHOOK(syscall);
+	return fn ? fn(nr, a, b, c, d, e, f) : raw_syscall6(nr, a, b, c, d, e, f);
+}
+
+static inline bool syscall_ends_fds(long nr)
+{
+	return nr == SYS_close || nr == SYS_close_range || nr == SYS_dup3
+#ifdef SYS_dup2 /* x86_64 only: aarch64 has dup3 alone */
+	       || nr == SYS_dup2
+#endif
+		;
+}
+
+/* The bookkeeping of close(), close_range(), dup2() and dup3() above, on
+ * the kernel's argument types (an int fd passed as a long is truncated as
+ * the kernel truncates it). */
+__attribute__((noinline)) static long syscall_fds(long nr, long a, long b, long c, long d, long e,
+						  long f)
+{
+	if (nr == SYS_close) {
+		forget((int)a);
+		return shim_syscall6(nr, a, b, c, d, e, f);
+	}
+	if (nr == SYS_close_range) {
+		unsigned first = (unsigned)a, last = (unsigned)b, flags = (unsigned)c;
+		int saved = errno;
+		if (!(flags & ~(unsigned)(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) &&
+		    !(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
+			forget_range(first, last);
+		errno = saved;
+		return shim_syscall6(nr, a, b, c, d, e, f);
+	}
+	/* dup2, dup3 */
+	int oldfd = (int)a, newfd = (int)b;
+	if (oldfd != newfd)
+		forget(newfd);
+	long r = shim_syscall6(nr, a, b, c, d, e, f);
+	if (r >= 0)
+		track_dup(oldfd, (int)r);
+	return r;
+}
+
+SHIM_EXPORT long syscall(long nr, ...)
+{
+	va_list ap;
+	va_start(ap, nr);
+	long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+	long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+	va_end(ap);
+	if (__builtin_expect(!syscall_ends_fds(nr), 1))
+		return shim_syscall6(nr, a, b, c, d, e, f);
+	return syscall_fds(nr, a, b, c, d, e, f);
+}

@@ -133,6 +133,7 @@ void real_bind_nohook(void)
 	BIND_OPT(read_chk, "__read_chk");
 	BIND_OPT(recv_chk, "__recv_chk");
 	BIND_OPT(recvfrom_chk, "__recvfrom_chk");
+	BIND_OPT(syscall, "syscall");
 	binding_here = 0;
 	__atomic_store_n(&bind_state, 2, __ATOMIC_RELEASE);
 	real_fast_switch(1);

@@ -66,6 +66,7 @@ struct real_fns {
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+	long (*syscall)(long, ...); /* NULL until bound: see shim_syscall6 in interpose.c */
 };
 
 extern struct real_fns real_fns __attribute__((visibility("hidden")));
