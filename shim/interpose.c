@@ -9,6 +9,7 @@
 #include "log.h"
 #include "real.h"
 #include "shim.h"
+#include "serving.h"
 #include "signals.h"
 #include "sweeper.h"
 
@@ -72,11 +73,11 @@ __attribute__((noinline, cold)) static void track_failed(int fd)
 	LOG(LOG_WARN, "fd %d: not tracked (out of memory or fd beyond %u)", fd, CONNTAB_MAX_FD);
 }
 
-__attribute__((noinline, cold)) static void track_trace(int fd)
+__attribute__((noinline, cold)) static void track_trace(const struct conn *c)
 {
 	char p[64];
-	log_peer(fd, p, sizeof p);
-	log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, fd);
+	log_peer_keep(c->fd, c->ino, p, sizeof p); /* for the close line */
+	log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, c->fd);
 }
 
 /* What the connections accepted on one socket share: the family, and whether
@@ -169,7 +170,8 @@ __attribute__((noinline)) static int accepted(int lfd, int fd)
 		goto out;
 	}
 	if (log_on(LOG_TRACE))
-		track_trace(fd);
+		track_trace(c);
+	serving_check(lfd, false);
 	sweeper_accepted();
 out:
 	*ep = saved;
@@ -194,6 +196,7 @@ SHIM_EXPORT int listen(int fd, int backlog)
 	int r = REAL(listen)(fd, backlog);
 	if (r == 0 && shim_on()) {
 		(void)listener_of(fd);
+		serving_check(fd, true);
 		sweeper_listening();
 		/* A server: start the sweeper now, so that a drain in a process
 		 * whose accepts we never see is at least reported. */
@@ -672,7 +675,7 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 	}
 	if (log_on(LOG_TRACE)) {
 		char p[64];
-		log_peer(c->fd, p, sizeof p);
+		log_peer_kept(c->fd, c->ino, p, sizeof p);
 		log_msg(LOG_TRACE, "connection %s closed (fd %d, %llu bytes received, %llu sent, %llu ms%s)",
 			p, c->fd, (unsigned long long)conn_rx(c), (unsigned long long)conn_tx(c),
 			(unsigned long long)(uint32_t)(conn_ms(shim_now_ns()) - c->accepted_ms),
@@ -769,6 +772,8 @@ static void track_dup(int oldfd, int newfd)
 			n->last_dir = c->last_dir;
 			n->flags = c->flags | CONN_SHARED;
 			c->flags |= CONN_SHARED;
+			if (log_on(LOG_TRACE))
+				log_peer_copy(oldfd, newfd);
 			conntab_stats.accepted--; /* the same connection, not a new one */
 		}
 	} else if (c) {

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -116,4 +117,73 @@ void log_peer(int fd, char *buf, size_t len)
 	conn_peer_from_sockaddr(&p, (struct sockaddr *)&ss, sl);
 	conn_peer_format(&p, buf, len);
 	errno = saved;
+}
+
+/* Trace only: the peer of each accepted connection, kept by fd from accept
+ * to close, because at close the kernel may no longer say (getpeername fails
+ * with ENOTCONN once a reset, or both FINs, took the socket to TCP_CLOSE).
+ * 24 bytes per fd below CONNTAB_LOW in one anonymous mapping made at the
+ * first trace accept: only the pages of fds in use become resident, and the
+ * records (and every other log level) pay nothing.  A slot is written by the
+ * accept of its fd and read by the close of the same record (the table lock
+ * orders the two); the inode tells a slot from an older connection's. */
+struct kept_peer {
+	uint32_t ino;
+	struct conn_peer p;
+};
+static struct kept_peer *kept_peers;
+
+static struct kept_peer *kept_slot(int fd, bool create)
+{
+	if ((unsigned)fd >= CONNTAB_LOW)
+		return NULL;
+	struct kept_peer *k = __atomic_load_n(&kept_peers, __ATOMIC_ACQUIRE);
+	if (!k && create) {
+		size_t size = (size_t)CONNTAB_LOW * sizeof *k;
+		void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m == MAP_FAILED)
+			return NULL;
+		if (!__atomic_compare_exchange_n(&kept_peers, &k, (struct kept_peer *)m, 0,
+						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			munmap(m, size); /* another thread's mapping won: k is it */
+		else
+			k = m;
+	}
+	return k ? &k[fd] : NULL;
+}
+
+void log_peer_keep(int fd, uint32_t ino, char *buf, size_t len)
+{
+	int saved = errno;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	struct conn_peer p;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		sl = 0;
+	conn_peer_from_sockaddr(&p, (struct sockaddr *)&ss, sl);
+	conn_peer_format(&p, buf, len);
+	struct kept_peer *k = kept_slot(fd, true);
+	if (k) {
+		k->p = p;
+		k->ino = ino;
+	}
+	errno = saved;
+}
+
+void log_peer_kept(int fd, uint32_t ino, char *buf, size_t len)
+{
+	struct kept_peer *k = kept_slot(fd, false);
+	if (k && k->ino == ino && k->p.family)
+		conn_peer_format(&k->p, buf, len);
+	else
+		log_peer(fd, buf, len);
+}
+
+void log_peer_copy(int oldfd, int newfd)
+{
+	struct kept_peer *from = kept_slot(oldfd, false), *to = kept_slot(newfd, false);
+	if (from && to)
+		*to = *from;
 }

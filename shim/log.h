@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 extern int log_level_cur __attribute__((visibility("hidden"))); /* written once at init */
 
@@ -28,6 +29,12 @@ void log_raw_stderr(const char *line);
 /* "127.0.0.1:49501", "[::1]:8080", "unix" for an open socket fd (asks the
  * kernel: the table does not store addresses). */
 void log_peer(int fd, char *buf, size_t len);
+/* Trace: the same, kept for fd's connection (inode ino) until its close,
+ * where log_peer_kept() gives it even when the kernel no longer can;
+ * log_peer_copy() gives a dup of fd the same peer. */
+void log_peer_keep(int fd, uint32_t ino, char *buf, size_t len);
+void log_peer_kept(int fd, uint32_t ino, char *buf, size_t len);
+void log_peer_copy(int oldfd, int newfd);
 
 #define LOG(l, ...)                          \
 	do {                                     \

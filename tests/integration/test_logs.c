@@ -1,0 +1,132 @@
+/*
+ * What the logs tell a newcomer (issue 16): the trace close line names the
+ * peer even when the kernel no longer can; at info, one line when a process
+ * starts serving; a trigger signal the process ignores is said once.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PROMPT_MS 4000
+
+static struct server srv;
+
+static void teardown(void)
+{
+	server_stop(&srv);
+}
+
+TestSuite(logs, .fini = teardown, .timeout = 60);
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static int local_port(int fd)
+{
+	struct sockaddr_in in;
+	socklen_t len = sizeof in;
+	cr_assert(getsockname(fd, (struct sockaddr *)&in, &len) == 0);
+	return ntohs(in.sin_port);
+}
+
+/* The server half-closes at our EOF and closes 100 ms later, in TCP_CLOSE:
+ * getpeername() fails there, the close line must still name us. */
+Test(logs, trace_close_line_names_the_peer_after_both_fins)
+{
+	const char *const args[] = {"hyperlike", "--shut-wr-at-eof", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=trace", NULL};
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	char want[96];
+	snprintf(want, sizeof want, "connection 127.0.0.1:%d closed (fd", local_port(fd));
+	shutdown(fd, SHUT_WR);
+	cr_assert_geq(wait_eof(fd, 5000), 0, "the server did not half-close");
+	close(fd);
+	sleep_ms(300);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
+	const char *err = server_stderr(&srv);
+	cr_assert(strstr(err, want), "no \"%s\" line:\n%s", want, err);
+	cr_assert(!strstr(err, "unknown-peer"), "%s", err);
+}
+
+/* At info, before any signal: one line naming the pid, the address, the
+ * triggers and the policy; still one after several accepts. */
+Test(logs, info_says_once_that_the_process_serves)
+{
+	const char *const args[] = {"hyperlike", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, true, args, env);
+	for (int i = 0; i < 3; i++) {
+		int fd = tcp_connect(AF_INET, srv.port);
+		cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+		cr_assert_eq(http_read_response(fd, 5000), 2048);
+		close(fd);
+	}
+	sleep_ms(200);
+	const char *err = server_stderr(&srv);
+	char want[160];
+	snprintf(want, sizeof want, "INFO graceshim[%d] serving: listening on 127.0.0.1:%d", (int)srv.pid,
+		 srv.port);
+	cr_assert(strstr(err, want), "no \"%s\" line:\n%s", want, err);
+	cr_assert_eq(count(err, "serving:"), 1, "%s", err);
+	cr_assert(strstr(err, "SIGINT,SIGTERM") && strstr(err, "policy unused"), "%s", err);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
+}
+
+Test(logs, warn_level_says_nothing_about_serving)
+{
+	const char *const args[] = {"hyperlike", NULL};
+	server_start(&srv, true, args, NULL);
+	int fd = tcp_connect(AF_INET, srv.port);
+	close(fd);
+	sleep_ms(200);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
+	cr_assert(!strstr(server_stderr(&srv), "graceshim"), "%s", server_stderr(&srv));
+}
+
+/* Started with SIGINT ignored (as by `server &` in a script), a server that
+ * keeps an ignored signal ignored: said once, at the default level; SIGTERM
+ * still works. */
+Test(logs, ignored_trigger_signal_is_said_once)
+{
+	const char *const args[] = {"hyperlike", "--keep-ignored", NULL};
+	signal(SIGINT, SIG_IGN); /* inherited across the exec in server_start */
+	server_start(&srv, true, args, NULL);
+	signal(SIGINT, SIG_DFL);
+	for (int i = 0; i < 2; i++) {
+		int fd = tcp_connect(AF_INET, srv.port);
+		close(fd);
+	}
+	sleep_ms(200);
+	cr_assert_eq(server_signal_and_wait(&srv, SIGINT, 500), -1, "SIGINT was not ignored");
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0);
+	const char *err = server_stderr(&srv);
+	cr_assert_eq(count(err, "SIGINT is ignored in this process: graceshim cannot trigger on it"), 1,
+		     "%s", err);
+	cr_assert(!strstr(err, "SIGTERM is ignored"), "%s", err);
+}
+
+/* The twin: a SIGINT handled as usual is not reported. */
+Test(logs, handled_trigger_signal_is_not_reported)
+{
+	const char *const args[] = {"hyperlike", "--keep-ignored", NULL};
+	server_start(&srv, true, args, NULL);
+	int fd = tcp_connect(AF_INET, srv.port);
+	close(fd);
+	sleep_ms(200);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
+	cr_assert(!strstr(server_stderr(&srv), "is ignored"), "%s", server_stderr(&srv));
+}
