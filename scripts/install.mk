@@ -1,34 +1,57 @@
 # Installation and the launcher's tests; included by the top-level Makefile.
 #   make install [PREFIX=/usr/local] [DESTDIR=]   the library and graceshim-check
 #       in PREFIX/lib/graceshim/, the launcher in PREFIX/bin/, its man page
-#   make uninstall [PREFIX=...] [DESTDIR=]        removes exactly those files
+#   make uninstall [PREFIX=...] [DESTDIR=]        removes exactly those files, and
+#       the directories install created, when they are empty
 #   make test-launcher                            tests/launcher/test-launcher.sh
 # The launcher finds PREFIX/lib/graceshim/ relative to itself, so PREFIX is
-# not written into any installed file.
+# not written into any installed file.  GSLIBDIR moves the library (the
+# Debian package puts it in PREFIX/lib/<multiarch>/graceshim, where the
+# launcher looks too); RECORD_DIRS= leaves out the list of created
+# directories (a package manager keeps its own).
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 INSTALL ?= install
+GSLIBDIR ?= $(PREFIX)/lib/graceshim
+RECORD_DIRS ?= yes
 
-libdir_gs := $(DESTDIR)$(PREFIX)/lib/graceshim
+libdir_gs := $(DESTDIR)$(GSLIBDIR)
 bindir_gs := $(DESTDIR)$(PREFIX)/bin
 man1dir_gs := $(DESTDIR)$(PREFIX)/share/man/man1
+# The directories install created (without DESTDIR), one a line.
+created_gs := $(libdir_gs)/created-dirs
 
 INSTALLED := $(libdir_gs)/libgraceshim.so $(libdir_gs)/graceshim-check \
 	$(bindir_gs)/graceshim $(man1dir_gs)/graceshim.1
 
 .PHONY: install uninstall test-launcher
 
+# Notes which of the directories (and their parents) are missing before it
+# creates them, adding to what an earlier install noted.
 install: all
-	$(INSTALL) -d $(libdir_gs) $(bindir_gs) $(man1dir_gs)
+	@new=''; \
+	for d in $(GSLIBDIR) $(PREFIX)/bin $(PREFIX)/share/man/man1; do \
+		while [ "$$d" != / ] && [ "$$d" != . ] && [ ! -d "$(DESTDIR)$$d" ]; do \
+			new="$$new$$d\n"; d=$$(dirname "$$d"); \
+		done; \
+	done; \
+	$(INSTALL) -d $(libdir_gs) $(bindir_gs) $(man1dir_gs); \
+	if [ -n "$(RECORD_DIRS)" ]; then \
+		{ cat $(created_gs) 2>/dev/null; printf "$$new"; } | sort -u >$(created_gs).new && \
+		mv $(created_gs).new $(created_gs); \
+	fi
 	$(INSTALL) -m 0644 $(B)/libgraceshim.so $(libdir_gs)/libgraceshim.so
 	$(INSTALL) -m 0755 $(B)/graceshim-check $(libdir_gs)/graceshim-check
 	$(INSTALL) -m 0755 scripts/graceshim $(bindir_gs)/graceshim
 	$(INSTALL) -m 0644 scripts/graceshim.1 $(man1dir_gs)/graceshim.1
 
-# Removes the files, then lib/graceshim/ only if that left it empty.
+# Removes the files, then each directory install created, deepest first,
+# when that left it empty (rmdir refuses otherwise), and lib/graceshim/.
 uninstall:
-	rm -f $(INSTALLED)
+	@dirs=$$(sort -r $(created_gs) 2>/dev/null); \
+	rm -f $(INSTALLED) $(created_gs); \
+	for d in $$dirs; do rmdir "$(DESTDIR)$$d" 2>/dev/null || true; done; \
 	rmdir $(libdir_gs) 2>/dev/null || true
 
 test-launcher: all

@@ -82,6 +82,8 @@ for c in curl safari keepalive; do
 done
 check "try-clients: one row per client and mode (8)" "$(dump clients)" \
 	[ "$(grep -c -E '^  (chrome|safari|curl|keepalive) +(without|with) ' "$tmp/clients.out")" = 8 ]
+check "try-clients: ends with a verdict naming chrome as the difference" "$(dump clients)" \
+	grep -q "^  verdict: graceshim made the difference for chrome: without it the server was still running after $wait_s s\$" "$tmp/clients.out"
 
 # --- try-browser ------------------------------------------------------------------------
 run browser 60 "$tb" --wait "$wait_s" -- "$server"
@@ -113,6 +115,14 @@ check "try-clients --port: chrome with: exited" "$(dump port)" \
 	has "$(row "$tmp/port.out" '^  chrome +with ')" "exited after"
 check "try-clients --port: the header names SIGTERM and the port" "$(dump port)" \
 	grep -q "port $port (--port).*SIGTERM" "$tmp/port.out"
+check "try-clients --clients chrome,curl: explains only chrome and curl" "$(dump port)" \
+	eval 'grep -q "^  chrome: " "$tmp/port.out" && grep -q "^  curl: " "$tmp/port.out" &&
+		! grep -q -E "^  (safari|keepalive)" "$tmp/port.out"'
+check "try-clients --clients chrome,curl: verdict" "$(dump port)" \
+	grep -q "^  verdict: graceshim made the difference for chrome:" "$tmp/port.out"
+run bport 60 "$tb" --wait "$wait_s" --port "$port" -- "$server" --port "$port"
+check "try-browser --port $port: prints the URL it loads" "$(dump bport)" \
+	eval '[ "$rc" = 0 ] && grep -q "loads http://127.0.0.1:$port/\$" "$tmp/bport.out"'
 
 # --host ::1 (the fixture listens on ::1 with --ipv6).
 if [ -n "$(ip -6 addr show dev lo 2>/dev/null | grep '::1')" ]; then

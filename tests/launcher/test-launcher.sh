@@ -334,5 +334,31 @@ chmod g+s "$T/setgid-env"
 run "$T/setgid-env"
 check "setgid binary: warning on stderr" eval '[ "$rc" = 0 ] && has_err "ignores LD_PRELOAD"'
 
+# --- make install, make uninstall ---------------------------------------------------------
+# Into a DESTDIR where PREFIX/bin exists already (empty): uninstall removes
+# the files and the directories install created, and leaves bin/ alone.
+if command -v make >/dev/null 2>&1; then
+	D=$T/dest
+	mkdir -p "$D/opt/gs/bin"
+	make -s -C "$ROOT" install DESTDIR="$D" PREFIX=/opt/gs >"$T/out" 2>"$T/err"
+	check "make install: the launcher, the library, the checker and the man page" \
+		eval '[ -x "$D/opt/gs/bin/graceshim" ] && [ -f "$D/opt/gs/lib/graceshim/libgraceshim.so" ] &&
+			[ -x "$D/opt/gs/lib/graceshim/graceshim-check" ] && [ -f "$D/opt/gs/share/man/man1/graceshim.1" ]'
+	$BOUND "$SH" "$D/opt/gs/bin/graceshim" sh -c 'printf "%s\n" "$LD_PRELOAD"' >"$T/out" 2>"$T/err"
+	check "the installed launcher finds the installed library" preload_is "$D/opt/gs/lib/graceshim/libgraceshim.so"
+	make -s -C "$ROOT" install DESTDIR="$D" PREFIX=/opt/gs >/dev/null 2>&1 # twice: still knows what it created
+	make -s -C "$ROOT" uninstall DESTDIR="$D" PREFIX=/opt/gs >"$T/out" 2>"$T/err"
+	check "make uninstall: removes the directories install created, keeps bin/ (there before)" \
+		eval '[ "$(cd "$D" && find . | sort | tr "\n" " ")" = ". ./opt ./opt/gs ./opt/gs/bin " ]'
+	mkdir -p "$D/x"
+	make -s -C "$ROOT" install DESTDIR="$D" PREFIX=/x/y >/dev/null 2>&1
+	touch "$D/x/y/share/keep"
+	make -s -C "$ROOT" uninstall DESTDIR="$D" PREFIX=/x/y >/dev/null 2>&1
+	check "make uninstall: a created directory that is not empty stays" \
+		eval '[ -f "$D/x/y/share/keep" ] && [ ! -e "$D/x/y/lib" ] && [ ! -e "$D/x/y/bin" ]'
+else
+	skip "make install, make uninstall" "make is not installed"
+fi
+
 echo "launcher: $passed passed, $failed failed"
 [ "$failed" = 0 ]
