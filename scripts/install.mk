@@ -4,6 +4,12 @@
 #   make uninstall [PREFIX=...] [DESTDIR=]        removes exactly those files, and
 #       the directories install created, when they are empty
 #   make test-launcher                            tests/launcher/test-launcher.sh
+#   make deb [DEBDIR=build]                       the Debian package (debian/), built
+#       by dpkg-buildpackage from a copy of the tree in a temporary directory
+#       (it writes beside the tree it builds); the .deb lands in DEBDIR, the
+#       build's log in DEBDIR/graceshim-deb.log
+#   make test-deb                                 tests/deb/test-deb.sh: builds,
+#       installs, runs a server under /usr/bin/graceshim, purges (root only)
 # The launcher finds PREFIX/lib/graceshim/ relative to itself, so PREFIX is
 # not written into any installed file.  GSLIBDIR moves the library (the
 # Debian package puts it in PREFIX/lib/<multiarch>/graceshim, where the
@@ -25,7 +31,7 @@ created_gs := $(libdir_gs)/created-dirs
 INSTALLED := $(libdir_gs)/libgraceshim.so $(libdir_gs)/graceshim-check \
 	$(bindir_gs)/graceshim $(man1dir_gs)/graceshim.1
 
-.PHONY: install uninstall test-launcher
+.PHONY: install uninstall test-launcher deb test-deb
 
 # Notes which of the directories (and their parents) are missing before it
 # creates them, adding to what an earlier install noted.
@@ -56,3 +62,25 @@ uninstall:
 
 test-launcher: all
 	sh tests/launcher/test-launcher.sh
+
+DEBDIR ?= $(B)
+# The tracked files of a git checkout (the tree as a clean clone has it, with
+# uncommitted changes), or everything but the build directories.
+deb:
+	@command -v dpkg-buildpackage >/dev/null || { echo "make deb: dpkg-buildpackage not found (apt-get install dpkg-dev debhelper)" >&2; exit 1; }
+	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/graceshim-deb.XXXXXX"); \
+	trap 'rm -rf "$$tmp"' EXIT; mkdir "$$tmp/src"; \
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | \
+			tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$$tmp/src" -xf -; \
+	else \
+		tar --exclude=./build --exclude='./build-*' -cf - . | tar -C "$$tmp/src" -xf -; \
+	fi; \
+	mkdir -p $(DEBDIR); \
+	(cd "$$tmp/src" && dpkg-buildpackage -b -us -uc >$(abspath $(DEBDIR))/graceshim-deb.log 2>&1) || \
+		{ tail -n 40 $(DEBDIR)/graceshim-deb.log >&2; echo "make deb: dpkg-buildpackage failed (log: $(DEBDIR)/graceshim-deb.log)" >&2; exit 1; }; \
+	cp "$$tmp"/*.deb $(DEBDIR)/; \
+	for f in "$$tmp"/*.deb; do echo "$(DEBDIR)/$${f##*/}"; done
+
+test-deb:
+	bash tests/deb/test-deb.sh

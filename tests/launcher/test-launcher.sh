@@ -257,6 +257,17 @@ $BOUND "$SH" "$T/links/graceshim" --grace 3x true >"$T/out" 2>"$T/err"
 rc=$?
 check "the installed graceshim-check is found and used" eval '[ "$rc" = 2 ] && has_err "option --grace"'
 
+# The Debian package's layout: lib/<multiarch>/graceshim/, checker beside it.
+mkdir -p "$T/deb/bin" "$T/deb/lib/$(uname -m)-linux-gnu/graceshim"
+cp "$LAUNCHER" "$T/deb/bin/graceshim"
+cp "$LIB" "$CHECK" "$T/deb/lib/$(uname -m)-linux-gnu/graceshim/"
+$BOUND "$SH" "$T/deb/bin/graceshim" sh -c 'printf "%s\n" "$LD_PRELOAD"' >"$T/out" 2>"$T/err"
+check "the launcher finds lib/<multiarch>/graceshim/ (the Debian package)" \
+	eval 'preload_is "$T/deb/lib/$(uname -m)-linux-gnu/graceshim/libgraceshim.so" && no_warning'
+$BOUND "$SH" "$T/deb/bin/graceshim" --grace 3x true >"$T/out" 2>"$T/err"
+rc=$?
+check "... and the graceshim-check beside it" eval '[ "$rc" = 2 ] && has_err "option --grace"'
+
 # --- exec: the command replaces the launcher ------------------------------------------
 wait_for() { # FILE: up to 10 s
 	n=0
