@@ -1,6 +1,7 @@
 /*
- * See serving.h.  Runs once per process, on the thread of its first listen()
- * or accept(), in a normal context (never from a signal handler).
+ * See serving.h.  Runs at most twice per process (its first listen(), its
+ * first accept()), on that thread, in a normal context (never from a signal
+ * handler).
  */
 #include "serving.h"
 
@@ -16,12 +17,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int serving_told;
+int serving_said;
 
 /* The child of a fork has said nothing yet: its own first accept tells. */
 static void serving_child(void)
 {
-	__atomic_store_n(&serving_told, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&serving_said, 0, __ATOMIC_RELAXED);
 }
 
 /* A trigger signal the kernel discards: ignored (SIG_IGN goes to the kernel
@@ -79,17 +80,20 @@ static void tell_line(int lfd, bool listening)
 void serving_tell(int lfd, bool listening)
 {
 	static int atfork_registered;
-	int expect = 0;
-	if (!__atomic_compare_exchange_n(&serving_told, &expect, 1, 0, __ATOMIC_RELAXED,
-					 __ATOMIC_RELAXED))
-		return; /* another thread is telling */
+	int want = listening ? 1 : 2;
+	int old = __atomic_load_n(&serving_said, __ATOMIC_RELAXED);
+	do {
+		if (old >= want)
+			return; /* said, or another thread is saying it */
+	} while (!__atomic_compare_exchange_n(&serving_said, &old, want, 1, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
 	int saved = errno;
 	/* Registered once: the handlers are inherited across fork. */
 	if (!__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_RELAXED))
 		pthread_atfork(NULL, NULL, serving_child);
-	if (log_on(LOG_INFO))
+	if (old == 0 && log_on(LOG_INFO))
 		tell_line(lfd, listening);
-	if (log_on(LOG_WARN))
+	if (want == 2 && log_on(LOG_WARN))
 		warn_ignored_triggers();
 	errno = saved;
 }

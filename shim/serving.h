@@ -4,22 +4,26 @@
  * processes that serve say anything, not every process that inherited
  * LD_PRELOAD; a forked worker is a process of its own and says it again at
  * its first accept.  A trigger signal the process ignores (SIG_IGN inherited
- * by a server started with & from a script) is said there too, at warn: the
- * shim cannot trigger on it, and nothing else would tell.
+ * by a server started with & from a script) is said at its first accept, at
+ * warn: the shim cannot trigger on it, and nothing else would tell.  Not at
+ * listen(): servers often set their handlers after binding (hyper with
+ * tokio's ctrl_c()), and one that did so is not ignoring the signal.
  */
 #ifndef GRACESHIM_SERVING_H
 #define GRACESHIM_SERVING_H
 
 #include <stdbool.h>
 
-extern int serving_told __attribute__((visibility("hidden"))); /* this process said it */
+/* What this process has said: 0 nothing, 1 the serving line (at a listen),
+ * 2 also what an accept says (the ignored trigger signals). */
+extern int serving_said __attribute__((visibility("hidden")));
 
 void serving_tell(int lfd, bool listening);
 
-/* On every listen() and accept(): one load when already said. */
+/* On every listen() and accept(): one load and a compare once said. */
 static inline void serving_check(int lfd, bool listening)
 {
-	if (__builtin_expect(!__atomic_load_n(&serving_told, __ATOMIC_RELAXED), 0))
+	if (__builtin_expect(__atomic_load_n(&serving_said, __ATOMIC_RELAXED) < (listening ? 1 : 2), 0))
 		serving_tell(lfd, listening);
 }
 

@@ -119,6 +119,21 @@ Test(logs, ignored_trigger_signal_is_said_once)
 	cr_assert(!strstr(err, "SIGTERM is ignored"), "%s", err);
 }
 
+/* Started the same way, a server that sets its handler after listen() (hyper
+ * with tokio's ctrl_c()): SIGINT works, so nothing is said. */
+Test(logs, handler_set_after_listen_is_not_reported)
+{
+	const char *const args[] = {"hyperlike", "--handlers-after-listen", NULL};
+	signal(SIGINT, SIG_IGN);
+	server_start(&srv, true, args, NULL);
+	signal(SIGINT, SIG_DFL);
+	int fd = tcp_connect(AF_INET, srv.port);
+	sleep_ms(200);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	close(fd);
+	cr_assert(!strstr(server_stderr(&srv), "is ignored"), "%s", server_stderr(&srv));
+}
+
 /* The twin: a SIGINT handled as usual is not reported. */
 Test(logs, handled_trigger_signal_is_not_reported)
 {
