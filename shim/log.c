@@ -47,6 +47,12 @@ void log_raw_stderr(const char *line)
 void log_init(enum log_level level, const char *path)
 {
 	log_level_cur = (int)level;
+	/* Now, at start-up: the first localtime_r() reads the time zone and
+	 * allocates, and lines are also logged from the host's threads (a
+	 * listen, an accept), where a signal handler that forks must never
+	 * find its own thread inside malloc. */
+	if (level != LOG_OFF)
+		tzset();
 	if (level == LOG_OFF || !path || !*path)
 		return;
 	/* O_NONBLOCK: opening a planted FIFO must not block start-up; a FIFO

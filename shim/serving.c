@@ -77,9 +77,17 @@ static void tell_line(int lfd, bool listening)
 		shim_cfg.policy == POLICY_IDLE ? "idle" : "unused", extra);
 }
 
+/* At load, not at the first listen or accept: pthread_atfork() takes glibc's
+ * atfork lock and allocates, and a host's signal handler that forks while
+ * its thread is in there would wait for ever (reenter::handler_forks_while_
+ * its_thread_makes_its_first_accepts). */
+__attribute__((constructor)) static void serving_init(void)
+{
+	pthread_atfork(NULL, NULL, serving_child);
+}
+
 void serving_tell(int lfd, bool listening)
 {
-	static int atfork_registered;
 	int want = listening ? 1 : 2;
 	int old = __atomic_load_n(&serving_said, __ATOMIC_RELAXED);
 	do {
@@ -88,9 +96,6 @@ void serving_tell(int lfd, bool listening)
 	} while (!__atomic_compare_exchange_n(&serving_said, &old, want, 1, __ATOMIC_RELAXED,
 					      __ATOMIC_RELAXED));
 	int saved = errno;
-	/* Registered once: the handlers are inherited across fork. */
-	if (!__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_RELAXED))
-		pthread_atfork(NULL, NULL, serving_child);
 	if (old == 0 && log_on(LOG_INFO))
 		tell_line(lfd, listening);
 	if (want == 2 && log_on(LOG_WARN))
