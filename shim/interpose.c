@@ -73,11 +73,11 @@ __attribute__((noinline, cold)) static void track_failed(int fd)
 	LOG(LOG_WARN, "fd %d: not tracked (out of memory or fd beyond %u)", fd, CONNTAB_MAX_FD);
 }
 
-__attribute__((noinline, cold)) static void track_trace(const struct conn *c)
+__attribute__((noinline, cold)) static void track_trace(int fd, uint32_t ino)
 {
 	char p[64];
-	log_peer_keep(c->fd, c->ino, p, sizeof p); /* for the close line */
-	log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, c->fd);
+	log_peer_keep(fd, ino, p, sizeof p); /* for the close line */
+	log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, fd);
 }
 
 /* What the connections accepted on one socket share: the family, and whether
@@ -170,7 +170,7 @@ __attribute__((noinline)) static int accepted(int lfd, int fd)
 		goto out;
 	}
 	if (log_on(LOG_TRACE))
-		track_trace(c);
+		track_trace(fd, (uint32_t)st.st_ino);
 	serving_check(lfd, false);
 	sweeper_accepted();
 out:
