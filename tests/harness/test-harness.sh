@@ -6,7 +6,7 @@
 # Chromium, curl, ss and python3 (scripts/build-e2e installs them).
 # Prints one line per check, then "harness: N passed, M failed"; exits 1 when
 # a check failed.  Every wait is bounded (the scripts bound theirs; each run
-# here is also under `timeout`).  Runs in about 30 s.
+# here is also under `timeout`).  Runs in about 35 s.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
