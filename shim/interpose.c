@@ -255,7 +255,7 @@ static ssize_t rx_done(int fd, ssize_t r, const void *buf)
 	if (r <= 0)
 		return r;
 	struct conn *c = conntab_rw_fast(fd);
-	if (!c)
+	if (!c || !proc_own())
 		return r;
 	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0, 0))
 		return rx_rare(c, r, buf);
@@ -267,7 +267,7 @@ static ssize_t tx_done(int fd, ssize_t r)
 {
 	if (r > 0) {
 		struct conn *c = conntab_rw_fast(fd);
-		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1))
+		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1) && proc_own())
 			conn_add_tx(c, (uint64_t)r);
 	}
 	return r;
@@ -693,7 +693,7 @@ __attribute__((noinline)) static void forget_tracked(int fd)
 static inline void forget(int fd)
 {
 	sweeper_fds_closing((unsigned)fd, (unsigned)fd);
-	if (__builtin_expect(conntab_fast(fd) != NULL, 0))
+	if (__builtin_expect(conntab_fast(fd) != NULL, 0) && proc_own())
 		forget_tracked(fd);
 }
 
@@ -706,7 +706,8 @@ static void forget_range(unsigned lo, unsigned hi)
 	size_t k;
 
 	sweeper_fds_closing(lo, hi);
-	if (!conntab_lock_unless_held())
+	/* A vfork child closes its own fd table, not ours. */
+	if (!proc_own() || !conntab_lock_unless_held())
 		return;
 	conntab_each_conn_in_locked(lo, hi, forget_locked);
 	k = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
@@ -720,7 +721,7 @@ static void forget_range(unsigned lo, unsigned hi)
  * seen on the other), as across a fork. */
 static void track_dup(int oldfd, int newfd)
 {
-	if (__builtin_expect(!conntab_fast(oldfd), 1) || oldfd == newfd)
+	if (__builtin_expect(!conntab_fast(oldfd), 1) || oldfd == newfd || !proc_own())
 		return;
 	if (!conntab_lock_unless_held())
 		return;

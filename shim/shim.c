@@ -89,6 +89,7 @@ static void atfork_child(void)
 		conntab_unlock();
 	}
 	sig_unlock_after_fork();
+	proc_set_owner();
 	sweeper_after_fork_child();
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
@@ -113,6 +114,7 @@ void shim_init(void)
 	}
 	init_here = 1;
 
+	proc_set_owner();
 	cfg_defaults(&shim_cfg);
 	if (getauxval(AT_SECURE)) {
 		shim_active = 0;

@@ -6,6 +6,7 @@
 #define GRACESHIM_SHIM_H
 
 #include "config.h"
+#include "proc.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +28,16 @@ void shim_init(void);
  * before our constructor (another library's constructor, or a preloaded
  * library ahead of us). */
 static inline bool shim_on(void)
+{
+	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
+		shim_init();
+	/* A vfork child runs in our memory: it must change nothing of ours. */
+	return shim_active && proc_own();
+}
+
+/* shim_on() without the process test: for paths that must still know the
+ * shim is active in a vfork child (to pass it through faithfully). */
+static inline bool shim_on_anywhere(void)
 {
 	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
 		shim_init();

@@ -80,9 +80,13 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	int i = __atomic_load_n(&s->cur, __ATOMIC_ACQUIRE);
 	struct app_view v = s->view[i];
 
-	handler_depth++;
-	sweeper_signal(sig);
-	handler_depth--;
+	/* In a vfork child the kernel's handler table is the child's own, but
+	 * the memory is the parent's: chain, and start no drain there. */
+	if (proc_own()) {
+		handler_depth++;
+		sweeper_signal(sig);
+		handler_depth--;
+	}
 	errno = saved;
 
 	if (v.fn == (uintptr_t)SIG_IGN)
@@ -112,14 +116,56 @@ static int is_ours(const struct sigaction *k)
 	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == shim_handler;
 }
 
+/* What the application reads back as the old action: the kernel still
+ * holding our handler means the application's own action is in force;
+ * otherwise the kernel's is the truth (SA_RESETHAND reset it, or it was
+ * never ours). */
+static void report_old(const struct sigaction *prev_app, int prev_hooked,
+		       const struct sigaction *kold, struct sigaction *oact)
+{
+	*oact = *kold;
+	if (prev_hooked && is_ours(kold)) {
+		/* The kernel's mask and flags (it adds SA_RESTORER and drops
+		 * SIGKILL/SIGSTOP from the mask) with the application's handler. */
+		if (prev_app->sa_flags & SA_SIGINFO)
+			oact->sa_sigaction = prev_app->sa_sigaction;
+		else
+			oact->sa_handler = prev_app->sa_handler;
+	}
+	/* Our SA_SIGINFO bit stays in the kernel's flags, also after
+	 * SA_RESETHAND reset the handler: report the application's. */
+	if (prev_hooked && (is_ours(kold) || ((prev_app->sa_flags & SA_RESETHAND) &&
+					      kold->sa_handler == SIG_DFL)))
+		oact->sa_flags = (kold->sa_flags & ~SA_SIGINFO) | (prev_app->sa_flags & SA_SIGINFO);
+}
+
+/* In a vfork child: the kernel's table is the child's own, our slots are the
+ * parent's memory.  The call goes to the kernel as it is; the slots are only
+ * read, to report the old action as the application set it. */
+static int sig_action_vfork_child(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	struct sigaction kold;
+	struct sig_slot *s = &slots[sig];
+	struct sigaction prev_app = s->app;
+	int prev_hooked = s->hooked;
+	int rc = REAL(sigaction)(sig, act, &kold);
+	int err = errno;
+	if (rc == 0 && oact)
+		report_old(&prev_app, prev_hooked, &kold, oact);
+	errno = err;
+	return rc;
+}
+
 int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 {
 	struct sigaction kact, kold, prev_app;
 	sigset_t all, old;
 	int rc, err, prev_hooked;
 
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !shim_is_trigger(sig))
+	if (sig <= 0 || sig >= NSIG || !shim_on_anywhere() || !shim_is_trigger(sig))
 		return REAL(sigaction)(sig, act, oact);
+	if (!proc_own())
+		return sig_action_vfork_child(sig, act, oact);
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -156,26 +202,8 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 	spin_unlock();
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-	if (rc == 0 && oact) {
-		/* The kernel still holding our handler means the application's
-		 * own action is in force; otherwise the kernel's is the truth
-		 * (SA_RESETHAND reset it, or it was never ours). */
-		*oact = kold;
-		if (prev_hooked && is_ours(&kold)) {
-			/* The kernel's mask and flags (it adds SA_RESTORER and
-			 * drops SIGKILL/SIGSTOP from the mask) with the
-			 * application's handler. */
-			if (prev_app.sa_flags & SA_SIGINFO)
-				oact->sa_sigaction = prev_app.sa_sigaction;
-			else
-				oact->sa_handler = prev_app.sa_handler;
-		}
-		/* Our SA_SIGINFO bit stays in the kernel's flags, also after
-		 * SA_RESETHAND reset the handler: report the application's. */
-		if (prev_hooked && (is_ours(&kold) || ((prev_app.sa_flags & SA_RESETHAND) &&
-						       kold.sa_handler == SIG_DFL)))
-			oact->sa_flags = (kold.sa_flags & ~SA_SIGINFO) | (prev_app.sa_flags & SA_SIGINFO);
-	}
+	if (rc == 0 && oact)
+		report_old(&prev_app, prev_hooked, &kold, oact);
 	errno = err;
 	return rc;
 }

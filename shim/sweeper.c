@@ -521,6 +521,8 @@ void sweeper_ensure_started(void)
 
 void sweeper_hook(void)
 {
+	if (!proc_own())
+		return; /* a vfork child: nothing is started there */
 	if (sig_in_handler())
 		return; /* the fast path stays closed: the next call starts it */
 	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
@@ -535,8 +537,8 @@ void sweeper_hook(void)
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 {
 	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
-	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi)
-		return;
+	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi || !proc_own())
+		return; /* (a vfork child closes its own copy of the number) */
 	/* Without the lock only when a signal handler runs this on a thread
 	 * inside the table: the number is still ours until the host's call. */
 	bool locked = conntab_lock_unless_held();
