@@ -396,6 +396,16 @@ void conntab_mark_shared_locked(void)
 	c->flags |= CONN_SHARED; /* the sentinel and parked records too: harmless */
 }
 
+void conntab_after_fork_child_locked(void)
+{
+	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)
+		if (specials[i].kind == CONN_KIND_LISTENER)
+			specials[i].flags |= CONN_INHERITED;
+	conntab_stats.accepted = 0;
+	conntab_stats.closed_rx = conntab_stats.closed_tx = 0;
+	conntab_stats.peak = live_n;
+}
+
 void conntab_clear_locked(void)
 {
 	struct conn *c, *tmp;

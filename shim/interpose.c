@@ -97,9 +97,14 @@ static void sock_kind(int fd, int *family, bool *kernel)
 
 /* A socket the process accepts on is a listener, whether it called listen()
  * itself, inherited it across fork, or got it from systemd.  Its record holds
- * sock_kind() in family and flags (CONN_KERNEL).  Out of line: once per
- * listener.  NULL when the pool of listeners is full. */
-__attribute__((noinline, cold)) static struct conn *listener_add(int lfd)
+ * sock_kind() in family and flags (CONN_KERNEL), and CONN_INHERITED unless
+ * this process made it a listener itself (listen()).  Out of line: once per
+ * listener.  NULL when the pool of listeners is full: then the listener
+ * trigger can no longer tell when the last one closes, and is off for good
+ * in this process (listeners_lost). */
+static int listeners_lost;
+
+__attribute__((noinline, cold)) static struct conn *listener_add(int lfd, bool inherited)
 {
 	int saved = errno;
 	struct conn *l = NULL;
@@ -112,7 +117,10 @@ __attribute__((noinline, cold)) static struct conn *listener_add(int lfd)
 			l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
 			if (l) {
 				l->family = (uint8_t)family;
-				l->flags = kernel ? CONN_KERNEL : 0;
+				l->flags = (uint8_t)((kernel ? CONN_KERNEL : 0) |
+						     (inherited ? CONN_INHERITED : 0));
+			} else {
+				__atomic_store_n(&listeners_lost, 1, __ATOMIC_RELAXED);
 			}
 			conntab_unlock();
 		}
@@ -126,7 +134,7 @@ static inline struct conn *listener_of(int lfd)
 	struct conn *l = conntab_fast(lfd);
 	if (__builtin_expect(l && l->kind == CONN_KIND_LISTENER, 1))
 		return l;
-	return listener_add(lfd);
+	return listener_add(lfd, true);
 }
 
 /* Everything an accept adds, once per connection: the rare cases (a first
@@ -193,7 +201,9 @@ SHIM_EXPORT int listen(int fd, int backlog)
 {
 	int r = REAL(listen)(fd, backlog);
 	if (r == 0 && shim_on()) {
-		(void)listener_of(fd);
+		struct conn *l = conntab_fast(fd);
+		if (!l || l->kind != CONN_KIND_LISTENER)
+			(void)listener_add(fd, false);
 		sweeper_listening();
 		/* A server: start the sweeper now, so that a drain in a process
 		 * whose accepts we never see is at least reported. */
@@ -654,14 +664,22 @@ static inline void forget_locked(struct conn *c)
 	conntab_remove_locked(c);
 }
 
-/* A listener or signalfd ends; the table lock is held.  The last listener
- * going away (after the process accepted something) is the listener
- * trigger. */
+/* A listener or signalfd ends; the table lock is held.
+ *
+ * The listener trigger means "this worker is being stopped" and nothing
+ * else: the last listener of the process closes, it was one the process
+ * inherited (a pre-fork worker closing its master's listeners: nginx at
+ * graceful stop and at reload, Apache, gunicorn), and the process itself
+ * accepted on them since it was forked.  Not a fork-per-connection child
+ * closing its copy (it accepted nothing), not an accept-once program closing
+ * the listener it made (socat, a one-shot forwarder), not a process that
+ * still listens somewhere, nor one with listeners we could not track. */
 static void forget_special_locked(struct conn *c)
 {
-	bool listener = c->kind == CONN_KIND_LISTENER;
+	bool inherited_listener = c->kind == CONN_KIND_LISTENER && (c->flags & CONN_INHERITED);
 	conntab_special_remove_locked(c);
-	if (listener && (shim_cfg.triggers & TRIGGER_LISTENER) && conntab_stats.accepted > 0 &&
+	if (inherited_listener && (shim_cfg.triggers & TRIGGER_LISTENER) &&
+	    conntab_stats.accepted > 0 && !__atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) &&
 	    conntab_special_count_locked(CONN_KIND_LISTENER) == 0)
 		sweeper_listener_closed();
 }

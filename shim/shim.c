@@ -84,10 +84,16 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	/* What crosses fork() is the parent's history: the child keeps the
+	 * records (marked shared), and decides about its own triggers and
+	 * statistics from what it does itself. */
 	if (fork_table_locked) {
 		conntab_mark_shared_locked();
+		conntab_after_fork_child_locked();
 		conntab_unlock();
 	}
+	__atomic_store_n(&shim_forked, 0, __ATOMIC_RELAXED);
+	stats_after_fork_child();
 	sig_unlock_after_fork();
 	proc_set_owner();
 	sweeper_after_fork_child();
