@@ -903,8 +903,6 @@ SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout
 SHIM_EXPORT pid_t fork(void)
 {
 	pid_t pid = REAL(fork)();
-	if (pid > 0)
-		__atomic_store_n(&shim_forked, 1, __ATOMIC_RELAXED);
 	if (pid == 0 && shim_active) {
 		int saved = errno;
 		size_t n = 0;
@@ -922,6 +920,14 @@ SHIM_EXPORT pid_t fork(void)
 /* ---- signals ------------------------------------------------------------- */
 
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	return sig_action(sig, act, oact);
+}
+
+/* glibc exports its implementation under this name too, and runtimes that
+ * define their own sigaction() reach libc's through it. */
+SHIM_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+SHIM_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 {
 	return sig_action(sig, act, oact);
 }

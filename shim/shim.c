@@ -25,7 +25,6 @@
 struct cfg shim_cfg;
 int shim_init_state;
 int shim_active;
-int shim_forked;
 int shim_kernel_may_count;
 int shim_stamp_accepts;
 static __thread int init_here;
@@ -92,7 +91,6 @@ static void atfork_child(void)
 		conntab_after_fork_child_locked();
 		conntab_unlock();
 	}
-	__atomic_store_n(&shim_forked, 0, __ATOMIC_RELAXED);
 	stats_after_fork_child();
 	sig_unlock_after_fork();
 	proc_set_owner();
@@ -132,6 +130,7 @@ void shim_init(void)
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 			__atomic_store_n(&real_hook, sweeper_hook, __ATOMIC_RELEASE);
 			stats_init();
+			sig_adopt_existing();
 			/* Policy idle must know who spoke last, which the kernel's
 			 * millisecond times cannot tell when a request and its answer
 			 * share a millisecond; trace logs first bytes: both count. */

@@ -17,7 +17,6 @@
 extern struct cfg shim_cfg SHIM_HIDDEN;   /* immutable after shim_init() */
 extern int shim_init_state SHIM_HIDDEN;   /* 0 not yet, 1 in progress, 2 done */
 extern int shim_active SHIM_HIDDEN;       /* not disabled, not secure-execution */
-extern int shim_forked SHIM_HIDDEN;       /* this process forked a child */
 /* Derived from the configuration at init, for the accept path: */
 extern int shim_kernel_may_count SHIM_HIDDEN; /* TCP bytes may be left to TCP_INFO */
 extern int shim_stamp_accepts SHIM_HIDDEN;    /* something uses a connection's age */

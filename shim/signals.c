@@ -208,6 +208,21 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 	return rc;
 }
 
+void sig_adopt_existing(void)
+{
+	for (int i = 0; i < shim_cfg.nsignals; i++) {
+		int sig = shim_cfg.signals[i];
+		struct sigaction cur;
+		if (!shim_is_trigger(sig) || REAL(sigaction)(sig, NULL, &cur) < 0)
+			continue;
+		if (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN || is_ours(&cur))
+			continue;
+		int saved = errno;
+		sig_action(sig, &cur, NULL);
+		errno = saved;
+	}
+}
+
 __sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_self)
 {
 	struct sigaction act, oact;

@@ -1,7 +1,8 @@
 /*
- * The sweeper: a thread that sleeps on an eventfd until a trigger signal
- * arrives, then walks the connection table and calls shutdown(fd, SHUT_RDWR)
- * on each connection the policy releases.  shutdown(), never close(): the fd
+ * The sweeper: a thread that sleeps on a pipe until a trigger signal
+ * arrives, then walks the connection table and calls shutdown(fd, SHUT_RD)
+ * on each connection the policy releases (SHUT_RDWR only at the drain
+ * deadline).  shutdown(), never close(): the fd
  * number stays the host's, its pending read returns 0, and the host closes
  * the connection through its own code path.
  *
@@ -35,7 +36,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/single_threaded.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -43,7 +44,18 @@
 #include <unistd.h>
 
 enum { DRAIN_NONE, DRAIN_SIGNAL, DRAIN_LISTENER };
-int sweeper_wake_fd = -1;   /* eventfd; read by the signal handler */
+/* The wake-up pipe.  A pipe, not an eventfd: every pipe has an inode of its
+ * own, so "is this number still our pipe?" has an exact answer (all eventfds
+ * share one anonymous inode), and the shim writes to or reads from its own
+ * fds only after asking (the host can replace a number behind our wrappers:
+ * glibc's freopen() dup3()s internally).  Both ends sit at or above
+ * WAKE_FD_BASE when the limit allows, away from 0-2, which a host that
+ * closed stdout expects its next open() to get. */
+int sweeper_wake_fd = -1;   /* write end; read by the signal handler */
+int sweeper_wake_rd = -1;   /* read end; the sweeper sleeps on it */
+static uint64_t wake_ino, wake_dev; /* the pipe's identity */
+#define WAKE_FD_BASE 64
+#define WAKE_POLL_MS 1000 /* the longest sleep (see wake()) */
 int sweeper_drain;          /* DRAIN_*: set by the handler or the listener trigger */
 static int trigger_sig;     /* the signal that started the drain */
 int sweeper_started;        /* 0 no, 2 started (or failed for good) */
@@ -52,20 +64,33 @@ static int wants_kick;      /* the sweeper sleeps with no deadline */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* guards thread creation */
 static uint64_t drain_start_ns; /* sweeper only */
 
-/* Async-signal-safe.  A deferred sweeper is started by the next wrapper. */
-/* errno-neutral: called from wrappers that leave errno as the host's call
- * left it, and from the signal handler. */
+/* Whether fd is still the wake-up pipe (async-signal-safe: one fstat). */
+static bool wake_fd_ours(int fd)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+	       (uint64_t)st.st_ino == __atomic_load_n(&wake_ino, __ATOMIC_ACQUIRE) &&
+	       (uint64_t)st.st_dev == __atomic_load_n(&wake_dev, __ATOMIC_ACQUIRE);
+}
+
+/* Async-signal-safe.  A deferred sweeper is started by the next wrapper.
+ * errno-neutral: called from wrappers that leave errno as the host's call
+ * left it, and from the signal handler.  A number that is no longer our
+ * pipe is never written: the sweeper, which also wakes on its own at least
+ * every WAKE_POLL_MS, then sees the drain flag and makes a new pipe. */
 static void wake(void)
 {
 	uint64_t one = 1;
 	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
 	if (fd >= 0) {
 		int saved = errno;
-		syscall(SYS_write, fd, &one, sizeof one); /* EAGAIN: already awake */
+		if (wake_fd_ours(fd))
+			syscall(SYS_write, fd, &one, 1); /* EAGAIN: already awake */
 		errno = saved;
 	} else if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) {
 		real_close_fast();
 	}
+	(void)one;
 }
 
 void sweeper_signal(int sig)
@@ -256,8 +281,64 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	conntab_unlock();
 }
 
-/* What the shim cannot see, said once at the first drain: a process that
- * never accepted through libc (io_uring, raw system calls) has no records. */
+/* Sockets this process accepted without libc's accept (Go, io_uring, raw
+ * system calls): established TCP sockets whose local port is the port of
+ * one of the process's listening sockets, and that the table does not know.
+ * Read from /proc/self/fd at the first drain (sweeper thread only). */
+static unsigned count_unseen_accepted(DIR *d)
+{
+	uint16_t lports[64];
+	size_t nl = 0;
+	uint16_t cand[256];
+	size_t nc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end || fd < 0 || fd > INT32_MAX)
+			continue;
+		struct stat st;
+		if (fstat((int)fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		int acc = 0, proto = 0;
+		socklen_t l = sizeof acc;
+		if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) < 0 || proto != IPPROTO_TCP)
+			continue;
+		l = sizeof acc;
+		if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) < 0)
+			continue;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		if (getsockname((int)fd, (struct sockaddr *)&ss, &sl) < 0)
+			continue;
+		uint16_t port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							  : ((struct sockaddr_in *)&ss)->sin_port;
+		if (acc) {
+			if (nl < sizeof lports / sizeof *lports)
+				lports[nl++] = port;
+		} else if (nc < sizeof cand / sizeof *cand) {
+			conntab_lock();
+			struct conn *c = conntab_find_locked((int)fd);
+			bool known = c && (uint32_t)st.st_ino == c->ino;
+			conntab_unlock();
+			if (!known)
+				cand[nc++] = port;
+		}
+	}
+	unsigned n = 0;
+	for (size_t i = 0; i < nc; i++)
+		for (size_t j = 0; j < nl; j++)
+			if (cand[i] == lports[j]) {
+				n++;
+				break;
+			}
+	return n;
+}
+
+/* What the shim cannot see, said once at the first drain, and only on
+ * evidence (a server that simply never accepted anything gets no line it
+ * would not print without us): an io_uring instance in the process, or
+ * connections it accepted without libc's accept(). */
 static void warn_blind_spots(void)
 {
 	static int warned;
@@ -268,11 +349,6 @@ static void warn_blind_spots(void)
 
 	if (warned++)
 		return;
-	conntab_lock();
-	uint64_t accepted = conntab_stats.accepted;
-	conntab_unlock();
-	if (accepted || __atomic_load_n(&shim_forked, __ATOMIC_RELAXED))
-		return; /* it accepts through libc, or its children do (pre-fork) */
 	if ((d = opendir("/proc/self/fd"))) {
 		while ((e = readdir(d)) && !uring) {
 			snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
@@ -282,14 +358,18 @@ static void warn_blind_spots(void)
 				uring = strstr(target, "io_uring") != NULL;
 			}
 		}
+		rewinddir(d);
+		unsigned unseen = count_unseen_accepted(d);
 		closedir(d);
+		if (uring)
+			LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
+				      "bypass libc and graceshim cannot see them");
+		if (unseen)
+			LOG(LOG_WARN, "%u connection(s) of this process were accepted without libc's "
+				      "accept()/accept4() (io_uring, raw system calls, a Go runtime): "
+				      "graceshim cannot release them; the server's own timeouts apply",
+			    unseen);
 	}
-	if (uring)
-		LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
-			      "bypass libc and graceshim cannot see them");
-	LOG(LOG_WARN, "no connection was accepted through libc's accept()/accept4() in this "
-			      "process: if it accepts with io_uring or raw system calls, or is statically "
-			      "linked, graceshim cannot help it");
 }
 
 /* One pass over the table.  Returns the time until something may qualify,
@@ -358,6 +438,8 @@ static int poll_ms(uint64_t wait_ns)
 	return ms > 60000 ? 60000 : (int)ms;
 }
 
+static void wake_replace(void);
+
 static void *sweeper_main(void *arg)
 {
 	(void)arg;
@@ -405,42 +487,38 @@ static void *sweeper_main(void *arg)
 		/* A deadline ahead: later connections have later deadlines. */
 		if (next_wait != UINT64_MAX)
 			__atomic_store_n(&wants_kick, 0, __ATOMIC_RELEASE);
-		int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
-		if (fd < 0) {
-			/* The host closed or replaced our eventfd (closefrom,
-			 * close_range, dup2 onto its number): that number is the
-			 * host's now; make a new one and never touch the old. */
-			int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			LOG(LOG_INFO, "internal eventfd was closed by the host; %s",
-			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
-			if (nfd >= 0) {
-				conntab_lock();
-				__atomic_store_n(&sweeper_wake_fd, nfd, __ATOMIC_RELEASE);
-				conntab_unlock();
-				/* Look again before sleeping: a trigger that came while
-				 * there was no eventfd found nothing to write to, and
-				 * only the drain flag it set tells of it. */
+		int rd = __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE);
+		if (rd < 0 || !wake_fd_ours(rd) ||
+		    !wake_fd_ours(__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE))) {
+			/* The host closed or replaced an end of our pipe (closefrom,
+			 * close_range, dup2 onto its number, or behind our wrappers):
+			 * those numbers are the host's now.  Give up both (closing
+			 * only an end still ours) and make a new pipe. */
+			wake_replace();
+			/* Look again before sleeping: a trigger that came while
+			 * there was no pipe found nothing to write to, and only the
+			 * drain flag it set tells of it. */
+			if (__atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) >= 0)
 				continue;
-			}
-			fd = nfd;
+			rd = -1;
 		}
-		/* Without an eventfd we cannot be woken: poll the table. */
-		if (fd < 0 && next_wait > 100000000)
+		/* Without a pipe we cannot be woken: poll the table. */
+		if (rd < 0 && next_wait > 100000000)
 			next_wait = 100000000;
+		/* Never sleep longer than WAKE_POLL_MS: a wake-up that found its
+		 * number taken by the host was not written (see wake()). */
+		if (next_wait > WAKE_POLL_MS * 1000000ull)
+			next_wait = WAKE_POLL_MS * 1000000ull;
 
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct pollfd p = {.fd = rd, .events = POLLIN};
 		int r = REAL(poll)(&p, 1, poll_ms(next_wait));
-		if (r > 0 && (p.revents & (POLLIN | POLLNVAL))) {
+		if (r > 0 && (p.revents & POLLIN)) {
 			/* Read only while the number is still ours: the host's close
 			 * paths give it up under the same lock before closing. */
 			conntab_lock();
-			if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
-				if (p.revents & POLLNVAL) /* closed behind our wrappers */
-					__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
-				else {
-					uint64_t v;
-					syscall(SYS_read, fd, &v, sizeof v);
-				}
+			if (__atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) == rd && wake_fd_ours(rd)) {
+				char buf[64];
+				syscall(SYS_read, rd, buf, sizeof buf);
 			}
 			conntab_unlock();
 		}
@@ -448,18 +526,67 @@ static void *sweeper_main(void *arg)
 	return NULL;
 }
 
+/* Moves a fresh fd of ours to WAKE_FD_BASE or above (see above); the
+ * original number is closed.  Returns the fd to use. */
+static int wake_fd_high(int fd)
+{
+	int hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, WAKE_FD_BASE); /* not our fcntl() */
+	if (hi < 0)
+		return fd; /* a low limit: keep the number we have */
+	syscall(SYS_close, fd);
+	return hi;
+}
+
+/* Makes the wake-up pipe; false if it cannot. */
+static bool wake_make(void)
+{
+	int p[2];
+	struct stat st;
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return false;
+	p[0] = wake_fd_high(p[0]);
+	p[1] = wake_fd_high(p[1]);
+	if (fstat(p[0], &st) < 0) {
+		syscall(SYS_close, p[0]);
+		syscall(SYS_close, p[1]);
+		return false;
+	}
+	conntab_lock();
+	__atomic_store_n(&wake_ino, (uint64_t)st.st_ino, __ATOMIC_RELEASE);
+	__atomic_store_n(&wake_dev, (uint64_t)st.st_dev, __ATOMIC_RELEASE);
+	__atomic_store_n(&sweeper_wake_rd, p[0], __ATOMIC_RELEASE);
+	__atomic_store_n(&sweeper_wake_fd, p[1], __ATOMIC_RELEASE);
+	conntab_unlock();
+	return true;
+}
+
+/* Gives up the pipe (each end closed only if it is still ours) and makes a
+ * new one.  Sweeper thread only. */
+static void wake_replace(void)
+{
+	conntab_lock();
+	int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_ACQ_REL);
+	int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_ACQ_REL);
+	if (rd >= 0 && wake_fd_ours(rd))
+		syscall(SYS_close, rd);
+	if (wr >= 0 && wake_fd_ours(wr))
+		syscall(SYS_close, wr);
+	conntab_unlock();
+	bool ok = wake_make();
+	LOG(LOG_INFO, "internal pipe was closed or replaced by the host; %s",
+	    ok ? "made a new one" : "cannot make a new one, polling");
+}
+
 /* Starts the thread (start_mu held). */
 static void spawn_locked(void)
 {
-	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (fd < 0) {
-		LOG(LOG_ERROR, "eventfd: %s; shutdown signals will not release connections",
+	if (!wake_make()) {
+		LOG(LOG_ERROR, "pipe: %s; shutdown signals will not release connections",
 		    strerror(errno));
 	} else {
 		pthread_attr_t attr;
 		pthread_t th;
 
-		__atomic_store_n(&sweeper_wake_fd, fd, __ATOMIC_RELEASE);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -468,8 +595,12 @@ static void spawn_locked(void)
 		pthread_attr_destroy(&attr);
 		if (rc != 0) {
 			LOG(LOG_ERROR, "cannot start the sweeper thread: %s", strerror(rc));
-			__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
-			REAL_NOHOOK(close)(fd);
+			conntab_lock();
+			int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_ACQ_REL);
+			int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_ACQ_REL);
+			conntab_unlock();
+			syscall(SYS_close, rd);
+			syscall(SYS_close, wr);
 		} else {
 			pthread_setname_np(th, "graceshim");
 		}
@@ -530,22 +661,36 @@ void sweeper_hook(void)
 	real_open_fast();
 }
 
-/* The host is about to close or replace fds lo..hi.  If our eventfd is among
- * them, give the number up first (under the table lock, which the sweeper
- * takes to read it) and wake the sweeper so it makes a new one: the host's
- * fd that takes the number must never be read or written by us. */
+/* The host is about to close or replace fds lo..hi.  If an end of our pipe
+ * is among them, both numbers are given up first (under the table lock,
+ * which the sweeper takes to read): the host's fd that takes a number must
+ * never be read or written by us.  Before that, one byte wakes the sweeper
+ * (the write end is ours until the host's call), and the end the host does
+ * not close is closed here; the sweeper then makes a new pipe. */
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 {
-	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
-	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi || !proc_own())
+	int wr = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
+	int rd = __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE);
+	bool wr_in = wr >= 0 && (unsigned)wr >= lo && (unsigned)wr <= hi;
+	bool rd_in = rd >= 0 && (unsigned)rd >= lo && (unsigned)rd <= hi;
+	if ((!wr_in && !rd_in) || !proc_own())
 		return; /* (a vfork child closes its own copy of the number) */
 	/* Without the lock only when a signal handler runs this on a thread
-	 * inside the table: the number is still ours until the host's call. */
+	 * inside the table: the numbers are still ours until the host's call. */
 	bool locked = conntab_lock_unless_held();
-	if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
-		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == wr &&
+	    __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) == rd) {
 		uint64_t one = 1;
-		syscall(SYS_write, fd, &one, sizeof one); /* still ours: wakes the sweeper */
+		int saved = errno;
+		if (wr >= 0 && wake_fd_ours(wr))
+			syscall(SYS_write, wr, &one, 1);
+		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
+		__atomic_store_n(&sweeper_wake_rd, -1, __ATOMIC_RELEASE);
+		if (wr >= 0 && !wr_in && wake_fd_ours(wr))
+			syscall(SYS_close, wr);
+		if (rd >= 0 && !rd_in && wake_fd_ours(rd))
+			syscall(SYS_close, rd);
+		errno = saved;
 	}
 	if (locked)
 		conntab_unlock();
@@ -553,12 +698,15 @@ void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 
 void sweeper_after_fork_child(void)
 {
-	/* The child has no sweeper thread; the eventfd is ours to close. It
-	 * is a new process: the parent's drain is not its drain. */
-	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_RELAXED);
-	__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELAXED);
-	if (fd >= 0)
-		REAL(close)(fd);
+	/* The child has no sweeper thread; the pipe's copies are ours to close
+	 * (while they are still ours). It is a new process: the parent's drain
+	 * is not its drain. */
+	int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_RELAXED);
+	int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_RELAXED);
+	if (wr >= 0 && wake_fd_ours(wr))
+		syscall(SYS_close, wr);
+	if (rd >= 0 && wake_fd_ours(rd))
+		syscall(SYS_close, rd);
 	pthread_mutex_init(&start_mu, NULL);
 	__atomic_store_n(&sweeper_started, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&sweeper_deferred, 0, __ATOMIC_RELAXED);

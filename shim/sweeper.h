@@ -7,7 +7,8 @@
 
 /* Written by sweeper.c only; read here so that accept and close, which call
  * in on every connection, pay a few loads instead of calls. */
-extern int sweeper_wake_fd SHIM_HIDDEN;  /* the eventfd, or -1 */
+extern int sweeper_wake_fd SHIM_HIDDEN;  /* the wake-up pipe's write end, or -1 */
+extern int sweeper_wake_rd SHIM_HIDDEN;  /* its read end, or -1 */
 extern int sweeper_drain SHIM_HIDDEN;    /* DRAIN_* (0: not draining) */
 extern int sweeper_started SHIM_HIDDEN;  /* 2: started, or failed for good */
 extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
@@ -43,8 +44,11 @@ static inline void sweeper_accepted(void)
  * is among them, the sweeper gives it up first (see sweeper.c). */
 static inline void sweeper_fds_closing(unsigned lo, unsigned hi)
 {
-	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
-	if (__builtin_expect(fd >= 0 && (unsigned)fd >= lo && (unsigned)fd <= hi, 0))
+	int wr = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
+	int rd = __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE);
+	if (__builtin_expect((wr >= 0 && (unsigned)wr >= lo && (unsigned)wr <= hi) ||
+				     (rd >= 0 && (unsigned)rd >= lo && (unsigned)rd <= hi),
+			     0))
 		sweeper_fds_closing_slow(lo, hi);
 }
 
