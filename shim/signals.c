@@ -85,6 +85,7 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	if (proc_own()) {
 		handler_depth++;
 		sweeper_signal(sig);
+		sweeper_release_in_handler();
 		handler_depth--;
 	}
 	errno = saved;

@@ -430,6 +430,59 @@ static uint64_t sweep(void)
 	return ps.next_wait;
 }
 
+/* The release without a sweeper thread.  A single-threaded host gets its
+ * sweeper only at its next libc call after the trigger (see
+ * sweeper_ensure_started), and a sync worker may make none: gunicorn's sync
+ * worker sets SA_RESTART on SIGTERM, so its recv() on the never-used
+ * connection is restarted by the kernel after the handler and blocks until
+ * the client leaves.  So the release is made here, in our signal handler,
+ * when that is safe: the process is single-threaded (no other thread can
+ * hold or take the table lock) and the interrupted code is not inside the
+ * table (conntab_held_here).  Everything examine() does is a system call
+ * (fstat, getsockopt, ioctl, shutdown), a lookup in the table or the pure
+ * policy; its log lines are muted here (stdio is not async-signal-safe:
+ * log_level_cur is swapped, which no other thread can read meanwhile) and
+ * counted, and the sweeper, started at the next libc call, says what was
+ * done.  Connections that only qualify later are left to that sweeper. */
+static unsigned released_in_handler;
+
+void sweeper_release_in_handler(void)
+{
+	static int busy; /* one at a time: a nested trigger signal returns */
+	static struct conn_ref chunk[64];
+
+	if (!__libc_single_threaded || __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+	    conntab_held_here || !sweeper_draining() || busy)
+		return;
+	busy = 1;
+	int saved = errno;
+	int level = log_level_cur;
+	log_level_cur = LOG_OFF;
+	struct pass ps;
+	memset(&ps, 0, sizeof ps);
+	ps.next_wait = UINT64_MAX;
+	ps.now = shim_now_ns();
+	if (!drain_start_ns)
+		drain_start_ns = ps.now; /* the sweeper sets it again when it starts */
+	for (size_t done = 0;;) {
+		conntab_lock(); /* free: single-threaded, and not held by this thread */
+		size_t k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, done);
+		conntab_unlock();
+		for (size_t i = 0; i < k; i++)
+			examine(&chunk[i], &ps);
+		done += k;
+		if (k < sizeof chunk / sizeof *chunk)
+			break;
+	}
+	log_level_cur = level;
+	unsigned rel = 0;
+	for (size_t i = 0; i < sizeof ps.released / sizeof *ps.released; i++)
+		rel += ps.released[i];
+	__atomic_fetch_add(&released_in_handler, rel, __ATOMIC_RELAXED);
+	errno = saved;
+	busy = 0;
+}
+
 static int poll_ms(uint64_t wait_ns)
 {
 	if (wait_ns == UINT64_MAX)
@@ -470,6 +523,10 @@ static void *sweeper_main(void *arg)
 				else
 					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
 							  "connection(s)", count);
+				unsigned early = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
+				if (early)
+					log_msg(LOG_INFO, "released %u connection(s) in the signal handler (no "
+							  "sweeper thread yet)", early);
 			}
 		}
 		/* Ask to be kicked before looking: an accept that lands after
@@ -640,7 +697,8 @@ static void spawn(void)
 void sweeper_ensure_started(void)
 {
 	if (__builtin_expect(__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-				     __atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE),
+				     (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
+				      __libc_single_threaded),
 			     1))
 		return;
 	if (__libc_single_threaded && !shim_cfg.first_byte_timeout_ns && !sweeper_draining()) {

@@ -4,6 +4,7 @@
 #include "shim.h"
 
 #include <stdbool.h>
+#include <sys/single_threaded.h>
 
 /* Written by sweeper.c only; read here so that accept and close, which call
  * in on every connection, pay a few loads instead of calls. */
@@ -19,6 +20,8 @@ void sweeper_listener_closed(void);
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
 void sweeper_hook(void);
+/* From our signal handler, after sweeper_signal(): see sweeper.c. */
+void sweeper_release_in_handler(void);
 void sweeper_accepted_slow(void);
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi);
 
@@ -32,8 +35,11 @@ static inline bool sweeper_draining(void)
  * draining, or to reckon a first-byte deadline). */
 static inline void sweeper_accepted(void)
 {
+	/* A deferred sweeper waits only while the host stays single-threaded:
+	 * once it has threads, the release cannot be made in our handler. */
 	if (__builtin_expect((__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-			      __atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) &&
+			      (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
+			       __libc_single_threaded)) &&
 				     !sweeper_draining() && !shim_cfg.first_byte_timeout_ns,
 			     1))
 		return;
