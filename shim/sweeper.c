@@ -513,6 +513,22 @@ void sweeper_release_in_handler(void)
 	busy = 0;
 }
 
+/* What the handler released and nobody reported yet (the process exits
+ * before its next libc call started the sweeper): said at exit. */
+__attribute__((destructor)) static void report_handler_releases(void)
+{
+	if (!proc_own())
+		return;
+	unsigned early = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
+	unsigned kids = __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
+	if (early)
+		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
+			      "yet)", early);
+	if (kids)
+		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
+			      "(workers that inherited our listeners)", kids);
+}
+
 static int poll_ms(uint64_t wait_ns)
 {
 	if (wait_ns == UINT64_MAX)
