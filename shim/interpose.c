@@ -11,6 +11,7 @@
 #include "shim.h"
 #include "signals.h"
 #include "sweeper.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -119,6 +120,7 @@ __attribute__((noinline, cold)) static struct conn *listener_add(int lfd, bool i
 				l->family = (uint8_t)family;
 				l->flags = (uint8_t)((kernel ? CONN_KERNEL : 0) |
 						     (inherited ? CONN_INHERITED : 0));
+				workers_note_listener(lfd);
 			} else {
 				__atomic_store_n(&listeners_lost, 1, __ATOMIC_RELAXED);
 			}
@@ -602,7 +604,9 @@ void real_fast_switch(int open)
 #undef FAST_SET
 }
 
-/* off_t is 64-bit here (x86_64): sendfile64 is the same function. */
+/* Built for LP64 targets only (x86_64, aarch64), where off_t is 64-bit and
+ * glibc's sendfile64 is the same function as sendfile. */
+_Static_assert(sizeof(off_t) == 8, "graceshim assumes a 64-bit off_t (LP64)");
 SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 {
 	return sendfile(out, in, off, n);
@@ -903,6 +907,19 @@ SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout
 SHIM_EXPORT pid_t fork(void)
 {
 	pid_t pid = REAL(fork)();
+	if (pid > 0 && shim_active && proc_own()) {
+		/* A child forked while we listen is a worker we may have to
+		 * reach when we drain (workers.c). */
+		int saved = errno;
+		size_t listening = 0;
+		if (conntab_lock_unless_held()) {
+			listening = conntab_special_count_locked(CONN_KIND_LISTENER);
+			conntab_unlock();
+		}
+		if (listening)
+			workers_forked(pid);
+		errno = saved;
+	}
 	if (pid == 0 && shim_active) {
 		int saved = errno;
 		size_t n = 0;

@@ -24,6 +24,7 @@
 #include "shim.h"
 #include "signals.h"
 #include "stats.h"
+#include "workers.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -445,6 +446,32 @@ static uint64_t sweep(void)
  * counted, and the sweeper, started at the next libc call, says what was
  * done.  Connections that only qualify later are left to that sweeper. */
 static unsigned released_in_handler;
+static unsigned released_in_workers; /* by workers_release in the handler */
+
+/* The workers' part of a drain pass (sweeper thread): for the first
+ * WORKERS_WINDOW_NS of a drain, every WORKERS_EVERY_NS, since a worker may
+ * accept a connection after the trigger until it closes its listeners, and
+ * a young one qualifies only after the grace.  Returns the longest the
+ * sweeper may sleep. */
+#define WORKERS_WINDOW_NS (10 * 1000000000ull)
+#define WORKERS_EVERY_NS (250 * 1000000ull)
+static uint64_t workers_pass(uint64_t now)
+{
+	static int told_denied;
+	if (!workers_any() || now - drain_start_ns > WORKERS_WINDOW_NS)
+		return UINT64_MAX;
+	int denied = 0;
+	unsigned n = workers_release(shim_cfg.grace_ns / 1000000, &denied);
+	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
+	if (n)
+		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
+			      "(workers that inherited our listeners)", n);
+	if (denied && !told_denied++)
+		LOG(LOG_INFO, "cannot reach the connections of some child processes (pidfd_getfd: "
+			      "Linux 5.6 or later and ptrace permission over the child are needed); "
+			      "they drain only if they get a trigger of their own");
+	return WORKERS_EVERY_NS;
+}
 
 void sweeper_release_in_handler(void)
 {
@@ -474,6 +501,9 @@ void sweeper_release_in_handler(void)
 		if (k < sizeof chunk / sizeof *chunk)
 			break;
 	}
+	int denied;
+	unsigned kids = workers_any() ? workers_release(shim_cfg.grace_ns / 1000000, &denied) : 0;
+	__atomic_fetch_add(&released_in_workers, kids, __ATOMIC_RELAXED);
 	log_level_cur = level;
 	unsigned rel = 0;
 	for (size_t i = 0; i < sizeof ps.released / sizeof *ps.released; i++)
@@ -481,6 +511,22 @@ void sweeper_release_in_handler(void)
 	__atomic_fetch_add(&released_in_handler, rel, __ATOMIC_RELAXED);
 	errno = saved;
 	busy = 0;
+}
+
+/* What the handler released and nobody reported yet (the process exits
+ * before its next libc call started the sweeper): said at exit. */
+__attribute__((destructor)) static void report_handler_releases(void)
+{
+	if (!proc_own())
+		return;
+	unsigned early = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
+	unsigned kids = __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
+	if (early)
+		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
+			      "yet)", early);
+	if (kids)
+		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
+			      "(workers that inherited our listeners)", kids);
 }
 
 static int poll_ms(uint64_t wait_ns)
@@ -535,6 +581,9 @@ static void *sweeper_main(void *arg)
 		uint64_t next_wait = UINT64_MAX;
 		if (sweeper_draining()) {
 			next_wait = sweep();
+			uint64_t w = workers_pass(shim_now_ns());
+			if (w < next_wait)
+				next_wait = w;
 			warn_blind_spots(); /* after the first pass: it reads /proc */
 		} else if (shim_cfg.first_byte_timeout_ns) {
 			next_wait = sweep();
