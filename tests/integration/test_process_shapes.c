@@ -197,6 +197,15 @@ Test(process_shapes, sync_worker_request_in_progress_is_served)
 
 /* ---- pre-fork masters of sync workers ------------------------------------ */
 
+/* The worker got no trigger of its own: the release is the master's, which
+ * says so (GRACESHIM_LOG=info; at exit when its handler did it). */
+static void expect_master_released(void)
+{
+	const char *err = server_stderr(&srv);
+	cr_assert(strstr(err, "connection(s) held by child processes"),
+		  "the master does not say it released its worker's connection; stderr:\n%s", err);
+}
+
 /* Stopped over a pipe: the workers get no signal and keep their listener
  * open while the connection is: only the draining master (SIGTERM is a
  * trigger in its process) can know.  Default settings. */
@@ -207,6 +216,7 @@ Test(process_shapes, prefork_sync_workers_stopped_over_pipe_with_shim)
 	int spare;
 	long ms = page_then_spare(true, args, env, SIGTERM, &spare);
 	expect_prompt_release(ms, spare, "pre-fork, stopped over a pipe");
+	expect_master_released();
 }
 
 Test(process_shapes, prefork_sync_workers_stopped_over_pipe_hang_without_shim)
@@ -215,6 +225,35 @@ Test(process_shapes, prefork_sync_workers_stopped_over_pipe_hang_without_shim)
 	int spare;
 	long ms = page_then_spare(false, args, NULL, SIGTERM, &spare);
 	expect_hang(ms, spare, args[4]);
+}
+
+/* What the master says it released is what it released: one never-used
+ * connection is one, not once per pass (a socket already shut down for
+ * reading still looks never-used: no byte received, nothing queued).  The
+ * worker takes 700 ms to close it (as a Python worker can on a loaded
+ * machine): the master's passes, every 250 ms, see it again meanwhile. */
+Test(process_shapes, prefork_master_counts_each_connection_once)
+{
+	const char *const args[] = {"syncworker", "--prefork", "1", "--stop", "pipe",
+				    "--slow-close", "700", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	int spare;
+	long ms = page_then_spare(true, args, env, SIGTERM, &spare);
+	expect_prompt_release(ms, spare, "pre-fork, stopped over a pipe");
+	const char *err = server_stderr(&srv);
+	unsigned total = 0;
+	for (const char *at = err; (at = strstr(at, "INFO graceshim[")); at++) {
+		unsigned n;
+		const char *msg = strstr(at, "] released ");
+		const char *eol = strchr(at, '\n');
+		if (msg && (!eol || msg < eol) &&
+		    sscanf(msg, "] released %u never-used connection(s) held by child", &n) == 1 &&
+		    strstr(msg, "held by child processes") < (eol ? eol : msg + strlen(msg)))
+			total += n;
+	}
+	cr_log_info("master counted %u release(s)", total);
+	cr_assert_eq(total, 1, "one never-used connection, %u counted as released; stderr:\n%s", total,
+		     err);
 }
 
 /* SIGHUP relayed to the workers: not a trigger signal, and the workers'
@@ -226,6 +265,7 @@ Test(process_shapes, prefork_sync_workers_sighup_relayed_with_shim)
 	int spare;
 	long ms = page_then_spare(true, args, env, SIGTERM, &spare);
 	expect_prompt_release(ms, spare, "pre-fork, SIGHUP relayed");
+	expect_master_released();
 }
 
 Test(process_shapes, prefork_sync_workers_sighup_relayed_hang_without_shim)
