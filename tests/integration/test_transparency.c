@@ -593,3 +593,27 @@ Test(transparency, plain_programs_create_no_stats_and_no_log, .fini = remove_tmp
 		cr_expect_str_eq(files, "", "%s under the shim created:\n%s", progs[i][0], files);
 	}
 }
+
+/* ---- a server stopped before it accepted anything ------------------------ */
+
+/* Nothing to release, nothing to say: the shim adds no line to its stderr
+ * (a "no connection was accepted" warning would be one the server never
+ * prints without it). */
+static void run_unused_server(bool shim, struct outcome *o)
+{
+	const char *const args[] = {"tr_spawn", "threaded", NULL};
+	memset(o, 0, sizeof *o);
+	server_start(&srv, shim, args, NULL);
+	sleep_ms(200);
+	kill(srv.pid, SIGINT);
+	finish(o, "tr_spawn", shim);
+}
+
+Test(transparency, server_stopped_before_accepting_prints_nothing_more)
+{
+	struct outcome a, b;
+	run_unused_server(false, &a);
+	run_unused_server(true, &b);
+	cr_assert(exited_with(a.status, 0), "without the shim: status 0x%x", a.status);
+	assert_same(&a, &b);
+}
