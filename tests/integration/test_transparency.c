@@ -120,7 +120,7 @@ static void client_line(struct outcome *o, int port, bool greet, long delay_ms, 
 	sleep_ms(delay_ms);
 	snprintf(line, sizeof line, "%s\n", word);
 	if (send_str(fd, line)) {
-		read_line_for(fd, buf, sizeof buf, 5000);
+		read_line_for(fd, buf, sizeof buf, 15000); /* 100 spawns under TSan */
 		append(o->client, sizeof o->client, buf);
 	}
 	close(fd);
@@ -212,9 +212,12 @@ static void run_asyncio(bool shim, struct outcome *o)
 	const char *const args[] = {"tr_asyncio.py", NULL};
 	memset(o, 0, sizeof *o);
 	server_start(&srv, shim, args, NULL);
+	char got[64];
 	int fd = tcp_connect(AF_INET, srv.port);
 	cr_assert(send_str(fd, "inflight\n"));
-	sleep_ms(300); /* the handler is in its 1 s of work */
+	/* The server has read the request: it is in its 1 s of work. */
+	read_line_for(srv.out_fd, got, sizeof got, 10000);
+	cr_assert_str_eq(got, "got inflight\n", "%s the shim", shim ? "with" : "without");
 	kill(srv.pid, SIGTERM);
 	read_all_for(fd, o->client, sizeof o->client, 5000);
 	close(fd);
@@ -347,6 +350,14 @@ Test(transparency, worker_closing_260_of_300_listeners_keeps_serving)
 /* ---- 6. freopen(stdout) in a daemon started with 0 and 1 closed ---------- */
 
 static char tmpdir[64];
+static void remove_tmpdir(void);
+
+/* For the tests with a directory: the server first, then its files. */
+static void fini_all(void)
+{
+	teardown();
+	remove_tmpdir();
+}
 
 static void make_tmpdir(void)
 {
@@ -397,6 +408,22 @@ static size_t read_file(const char *path, char *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/* src with bytes other than printable ASCII and '\n' shown as \xNN. */
+static const char *shown(const char *src, size_t n)
+{
+	static char buf[4096];
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 5 < sizeof buf; i++) {
+		unsigned char ch = (unsigned char)src[i];
+		if ((ch >= 0x20 && ch < 0x7f) || ch == '\n')
+			buf[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02x", ch);
+	}
+	buf[o] = 0;
+	return buf;
+}
+
 /* Returns the time the graceful stop took with the spare connection still
  * open, or -1 when it was still waiting after PROMPT_MS (then the spare is
  * closed by the client, and the stop completes). */
@@ -415,12 +442,12 @@ static long run_freopen(bool shim, struct outcome *o, char *log, size_t loglen)
 	finish(o, "tr_freopen", shim);
 	/* Binary bytes in it would end the string early: compare lengths too. */
 	size_t n = read_file(path, log, loglen);
-	cr_expect_eq(n, strlen(log), "%s the shim: a NUL byte in the log file (%zu bytes: \"%s\"...)",
-		     shim ? "with" : "without", n, log);
+	cr_expect_eq(n, strlen(log), "%s the shim: a NUL byte in the log file:\n%s",
+		     shim ? "with" : "without", shown(log, n));
 	return ms;
 }
 
-Test(transparency, freopen_stdout_onto_low_fd_keeps_log_and_release, .fini = remove_tmpdir)
+Test(transparency, freopen_stdout_onto_low_fd_keeps_log_and_release, .fini = fini_all)
 {
 	const char *want = "started\nserved a\nstopped\n";
 	char la[1024], lb[1024];
@@ -430,11 +457,10 @@ Test(transparency, freopen_stdout_onto_low_fd_keeps_log_and_release, .fini = rem
 	long mb = run_freopen(true, &b, lb, sizeof lb);
 	cr_assert_str_eq(la, want, "without the shim");
 	cr_assert_eq(ma, -1, "without the shim the spare connection should hold the stop");
-	cr_expect_str_eq(lb, want, "with the shim the log file differs");
+	cr_expect_str_eq(lb, want, "with the shim the log file differs:\n%s", lb);
 	cr_expect_geq(mb, 0, "with the shim the never-used connection was not released; stderr:\n%s",
 		      b.err);
 	assert_same(&a, &b);
-	teardown();
 }
 
 /* ---- 7. 100 spawns: no fd leak, the drain still works -------------------- */
@@ -506,7 +532,7 @@ static void run_prefork(bool shim, const char *stats, struct outcome *o, int pid
 	finish(o, "tr_prefork", shim);
 }
 
-Test(transparency, prefork_statistics_one_file_per_worker, .fini = remove_tmpdir)
+Test(transparency, prefork_statistics_one_file_per_worker, .fini = fini_all)
 {
 	char stats[128], files[1024], body[2048], path[200], key[32];
 	int pa[2], pb[2];
@@ -571,7 +597,7 @@ static int run_plain(bool shim, const char *const *argv, const char *const *env)
 	return st;
 }
 
-Test(transparency, plain_programs_create_no_stats_and_no_log, .fini = remove_tmpdir)
+Test(transparency, plain_programs_create_no_stats_and_no_log, .fini = fini_all)
 {
 	skip_unless_uninstrumented("bash and python3");
 	char e_stats[128], e_log[128], files[1024];
