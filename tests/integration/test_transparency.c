@@ -62,7 +62,9 @@ static void skip_unless_uninstrumented(const char *what)
 }
 
 /* Waits (bounded) for the server to exit on its own, then collects its
- * status, the rest of its stdout and its stderr; closes the pipes. */
+ * status, the rest of its stdout and its stderr.  The stderr pipe stays
+ * open: server_stderr() caches by fd number, and a reused number would give
+ * the next run this run's lines. */
 static void finish(struct outcome *o, const char *what, bool shim)
 {
 	long ms = server_wait(&srv, EXIT_MS);
@@ -76,7 +78,6 @@ static void finish(struct outcome *o, const char *what, bool shim)
 	read_all_for(srv.out_fd, o->out, sizeof o->out, 2000);
 	snprintf(o->err, sizeof o->err, "%s", server_stderr(&srv));
 	close(srv.out_fd);
-	close(srv.err_fd);
 }
 
 /* Reads up to and including the first '\n' (bounded); NUL-terminates. */
