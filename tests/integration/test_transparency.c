@@ -428,13 +428,14 @@ static const char *shown(const char *src, size_t n)
 /* Returns the time the graceful stop took with the spare connection still
  * open, or -1 when it was still waiting after PROMPT_MS (then the spare is
  * closed by the client, and the stop completes). */
-static long run_freopen(bool shim, struct outcome *o, char *log, size_t loglen)
+static long run_freopen(bool shim, const char *mode, const char *const *env, struct outcome *o,
+			char *log, size_t loglen)
 {
 	char path[128];
 	snprintf(path, sizeof path, "%s/%s.log", tmpdir, shim ? "with" : "without");
-	const char *const args[] = {"tr_freopen", path, NULL};
+	const char *const args[] = {"tr_freopen", path, mode, NULL};
 	memset(o, 0, sizeof *o);
-	server_start(&srv, shim, args, NULL);
+	server_start(&srv, shim, args, env);
 	client_line(o, srv.port, false, 0, "a");
 	int spare = tcp_connect(AF_INET, srv.port);
 	sleep_ms(300);
@@ -448,20 +449,39 @@ static long run_freopen(bool shim, struct outcome *o, char *log, size_t loglen)
 	return ms;
 }
 
-Test(transparency, freopen_stdout_onto_low_fd_keeps_log_and_release, .fini = fini_all)
+static void freopen_case(const char *mode, const char *const *env)
 {
 	const char *want = "started\nserved a\nstopped\n";
 	char la[1024], lb[1024];
 	struct outcome a, b;
-	make_tmpdir();
-	long ma = run_freopen(false, &a, la, sizeof la);
-	long mb = run_freopen(true, &b, lb, sizeof lb);
+	long ma = run_freopen(false, mode, env, &a, la, sizeof la);
+	long mb = run_freopen(true, mode, env, &b, lb, sizeof lb);
 	cr_assert_str_eq(la, want, "without the shim");
 	cr_assert_eq(ma, -1, "without the shim the spare connection should hold the stop");
 	cr_expect_str_eq(lb, want, "with the shim the log file differs:\n%s", lb);
 	cr_expect_geq(mb, 0, "with the shim the never-used connection was not released; stderr:\n%s",
 		      b.err);
 	assert_same(&a, &b);
+}
+
+/* The shim's wake-up fd on 0-2: the daemon closes 0 and 1 after start-up. */
+Test(transparency, freopen_stdout_onto_low_fd_keeps_log_and_release, .fini = fini_all)
+{
+	make_tmpdir();
+	freopen_case(NULL, NULL);
+}
+
+/* The shim's log file on 0-2: the daemon is started with fd 1 closed, and
+ * the shim writes a line at start-up (debug), so its log file is open from
+ * then on.  The daemon's freopen() takes that number for its own log: the
+ * shim's later lines must not land there. */
+Test(transparency, freopen_after_start_with_stdout_closed_keeps_log, .fini = fini_all)
+{
+	char e_log[128];
+	make_tmpdir();
+	snprintf(e_log, sizeof e_log, "GRACESHIM_LOG_FILE=%s/shim.log", tmpdir);
+	const char *const env[] = {"GRACESHIM_LOG=debug", e_log, NULL};
+	freopen_case("exec", env);
 }
 
 /* ---- 7. 100 spawns: no fd leak, the drain still works -------------------- */
