@@ -49,10 +49,15 @@ void stats_released(enum pol_reason r)
 	__atomic_fetch_add(&released[r], 1, __ATOMIC_RELAXED);
 }
 
+/* The first trigger counts (the signal handler may record it before the
+ * sweeper does).  Async-signal-safe. */
 void stats_triggered(int sig, uint64_t now_ns)
 {
+	int none = 0;
+	if (__atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE))
+		return;
 	__atomic_store_n(&trig_ns, now_ns, __ATOMIC_RELAXED);
-	__atomic_store_n(&trig_sig, sig, __ATOMIC_RELEASE);
+	__atomic_compare_exchange_n(&trig_sig, &none, sig, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len)

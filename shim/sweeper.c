@@ -285,55 +285,112 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 /* Sockets this process accepted without libc's accept (Go, io_uring, raw
  * system calls): established TCP sockets whose local port is the port of
  * one of the process's listening sockets, and that the table does not know.
- * Read from /proc/self/fd at the first drain (sweeper thread only). */
-static unsigned count_unseen_accepted(DIR *d)
+ * Read at the first drain (sweeper thread only) from /proc alone, without a
+ * system call on any of the host's fds: the fd links give the socket
+ * inodes, /proc/self/net/tcp{,6} their state and local port.  A socket the
+ * host is closing (its record is forgotten just before the real close) is
+ * not counted: a candidate must still be there, unknown, 100 ms later. */
+struct sock_fd {
+	int fd;
+	unsigned long ino;
+};
+
+static size_t socket_fds(struct sock_fd *out, size_t max)
 {
-	uint16_t lports[64];
-	size_t nl = 0;
-	uint16_t cand[256];
-	size_t nc = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char *end;
-		long fd = strtol(e->d_name, &end, 10);
-		if (*end || fd < 0 || fd > INT32_MAX)
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; n < max && (e = readdir(d));) {
+		char path[300], target[64];
+		unsigned long ino;
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t l = readlink(path, target, sizeof target - 1);
+		if (l <= 0)
 			continue;
-		struct stat st;
-		if (fstat((int)fd, &st) < 0 || !S_ISSOCK(st.st_mode))
-			continue;
-		int acc = 0, proto = 0;
-		socklen_t l = sizeof acc;
-		if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) < 0 || proto != IPPROTO_TCP)
-			continue;
-		l = sizeof acc;
-		if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) < 0)
-			continue;
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof ss;
-		if (getsockname((int)fd, (struct sockaddr *)&ss, &sl) < 0)
-			continue;
-		uint16_t port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							  : ((struct sockaddr_in *)&ss)->sin_port;
-		if (acc) {
-			if (nl < sizeof lports / sizeof *lports)
-				lports[nl++] = port;
-		} else if (nc < sizeof cand / sizeof *cand) {
-			conntab_lock();
-			struct conn *c = conntab_find_locked((int)fd);
-			bool known = c && (uint32_t)st.st_ino == c->ino;
-			conntab_unlock();
-			if (!known)
-				cand[nc++] = port;
-		}
+		target[l] = 0;
+		if (sscanf(target, "socket:[%lu]", &ino) == 1)
+			out[n++] = (struct sock_fd){atoi(e->d_name), ino};
 	}
-	unsigned n = 0;
-	for (size_t i = 0; i < nc; i++)
-		for (size_t j = 0; j < nl; j++)
-			if (cand[i] == lports[j]) {
-				n++;
-				break;
-			}
+	closedir(d);
 	return n;
+}
+
+static bool ours_ino(const struct sock_fd *s, size_t n, unsigned long ino)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i].ino == ino)
+			return true;
+	return false;
+}
+
+static bool known_to_table(const struct sock_fd *s)
+{
+	conntab_lock();
+	struct conn *c = conntab_find_locked(s->fd);
+	bool known = c && c->ino == (uint32_t)s->ino;
+	conntab_unlock();
+	return known;
+}
+
+static unsigned count_unseen_accepted(void)
+{
+	enum { MAXS = 4096, MAXP = 64 };
+	struct sock_fd *socks = malloc(MAXS * sizeof *socks);
+	unsigned ports[MAXP], np = 0;
+	unsigned unseen = 0;
+	if (!socks)
+		return 0;
+	size_t ns = socket_fds(socks, MAXS);
+	unsigned long *est = malloc(MAXS * sizeof *est); /* established: port << 32 | index */
+	size_t ne = 0;
+	for (int pass = 0; pass < 2 && est; pass++) {
+		FILE *f = fopen(pass ? "/proc/self/net/tcp6" : "/proc/self/net/tcp", "r");
+		char line[512];
+		if (!f)
+			continue;
+		while (fgets(line, sizeof line, f)) {
+			char local[80];
+			unsigned port, st;
+			unsigned long ino;
+			if (sscanf(line, " %*d: %79[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*u %*u %lu", local,
+				   &port, &st, &ino) != 4 ||
+			    !ours_ino(socks, ns, ino))
+				continue;
+			if (st == 0x0A && np < MAXP)
+				ports[np++] = port;
+			else if (st == 0x01 && ne < MAXS)
+				est[ne++] = (unsigned long)port << 32 | ino;
+		}
+		fclose(f);
+	}
+	struct sock_fd cand[64];
+	size_t nc = 0;
+	for (size_t i = 0; i < ne && nc < 64; i++) {
+		unsigned port = (unsigned)(est[i] >> 32);
+		unsigned long ino = est[i] & 0xffffffffUL;
+		bool on_listener = false;
+		for (unsigned j = 0; j < np; j++)
+			on_listener |= ports[j] == port;
+		for (size_t k = 0; on_listener && k < ns && nc < 64; k++)
+			if (socks[k].ino == ino && !known_to_table(&socks[k]))
+				cand[nc++] = socks[k];
+	}
+	free(est);
+	if (nc) {
+		struct timespec pause = {0, 100000000};
+		nanosleep(&pause, NULL);
+		size_t ns2 = socket_fds(socks, MAXS);
+		for (size_t i = 0; i < nc; i++)
+			for (size_t k = 0; k < ns2; k++)
+				if (socks[k].fd == cand[i].fd && socks[k].ino == cand[i].ino &&
+				    !known_to_table(&socks[k])) {
+					unseen++;
+					break;
+				}
+	}
+	free(socks);
+	return unseen;
 }
 
 /* What the shim cannot see, said once at the first drain, and only on
@@ -359,18 +416,17 @@ static void warn_blind_spots(void)
 				uring = strstr(target, "io_uring") != NULL;
 			}
 		}
-		rewinddir(d);
-		unsigned unseen = count_unseen_accepted(d);
 		closedir(d);
-		if (uring)
-			LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
-				      "bypass libc and graceshim cannot see them");
-		if (unseen)
-			LOG(LOG_WARN, "%u connection(s) of this process were accepted without libc's "
-				      "accept()/accept4() (io_uring, raw system calls, a Go runtime): "
-				      "graceshim cannot release them; the server's own timeouts apply",
-			    unseen);
 	}
+	if (uring)
+		LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
+			      "bypass libc and graceshim cannot see them");
+	unsigned unseen = count_unseen_accepted();
+	if (unseen)
+		LOG(LOG_WARN, "%u connection(s) of this process were accepted without libc's "
+			      "accept()/accept4() (io_uring, raw system calls, a Go runtime): "
+			      "graceshim cannot release them; the server's own timeouts apply",
+		    unseen);
 }
 
 /* One pass over the table.  Returns the time until something may qualify,
@@ -491,6 +547,9 @@ void sweeper_release_in_handler(void)
 	ps.now = shim_now_ns();
 	if (!drain_start_ns)
 		drain_start_ns = ps.now; /* the sweeper sets it again when it starts */
+	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
+	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1,
+			ps.now);
 	for (size_t done = 0;;) {
 		conntab_lock(); /* free: single-threaded, and not held by this thread */
 		size_t k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, done);

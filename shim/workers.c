@@ -1,7 +1,9 @@
 /*
  * The workers of a draining master (see workers.h).
  *
- * Which connections: a child's fd that is an established TCP socket whose
+ * Which children: those that still hold one of our listeners (workers; see
+ * release_child).  Which connections: a child's fd that is an established
+ * TCP socket whose
  * local port is the port of one of this process's listeners (so the child
  * accepted it on a listener it inherited from us: never an outbound
  * connection, a pipe or a file), that the kernel says never received a byte
@@ -112,35 +114,52 @@ static char *put_uint(char *o, unsigned long v)
 	return o;
 }
 
-/* One fd of the child, copied into ours: released if it qualifies. */
-static int release_copy(int fd, uint64_t grace_ms)
+/* What one fd of the child is, looked at through our copy. */
+enum kind { OTHER, WORKER_LISTENER, CANDIDATE };
+
+static enum kind look(int fd, uint64_t grace_ms)
 {
 	int v = 0;
 	socklen_t l = sizeof v;
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
-		return 0;
-	l = sizeof v;
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0 || v)
-		return 0; /* a listener: never */
+		return OTHER;
+	int listening = 0;
+	l = sizeof listening;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) < 0)
+		return OTHER;
 	if (!our_port(local_port(fd)))
-		return 0; /* not accepted on one of our listeners */
+		return OTHER; /* not one of our listeners, nor accepted on one */
+	if (listening)
+		return WORKER_LISTENER;
 	struct tcp_info ti;
 	memset(&ti, 0, sizeof ti);
 	l = sizeof ti;
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
 	    l < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-		return 0;
+		return OTHER;
 	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received != 0)
-		return 0;
+		return OTHER;
 	int q = 0;
 	if (syscall(SYS_ioctl, fd, SIOCINQ, &q) < 0 || q != 0)
-		return 0;
+		return OTHER;
 	if (ti.tcpi_last_data_recv < grace_ms)
-		return 0; /* younger than the grace: a later pass looks again */
-	return shutdown(fd, SHUT_RD) == 0;
+		return OTHER; /* younger than the grace: a later pass looks again */
+	/* Already released (by us in an earlier pass, or by the child's own
+	 * shim): a read no longer waits, it sees the end at once. */
+	char b;
+	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		return OTHER;
+	return CANDIDATE;
 }
 
-/* One child: its fds from /proc/<pid>/fd. */
+#define MAX_CANDIDATES 256 /* per child and pass; the rest at the next pass */
+
+/* One child: its fds from /proc/<pid>/fd.  Only a worker is reached: a
+ * child that still holds one of our listeners, i.e. accepts on it and
+ * would be stopped with us (a pre-fork worker told over a pipe, or by a
+ * signal that is not a trigger).  A fork-per-connection child (it closed
+ * its copy of the listener and serves one connection, independently of
+ * its parent's life) keeps its connection, as without us. */
 static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *gone)
 {
 	char path[64], *o = path;
@@ -156,7 +175,9 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 		return 0;
 	}
 	int dir = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	unsigned released = 0;
+	unsigned released = 0, nc = 0;
+	int cand[MAX_CANDIDATES];
+	int worker = 0;
 	if (dir >= 0) {
 		char buf[4096];
 		long n;
@@ -183,11 +204,21 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 						*denied = 1;
 					continue;
 				}
-				released += (unsigned)release_copy(copy, grace_ms);
-				syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
+				enum kind k = look(copy, grace_ms);
+				if (k == WORKER_LISTENER)
+					worker = 1;
+				if (k == CANDIDATE && nc < MAX_CANDIDATES)
+					cand[nc++] = copy; /* kept until we know it is a worker */
+				else
+					syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
 			}
 		}
 		syscall(SYS_close, dir);
+	}
+	for (unsigned i = 0; i < nc; i++) {
+		if (worker && shutdown(cand[i], SHUT_RD) == 0)
+			released++;
+		syscall(SYS_close, cand[i]);
 	}
 	syscall(SYS_close, pidfd);
 	return released;
