@@ -34,6 +34,11 @@ INTEG_SRC := $(wildcard tests/integration/*.c)
 FIXTURE_SRC := $(wildcard tests/fixtures/*.c)
 FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXTURE_SRC))
 
+# Scripts the transparency suite runs as fixtures (tests/fixtures/tr_*.py,
+# tr_*.sh): copied beside the compiled fixtures, where the harness finds them.
+FIXTURE_SCRIPTS := $(patsubst tests/fixtures/%,$(B)/fixtures/%,\
+	$(wildcard tests/fixtures/tr_*.py tests/fixtures/tr_*.sh))
+
 LIB := $(B)/libgraceshim.so
 
 .PHONY: all test unit integration check deps demo e2e harness clean format format-check
@@ -61,6 +66,13 @@ $(B)/fixtures/tlsserver: tests/fixtures/tlsserver.c tests/fixtures/fixture.h tes
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< -lssl -lcrypto $(LDSAN)
 
+$(filter $(B)/fixtures/tr_%,$(FIXTURES)): tests/fixtures/tr.h
+
+$(FIXTURE_SCRIPTS): $(B)/fixtures/%: tests/fixtures/%
+	@mkdir -p $(@D)
+	cp $< $@
+	chmod +x $@
+
 $(B)/tests/unit: $(UNIT_SRC) $(PURE_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -Ishim -o $@ $(UNIT_SRC) $(PURE_OBJ) -lcriterion $(LDSAN)
@@ -74,7 +86,7 @@ unit: $(B)/tests/unit
 
 # The integration tests exec fixtures with LD_PRELOAD in the child's
 # environment only; the Criterion runner itself is never preloaded.
-integration: $(B)/tests/integration $(LIB) $(FIXTURES)
+integration: $(B)/tests/integration $(LIB) $(FIXTURES) $(FIXTURE_SCRIPTS)
 	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/integration
 
 test: unit integration
@@ -118,3 +130,4 @@ include scripts/install.mk
 # benchmarks (make bench) and the reliability suite (sanitizers, fuzzing)
 include bench/bench.mk
 include tests/reliability.mk
+include tests/cross.mk

@@ -20,6 +20,7 @@ static void table_free(void *p, size_t size);
 #define uthash_malloc(sz) table_alloc(sz)
 #define uthash_free(ptr, sz) table_free(ptr, sz)
 #include "conntab.h"
+#include "sync.h"
 #include <sys/mman.h>
 
 #include <arpa/inet.h>
@@ -82,7 +83,7 @@ void conntab_lock_contended(void)
 			if (++spins > 200)
 				sched_yield();
 			else
-				__builtin_ia32_pause();
+				cpu_relax();
 		}
 	} while (__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE));
 }
@@ -394,6 +395,16 @@ void conntab_mark_shared_locked(void)
 	struct conn *c, *tmp;
 	HASH_ITER(hh, table, c, tmp)
 	c->flags |= CONN_SHARED; /* the sentinel and parked records too: harmless */
+}
+
+void conntab_after_fork_child_locked(void)
+{
+	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)
+		if (specials[i].kind == CONN_KIND_LISTENER)
+			specials[i].flags |= CONN_INHERITED;
+	conntab_stats.accepted = 0;
+	conntab_stats.closed_rx = conntab_stats.closed_tx = 0;
+	conntab_stats.peak = live_n;
 }
 
 void conntab_clear_locked(void)

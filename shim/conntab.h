@@ -35,6 +35,9 @@ enum conn_flags {
 	CONN_SHARED = 1u << 1,   /* existed at a fork: another process may read it */
 	CONN_KERNEL = 1u << 2,   /* TCP: the kernel counts its bytes (TCP_INFO), we do not */
 	CONN_USED = 1u << 3,     /* the sweeper saw the kernel count a byte: used for good */
+	CONN_INHERITED = 1u << 4, /* a listener this process did not listen() on itself: it came
+				   * across a fork, or was first seen at an accept (exec, a
+				   * message): the process is a worker of someone else's */
 };
 
 enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
@@ -180,6 +183,9 @@ size_t conntab_special_count_locked(enum conn_kind kind);
 size_t conntab_special_fds_locked(unsigned lo, unsigned hi, int *out, size_t max);
 /* Marks every record CONN_SHARED (at fork, in parent and child). */
 void conntab_mark_shared_locked(void);
+/* In the child of a fork: its listeners are inherited, and its statistics
+ * start from zero (what the parent accepted is the parent's history). */
+void conntab_after_fork_child_locked(void);
 /* Drops everything (the child of a fork keeps records: not used there). */
 void conntab_clear_locked(void);
 

@@ -12,6 +12,7 @@
 #include "serving.h"
 #include "signals.h"
 #include "sweeper.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,9 +99,14 @@ static void sock_kind(int fd, int *family, bool *kernel)
 
 /* A socket the process accepts on is a listener, whether it called listen()
  * itself, inherited it across fork, or got it from systemd.  Its record holds
- * sock_kind() in family and flags (CONN_KERNEL).  Out of line: once per
- * listener.  NULL when the pool of listeners is full. */
-__attribute__((noinline, cold)) static struct conn *listener_add(int lfd)
+ * sock_kind() in family and flags (CONN_KERNEL), and CONN_INHERITED unless
+ * this process made it a listener itself (listen()).  Out of line: once per
+ * listener.  NULL when the pool of listeners is full: then the listener
+ * trigger can no longer tell when the last one closes, and is off for good
+ * in this process (listeners_lost). */
+static int listeners_lost;
+
+__attribute__((noinline, cold)) static struct conn *listener_add(int lfd, bool inherited)
 {
 	int saved = errno;
 	struct conn *l = NULL;
@@ -113,7 +119,11 @@ __attribute__((noinline, cold)) static struct conn *listener_add(int lfd)
 			l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
 			if (l) {
 				l->family = (uint8_t)family;
-				l->flags = kernel ? CONN_KERNEL : 0;
+				l->flags = (uint8_t)((kernel ? CONN_KERNEL : 0) |
+						     (inherited ? CONN_INHERITED : 0));
+				workers_note_listener(lfd);
+			} else {
+				__atomic_store_n(&listeners_lost, 1, __ATOMIC_RELAXED);
 			}
 			conntab_unlock();
 		}
@@ -127,7 +137,7 @@ static inline struct conn *listener_of(int lfd)
 	struct conn *l = conntab_fast(lfd);
 	if (__builtin_expect(l && l->kind == CONN_KIND_LISTENER, 1))
 		return l;
-	return listener_add(lfd);
+	return listener_add(lfd, true);
 }
 
 /* Everything an accept adds, once per connection: the rare cases (a first
@@ -195,7 +205,9 @@ SHIM_EXPORT int listen(int fd, int backlog)
 {
 	int r = REAL(listen)(fd, backlog);
 	if (r == 0 && shim_on()) {
-		(void)listener_of(fd);
+		struct conn *l = conntab_fast(fd);
+		if (!l || l->kind != CONN_KIND_LISTENER)
+			(void)listener_add(fd, false);
 		serving_check(fd, true);
 		sweeper_listening();
 		/* A server: start the sweeper now, so that a drain in a process
@@ -258,7 +270,7 @@ static ssize_t rx_done(int fd, ssize_t r, const void *buf)
 	if (r <= 0)
 		return r;
 	struct conn *c = conntab_rw_fast(fd);
-	if (!c)
+	if (!c || !proc_own())
 		return r;
 	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0, 0))
 		return rx_rare(c, r, buf);
@@ -270,7 +282,7 @@ static ssize_t tx_done(int fd, ssize_t r)
 {
 	if (r > 0) {
 		struct conn *c = conntab_rw_fast(fd);
-		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1))
+		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1) && proc_own())
 			conn_add_tx(c, (uint64_t)r);
 	}
 	return r;
@@ -595,7 +607,9 @@ void real_fast_switch(int open)
 #undef FAST_SET
 }
 
-/* off_t is 64-bit here (x86_64): sendfile64 is the same function. */
+/* Built for LP64 targets only (x86_64, aarch64), where off_t is 64-bit and
+ * glibc's sendfile64 is the same function as sendfile. */
+_Static_assert(sizeof(off_t) == 8, "graceshim assumes a 64-bit off_t (LP64)");
 SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 {
 	return sendfile(out, in, off, n);
@@ -691,14 +705,22 @@ static inline void forget_locked(struct conn *c)
 	conntab_remove_locked(c);
 }
 
-/* A listener or signalfd ends; the table lock is held.  The last listener
- * going away (after the process accepted something) is the listener
- * trigger. */
+/* A listener or signalfd ends; the table lock is held.
+ *
+ * The listener trigger means "this worker is being stopped" and nothing
+ * else: the last listener of the process closes, it was one the process
+ * inherited (a pre-fork worker closing its master's listeners: nginx at
+ * graceful stop and at reload, Apache, gunicorn), and the process itself
+ * accepted on them since it was forked.  Not a fork-per-connection child
+ * closing its copy (it accepted nothing), not an accept-once program closing
+ * the listener it made (socat, a one-shot forwarder), not a process that
+ * still listens somewhere, nor one with listeners we could not track. */
 static void forget_special_locked(struct conn *c)
 {
-	bool listener = c->kind == CONN_KIND_LISTENER;
+	bool inherited_listener = c->kind == CONN_KIND_LISTENER && (c->flags & CONN_INHERITED);
 	conntab_special_remove_locked(c);
-	if (listener && (shim_cfg.triggers & TRIGGER_LISTENER) && conntab_stats.accepted > 0 &&
+	if (inherited_listener && (shim_cfg.triggers & TRIGGER_LISTENER) &&
+	    conntab_stats.accepted > 0 && !__atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) &&
 	    conntab_special_count_locked(CONN_KIND_LISTENER) == 0)
 		sweeper_listener_closed();
 }
@@ -730,7 +752,7 @@ __attribute__((noinline)) static void forget_tracked(int fd)
 static inline void forget(int fd)
 {
 	sweeper_fds_closing((unsigned)fd, (unsigned)fd);
-	if (__builtin_expect(conntab_fast(fd) != NULL, 0))
+	if (__builtin_expect(conntab_fast(fd) != NULL, 0) && proc_own())
 		forget_tracked(fd);
 }
 
@@ -743,7 +765,8 @@ static void forget_range(unsigned lo, unsigned hi)
 	size_t k;
 
 	sweeper_fds_closing(lo, hi);
-	if (!conntab_lock_unless_held())
+	/* A vfork child closes its own fd table, not ours. */
+	if (!proc_own() || !conntab_lock_unless_held())
 		return;
 	conntab_each_conn_in_locked(lo, hi, forget_locked);
 	k = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
@@ -757,7 +780,7 @@ static void forget_range(unsigned lo, unsigned hi)
  * seen on the other), as across a fork. */
 static void track_dup(int oldfd, int newfd)
 {
-	if (__builtin_expect(!conntab_fast(oldfd), 1) || oldfd == newfd)
+	if (__builtin_expect(!conntab_fast(oldfd), 1) || oldfd == newfd || !proc_own())
 		return;
 	if (!conntab_lock_unless_held())
 		return;
@@ -923,8 +946,19 @@ SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout
 SHIM_EXPORT pid_t fork(void)
 {
 	pid_t pid = REAL(fork)();
-	if (pid > 0)
-		__atomic_store_n(&shim_forked, 1, __ATOMIC_RELAXED);
+	if (pid > 0 && shim_active && proc_own()) {
+		/* A child forked while we listen is a worker we may have to
+		 * reach when we drain (workers.c). */
+		int saved = errno;
+		size_t listening = 0;
+		if (conntab_lock_unless_held()) {
+			listening = conntab_special_count_locked(CONN_KIND_LISTENER);
+			conntab_unlock();
+		}
+		if (listening)
+			workers_forked(pid);
+		errno = saved;
+	}
 	if (pid == 0 && shim_active) {
 		int saved = errno;
 		size_t n = 0;
@@ -942,6 +976,14 @@ SHIM_EXPORT pid_t fork(void)
 /* ---- signals ------------------------------------------------------------- */
 
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	return sig_action(sig, act, oact);
+}
+
+/* glibc exports its implementation under this name too, and runtimes that
+ * define their own sigaction() reach libc's through it. */
+SHIM_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+SHIM_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 {
 	return sig_action(sig, act, oact);
 }

@@ -9,6 +9,7 @@
 #include "conntab.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,7 +21,6 @@
 #include <unistd.h>
 
 int log_level_cur = LOG_WARN;
-static int log_fd = 2;
 
 static void write_all(int fd, const char *buf, size_t len)
 {
@@ -44,6 +44,17 @@ void log_raw_stderr(const char *line)
 	errno = saved;
 }
 
+/* GRACESHIM_LOG_FILE is opened at the first line actually written, not at
+ * start-up: most processes that inherit LD_PRELOAD never log anything, and
+ * must not create the file or complain that they cannot (a child started
+ * as another user).  Before each line the fd is checked to still be the
+ * file we opened (the host may close or replace any number behind our
+ * wrappers); if not, the file is opened again. */
+static const char *log_path;
+static int log_file_fd = -1;
+static uint64_t log_file_dev, log_file_ino;
+static int log_open_state; /* 0 not yet, 1 opening, 2 open or failed for good */
+
 void log_init(enum log_level level, const char *path)
 {
 	log_level_cur = (int)level;
@@ -55,28 +66,76 @@ void log_init(enum log_level level, const char *path)
 		tzset();
 	if (level == LOG_OFF || !path || !*path)
 		return;
-	/* O_NONBLOCK: opening a planted FIFO must not block start-up; a FIFO
-	 * or socket is refused, a regular file or a terminal is kept (blocking). */
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
-		      0600);
+	log_path = path;
+}
+
+/* Opens the log file; returns its fd or -1 (and says why on stderr). */
+static int log_open(void)
+{
+	/* O_NONBLOCK: opening a planted FIFO must not block; a FIFO or socket
+	 * is refused, a regular file or a terminal is kept (blocking). */
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, log_path,
+			      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+				      O_NONBLOCK,
+			      0600);
 	struct stat st;
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))) {
 		syscall(SYS_close, fd);
 		fd = -1;
 		errno = EINVAL;
 	}
-	if (fd >= 0)
-		fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);
-	if (fd < 0) {
-		char line[512], shown[CFG_SHOWN_MAX];
-		snprintf(line, sizeof line,
-			 "graceshim: GRACESHIM_LOG_FILE=\"%s\" cannot be opened (%s; a regular file "
-			 "is expected); logging to stderr\n",
-			 cfg_show_value(path, shown, sizeof shown), strerror(errno));
-		log_raw_stderr(line);
-		return;
+	if (fd >= 0) {
+		syscall(SYS_fcntl, fd, F_SETFL, O_WRONLY | O_APPEND);
+		log_file_dev = (uint64_t)st.st_dev;
+		log_file_ino = (uint64_t)st.st_ino;
+		return fd;
 	}
-	log_fd = fd;
+	char line[512], shown[CFG_SHOWN_MAX];
+	snprintf(line, sizeof line,
+		 "graceshim: GRACESHIM_LOG_FILE=\"%s\" cannot be opened (%s; a regular file "
+		 "is expected); logging to stderr\n",
+		 cfg_show_value(log_path, shown, sizeof shown), strerror(errno));
+	log_raw_stderr(line);
+	return -1;
+}
+
+/* Where the next line goes: the log file (opened now if need be) or
+ * stderr. */
+static int log_target(void)
+{
+	if (!log_path)
+		return 2;
+	int st = __atomic_load_n(&log_open_state, __ATOMIC_ACQUIRE);
+	if (st != 2) {
+		int expect = 0;
+		if (__atomic_compare_exchange_n(&log_open_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&log_file_fd, log_open(), __ATOMIC_RELEASE);
+			__atomic_store_n(&log_open_state, 2, __ATOMIC_RELEASE);
+		} else {
+			/* Another thread is opening it: this line goes to stderr
+			 * rather than waiting (a log line must never block). */
+			if (__atomic_load_n(&log_open_state, __ATOMIC_ACQUIRE) != 2)
+				return 2;
+		}
+	}
+	int fd = __atomic_load_n(&log_file_fd, __ATOMIC_ACQUIRE);
+	if (fd < 0)
+		return 2;
+	struct stat sb;
+	if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_dev == log_file_dev &&
+	    (uint64_t)sb.st_ino == log_file_ino)
+		return fd;
+	/* No longer ours: the number is the host's now.  Open the file again
+	 * (never touching the old number); one thread at a time. */
+	int expect = 2;
+	if (!__atomic_compare_exchange_n(&log_open_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return 2;
+	int nfd = log_open();
+	__atomic_store_n(&log_file_fd, nfd, __ATOMIC_RELEASE);
+	__atomic_store_n(&log_open_state, 2, __ATOMIC_RELEASE);
+	return nfd >= 0 ? nfd : 2;
 }
 
 static const char *const level_tag[] = {"OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
@@ -107,7 +166,7 @@ void log_msg(enum log_level l, const char *fmt, ...)
 		n = 0;
 	o += (size_t)n < sizeof line - o - 1 ? (size_t)n : sizeof line - o - 2;
 	line[o++] = '\n';
-	write_all(log_fd, line, o);
+	write_all(log_target(), line, o);
 	errno = saved;
 }
 

@@ -19,8 +19,9 @@ static inline int log_on(enum log_level l)
 	return __builtin_expect(log_level_cur >= (int)l, 0);
 }
 
-/* Opens the log file (O_APPEND|O_CLOEXEC|O_NOFOLLOW, mode 0600) or keeps
- * stderr; a file that cannot be opened is reported on stderr. */
+/* Sets the level, and the log file to open (O_APPEND|O_CLOEXEC|O_NOFOLLOW,
+ * mode 0600) at the first line written; a file that cannot be opened is
+ * reported on stderr then, and the lines go to stderr. */
 void log_init(enum log_level level, const char *path);
 void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes a ready line to stderr (config problems, before log_init). */

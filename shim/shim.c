@@ -25,7 +25,6 @@
 struct cfg shim_cfg;
 int shim_init_state;
 int shim_active;
-int shim_forked;
 int shim_kernel_may_count;
 int shim_stamp_accepts;
 static __thread int init_here;
@@ -84,11 +83,17 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	/* What crosses fork() is the parent's history: the child keeps the
+	 * records (marked shared), and decides about its own triggers and
+	 * statistics from what it does itself. */
 	if (fork_table_locked) {
 		conntab_mark_shared_locked();
+		conntab_after_fork_child_locked();
 		conntab_unlock();
 	}
+	stats_after_fork_child();
 	sig_unlock_after_fork();
+	proc_set_owner();
 	sweeper_after_fork_child();
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
@@ -113,6 +118,7 @@ void shim_init(void)
 	}
 	init_here = 1;
 
+	proc_set_owner();
 	cfg_defaults(&shim_cfg);
 	if (getauxval(AT_SECURE)) {
 		shim_active = 0;
@@ -124,6 +130,7 @@ void shim_init(void)
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 			__atomic_store_n(&real_hook, sweeper_hook, __ATOMIC_RELEASE);
 			stats_init();
+			sig_adopt_existing();
 			/* Policy idle must know who spoke last, which the kernel's
 			 * millisecond times cannot tell when a request and its answer
 			 * share a millisecond; trace logs first bytes: both count. */

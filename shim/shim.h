@@ -6,6 +6,7 @@
 #define GRACESHIM_SHIM_H
 
 #include "config.h"
+#include "proc.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,7 +17,6 @@
 extern struct cfg shim_cfg SHIM_HIDDEN;   /* immutable after shim_init() */
 extern int shim_init_state SHIM_HIDDEN;   /* 0 not yet, 1 in progress, 2 done */
 extern int shim_active SHIM_HIDDEN;       /* not disabled, not secure-execution */
-extern int shim_forked SHIM_HIDDEN;       /* this process forked a child */
 /* Derived from the configuration at init, for the accept path: */
 extern int shim_kernel_may_count SHIM_HIDDEN; /* TCP bytes may be left to TCP_INFO */
 extern int shim_stamp_accepts SHIM_HIDDEN;    /* something uses a connection's age */
@@ -27,6 +27,16 @@ void shim_init(void);
  * before our constructor (another library's constructor, or a preloaded
  * library ahead of us). */
 static inline bool shim_on(void)
+{
+	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
+		shim_init();
+	/* A vfork child runs in our memory: it must change nothing of ours. */
+	return shim_active && proc_own();
+}
+
+/* shim_on() without the process test: for paths that must still know the
+ * shim is active in a vfork child (to pass it through faithfully). */
+static inline bool shim_on_anywhere(void)
 {
 	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
 		shim_init();

@@ -24,6 +24,7 @@
 #include "signals.h"
 
 #include "real.h"
+#include "sync.h"
 #include "shim.h"
 #include "sweeper.h"
 
@@ -55,7 +56,7 @@ static void spin_lock(void)
 {
 	while (__atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE))
 		while (__atomic_load_n(&spin, __ATOMIC_RELAXED))
-			__builtin_ia32_pause();
+			cpu_relax();
 }
 
 static void spin_unlock(void)
@@ -80,9 +81,14 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	int i = __atomic_load_n(&s->cur, __ATOMIC_ACQUIRE);
 	struct app_view v = s->view[i];
 
-	handler_depth++;
-	sweeper_signal(sig);
-	handler_depth--;
+	/* In a vfork child the kernel's handler table is the child's own, but
+	 * the memory is the parent's: chain, and start no drain there. */
+	if (proc_own()) {
+		handler_depth++;
+		sweeper_signal(sig);
+		sweeper_release_in_handler();
+		handler_depth--;
+	}
 	errno = saved;
 
 	if (v.fn == (uintptr_t)SIG_IGN)
@@ -112,14 +118,56 @@ static int is_ours(const struct sigaction *k)
 	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == shim_handler;
 }
 
+/* What the application reads back as the old action: the kernel still
+ * holding our handler means the application's own action is in force;
+ * otherwise the kernel's is the truth (SA_RESETHAND reset it, or it was
+ * never ours). */
+static void report_old(const struct sigaction *prev_app, int prev_hooked,
+		       const struct sigaction *kold, struct sigaction *oact)
+{
+	*oact = *kold;
+	if (prev_hooked && is_ours(kold)) {
+		/* The kernel's mask and flags (it adds SA_RESTORER and drops
+		 * SIGKILL/SIGSTOP from the mask) with the application's handler. */
+		if (prev_app->sa_flags & SA_SIGINFO)
+			oact->sa_sigaction = prev_app->sa_sigaction;
+		else
+			oact->sa_handler = prev_app->sa_handler;
+	}
+	/* Our SA_SIGINFO bit stays in the kernel's flags, also after
+	 * SA_RESETHAND reset the handler: report the application's. */
+	if (prev_hooked && (is_ours(kold) || ((prev_app->sa_flags & SA_RESETHAND) &&
+					      kold->sa_handler == SIG_DFL)))
+		oact->sa_flags = (kold->sa_flags & ~SA_SIGINFO) | (prev_app->sa_flags & SA_SIGINFO);
+}
+
+/* In a vfork child: the kernel's table is the child's own, our slots are the
+ * parent's memory.  The call goes to the kernel as it is; the slots are only
+ * read, to report the old action as the application set it. */
+static int sig_action_vfork_child(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	struct sigaction kold;
+	struct sig_slot *s = &slots[sig];
+	struct sigaction prev_app = s->app;
+	int prev_hooked = s->hooked;
+	int rc = REAL(sigaction)(sig, act, &kold);
+	int err = errno;
+	if (rc == 0 && oact)
+		report_old(&prev_app, prev_hooked, &kold, oact);
+	errno = err;
+	return rc;
+}
+
 int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 {
 	struct sigaction kact, kold, prev_app;
 	sigset_t all, old;
 	int rc, err, prev_hooked;
 
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !shim_is_trigger(sig))
+	if (sig <= 0 || sig >= NSIG || !shim_on_anywhere() || !shim_is_trigger(sig))
 		return REAL(sigaction)(sig, act, oact);
+	if (!proc_own())
+		return sig_action_vfork_child(sig, act, oact);
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -156,28 +204,25 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 	spin_unlock();
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-	if (rc == 0 && oact) {
-		/* The kernel still holding our handler means the application's
-		 * own action is in force; otherwise the kernel's is the truth
-		 * (SA_RESETHAND reset it, or it was never ours). */
-		*oact = kold;
-		if (prev_hooked && is_ours(&kold)) {
-			/* The kernel's mask and flags (it adds SA_RESTORER and
-			 * drops SIGKILL/SIGSTOP from the mask) with the
-			 * application's handler. */
-			if (prev_app.sa_flags & SA_SIGINFO)
-				oact->sa_sigaction = prev_app.sa_sigaction;
-			else
-				oact->sa_handler = prev_app.sa_handler;
-		}
-		/* Our SA_SIGINFO bit stays in the kernel's flags, also after
-		 * SA_RESETHAND reset the handler: report the application's. */
-		if (prev_hooked && (is_ours(&kold) || ((prev_app.sa_flags & SA_RESETHAND) &&
-						       kold.sa_handler == SIG_DFL)))
-			oact->sa_flags = (kold.sa_flags & ~SA_SIGINFO) | (prev_app.sa_flags & SA_SIGINFO);
-	}
+	if (rc == 0 && oact)
+		report_old(&prev_app, prev_hooked, &kold, oact);
 	errno = err;
 	return rc;
+}
+
+void sig_adopt_existing(void)
+{
+	for (int i = 0; i < shim_cfg.nsignals; i++) {
+		int sig = shim_cfg.signals[i];
+		struct sigaction cur;
+		if (!shim_is_trigger(sig) || REAL(sigaction)(sig, NULL, &cur) < 0)
+			continue;
+		if (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN || is_ours(&cur))
+			continue;
+		int saved = errno;
+		sig_action(sig, &cur, NULL);
+		errno = saved;
+	}
 }
 
 __sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_self)

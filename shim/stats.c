@@ -7,6 +7,13 @@
  * Written safely: to a temporary file beside the target (O_EXCL, O_NOFOLLOW,
  * mode 0600), then rename()d over it, so a reader never sees half an object
  * and a planted symlink is never followed.
+ *
+ * Only processes that serve write: one that accepted no connection (a
+ * pre-fork master, a shell, every program the server starts) has nothing to
+ * report and writes nothing.  The process the command started writes the
+ * path as given; a forked child that accepted (a pre-fork worker) writes
+ * "<path>.<pid>", so that no worker's counts overwrite another's or the
+ * master's.
  */
 #include "stats.h"
 
@@ -26,16 +33,31 @@
 static uint64_t released[POL_R_DRAIN_TIMEOUT + 1]; /* written by the sweeper only */
 static int trig_sig;
 static uint64_t trig_ns;
+static int forked_child; /* this process is a fork of the one the command started */
+
+void stats_after_fork_child(void)
+{
+	for (size_t i = 0; i < sizeof released / sizeof *released; i++)
+		__atomic_store_n(&released[i], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&trig_sig, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&trig_ns, 0, __ATOMIC_RELAXED);
+	forked_child = 1;
+}
 
 void stats_released(enum pol_reason r)
 {
 	__atomic_fetch_add(&released[r], 1, __ATOMIC_RELAXED);
 }
 
+/* The first trigger counts (the signal handler may record it before the
+ * sweeper does).  Async-signal-safe. */
 void stats_triggered(int sig, uint64_t now_ns)
 {
+	int none = 0;
+	if (__atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE))
+		return;
 	__atomic_store_n(&trig_ns, now_ns, __ATOMIC_RELAXED);
-	__atomic_store_n(&trig_sig, sig, __ATOMIC_RELEASE);
+	__atomic_compare_exchange_n(&trig_sig, &none, sig, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
@@ -80,6 +102,10 @@ static void write_stats(void)
 	int locked = 0;
 	for (int i = 0; i < 200 && !(locked = conntab_trylock()); i++)
 		usleep(1000);
+	if (!locked) {
+		errno = saved;
+		return;
+	}
 	if (locked) {
 		s.accepted = conntab_stats.accepted;
 		s.open = conntab_count_locked();
@@ -88,6 +114,10 @@ static void write_stats(void)
 		s.bytes_sent = conntab_stats.closed_tx;
 		conntab_add_open_bytes_locked(&s.bytes_received, &s.bytes_sent);
 		conntab_unlock();
+	}
+	if (!s.accepted) {
+		errno = saved; /* not a serving process: nothing to report */
+		return;
 	}
 	s.released_unused = __atomic_load_n(&released[POL_R_UNUSED], __ATOMIC_RELAXED);
 	s.released_idle = __atomic_load_n(&released[POL_R_IDLE], __ATOMIC_RELAXED);
@@ -99,7 +129,12 @@ static void write_stats(void)
 				       : -1;
 	int n = stats_format(&s, buf, sizeof buf);
 
-	snprintf(tmp, sizeof tmp, "%s.tmp.%d", shim_cfg.stats_file, s.pid);
+	char target[CFG_PATH_MAX + 16];
+	if (forked_child)
+		snprintf(target, sizeof target, "%s.%d", shim_cfg.stats_file, s.pid);
+	else
+		snprintf(target, sizeof target, "%s", shim_cfg.stats_file);
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", target, s.pid);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	char shown[CFG_SHOWN_MAX];
 	if (fd < 0) {
@@ -111,7 +146,7 @@ static void write_stats(void)
 	}
 	int ok = n > 0 && syscall(SYS_write, fd, buf, (size_t)n) == n && fsync(fd) == 0;
 	syscall(SYS_close, fd); /* not through our close(): it is our fd */
-	if (!ok || rename(tmp, shim_cfg.stats_file) < 0) {
+	if (!ok || rename(tmp, target) < 0) {
 		LOG(LOG_WARN, "GRACESHIM_STATS=\"%s\": cannot write it (%s); no statistics",
 		    cfg_show_value(shim_cfg.stats_file, shown, sizeof shown), strerror(errno));
 		unlink(tmp);

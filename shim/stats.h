@@ -9,11 +9,13 @@
 
 #include <stdint.h>
 
-/* Sweeper thread only. */
+/* Sweeper thread, or our signal handler (atomics only). */
 void stats_released(enum pol_reason r);
-void stats_triggered(int sig, uint64_t now_ns); /* sig -1: listener */
+void stats_triggered(int sig, uint64_t now_ns); /* sig -1: listener; the first counts */
 /* Registers the exit hook when GRACESHIM_STATS is set. */
 void stats_init(void);
+/* In the child of a fork: its own counters from zero, its own file. */
+void stats_after_fork_child(void);
 /* The JSON object (pure: for tests and the exit hook). */
 struct stats_snapshot {
 	int pid;

@@ -1,7 +1,8 @@
 /*
- * The sweeper: a thread that sleeps on an eventfd until a trigger signal
- * arrives, then walks the connection table and calls shutdown(fd, SHUT_RDWR)
- * on each connection the policy releases.  shutdown(), never close(): the fd
+ * The sweeper: a thread that sleeps on a pipe until a trigger signal
+ * arrives, then walks the connection table and calls shutdown(fd, SHUT_RD)
+ * on each connection the policy releases (SHUT_RDWR only at the drain
+ * deadline).  shutdown(), never close(): the fd
  * number stays the host's, its pending read returns 0, and the host closes
  * the connection through its own code path.
  *
@@ -23,6 +24,7 @@
 #include "shim.h"
 #include "signals.h"
 #include "stats.h"
+#include "workers.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,7 +37,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/single_threaded.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -43,7 +45,18 @@
 #include <unistd.h>
 
 enum { DRAIN_NONE, DRAIN_SIGNAL, DRAIN_LISTENER };
-int sweeper_wake_fd = -1;   /* eventfd; read by the signal handler */
+/* The wake-up pipe.  A pipe, not an eventfd: every pipe has an inode of its
+ * own, so "is this number still our pipe?" has an exact answer (all eventfds
+ * share one anonymous inode), and the shim writes to or reads from its own
+ * fds only after asking (the host can replace a number behind our wrappers:
+ * glibc's freopen() dup3()s internally).  Both ends sit at or above
+ * WAKE_FD_BASE when the limit allows, away from 0-2, which a host that
+ * closed stdout expects its next open() to get. */
+int sweeper_wake_fd = -1;   /* write end; read by the signal handler */
+int sweeper_wake_rd = -1;   /* read end; the sweeper sleeps on it */
+static uint64_t wake_ino, wake_dev; /* the pipe's identity */
+#define WAKE_FD_BASE 64
+#define WAKE_POLL_MS 1000 /* the longest sleep (see wake()) */
 int sweeper_drain;          /* DRAIN_*: set by the handler or the listener trigger */
 static int trigger_sig;     /* the signal that started the drain */
 int sweeper_started;        /* 0 no, 2 started (or failed for good) */
@@ -52,20 +65,33 @@ static int wants_kick;      /* the sweeper sleeps with no deadline */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* guards thread creation */
 static uint64_t drain_start_ns; /* sweeper only */
 
-/* Async-signal-safe.  A deferred sweeper is started by the next wrapper. */
-/* errno-neutral: called from wrappers that leave errno as the host's call
- * left it, and from the signal handler. */
+/* Whether fd is still the wake-up pipe (async-signal-safe: one fstat). */
+static bool wake_fd_ours(int fd)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+	       (uint64_t)st.st_ino == __atomic_load_n(&wake_ino, __ATOMIC_ACQUIRE) &&
+	       (uint64_t)st.st_dev == __atomic_load_n(&wake_dev, __ATOMIC_ACQUIRE);
+}
+
+/* Async-signal-safe.  A deferred sweeper is started by the next wrapper.
+ * errno-neutral: called from wrappers that leave errno as the host's call
+ * left it, and from the signal handler.  A number that is no longer our
+ * pipe is never written: the sweeper, which also wakes on its own at least
+ * every WAKE_POLL_MS, then sees the drain flag and makes a new pipe. */
 static void wake(void)
 {
 	uint64_t one = 1;
 	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
 	if (fd >= 0) {
 		int saved = errno;
-		syscall(SYS_write, fd, &one, sizeof one); /* EAGAIN: already awake */
+		if (wake_fd_ours(fd))
+			syscall(SYS_write, fd, &one, 1); /* EAGAIN: already awake */
 		errno = saved;
 	} else if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) {
 		real_close_fast();
 	}
+	(void)one;
 }
 
 void sweeper_signal(int sig)
@@ -256,8 +282,121 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	conntab_unlock();
 }
 
-/* What the shim cannot see, said once at the first drain: a process that
- * never accepted through libc (io_uring, raw system calls) has no records. */
+/* Sockets this process accepted without libc's accept (Go, io_uring, raw
+ * system calls): established TCP sockets whose local port is the port of
+ * one of the process's listening sockets, and that the table does not know.
+ * Read at the first drain (sweeper thread only) from /proc alone, without a
+ * system call on any of the host's fds: the fd links give the socket
+ * inodes, /proc/self/net/tcp{,6} their state and local port.  A socket the
+ * host is closing (its record is forgotten just before the real close) is
+ * not counted: a candidate must still be there, unknown, 100 ms later. */
+struct sock_fd {
+	int fd;
+	unsigned long ino;
+};
+
+static size_t socket_fds(struct sock_fd *out, size_t max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; n < max && (e = readdir(d));) {
+		char path[300], target[64];
+		unsigned long ino;
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t l = readlink(path, target, sizeof target - 1);
+		if (l <= 0)
+			continue;
+		target[l] = 0;
+		if (sscanf(target, "socket:[%lu]", &ino) == 1)
+			out[n++] = (struct sock_fd){atoi(e->d_name), ino};
+	}
+	closedir(d);
+	return n;
+}
+
+static bool ours_ino(const struct sock_fd *s, size_t n, unsigned long ino)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i].ino == ino)
+			return true;
+	return false;
+}
+
+static bool known_to_table(const struct sock_fd *s)
+{
+	conntab_lock();
+	struct conn *c = conntab_find_locked(s->fd);
+	bool known = c && c->ino == (uint32_t)s->ino;
+	conntab_unlock();
+	return known;
+}
+
+static unsigned count_unseen_accepted(void)
+{
+	enum { MAXS = 4096, MAXP = 64 };
+	struct sock_fd *socks = malloc(MAXS * sizeof *socks);
+	unsigned ports[MAXP], np = 0;
+	unsigned unseen = 0;
+	if (!socks)
+		return 0;
+	size_t ns = socket_fds(socks, MAXS);
+	unsigned long *est = malloc(MAXS * sizeof *est); /* established: port << 32 | index */
+	size_t ne = 0;
+	for (int pass = 0; pass < 2 && est; pass++) {
+		FILE *f = fopen(pass ? "/proc/self/net/tcp6" : "/proc/self/net/tcp", "r");
+		char line[512];
+		if (!f)
+			continue;
+		while (fgets(line, sizeof line, f)) {
+			char local[80];
+			unsigned port, st;
+			unsigned long ino;
+			if (sscanf(line, " %*d: %79[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*u %*u %lu", local,
+				   &port, &st, &ino) != 4 ||
+			    !ours_ino(socks, ns, ino))
+				continue;
+			if (st == 0x0A && np < MAXP)
+				ports[np++] = port;
+			else if (st == 0x01 && ne < MAXS)
+				est[ne++] = (unsigned long)port << 32 | ino;
+		}
+		fclose(f);
+	}
+	struct sock_fd cand[64];
+	size_t nc = 0;
+	for (size_t i = 0; i < ne && nc < 64; i++) {
+		unsigned port = (unsigned)(est[i] >> 32);
+		unsigned long ino = est[i] & 0xffffffffUL;
+		bool on_listener = false;
+		for (unsigned j = 0; j < np; j++)
+			on_listener |= ports[j] == port;
+		for (size_t k = 0; on_listener && k < ns && nc < 64; k++)
+			if (socks[k].ino == ino && !known_to_table(&socks[k]))
+				cand[nc++] = socks[k];
+	}
+	free(est);
+	if (nc) {
+		struct timespec pause = {0, 100000000};
+		nanosleep(&pause, NULL);
+		size_t ns2 = socket_fds(socks, MAXS);
+		for (size_t i = 0; i < nc; i++)
+			for (size_t k = 0; k < ns2; k++)
+				if (socks[k].fd == cand[i].fd && socks[k].ino == cand[i].ino &&
+				    !known_to_table(&socks[k])) {
+					unseen++;
+					break;
+				}
+	}
+	free(socks);
+	return unseen;
+}
+
+/* What the shim cannot see, said once at the first drain, and only on
+ * evidence (a server that simply never accepted anything gets no line it
+ * would not print without us): an io_uring instance in the process, or
+ * connections it accepted without libc's accept(). */
 static void warn_blind_spots(void)
 {
 	static int warned;
@@ -268,11 +407,6 @@ static void warn_blind_spots(void)
 
 	if (warned++)
 		return;
-	conntab_lock();
-	uint64_t accepted = conntab_stats.accepted;
-	conntab_unlock();
-	if (accepted || __atomic_load_n(&shim_forked, __ATOMIC_RELAXED))
-		return; /* it accepts through libc, or its children do (pre-fork) */
 	if ((d = opendir("/proc/self/fd"))) {
 		while ((e = readdir(d)) && !uring) {
 			snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
@@ -287,9 +421,12 @@ static void warn_blind_spots(void)
 	if (uring)
 		LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
 			      "bypass libc and graceshim cannot see them");
-	LOG(LOG_WARN, "no connection was accepted through libc's accept()/accept4() in this "
-			      "process: if it accepts with io_uring or raw system calls, or is statically "
-			      "linked, graceshim cannot help it");
+	unsigned unseen = count_unseen_accepted();
+	if (unseen)
+		LOG(LOG_WARN, "%u connection(s) of this process were accepted without libc's "
+			      "accept()/accept4() (io_uring, raw system calls, a Go runtime): "
+			      "graceshim cannot release them; the server's own timeouts apply",
+		    unseen);
 }
 
 /* One pass over the table.  Returns the time until something may qualify,
@@ -350,6 +487,107 @@ static uint64_t sweep(void)
 	return ps.next_wait;
 }
 
+/* The release without a sweeper thread.  A single-threaded host gets its
+ * sweeper only at its next libc call after the trigger (see
+ * sweeper_ensure_started), and a sync worker may make none: gunicorn's sync
+ * worker sets SA_RESTART on SIGTERM, so its recv() on the never-used
+ * connection is restarted by the kernel after the handler and blocks until
+ * the client leaves.  So the release is made here, in our signal handler,
+ * when that is safe: the process is single-threaded (no other thread can
+ * hold or take the table lock) and the interrupted code is not inside the
+ * table (conntab_held_here).  Everything examine() does is a system call
+ * (fstat, getsockopt, ioctl, shutdown), a lookup in the table or the pure
+ * policy; its log lines are muted here (stdio is not async-signal-safe:
+ * log_level_cur is swapped, which no other thread can read meanwhile) and
+ * counted, and the sweeper, started at the next libc call, says what was
+ * done.  Connections that only qualify later are left to that sweeper. */
+static unsigned released_in_handler;
+static unsigned released_in_workers; /* by workers_release in the handler */
+
+/* The workers' part of a drain pass (sweeper thread): for the first
+ * WORKERS_WINDOW_NS of a drain, every WORKERS_EVERY_NS, since a worker may
+ * accept a connection after the trigger until it closes its listeners, and
+ * a young one qualifies only after the grace.  Returns the longest the
+ * sweeper may sleep. */
+#define WORKERS_WINDOW_NS (10 * 1000000000ull)
+#define WORKERS_EVERY_NS (250 * 1000000ull)
+static uint64_t workers_pass(uint64_t now)
+{
+	static int told_denied;
+	if (!workers_any() || now - drain_start_ns > WORKERS_WINDOW_NS)
+		return UINT64_MAX;
+	int denied = 0;
+	unsigned n = workers_release(shim_cfg.grace_ns / 1000000, &denied);
+	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
+	if (n)
+		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
+			      "(workers that inherited our listeners)", n);
+	if (denied && !told_denied++)
+		LOG(LOG_INFO, "cannot reach the connections of some child processes (pidfd_getfd: "
+			      "Linux 5.6 or later and ptrace permission over the child are needed); "
+			      "they drain only if they get a trigger of their own");
+	return WORKERS_EVERY_NS;
+}
+
+void sweeper_release_in_handler(void)
+{
+	static int busy; /* one at a time: a nested trigger signal returns */
+	static struct conn_ref chunk[64];
+
+	if (!__libc_single_threaded || __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+	    conntab_held_here || !sweeper_draining() || busy)
+		return;
+	busy = 1;
+	int saved = errno;
+	int level = log_level_cur;
+	log_level_cur = LOG_OFF;
+	struct pass ps;
+	memset(&ps, 0, sizeof ps);
+	ps.next_wait = UINT64_MAX;
+	ps.now = shim_now_ns();
+	if (!drain_start_ns)
+		drain_start_ns = ps.now; /* the sweeper sets it again when it starts */
+	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
+	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1,
+			ps.now);
+	for (size_t done = 0;;) {
+		conntab_lock(); /* free: single-threaded, and not held by this thread */
+		size_t k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, done);
+		conntab_unlock();
+		for (size_t i = 0; i < k; i++)
+			examine(&chunk[i], &ps);
+		done += k;
+		if (k < sizeof chunk / sizeof *chunk)
+			break;
+	}
+	int denied;
+	unsigned kids = workers_any() ? workers_release(shim_cfg.grace_ns / 1000000, &denied) : 0;
+	__atomic_fetch_add(&released_in_workers, kids, __ATOMIC_RELAXED);
+	log_level_cur = level;
+	unsigned rel = 0;
+	for (size_t i = 0; i < sizeof ps.released / sizeof *ps.released; i++)
+		rel += ps.released[i];
+	__atomic_fetch_add(&released_in_handler, rel, __ATOMIC_RELAXED);
+	errno = saved;
+	busy = 0;
+}
+
+/* What the handler released and nobody reported yet (the process exits
+ * before its next libc call started the sweeper): said at exit. */
+__attribute__((destructor)) static void report_handler_releases(void)
+{
+	if (!proc_own())
+		return;
+	unsigned early = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
+	unsigned kids = __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
+	if (early)
+		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
+			      "yet)", early);
+	if (kids)
+		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
+			      "(workers that inherited our listeners)", kids);
+}
+
 static int poll_ms(uint64_t wait_ns)
 {
 	if (wait_ns == UINT64_MAX)
@@ -357,6 +595,8 @@ static int poll_ms(uint64_t wait_ns)
 	uint64_t ms = (wait_ns + 999999) / 1000000;
 	return ms > 60000 ? 60000 : (int)ms;
 }
+
+static void wake_replace(void);
 
 static void *sweeper_main(void *arg)
 {
@@ -388,6 +628,10 @@ static void *sweeper_main(void *arg)
 				else
 					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
 							  "connection(s)", count);
+				unsigned early = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
+				if (early)
+					log_msg(LOG_INFO, "released %u connection(s) in the signal handler (no "
+							  "sweeper thread yet)", early);
 			}
 		}
 		/* Ask to be kicked before looking: an accept that lands after
@@ -396,6 +640,9 @@ static void *sweeper_main(void *arg)
 		uint64_t next_wait = UINT64_MAX;
 		if (sweeper_draining()) {
 			next_wait = sweep();
+			uint64_t w = workers_pass(shim_now_ns());
+			if (w < next_wait)
+				next_wait = w;
 			warn_blind_spots(); /* after the first pass: it reads /proc */
 		} else if (shim_cfg.first_byte_timeout_ns) {
 			next_wait = sweep();
@@ -405,42 +652,38 @@ static void *sweeper_main(void *arg)
 		/* A deadline ahead: later connections have later deadlines. */
 		if (next_wait != UINT64_MAX)
 			__atomic_store_n(&wants_kick, 0, __ATOMIC_RELEASE);
-		int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
-		if (fd < 0) {
-			/* The host closed or replaced our eventfd (closefrom,
-			 * close_range, dup2 onto its number): that number is the
-			 * host's now; make a new one and never touch the old. */
-			int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			LOG(LOG_INFO, "internal eventfd was closed by the host; %s",
-			    nfd >= 0 ? "recreated" : "cannot recreate, polling");
-			if (nfd >= 0) {
-				conntab_lock();
-				__atomic_store_n(&sweeper_wake_fd, nfd, __ATOMIC_RELEASE);
-				conntab_unlock();
-				/* Look again before sleeping: a trigger that came while
-				 * there was no eventfd found nothing to write to, and
-				 * only the drain flag it set tells of it. */
+		int rd = __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE);
+		if (rd < 0 || !wake_fd_ours(rd) ||
+		    !wake_fd_ours(__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE))) {
+			/* The host closed or replaced an end of our pipe (closefrom,
+			 * close_range, dup2 onto its number, or behind our wrappers):
+			 * those numbers are the host's now.  Give up both (closing
+			 * only an end still ours) and make a new pipe. */
+			wake_replace();
+			/* Look again before sleeping: a trigger that came while
+			 * there was no pipe found nothing to write to, and only the
+			 * drain flag it set tells of it. */
+			if (__atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) >= 0)
 				continue;
-			}
-			fd = nfd;
+			rd = -1;
 		}
-		/* Without an eventfd we cannot be woken: poll the table. */
-		if (fd < 0 && next_wait > 100000000)
+		/* Without a pipe we cannot be woken: poll the table. */
+		if (rd < 0 && next_wait > 100000000)
 			next_wait = 100000000;
+		/* Never sleep longer than WAKE_POLL_MS: a wake-up that found its
+		 * number taken by the host was not written (see wake()). */
+		if (next_wait > WAKE_POLL_MS * 1000000ull)
+			next_wait = WAKE_POLL_MS * 1000000ull;
 
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct pollfd p = {.fd = rd, .events = POLLIN};
 		int r = REAL(poll)(&p, 1, poll_ms(next_wait));
-		if (r > 0 && (p.revents & (POLLIN | POLLNVAL))) {
+		if (r > 0 && (p.revents & POLLIN)) {
 			/* Read only while the number is still ours: the host's close
 			 * paths give it up under the same lock before closing. */
 			conntab_lock();
-			if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
-				if (p.revents & POLLNVAL) /* closed behind our wrappers */
-					__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
-				else {
-					uint64_t v;
-					syscall(SYS_read, fd, &v, sizeof v);
-				}
+			if (__atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) == rd && wake_fd_ours(rd)) {
+				char buf[64];
+				syscall(SYS_read, rd, buf, sizeof buf);
 			}
 			conntab_unlock();
 		}
@@ -448,18 +691,67 @@ static void *sweeper_main(void *arg)
 	return NULL;
 }
 
+/* Moves a fresh fd of ours to WAKE_FD_BASE or above (see above); the
+ * original number is closed.  Returns the fd to use. */
+static int wake_fd_high(int fd)
+{
+	int hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, WAKE_FD_BASE); /* not our fcntl() */
+	if (hi < 0)
+		return fd; /* a low limit: keep the number we have */
+	syscall(SYS_close, fd);
+	return hi;
+}
+
+/* Makes the wake-up pipe; false if it cannot. */
+static bool wake_make(void)
+{
+	int p[2];
+	struct stat st;
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return false;
+	p[0] = wake_fd_high(p[0]);
+	p[1] = wake_fd_high(p[1]);
+	if (fstat(p[0], &st) < 0) {
+		syscall(SYS_close, p[0]);
+		syscall(SYS_close, p[1]);
+		return false;
+	}
+	conntab_lock();
+	__atomic_store_n(&wake_ino, (uint64_t)st.st_ino, __ATOMIC_RELEASE);
+	__atomic_store_n(&wake_dev, (uint64_t)st.st_dev, __ATOMIC_RELEASE);
+	__atomic_store_n(&sweeper_wake_rd, p[0], __ATOMIC_RELEASE);
+	__atomic_store_n(&sweeper_wake_fd, p[1], __ATOMIC_RELEASE);
+	conntab_unlock();
+	return true;
+}
+
+/* Gives up the pipe (each end closed only if it is still ours) and makes a
+ * new one.  Sweeper thread only. */
+static void wake_replace(void)
+{
+	conntab_lock();
+	int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_ACQ_REL);
+	int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_ACQ_REL);
+	if (rd >= 0 && wake_fd_ours(rd))
+		syscall(SYS_close, rd);
+	if (wr >= 0 && wake_fd_ours(wr))
+		syscall(SYS_close, wr);
+	conntab_unlock();
+	bool ok = wake_make();
+	LOG(LOG_INFO, "internal pipe was closed or replaced by the host; %s",
+	    ok ? "made a new one" : "cannot make a new one, polling");
+}
+
 /* Starts the thread (start_mu held). */
 static void spawn_locked(void)
 {
-	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (fd < 0) {
-		LOG(LOG_ERROR, "eventfd: %s; shutdown signals will not release connections",
+	if (!wake_make()) {
+		LOG(LOG_ERROR, "pipe: %s; shutdown signals will not release connections",
 		    strerror(errno));
 	} else {
 		pthread_attr_t attr;
 		pthread_t th;
 
-		__atomic_store_n(&sweeper_wake_fd, fd, __ATOMIC_RELEASE);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -468,8 +760,12 @@ static void spawn_locked(void)
 		pthread_attr_destroy(&attr);
 		if (rc != 0) {
 			LOG(LOG_ERROR, "cannot start the sweeper thread: %s", strerror(rc));
-			__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
-			REAL_NOHOOK(close)(fd);
+			conntab_lock();
+			int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_ACQ_REL);
+			int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_ACQ_REL);
+			conntab_unlock();
+			syscall(SYS_close, rd);
+			syscall(SYS_close, wr);
 		} else {
 			pthread_setname_np(th, "graceshim");
 		}
@@ -509,7 +805,8 @@ static void spawn(void)
 void sweeper_ensure_started(void)
 {
 	if (__builtin_expect(__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-				     __atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE),
+				     (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
+				      __libc_single_threaded),
 			     1))
 		return;
 	if (__libc_single_threaded && !shim_cfg.first_byte_timeout_ns && !sweeper_draining()) {
@@ -521,6 +818,8 @@ void sweeper_ensure_started(void)
 
 void sweeper_hook(void)
 {
+	if (!proc_own())
+		return; /* a vfork child: nothing is started there */
 	if (sig_in_handler())
 		return; /* the fast path stays closed: the next call starts it */
 	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
@@ -528,22 +827,36 @@ void sweeper_hook(void)
 	real_open_fast();
 }
 
-/* The host is about to close or replace fds lo..hi.  If our eventfd is among
- * them, give the number up first (under the table lock, which the sweeper
- * takes to read it) and wake the sweeper so it makes a new one: the host's
- * fd that takes the number must never be read or written by us. */
+/* The host is about to close or replace fds lo..hi.  If an end of our pipe
+ * is among them, both numbers are given up first (under the table lock,
+ * which the sweeper takes to read): the host's fd that takes a number must
+ * never be read or written by us.  Before that, one byte wakes the sweeper
+ * (the write end is ours until the host's call), and the end the host does
+ * not close is closed here; the sweeper then makes a new pipe. */
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 {
-	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
-	if (fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi)
-		return;
+	int wr = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
+	int rd = __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE);
+	bool wr_in = wr >= 0 && (unsigned)wr >= lo && (unsigned)wr <= hi;
+	bool rd_in = rd >= 0 && (unsigned)rd >= lo && (unsigned)rd <= hi;
+	if ((!wr_in && !rd_in) || !proc_own())
+		return; /* (a vfork child closes its own copy of the number) */
 	/* Without the lock only when a signal handler runs this on a thread
-	 * inside the table: the number is still ours until the host's call. */
+	 * inside the table: the numbers are still ours until the host's call. */
 	bool locked = conntab_lock_unless_held();
-	if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == fd) {
-		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) == wr &&
+	    __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) == rd) {
 		uint64_t one = 1;
-		syscall(SYS_write, fd, &one, sizeof one); /* still ours: wakes the sweeper */
+		int saved = errno;
+		if (wr >= 0 && wake_fd_ours(wr))
+			syscall(SYS_write, wr, &one, 1);
+		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
+		__atomic_store_n(&sweeper_wake_rd, -1, __ATOMIC_RELEASE);
+		if (wr >= 0 && !wr_in && wake_fd_ours(wr))
+			syscall(SYS_close, wr);
+		if (rd >= 0 && !rd_in && wake_fd_ours(rd))
+			syscall(SYS_close, rd);
+		errno = saved;
 	}
 	if (locked)
 		conntab_unlock();
@@ -551,12 +864,15 @@ void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 
 void sweeper_after_fork_child(void)
 {
-	/* The child has no sweeper thread; the eventfd is ours to close. It
-	 * is a new process: the parent's drain is not its drain. */
-	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_RELAXED);
-	__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELAXED);
-	if (fd >= 0)
-		REAL(close)(fd);
+	/* The child has no sweeper thread; the pipe's copies are ours to close
+	 * (while they are still ours). It is a new process: the parent's drain
+	 * is not its drain. */
+	int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_RELAXED);
+	int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_RELAXED);
+	if (wr >= 0 && wake_fd_ours(wr))
+		syscall(SYS_close, wr);
+	if (rd >= 0 && wake_fd_ours(rd))
+		syscall(SYS_close, rd);
 	pthread_mutex_init(&start_mu, NULL);
 	__atomic_store_n(&sweeper_started, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&sweeper_deferred, 0, __ATOMIC_RELAXED);

@@ -4,10 +4,12 @@
 #include "shim.h"
 
 #include <stdbool.h>
+#include <sys/single_threaded.h>
 
 /* Written by sweeper.c only; read here so that accept and close, which call
  * in on every connection, pay a few loads instead of calls. */
-extern int sweeper_wake_fd SHIM_HIDDEN;  /* the eventfd, or -1 */
+extern int sweeper_wake_fd SHIM_HIDDEN;  /* the wake-up pipe's write end, or -1 */
+extern int sweeper_wake_rd SHIM_HIDDEN;  /* its read end, or -1 */
 extern int sweeper_drain SHIM_HIDDEN;    /* DRAIN_* (0: not draining) */
 extern int sweeper_started SHIM_HIDDEN;  /* 2: started, or failed for good */
 extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
@@ -18,6 +20,8 @@ void sweeper_listener_closed(void);
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
 void sweeper_hook(void);
+/* From our signal handler, after sweeper_signal(): see sweeper.c. */
+void sweeper_release_in_handler(void);
 void sweeper_accepted_slow(void);
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi);
 
@@ -31,8 +35,11 @@ static inline bool sweeper_draining(void)
  * draining, or to reckon a first-byte deadline). */
 static inline void sweeper_accepted(void)
 {
+	/* A deferred sweeper waits only while the host stays single-threaded:
+	 * once it has threads, the release cannot be made in our handler. */
 	if (__builtin_expect((__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-			      __atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) &&
+			      (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
+			       __libc_single_threaded)) &&
 				     !sweeper_draining() && !shim_cfg.first_byte_timeout_ns,
 			     1))
 		return;
@@ -43,8 +50,11 @@ static inline void sweeper_accepted(void)
  * is among them, the sweeper gives it up first (see sweeper.c). */
 static inline void sweeper_fds_closing(unsigned lo, unsigned hi)
 {
-	int fd = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
-	if (__builtin_expect(fd >= 0 && (unsigned)fd >= lo && (unsigned)fd <= hi, 0))
+	int wr = __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE);
+	int rd = __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE);
+	if (__builtin_expect((wr >= 0 && (unsigned)wr >= lo && (unsigned)wr <= hi) ||
+				     (rd >= 0 && (unsigned)rd >= lo && (unsigned)rd <= hi),
+			     0))
 		sweeper_fds_closing_slow(lo, hi);
 }
 

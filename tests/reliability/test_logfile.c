@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,7 +37,8 @@ static void plant(const char *name, const char *content, mode_t mode)
 	chmod(p, mode);
 }
 
-/* hyperlike with the shim at log level debug, stopped by SIGINT at once. */
+/* hyperlike with the shim at log level debug, one request served (only a
+ * process that accepted writes statistics), then SIGINT. */
 static void run_hyperlike(const char *var, const char *name)
 {
 	static char setting[256];
@@ -44,6 +46,10 @@ static void run_hyperlike(const char *var, const char *name)
 	const char *const args[] = {"hyperlike", NULL};
 	const char *const env[] = {"GRACESHIM_LOG=debug", setting, NULL};
 	server_start(&srv, true, args, env);
+	int c = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+	cr_assert_geq(http_read_response(c, 5000), 0);
+	close(c);
 	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "stderr:\n%s",
 		      server_stderr(&srv));
 }

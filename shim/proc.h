@@ -1,0 +1,51 @@
+/*
+ * Whose process this is.
+ *
+ * The shim's state (the table, the signal slots, the sweeper) belongs to one
+ * process.  A vfork() child, or any clone(CLONE_VM) child, runs in that
+ * process's memory until it execs: a wrapper running there must do no
+ * bookkeeping at all, or it rewrites the parent's records and signal table
+ * (CPython's subprocess resets every handled signal to SIG_DFL and calls
+ * close_range() in such a child).  glibc's own posix_spawn child calls only
+ * glibc-internal functions, which never reach us.
+ *
+ * The test is a cached pid compared with the caller's, made cheap: vfork()
+ * and clone() are interposed to set a flag first, and only while a flag is
+ * set does proc_own() ask the kernel for the pid.  The vfork flag is
+ * per-thread: the child runs on the vforking thread's TLS (same thread
+ * pointer, same memory), no other thread of the parent sees it, and the
+ * vforking thread resumes only once the child has exec'd or exited, so its
+ * next check clears it.
+ */
+#ifndef GRACESHIM_PROC_H
+#define GRACESHIM_PROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define PROC_HIDDEN __attribute__((visibility("hidden")))
+
+extern pid_t proc_pid PROC_HIDDEN; /* the process that owns the state */
+/* Set by our vfork() on the calling thread (so also in its child). */
+extern __thread int proc_vm_here __attribute__((tls_model("initial-exec"))) PROC_HIDDEN;
+/* Sticky: a clone(CLONE_VM) child that does not run on our thread's TLS
+ * (no CLONE_VFORK, or CLONE_SETTLS) may run at any time. */
+extern int proc_vm_children PROC_HIDDEN;
+
+bool proc_own_slow(void) PROC_HIDDEN;
+
+/* True when the caller runs in the process that owns the shim's state.
+ * Async-signal-safe. */
+static inline bool proc_own(void)
+{
+	if (__builtin_expect(!proc_vm_here && !__atomic_load_n(&proc_vm_children, __ATOMIC_RELAXED),
+			     1))
+		return true;
+	return proc_own_slow();
+}
+
+/* At start-up and in the child of a fork (pthread_atfork): this process now
+ * owns the state. */
+void proc_set_owner(void) PROC_HIDDEN;
+
+#endif

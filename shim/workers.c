@@ -1,0 +1,247 @@
+/*
+ * The workers of a draining master (see workers.h).
+ *
+ * Which children: those that still hold one of our listeners (workers; see
+ * release_child).  Which connections: a child's fd that is an established
+ * TCP socket whose
+ * local port is the port of one of this process's listeners (so the child
+ * accepted it on a listener it inherited from us: never an outbound
+ * connection, a pipe or a file), that the kernel says never received a byte
+ * (TCP_INFO tcpi_bytes_received 0: no request, no FIN) and that has nothing
+ * waiting (SIOCINQ 0).  The kernel's time since the last data received is,
+ * for a connection that never received any, its age: compared with the
+ * grace.  The copy we take of it is ours, so we may close it; shutdown() on
+ * the copy acts on the one socket the child reads, whose read returns 0.
+ *
+ * Everything here is a raw system call over stack buffers: the handler of
+ * a single-threaded master (no sweeper thread) calls it.
+ */
+#include "workers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+#define MAX_KIDS 1024 /* a ring: a fork-per-connection server overwrites old ones */
+#define MAX_PORTS 64
+
+static pid_t kids[MAX_KIDS];
+static unsigned kids_next; /* fork() only, under no lock: see workers_forked */
+static uint16_t ports[MAX_PORTS]; /* network order */
+static unsigned nports;
+
+void workers_forked(pid_t child)
+{
+	/* fork() may run on several threads at once: a slot taken with an
+	 * atomic increment. */
+	unsigned i = __atomic_fetch_add(&kids_next, 1, __ATOMIC_RELAXED) % MAX_KIDS;
+	__atomic_store_n(&kids[i], child, __ATOMIC_RELEASE);
+}
+
+int workers_any(void)
+{
+	return __atomic_load_n(&kids_next, __ATOMIC_RELAXED) != 0;
+}
+
+static uint16_t local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&ss)->sin_port;
+	if (ss.ss_family == AF_INET6)
+		return ((struct sockaddr_in6 *)&ss)->sin6_port;
+	return 0;
+}
+
+void workers_note_listener(int fd)
+{
+	int saved = errno;
+	uint16_t p = local_port(fd);
+	errno = saved;
+	if (!p)
+		return;
+	unsigned n = __atomic_load_n(&nports, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n; i++)
+		if (__atomic_load_n(&ports[i], __ATOMIC_RELAXED) == p)
+			return;
+	unsigned i = __atomic_fetch_add(&nports, 1, __ATOMIC_ACQ_REL);
+	if (i < MAX_PORTS)
+		__atomic_store_n(&ports[i], p, __ATOMIC_RELEASE);
+	else
+		__atomic_store_n(&nports, MAX_PORTS, __ATOMIC_RELEASE);
+}
+
+static int our_port(uint16_t p)
+{
+	unsigned n = __atomic_load_n(&nports, __ATOMIC_ACQUIRE);
+	if (n > MAX_PORTS)
+		n = MAX_PORTS;
+	for (unsigned i = 0; i < n; i++)
+		if (__atomic_load_n(&ports[i], __ATOMIC_RELAXED) == p)
+			return 1;
+	return 0;
+}
+
+/* Decimal without stdio. */
+static char *put_uint(char *o, unsigned long v)
+{
+	char tmp[24];
+	int n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		*o++ = tmp[--n];
+	return o;
+}
+
+/* What one fd of the child is, looked at through our copy. */
+enum kind { OTHER, WORKER_LISTENER, CANDIDATE };
+
+static enum kind look(int fd, uint64_t grace_ms)
+{
+	int v = 0;
+	socklen_t l = sizeof v;
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
+		return OTHER;
+	int listening = 0;
+	l = sizeof listening;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) < 0)
+		return OTHER;
+	if (!our_port(local_port(fd)))
+		return OTHER; /* not one of our listeners, nor accepted on one */
+	if (listening)
+		return WORKER_LISTENER;
+	struct tcp_info ti;
+	memset(&ti, 0, sizeof ti);
+	l = sizeof ti;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
+	    l < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+		return OTHER;
+	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received != 0)
+		return OTHER;
+	int q = 0;
+	if (syscall(SYS_ioctl, fd, SIOCINQ, &q) < 0 || q != 0)
+		return OTHER;
+	if (ti.tcpi_last_data_recv < grace_ms)
+		return OTHER; /* younger than the grace: a later pass looks again */
+	/* Already released (by us in an earlier pass, or by the child's own
+	 * shim): a read no longer waits, it sees the end at once. */
+	char b;
+	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		return OTHER;
+	return CANDIDATE;
+}
+
+#define MAX_CANDIDATES 256 /* per child and pass; the rest at the next pass */
+
+/* One child: its fds from /proc/<pid>/fd.  Only a worker is reached: a
+ * child that still holds one of our listeners, i.e. accepts on it and
+ * would be stopped with us (a pre-fork worker told over a pipe, or by a
+ * signal that is not a trigger).  A fork-per-connection child (it closed
+ * its copy of the listener and serves one connection, independently of
+ * its parent's life) keeps its connection, as without us. */
+static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *gone)
+{
+	char path[64], *o = path;
+	memcpy(o, "/proc/", 6);
+	o = put_uint(o + 6, (unsigned long)pid);
+	memcpy(o, "/fd", 4);
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		if (errno == ESRCH)
+			*gone = 1;
+		else
+			*denied = 1; /* ENOSYS: older than Linux 5.3 */
+		return 0;
+	}
+	int dir = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	unsigned released = 0, nc = 0;
+	int cand[MAX_CANDIDATES];
+	int worker = 0;
+	if (dir >= 0) {
+		char buf[4096];
+		long n;
+		while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+			for (long off = 0; off < n;) {
+				/* struct linux_dirent64: ino (8), off (8), reclen (2),
+				 * type (1), name */
+				unsigned short reclen;
+				memcpy(&reclen, buf + off + 16, sizeof reclen);
+				const char *name = buf + off + 19;
+				off += reclen;
+				if (name[0] < '0' || name[0] > '9')
+					continue;
+				char target[32];
+				long tl = syscall(SYS_readlinkat, dir, name, target, sizeof target - 1);
+				if (tl < 8 || memcmp(target, "socket:[", 8) != 0)
+					continue;
+				long cfd = 0;
+				for (const char *p = name; *p >= '0' && *p <= '9'; p++)
+					cfd = cfd * 10 + (*p - '0');
+				int copy = (int)syscall(SYS_pidfd_getfd, pidfd, (int)cfd, 0);
+				if (copy < 0) {
+					if (errno == EPERM || errno == ENOSYS || errno == EACCES)
+						*denied = 1;
+					continue;
+				}
+				enum kind k = look(copy, grace_ms);
+				if (k == WORKER_LISTENER)
+					worker = 1;
+				if (k == CANDIDATE && nc < MAX_CANDIDATES)
+					cand[nc++] = copy; /* kept until we know it is a worker */
+				else
+					syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
+			}
+		}
+		syscall(SYS_close, dir);
+	}
+	for (unsigned i = 0; i < nc; i++) {
+		if (worker && shutdown(cand[i], SHUT_RD) == 0)
+			released++;
+		syscall(SYS_close, cand[i]);
+	}
+	syscall(SYS_close, pidfd);
+	return released;
+}
+
+unsigned workers_release(uint64_t grace_ms, int *denied)
+{
+	int saved = errno;
+	unsigned released = 0;
+	unsigned n = __atomic_load_n(&kids_next, __ATOMIC_ACQUIRE);
+	if (n > MAX_KIDS)
+		n = MAX_KIDS;
+	*denied = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pid_t pid = __atomic_load_n(&kids[i], __ATOMIC_ACQUIRE);
+		if (pid <= 0)
+			continue;
+		int gone = 0;
+		released += release_child(pid, grace_ms, denied, &gone);
+		if (gone) /* exited and reaped: forget it */
+			__atomic_compare_exchange_n(&kids[i], &pid, 0, 0, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+	}
+	errno = saved;
+	return released;
+}

@@ -1,0 +1,31 @@
+/*
+ * The workers of a draining master.  A pre-fork server stops its workers in
+ * many ways (a relayed signal that may not be a trigger signal, a message on
+ * a pipe, a channel), and a sync worker is often blocked reading the very
+ * connection that must be released: nothing in the worker runs to notice.
+ * So when a process that forked children while it listened starts draining,
+ * it releases its children's never-used accepted connections itself.
+ */
+#ifndef GRACESHIM_WORKERS_H
+#define GRACESHIM_WORKERS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* fork() returned child in a process that listens: a worker to reach. */
+void workers_forked(pid_t child);
+/* A listening socket of this process (its port identifies the connections
+ * the workers accepted on it). */
+void workers_note_listener(int fd);
+/* Releases, in every recorded child still alive, the established TCP
+ * connections on one of our listeners' ports that never received a byte,
+ * have nothing queued and are at least grace_ms old: shutdown(SHUT_RD) on a
+ * copy taken with pidfd_getfd() (Linux 5.6+, ptrace permission over the
+ * child).  Async-signal-safe (system calls only: no malloc, no stdio), so
+ * our signal handler may call it.  Returns how many were released; *denied
+ * is set when the kernel refused (no pidfd_getfd, no permission). */
+unsigned workers_release(uint64_t grace_ms, int *denied);
+/* Whether any child was recorded (cheap). */
+int workers_any(void);
+
+#endif
