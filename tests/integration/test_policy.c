@@ -46,7 +46,19 @@ static long keepalive_idle(const char *const *env)
 
 Test(policy, unused_policy_leaves_keepalive_idle_connection)
 {
-	cr_assert_eq(keepalive_idle(NULL), -1, "policy unused must not release a used connection");
+	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL};
+	cr_assert_eq(keepalive_idle(env), -1, "policy unused must not release a used connection");
+}
+
+/* The default settings (issue 13): idle, with its 1 s quiet time.  The
+ * request was answered 100 ms before the signal: released about 0.9 s after
+ * it, well within the 2.5 s the issue asks. */
+Test(policy, default_releases_keepalive_idle_connection)
+{
+	long ms = keepalive_idle(NULL);
+	cr_assert_geq(ms, 0, "the default settings must release the idle keep-alive connection\n%s",
+		      server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
 }
 
 Test(policy, idle_policy_releases_keepalive_idle_connection)
@@ -77,7 +89,19 @@ static long tls_idle(const char *const *env)
 
 Test(policy, tls_handshake_then_idle_not_released_by_unused)
 {
-	cr_assert_eq(tls_idle(NULL), -1, "a TLS connection received a ClientHello: not unused");
+	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL};
+	cr_assert_eq(tls_idle(env), -1, "a TLS connection received a ClientHello: not unused");
+}
+
+/* An HTTPS preconnect at the default settings: the handshake is the only
+ * traffic, the server's last flight (TLS 1.3 session tickets) is the last
+ * word, then silence. */
+Test(policy, default_releases_tls_handshake_then_idle)
+{
+	long ms = tls_idle(NULL);
+	cr_assert_geq(ms, 0, "the default settings must release a TLS preconnect\n%s",
+		      server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
 }
 
 Test(policy, tls_handshake_then_idle_released_by_idle)
