@@ -86,6 +86,9 @@ struct conn {
 		uint32_t rx_at_release; /* CONN_MUTED: the low 32 bits of the bytes
 					 * the host had read when released (the
 					 * kernel's count for CONN_KERNEL) */
+		uint32_t tls;           /* TCP, not CONN_KERNEL, before a release:
+					 * pol_tls_feed()'s state, written by the
+					 * reading thread (relaxed), 0: not watched */
 	};
 	uint8_t flags;        /* conn_flags, under conntab_mu */
 	uint8_t family;       /* AF_INET, AF_INET6, AF_UNIX */

@@ -7,6 +7,7 @@
  */
 #include "conntab.h"
 #include "log.h"
+#include "policy.h"
 #include "real.h"
 #include "shim.h"
 #include "signals.h"
@@ -233,8 +234,26 @@ __attribute__((noinline)) static void signalfd_read(struct conn *c, const void *
 	}
 }
 
+/* What the host reads of a TCP connection's first bytes, fed to the TLS
+ * classifier (policy.h, pol_tls_feed) until it stops watching: a TLS
+ * client that sent its handshake and no request is released by policy idle
+ * even when its Finished was the last word.  Only under idle, and only where
+ * we see every byte the host reads: a read without a buffer we parse (readv,
+ * recvmsg, splice) ends the watch, which keeps the connection as before. */
+static void tls_watch(struct conn *c, ssize_t r, const void *buf)
+{
+	if ((c->family != AF_INET && c->family != AF_INET6) || shim_cfg.policy != POLICY_IDLE ||
+	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & (CONN_KERNEL | CONN_MUTED)))
+		return;
+	uint32_t st = conn_rx(c) == 0 ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
+	if (st)
+		__atomic_store_n(&c->tls, buf ? pol_tls_feed(st, buf, (size_t)r) : 0,
+				 __ATOMIC_RELAXED);
+}
+
 /* Rare cases of a counted read, out of line so that rx_done needs no frame:
- * a signalfd, or the first byte of a connection (a trace line). */
+ * a signalfd, the first bytes of a connection (a trace line, the TLS
+ * classifier), a released one. */
 __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r, const void *buf)
 {
 	if (c->kind != CONN_KIND_CONN) {
@@ -242,8 +261,9 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 			signalfd_read(c, buf, r);
 		return r;
 	}
-	if (log_on(LOG_TRACE))
+	if (conn_rx(c) == 0 && log_on(LOG_TRACE))
 		first_byte(c);
+	tls_watch(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
 }
@@ -277,7 +297,11 @@ static ssize_t rx_done(int fd, ssize_t r, const void *buf)
 	struct conn *c = conntab_rw_fast(fd);
 	if (!c)
 		return r;
-	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0, 0))
+	/* c->tls shares its word with the sweeper's sample_ms (Unix sockets)
+	 * and rx_at_release: non-zero there only sends a read the rare way. */
+	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
+				     __atomic_load_n(&c->tls, __ATOMIC_RELAXED) != 0,
+			     0))
 		return rx_rare(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
@@ -421,7 +445,7 @@ __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, 
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recv)(fd, buf, n, flags);
-	return rx_done(fd, REAL(recv)(fd, buf, n, flags), NULL);
+	return rx_done(fd, REAL(recv)(fd, buf, n, flags), buf);
 }
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -435,7 +459,7 @@ __attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
-	return rx_done(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), NULL);
+	return rx_done(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), buf);
 }
 
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
@@ -477,7 +501,7 @@ __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recv_chk)(fd, buf, n, buflen, flags);
-	return rx_done(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), NULL);
+	return rx_done(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), buf);
 }
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -491,7 +515,7 @@ __attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, si
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen);
-	return rx_done(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen), NULL);
+	return rx_done(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen), buf);
 }
 
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)

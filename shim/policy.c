@@ -11,7 +11,10 @@
  *   - "idle" (policy idle, after the trigger) also releases a used connection
  *     when the host spoke last, the peer has taken everything, and nothing
  *     moved for the quiet time: keep-alive idle connections, and TLS
- *     connections whose handshake was their only traffic.
+ *     connections whose handshake was their only traffic.  A TLS connection
+ *     whose client sent its handshake and no request (pol_tls_no_request)
+ *     need not have the host speak last: a TLS 1.3 server without session
+ *     tickets never does after the client's Finished.
  * A socket that crossed a fork may be read by another process, so our count
  * alone cannot prove it unused: the kernel's (TCP) must.
  */
@@ -60,11 +63,11 @@ static void decide_used(const struct pol_params *p, const struct pol_input *in,
 		set(out, POL_KEEP, POL_R_SHARED, 0); /* its traffic may go through another fd */
 	else if (in->queued > 0)
 		set(out, POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS);
-	else if (in->outq < 0 || in->server_last < 0 || in->quiet_ns < 0)
+	else if (in->outq < 0 || (in->server_last < 0 && !in->no_request) || in->quiet_ns < 0)
 		set(out, POL_KEEP, POL_R_UNKNOWN, 0);
 	else if (in->outq > 0)
 		set(out, POL_WAIT, POL_R_SENDING, POL_RECHECK_NS);
-	else if (!in->server_last)
+	else if (!in->server_last && !in->no_request)
 		set(out, POL_WAIT, POL_R_PEER_LAST, POL_RECHECK_NS);
 	else if ((uint64_t)in->quiet_ns < p->idle_quiet_ns)
 		set(out, POL_WAIT, POL_R_ACTIVE, p->idle_quiet_ns - (uint64_t)in->quiet_ns);
@@ -104,4 +107,74 @@ const char *pol_reason_name(enum pol_reason r)
 	case POL_R_DRAIN_TIMEOUT: return "drain timeout";
 	}
 	return "?";
+}
+
+/* The classifier's word: bits 0-15 the bytes left of the current record's
+ * body, or while a header is being read its length's high byte; 16-18 the
+ * header bytes read (0-4); 19-20 application-data records (0-2); 21 a
+ * ChangeCipherSpec seen; 22 a handshake record after it (TLS 1.2, or a
+ * second ClientHello after a HelloRetryRequest); 23-30 the type of the
+ * record whose header is being read; 31 set while watching. */
+#define TLS_REM(st) ((st) & 0xffffu)
+#define TLS_HDR(st) (((st) >> 16) & 7u)
+#define TLS_APP(st) (((st) >> 19) & 3u)
+#define TLS_CCS (1u << 21)
+#define TLS_HS_AFTER_CCS (1u << 22)
+#define TLS_TYPE(st) (((st) >> 23) & 0xffu)
+#define TLS_MAX_RECORD (16384 + 2048) /* TLSCiphertext.length: RFC 8446 5.2 */
+
+uint32_t pol_tls_feed(uint32_t st, const unsigned char *p, size_t n)
+{
+	while (n > 0 && st) {
+		uint32_t rem = TLS_REM(st), hdr = TLS_HDR(st);
+		if (hdr == 0 && rem > 0) { /* inside a record body */
+			uint32_t k = n < rem ? (uint32_t)n : rem;
+			st = (st & ~0xffffu) | (rem - k);
+			p += k;
+			n -= k;
+			continue;
+		}
+		unsigned char b = *p++;
+		n--;
+		switch (hdr) {
+		case 0: /* content type */
+			if (b != 20 && b != 22 && b != 23)
+				return 0; /* an alert, a heartbeat, or not TLS at all */
+			st = (st & ~(0xffu << 23)) | (uint32_t)b << 23;
+			break;
+		case 1: /* legacy_record_version: 3.x */
+			if (b != 3)
+				return 0;
+			break;
+		case 2:
+			break;
+		case 3: /* length, high byte */
+			st = (st & ~0xffffu) | b;
+			break;
+		case 4: { /* length, low byte: the record starts */
+			uint32_t len = (TLS_REM(st) << 8) | b, type = TLS_TYPE(st);
+			if (len == 0 || len > TLS_MAX_RECORD)
+				return 0;
+			if (type == 20) {
+				st |= TLS_CCS;
+			} else if (type == 22) {
+				if (st & TLS_CCS)
+					st |= TLS_HS_AFTER_CCS;
+			} else { /* 23: application data */
+				if ((st & TLS_HS_AFTER_CCS) || TLS_APP(st) >= 1)
+					return 0; /* a request */
+				st += 1u << 19;
+			}
+			st = (st & ~(0xffffu | (7u << 16))) | len;
+			continue;
+		}
+		}
+		st += 1u << 16; /* one more header byte */
+	}
+	return st;
+}
+
+int pol_tls_no_request(uint32_t st)
+{
+	return st != 0 && TLS_REM(st) == 0 && TLS_HDR(st) == 0;
 }

@@ -7,6 +7,7 @@
 
 #include "config.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct pol_params {
@@ -27,6 +28,9 @@ struct pol_input {
 	int shared;           /* crossed a fork: other processes may read it */
 	int draining;         /* a trigger came */
 	int deadline_passed;  /* GRACESHIM_DRAIN_TIMEOUT is up */
+	int no_request;       /* what the host read is a TLS handshake and nothing
+			       * more (pol_tls_no_request): policy idle need not
+			       * wait for the server to speak last */
 };
 
 enum pol_verdict {
@@ -61,6 +65,27 @@ struct pol_out {
 #define POL_RECHECK_NS (50 * 1000000ull)
 
 void pol_decide(const struct pol_params *p, const struct pol_input *in, struct pol_out *out);
+
+/* "No request yet" over TLS, from the records the host read from the
+ * client (their headers only: content type and length).  A TLS client sends
+ * handshake records (22), a ChangeCipherSpec (20), and application data
+ * (23) once the handshake is done.  TLS 1.2: its Finished is a handshake
+ * record after its ChangeCipherSpec, so any application data is a request.
+ * TLS 1.3: its Finished is encrypted, so the first application-data record
+ * is the Finished and a second one is a request.  A TLS 1.3 server that
+ * sends no session ticket leaves that Finished as the last word: the
+ * connection is then not "the server spoke last", yet holds no request.
+ *
+ * The state is one 32-bit word, 0 when there is nothing (more) to watch: not
+ * TLS, an alert, a request, or bytes we could not see.  Start with
+ * POL_TLS_START before the first byte read; feed every byte read, in order.
+ * Anything unexpected stops the watch, so the mistakes go one way: a
+ * handshake taken for a request (kept, as before), never the reverse. */
+#define POL_TLS_START 0x80000000u
+uint32_t pol_tls_feed(uint32_t st, const unsigned char *p, size_t n);
+/* True when the bytes fed so far end on a record boundary and hold no
+ * request (see above). */
+int pol_tls_no_request(uint32_t st);
 const char *pol_reason_name(enum pol_reason r);
 
 #endif

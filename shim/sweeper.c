@@ -238,6 +238,12 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
 			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
 	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
+	/* What the host read of it is a TLS handshake and no more: only if it
+	 * read all of it through this record (not shared: a dup or a fork may
+	 * read what we never see). */
+	in.no_request = (c->family == AF_INET || c->family == AF_INET6) &&
+			!(c->flags & (CONN_KERNEL | CONN_SHARED)) &&
+			pol_tls_no_request(__atomic_load_n(&c->tls, __ATOMIC_RELAXED));
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
 	if (c->family == AF_INET || c->family == AF_INET6) {
 		struct tcp_info ti;

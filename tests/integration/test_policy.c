@@ -68,10 +68,10 @@ Test(policy, idle_policy_releases_keepalive_idle_connection)
 	cr_assert_geq(ms, 0, "policy idle must release the idle keep-alive connection");
 }
 
-/* TLS: the handshake completes, then the client is silent. */
-static long tls_idle(const char *const *env)
+/* TLS: the handshake completes, then the client is silent (or, with
+ * partial, sends the start of a request that never ends). */
+static long tls_client(const char *const *args, const char *const *env, const char *partial)
 {
-	const char *const args[] = {"tlsserver", NULL};
 	server_start(&srv, true, args, env);
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -79,12 +79,20 @@ static long tls_idle(const char *const *env)
 	SSL *ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	cr_assert_eq(SSL_connect(ssl), 1, "TLS handshake failed");
+	if (partial)
+		cr_assert_eq(SSL_write(ssl, partial, (int)strlen(partial)), (int)strlen(partial));
 	sleep_ms(200);
-	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
+	long ms = server_signal_and_wait(&srv, SIGINT, partial ? HANG_MS : PROMPT_MS);
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
 	close(fd);
 	return ms;
+}
+
+static long tls_idle(const char *const *env)
+{
+	const char *const args[] = {"tlsserver", NULL};
+	return tls_client(args, env, NULL);
 }
 
 Test(policy, tls_handshake_then_idle_not_released_by_unused)
@@ -108,6 +116,44 @@ Test(policy, tls_handshake_then_idle_released_by_idle)
 {
 	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=300ms", NULL};
 	cr_assert_geq(tls_idle(env), 0, "policy idle must release the quiet TLS connection");
+}
+
+/* TLS 1.2: the server's Finished is the handshake's last word. */
+Test(policy, default_releases_tls12_handshake_then_idle)
+{
+	const char *const args[] = {"tlsserver", "--tls12", NULL};
+	long ms = tls_client(args, NULL, NULL);
+	cr_assert_geq(ms, 0, "TLS 1.2 preconnect not released\n%s", server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+}
+
+/* TLS 1.3 without session tickets: the client's Finished is the last word,
+ * so "the server spoke last" never holds; the records the server read (a
+ * ClientHello, a ChangeCipherSpec, one application-data record: the
+ * Finished) show there is no request. */
+Test(policy, default_releases_tls13_without_tickets_handshake_then_idle)
+{
+	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
+	long ms = tls_client(args, NULL, NULL);
+	cr_assert_geq(ms, 0, "ticketless TLS 1.3 preconnect not released\n%s", server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+}
+
+Test(policy, unused_keeps_tls13_without_tickets)
+{
+	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
+	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL};
+	cr_assert_eq(tls_client(args, env, NULL), -1);
+}
+
+/* The twin: the client sent the start of a request (a second
+ * application-data record) and is silent; the server waits for the rest.
+ * The client spoke last and it is a request: never released. */
+Test(policy, default_keeps_tls13_without_tickets_request_in_progress)
+{
+	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
+	cr_assert_eq(tls_client(args, NULL, "GET / HTTP/1.1\r\nHost: t\r\n"), -1,
+		     "a TLS connection with part of a request was released\n%s", server_stderr(&srv));
 }
 
 /* A download in progress, stalled by a slow client: the server has more
