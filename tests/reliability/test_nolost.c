@@ -21,6 +21,12 @@
  *          then for half of them one request around SIGINT, for the other
  *          half nothing (an HTTPS preconnect: the default settings must
  *          release it)
+ *   tls13  the same in TLS-shaped records, as a TLS 1.3 server without
+ *          session tickets sees them: a handshake record answered HI, then
+ *          the client's "Finished" (an application-data record) and silence:
+ *          the client spoke last, and only the shim's TLS classifier can
+ *          tell there is no request; requests come in application-data
+ *          records
  * then sends SIGINT, and plays every client on one thread (one poll loop,
  * sends scheduled to the microsecond).  The server records each request it
  * read and each answer it wrote (one write(2) per line); the test joins that
@@ -67,8 +73,9 @@ TestSuite(nolost, .fini = teardown, .timeout = 150);
 #define MAX_CONNS 64
 #define MAX_NOTES 6
 
-enum kind { K_PRE, K_ONE, K_KA, K_SLOW, K_LATE, K_TLS, K_KINDS };
-static const char *const kind_name[K_KINDS] = {"pre", "one", "ka", "slow", "late", "tls"};
+enum kind { K_PRE, K_ONE, K_KA, K_SLOW, K_LATE, K_TLS, K_TLS13, K_KINDS };
+static const char *const kind_name[K_KINDS] = {"pre",  "one", "ka",   "slow",
+					       "late", "tls", "tls13"};
 
 enum outcome {
 	O_NONE,     /* no outcome (yet) */
@@ -94,7 +101,7 @@ struct conn {
 	int fd;
 	long connect_us; /* late connections only */
 	long hello_us;   /* tls connections only: when HELLO is sent */
-	bool hello_sent;
+	bool hello_sent, fin_sent;
 	size_t hello_got; /* bytes of NOLOST_HI received */
 	bool connected, refused, eof;
 	int nreq, nsent;
@@ -119,6 +126,7 @@ struct scenario {
 
 struct totals {
 	int rounds, conns, kind[K_KINDS], pre_released, refused, tls_pre, tls_released;
+	int tls13_pre, tls13_released;
 	int sent_before, sent_after, sent_hot, sent_after_eof;
 	int answered, unread, not_sent, hot_answered, hot_unread;
 	int violations, shim_released, shim_cut;
@@ -263,6 +271,7 @@ static int plan(const struct scenario *sc, struct conn *cs, const struct totals 
 					.at_us = c->connect_us + uniform(0, sc->late_send_hi_us)};
 				break;
 			case K_TLS:
+			case K_TLS13:
 				c->hello_us = uniform(sc->ka_first_lo_us, -5000);
 				if (rng() % 2)
 					r[c->nreq++] =
@@ -295,7 +304,8 @@ static void on_eof(struct conn *c)
 static void consume(struct conn *c, const char *p, size_t n, struct totals *t)
 {
 	char want[NOLOST_RESP_MAX];
-	while (n > 0 && c->kind == K_TLS && c->hello_got < sizeof NOLOST_HI - 1) {
+	while (n > 0 && (c->kind == K_TLS || c->kind == K_TLS13) &&
+	       c->hello_got < sizeof NOLOST_HI - 1) {
 		size_t left = sizeof NOLOST_HI - 1 - c->hello_got, take = n < left ? n : left;
 		if (memcmp(p, NOLOST_HI + c->hello_got, take)) {
 			violation(t, "tls connection: the handshake's answer was wrong bytes");
@@ -365,11 +375,17 @@ static void late_connect(struct conn *c, int port)
 static void send_req(struct conn *c, struct req *r, long now, struct totals *t)
 {
 	char line[64];
+	unsigned char rec[80];
 	drain(c, t); /* did the connection end before this send? */
 	int n = snprintf(line, sizeof line, "REQ %ld %d\n", r->id, r->delay_ms);
+	const void *p = line;
+	if (c->kind == K_TLS13) { /* in one application-data record */
+		n = (int)nolost_record(rec, 23, line, (size_t)n);
+		p = rec;
+	}
 	ssize_t w;
 	do
-		w = send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		w = send(c->fd, p, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (w < 0 && errno == EINTR);
 	c->nsent++;
 	r->sent_us = now;
@@ -525,23 +541,39 @@ static void run_round(const struct scenario *sc, int round, struct totals *t)
 				else if (c->connect_us < next)
 					next = c->connect_us;
 			}
-			if (c->connected && c->kind == K_TLS && !c->hello_sent) {
+			if (c->connected && (c->kind == K_TLS || c->kind == K_TLS13) &&
+			    !c->hello_sent) {
 				if (now >= c->hello_us) {
-					ssize_t w = send(c->fd, NOLOST_HELLO, sizeof NOLOST_HELLO - 1,
-							 MSG_NOSIGNAL | MSG_DONTWAIT);
-					cr_assert_eq(w, (ssize_t)sizeof NOLOST_HELLO - 1, "HELLO: %s",
-						     strerror(errno));
+					unsigned char rec[300];
+					size_t len = sizeof NOLOST_HELLO - 1;
+					const void *p = NOLOST_HELLO;
+					if (c->kind == K_TLS13) { /* a "ClientHello" */
+						len = nolost_record(rec, 22, NULL, 250);
+						p = rec;
+					}
+					ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+					cr_assert_eq(w, (ssize_t)len, "hello: %s", strerror(errno));
 					c->hello_sent = true;
 				} else if (c->hello_us < next) {
 					next = c->hello_us;
 				}
 			}
+			/* the "Finished": as soon as the server's flight is in */
+			if (c->kind == K_TLS13 && !c->fin_sent && !c->eof &&
+			    c->hello_got == sizeof NOLOST_HI - 1) {
+				unsigned char rec[80];
+				size_t len = nolost_record(rec, 23, NULL, 53);
+				ssize_t w = send(c->fd, rec, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+				cr_assert_eq(w, (ssize_t)len, "finished: %s", strerror(errno));
+				c->fin_sent = true;
+			}
 			if (!c->connected || c->nsent >= c->nreq)
 				continue;
 			struct req *r = &c->req[c->nsent];
 			/* A TLS client sends its request after the handshake. */
-			if (c->kind == K_TLS && !c->eof &&
-			    (!c->hello_sent || c->hello_got < sizeof NOLOST_HI - 1)) {
+			if ((c->kind == K_TLS || c->kind == K_TLS13) && !c->eof &&
+			    (!c->hello_sent || c->hello_got < sizeof NOLOST_HI - 1 ||
+			     (c->kind == K_TLS13 && !c->fin_sent))) {
 				if (now + 200 < next)
 					next = now + 200;
 				continue;
@@ -626,6 +658,10 @@ static void run_round(const struct scenario *sc, int round, struct totals *t)
 			t->tls_pre++;
 			t->tls_released += c->eof;
 		}
+		if (c->kind == K_TLS13 && !c->nreq) {
+			t->tls13_pre++;
+			t->tls13_released += c->eof;
+		}
 		for (int j = 0; j < c->nreq; j++) {
 			struct req *r = &c->req[j];
 			bool hot = sc->hot && r->sent && r->sent_us >= t->hot_lo_us &&
@@ -692,7 +728,8 @@ static void summary(const struct scenario *sc, struct totals *t)
 	fprintf(stderr,
 		"nolost[%s] seed %llu: %d rounds, %d connections (pre %d, one %d, ka "
 		"%d, slow %d, "
-		"late %d, of which refused %d; tls %d, of which preconnects %d, released %d); "
+		"late %d, of which refused %d; tls %d, of which preconnects %d, released %d; "
+		"tls13 %d, of which preconnects %d, released %d); "
 		"requests sent %d (before SIGINT %d, "
 		"after %d; into a "
 		"connection the client had seen end %d): answered in full %d, closed "
@@ -708,7 +745,7 @@ static void summary(const struct scenario *sc, struct totals *t)
 		"violations %d\n",
 		sc->name, seed_once(), t->rounds, t->conns, t->kind[K_PRE], t->kind[K_ONE],
 		t->kind[K_KA], t->kind[K_SLOW], t->kind[K_LATE], t->refused, t->kind[K_TLS],
-		t->tls_pre, t->tls_released,
+		t->tls_pre, t->tls_released, t->kind[K_TLS13], t->tls13_pre, t->tls13_released,
 		t->sent_before + t->sent_after, t->sent_before, t->sent_after, t->sent_after_eof,
 		t->answered, t->unread, t->unread_unaware, t->not_sent,
 		median(t->sweep_us, t->nsweep), t->sent_hot, t->hot_answered, t->hot_unread,
@@ -751,6 +788,9 @@ static void expect_none_lost(const struct scenario *sc, const struct totals *t)
 		     t->pre_released, t->kind[K_PRE]);
 	cr_assert_eq(t->tls_released, t->tls_pre, "%s: %d of %d TLS-shaped preconnects released",
 		     sc->name, t->tls_released, t->tls_pre);
+	cr_assert_eq(t->tls13_released, t->tls13_pre,
+		     "%s: %d of %d ticketless-TLS-1.3-shaped preconnects released", sc->name,
+		     t->tls13_released, t->tls13_pre);
 }
 
 /* The strict setting (the default before issue 13), hyper 0.14's shutdown;
@@ -814,8 +854,8 @@ Test(nolost, default_settings_tls_and_keepalive_requests_around_the_trigger)
 	static const struct scenario sc = {
 		.name = "default",
 		.rounds = 25,
-		.n = {[K_PRE] = 3, [K_ONE] = 10, [K_KA] = 12, [K_SLOW] = 2, [K_LATE] = 5,
-		      [K_TLS] = 12},
+		.n = {[K_PRE] = 3, [K_ONE] = 8, [K_KA] = 10, [K_SLOW] = 2, [K_LATE] = 5,
+		      [K_TLS] = 8, [K_TLS13] = 8},
 		.win_lo_us = -20000,
 		.win_hi_us = 50000,
 		.hot = true,
@@ -830,6 +870,7 @@ Test(nolost, default_settings_tls_and_keepalive_requests_around_the_trigger)
 	run(&sc, rounds_from_env(sc.rounds), &t);
 	expect_none_lost(&sc, &t);
 	cr_assert_gt(t.tls_pre, 0);
+	cr_assert_gt(t.tls13_pre, 0);
 }
 
 /* The default policy with a quiet time of 30 ms, so that the release of
@@ -842,8 +883,8 @@ Test(nolost, default_policy_requests_racing_the_idle_release)
 	static const struct scenario sc = {
 		.name = "default, quiet 30ms",
 		.rounds = 24,
-		.n = {[K_PRE] = 3, [K_ONE] = 6, [K_KA] = 14, [K_SLOW] = 2, [K_LATE] = 5,
-		      [K_TLS] = 14},
+		.n = {[K_PRE] = 3, [K_ONE] = 6, [K_KA] = 10, [K_SLOW] = 2, [K_LATE] = 5,
+		      [K_TLS] = 9, [K_TLS13] = 9},
 		.win_lo_us = -20000,
 		.win_hi_us = 50000,
 		.hot = true,
