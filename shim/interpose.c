@@ -353,7 +353,7 @@ __attribute__((noinline, cold)) static bool muted_drop(struct conn *c, int fd, s
 	    (uint32_t)st.st_ino != c->ino)
 		goto out;
 	int64_t now = (f & CONN_KERNEL) ? sweeper_tcp_read_bytes(fd) : (int64_t)conn_rx(c);
-	if (now < 0 || (uint32_t)now != c->rx_at_release) {
+	if (now < 0 || (uint32_t)now != __atomic_load_n(&c->rx_at_release, __ATOMIC_RELAXED)) {
 		/* Read since the release (or cannot tell): the host's for good. */
 		if (conntab_lock_unless_held()) {
 			if (conntab_find_locked(fd) == c)

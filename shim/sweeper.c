@@ -124,13 +124,15 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 {
 	uint32_t ms = conn_ms(now);
 	uint8_t d = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
-	if (!c->sample_ms || !(d & CONN_DIR_SEEN)) {
-		c->sample_ms = ms;
+	uint32_t since = __atomic_load_n(&c->sample_ms, __ATOMIC_RELAXED);
+	if (!since || !(d & CONN_DIR_SEEN)) {
+		/* atomic: the read path looks at this word (as c->tls) */
+		__atomic_store_n(&c->sample_ms, since = ms, __ATOMIC_RELAXED);
 		if (!(d & CONN_DIR_SEEN))
 			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN), 0,
 						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
-	return (int64_t)(uint32_t)(ms - c->sample_ms) * 1000000;
+	return (int64_t)(uint32_t)(ms - since) * 1000000;
 }
 
 int64_t sweeper_tcp_read_bytes(int fd)
@@ -177,7 +179,8 @@ static void mute(struct conn *c, const struct pol_out *out)
 		base = k > 0 ? (uint64_t)k : 0;
 		conntab_rw_add_locked(c);
 	}
-	c->rx_at_release = (uint32_t)base;
+	/* The word is c->tls too, which a reading thread may store to. */
+	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
 	uint8_t f = CONN_MUTED;
 	if (out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE)
 		f |= CONN_EOF_READ;
@@ -307,7 +310,9 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 			}
 		} else {
 			unmute(c); /* not released: its writes are the host's as before */
-			c->sample_ms = 0; /* rx_at_release shared its place: restart the clock */
+			/* rx_at_release shared its place: restart the clock, stop
+			 * the TLS watch (both start again from nothing) */
+			__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
 			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", c->fd, strerror(errno));
 		}
 		break;
