@@ -237,17 +237,22 @@ __attribute__((noinline)) static void signalfd_read(struct conn *c, const void *
 /* What the host reads of a TCP connection's first bytes, fed to the TLS
  * classifier (policy.h, pol_tls_feed) until it stops watching: a TLS
  * client that sent its handshake and no request is released by policy idle
- * even when its Finished was the last word.  Only under idle, and only where
- * we see every byte the host reads: a read without a buffer we parse (readv,
- * recvmsg, splice) ends the watch, which keeps the connection as before. */
+ * even when its Finished was the last word, and one that may carry HTTP/2
+ * is never released for having the server speak last.  Only under idle,
+ * and only where we see every byte the host reads: a read without a buffer
+ * we parse (readv, recvmsg, splice) ends the watch, which keeps the
+ * connection as before; if it is the first, the connection may be HTTP/2. */
 static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 {
 	if ((c->family != AF_INET && c->family != AF_INET6) || shim_cfg.policy != POLICY_IDLE ||
 	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & (CONN_KERNEL | CONN_MUTED)))
 		return;
-	uint32_t st = conn_rx(c) == 0 ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
-	if (st)
-		__atomic_store_n(&c->tls, buf ? pol_tls_feed(st, buf, (size_t)r) : 0,
+	bool first = conn_rx(c) == 0;
+	uint32_t st = first ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
+	if (st & POL_TLS_WATCHING)
+		__atomic_store_n(&c->tls,
+				 buf ? pol_tls_feed(st, buf, (size_t)r)
+				     : first ? POL_TLS_MUX : st & POL_TLS_MUX,
 				 __ATOMIC_RELAXED);
 }
 
@@ -298,9 +303,9 @@ static ssize_t rx_done(int fd, ssize_t r, const void *buf)
 	if (!c)
 		return r;
 	/* c->tls shares its word with the sweeper's sample_ms (Unix sockets)
-	 * and rx_at_release: non-zero there only sends a read the rare way. */
+	 * and rx_at_release: its top bit there only sends a read the rare way. */
 	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
-				     __atomic_load_n(&c->tls, __ATOMIC_RELAXED) != 0,
+				     (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING),
 			     0))
 		return rx_rare(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);

@@ -244,9 +244,10 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	/* What the host read of it is a TLS handshake and no more: only if it
 	 * read all of it through this record (not shared: a dup or a fork may
 	 * read what we never see). */
-	in.no_request = (c->family == AF_INET || c->family == AF_INET6) &&
-			!(c->flags & (CONN_KERNEL | CONN_SHARED)) &&
-			pol_tls_no_request(__atomic_load_n(&c->tls, __ATOMIC_RELAXED));
+	bool watched = (c->family == AF_INET || c->family == AF_INET6) && !(c->flags & CONN_KERNEL);
+	uint32_t tls = watched ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
+	in.no_request = !(c->flags & CONN_SHARED) && pol_tls_no_request(tls);
+	in.multiplexed = pol_tls_multiplexed(tls);
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
 	if (c->family == AF_INET || c->family == AF_INET6) {
 		struct tcp_info ti;
