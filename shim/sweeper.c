@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,13 +150,72 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 {
 	uint32_t ms = conn_ms(now);
 	uint8_t d = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
-	if (!c->sample_ms || !(d & CONN_DIR_SEEN)) {
-		c->sample_ms = ms;
+	uint32_t since = __atomic_load_n(&c->sample_ms, __ATOMIC_RELAXED);
+	if (!since || !(d & CONN_DIR_SEEN)) {
+		/* atomic: the read path looks at this word (as c->tls) */
+		__atomic_store_n(&c->sample_ms, since = ms, __ATOMIC_RELAXED);
 		if (!(d & CONN_DIR_SEEN))
 			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN), 0,
 						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
-	return (int64_t)(uint32_t)(ms - c->sample_ms) * 1000000;
+	return (int64_t)(uint32_t)(ms - since) * 1000000;
+}
+
+int64_t sweeper_tcp_read_bytes(int fd)
+{
+	/* States from include/net/tcp_states.h (netinet/tcp.h clashes with
+	 * linux/tcp.h): the peer's FIN has arrived. */
+	enum { TIME_WAIT = 6, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int saved = errno, q = 0;
+	int64_t r = -1;
+
+	/* Waiting bytes first, the received count second: a byte arriving in
+	 * between is then counted as read, which lets the host's write through
+	 * (the direction that loses no request). */
+	memset(&ti, 0, sizeof ti);
+	if (ioctl(fd, SIOCINQ, &q) == 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
+		/* tcpi_bytes_received counts a FIN as a byte; SIOCINQ does not. */
+		uint8_t st = ti.tcpi_state;
+		bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT;
+		r = (int64_t)ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received) - q;
+		if (r < 0)
+			r = 0;
+	}
+	errno = saved;
+	return r;
+}
+
+/* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
+ * host's writes on c are looked at (CONN_MUTED) until it reads a byte again,
+ * and dropped once it can only be answering the EOF we cause (interpose.c,
+ * muted_drop).  Set before shutdown(): the host may read that EOF and write
+ * at once.  A connection that never received a byte cannot be owed
+ * anything: its writes are dropped from the start. */
+static void mute(struct conn *c, const struct pol_out *out)
+{
+	uint64_t base = conn_rx(c);
+	if (c->flags & CONN_KERNEL) {
+		/* Its reads are not counted: the kernel's count of what the host
+		 * read.  Unknown: nothing was (it never received a byte) or the
+		 * base is 0 and the host's first read lets its writes through. */
+		int64_t k = out->reason == POL_R_IDLE ? sweeper_tcp_read_bytes(c->fd) : 0;
+		base = k > 0 ? (uint64_t)k : 0;
+		conntab_rw_add_locked(c);
+	}
+	/* The word is c->tls too, which a reading thread may store to. */
+	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
+	uint8_t f = CONN_MUTED;
+	if (out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE)
+		f |= CONN_EOF_READ;
+	__atomic_or_fetch(&c->flags, f, __ATOMIC_RELEASE);
+}
+
+static void unmute(struct conn *c)
+{
+	__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
 }
 
 /* Looks at one connection under the table lock.  Holding the lock keeps
@@ -207,6 +267,13 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
 			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
 	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
+	/* What the host read of it is a TLS handshake and no more: only if it
+	 * read all of it through this record (not shared: a dup or a fork may
+	 * read what we never see). */
+	bool watched = (c->family == AF_INET || c->family == AF_INET6) && !(c->flags & CONN_KERNEL);
+	uint32_t tls = watched ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
+	in.no_request = !(c->flags & CONN_SHARED) && pol_tls_no_request(tls);
+	in.multiplexed = pol_tls_multiplexed(tls);
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
 	if (c->family == AF_INET || c->family == AF_INET6) {
 		struct tcp_info ti;
@@ -215,8 +282,8 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
 			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
-			if (in.kernel_rx > 0)
-				c->flags |= CONN_USED; /* no need to ask again before a trigger */
+			if (in.kernel_rx > 0) /* no need to ask again before a trigger */
+				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
 						 ? ti.tcpi_last_data_recv
 						 : ti.tcpi_last_data_sent;
@@ -252,9 +319,11 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		 * to resend).  The drain timeout cuts with SHUT_RDWR: it must
 		 * also stop a host blocked writing.  (tests/reliability/
 		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
+		if (out.reason != POL_R_DRAIN_TIMEOUT)
+			mute(c, &out);
 		if (shutdown(c->fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
 		    errno == ENOTCONN) {
-			c->flags |= CONN_RELEASED;
+			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
 			ps->released[out.reason]++;
 			stats_released(out.reason);
 			enum log_level l = out.reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
@@ -267,6 +336,10 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 					(unsigned long long)(in.age_ns / 1000000));
 			}
 		} else {
+			unmute(c); /* not released: its writes are the host's as before */
+			/* rx_at_release shared its place: restart the clock, stop
+			 * the TLS watch (both start again from nothing) */
+			__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
 			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", c->fd, strerror(errno));
 		}
 		break;
