@@ -358,11 +358,14 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 /* Sockets this process accepted without libc's accept (Go, io_uring, raw
  * system calls): established TCP sockets whose local port is the port of
  * one of the process's listening sockets, and that the table does not know.
- * Read at the first drain (sweeper thread only) from /proc alone, without a
- * system call on any of the host's fds: the fd links give the socket
- * inodes, /proc/self/net/tcp{,6} their state and local port.  A socket the
- * host is closing (its record is forgotten just before the real close) is
- * not counted: a candidate must still be there, unknown, 100 ms later. */
+ * Read at the first drain (sweeper thread only): the fd links give the
+ * socket inodes; each socket is then asked its state and port with raw
+ * system calls (a look: nothing is changed, and the answer of a number the
+ * host is closing meanwhile is checked again).  A socket the host is
+ * closing (its record is forgotten just before the real close) is not
+ * counted: a candidate must still be there, unknown, 100 ms later.
+ * (/proc/net/tcp would avoid asking the fds, but lists every socket of the
+ * network namespace: 130,000 lines on a busy machine.) */
 struct sock_fd {
 	int fd;
 	unsigned long ino;
@@ -389,14 +392,6 @@ static size_t socket_fds(struct sock_fd *out, size_t max)
 	return n;
 }
 
-static bool ours_ino(const struct sock_fd *s, size_t n, unsigned long ino)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i].ino == ino)
-			return true;
-	return false;
-}
-
 static bool known_to_table(const struct sock_fd *s)
 {
 	conntab_lock();
@@ -406,55 +401,66 @@ static bool known_to_table(const struct sock_fd *s)
 	return known;
 }
 
+/* TCP state and local port of a socket fd: 'L' listening, 'E' established,
+ * 0 anything else. */
+static char tcp_look(int fd, unsigned *port)
+{
+	int v = 0;
+	socklen_t l = sizeof v;
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
+		return 0;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (syscall(SYS_getsockname, fd, &ss, &sl) < 0)
+		return 0;
+	*port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					 : ((struct sockaddr_in *)&ss)->sin_port;
+	l = sizeof v;
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0)
+		return 0;
+	if (v)
+		return 'L';
+	struct tcp_info ti;
+	l = sizeof ti;
+	if (syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
+		return 0;
+	return ti.tcpi_state == 1 /* TCP_ESTABLISHED */ ? 'E' : 0;
+}
+
 static unsigned count_unseen_accepted(void)
 {
-	enum { MAXS = 4096, MAXP = 64 };
+	enum { MAXS = 4096, MAXP = 64, MAXC = 64 };
 	struct sock_fd *socks = malloc(MAXS * sizeof *socks);
-	unsigned ports[MAXP], np = 0;
-	unsigned unseen = 0;
+	unsigned ports[MAXP], np = 0, unseen = 0;
+	struct sock_fd cand[MAXC];
+	unsigned cport[MAXC];
+	size_t nc = 0;
 	if (!socks)
 		return 0;
 	size_t ns = socket_fds(socks, MAXS);
-	unsigned long *est = malloc(MAXS * sizeof *est); /* established: port << 32 | index */
-	size_t ne = 0;
-	for (int pass = 0; pass < 2 && est; pass++) {
-		FILE *f = fopen(pass ? "/proc/self/net/tcp6" : "/proc/self/net/tcp", "r");
-		char line[512];
-		if (!f)
-			continue;
-		while (fgets(line, sizeof line, f)) {
-			char local[80];
-			unsigned port, st;
-			unsigned long ino;
-			if (sscanf(line, " %*d: %79[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*u %*u %lu", local,
-				   &port, &st, &ino) != 4 ||
-			    !ours_ino(socks, ns, ino))
-				continue;
-			if (st == 0x0A && np < MAXP)
-				ports[np++] = port;
-			else if (st == 0x01 && ne < MAXS)
-				est[ne++] = (unsigned long)port << 32 | ino;
+	for (size_t i = 0; i < ns; i++) {
+		unsigned port = 0;
+		char k = tcp_look(socks[i].fd, &port);
+		if (k == 'L' && np < MAXP)
+			ports[np++] = port;
+		else if (k == 'E' && nc < MAXC && !known_to_table(&socks[i])) {
+			cport[nc] = port;
+			cand[nc++] = socks[i];
 		}
-		fclose(f);
 	}
-	struct sock_fd cand[64];
-	size_t nc = 0;
-	for (size_t i = 0; i < ne && nc < 64; i++) {
-		unsigned port = (unsigned)(est[i] >> 32);
-		unsigned long ino = est[i] & 0xffffffffUL;
+	size_t keep = 0;
+	for (size_t i = 0; i < nc; i++) {
 		bool on_listener = false;
 		for (unsigned j = 0; j < np; j++)
-			on_listener |= ports[j] == port;
-		for (size_t k = 0; on_listener && k < ns && nc < 64; k++)
-			if (socks[k].ino == ino && !known_to_table(&socks[k]))
-				cand[nc++] = socks[k];
+			on_listener |= ports[j] == cport[i];
+		if (on_listener)
+			cand[keep++] = cand[i];
 	}
-	free(est);
-	if (nc) {
+	if (keep) {
 		struct timespec pause = {0, 100000000};
 		nanosleep(&pause, NULL);
 		size_t ns2 = socket_fds(socks, MAXS);
-		for (size_t i = 0; i < nc; i++)
+		for (size_t i = 0; i < keep; i++)
 			for (size_t k = 0; k < ns2; k++)
 				if (socks[k].fd == cand[i].fd && socks[k].ino == cand[i].ino &&
 				    !known_to_table(&socks[k])) {
