@@ -216,7 +216,7 @@ void cfg_defaults(struct cfg *c)
 	c->signals[1] = SIGTERM;
 	c->grace_ns = 0;
 	c->log_level = LOG_WARN;
-	c->policy = POLICY_UNUSED;
+	c->policy = POLICY_IDLE;
 	c->idle_quiet_ns = CFG_IDLE_QUIET_DEFAULT_NS;
 	c->triggers = TRIGGER_SIGNAL | TRIGGER_LISTENER;
 }
@@ -344,7 +344,7 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 		else if (strcasecmp(v, "idle") == 0)
 			c->policy = POLICY_IDLE;
 		else
-			bad(&r, "GRACESHIM_POLICY", v, "unused or idle; using unused");
+			bad(&r, "GRACESHIM_POLICY", v, "idle or unused; using idle");
 	}
 
 	if ((v = get("GRACESHIM_IDLE_QUIET", ctx)) &&

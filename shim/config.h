@@ -13,6 +13,9 @@
 #include <stdint.h>
 
 enum log_level { LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
+/* POLICY_IDLE is the default: it also releases HTTPS preconnects (a TLS
+ * handshake is bytes received) and keep-alive connections idle between
+ * requests.  POLICY_UNUSED is the strict setting: never-used ones only. */
 enum policy { POLICY_UNUSED, POLICY_IDLE };
 enum trigger { TRIGGER_SIGNAL = 1, TRIGGER_LISTENER = 2 };
 

@@ -272,6 +272,11 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint32_t ac
 	return insert_slow(fd, ino, family, accepted_ms, kernel_counted);
 }
 
+void conntab_rw_add_locked(struct conn *c)
+{
+	set_rw(c->fd, c);
+}
+
 size_t conntab_count_locked(void)
 {
 	return live_n;

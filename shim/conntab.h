@@ -35,7 +35,16 @@ enum conn_flags {
 	CONN_SHARED = 1u << 1,   /* existed at a fork: another process may read it */
 	CONN_KERNEL = 1u << 2,   /* TCP: the kernel counts its bytes (TCP_INFO), we do not */
 	CONN_USED = 1u << 3,     /* the sweeper saw the kernel count a byte: used for good */
-	CONN_INHERITED = 1u << 4, /* a listener this process did not listen() on itself: it came
+	/* Released with SHUT_RD (not cut): in the read/write filter from then
+	 * on, and its writes are looked at until the host reads a byte again
+	 * (rx_at_release).  Cleared for good once it has. */
+	CONN_MUTED = 1u << 4,
+	/* Muted, and the host can only be answering the EOF of the release: it
+	 * read that EOF, or the connection had never received a byte when
+	 * released.  What it writes now is dropped (HAProxy's "400 Bad
+	 * request" to an empty connection): see interpose.c, muted_drop(). */
+	CONN_EOF_READ = 1u << 5,
+	CONN_INHERITED = 1u << 6, /* a listener this process did not listen() on itself: it came
 				   * across a fork, or was first seen at an accept (exec, a
 				   * message): the process is a worker of someone else's */
 };
@@ -73,8 +82,17 @@ struct conn {
 	uint64_t rx, tx;      /* bytes received/sent: relaxed atomics, hot path;
 			       * a listener: rx counts its accepts; a signalfd:
 			       * tx holds its mask of signals 1..64 */
-	uint32_t sample_ms;   /* sweeper only: when the counters were last seen
-			       * moving (see CONN_DIR_SEEN) */
+	union {
+		uint32_t sample_ms;     /* sweeper only, before a release: when the
+					 * counters were last seen moving (see
+					 * CONN_DIR_SEEN) */
+		uint32_t rx_at_release; /* CONN_MUTED: the low 32 bits of the bytes
+					 * the host had read when released (the
+					 * kernel's count for CONN_KERNEL) */
+		uint32_t tls;           /* TCP, not CONN_KERNEL, before a release:
+					 * pol_tls_feed()'s state, written by the
+					 * reading thread (relaxed), 0: not watched */
+	};
 	uint8_t flags;        /* conn_flags, under conntab_mu */
 	uint8_t family;       /* AF_INET, AF_INET6, AF_UNIX */
 	uint8_t last_dir;     /* conn_dir of the last transfer: hot path */
@@ -115,7 +133,10 @@ static inline struct conn *conntab_rw_fast(int fd)
 	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1))
 		return __atomic_load_n(&conntab_rw[fd], __ATOMIC_ACQUIRE);
 	struct conn *c = conntab_fast_high(fd);
-	return c && !(c->flags & CONN_KERNEL) ? c : NULL;
+	return c && (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & (CONN_KERNEL | CONN_MUTED)) !=
+			    CONN_KERNEL
+		       ? c
+		       : NULL;
 }
 
 /* Lock-free: the record for fd, or NULL if fd is not tracked. */
@@ -181,6 +202,9 @@ void conntab_special_remove_locked(struct conn *c);
 size_t conntab_special_count_locked(enum conn_kind kind);
 /* fds of the specials within [lo, hi]; returns how many (at most max). */
 size_t conntab_special_fds_locked(unsigned lo, unsigned hi, int *out, size_t max);
+/* Puts a connection into the read/write filter (a released CONN_KERNEL one:
+ * its writes must be looked at). */
+void conntab_rw_add_locked(struct conn *c);
 /* Marks every record CONN_SHARED (at fork, in parent and child). */
 void conntab_mark_shared_locked(void);
 /* In the child of a fork: its listeners are inherited, and its statistics

@@ -7,6 +7,7 @@
  */
 #include "conntab.h"
 #include "log.h"
+#include "policy.h"
 #include "real.h"
 #include "shim.h"
 #include "serving.h"
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <linux/close_range.h>
 #include <linux/tcp.h>
@@ -247,8 +249,31 @@ __attribute__((noinline)) static void signalfd_read(struct conn *c, const void *
 	}
 }
 
+/* What the host reads of a TCP connection's first bytes, fed to the TLS
+ * classifier (policy.h, pol_tls_feed) until it stops watching: a TLS
+ * client that sent its handshake and no request is released by policy idle
+ * even when its Finished was the last word, and one that may carry HTTP/2
+ * is never released for having the server speak last.  Only under idle,
+ * and only where we see every byte the host reads: a read without a buffer
+ * we parse (readv, recvmsg, splice) ends the watch, which keeps the
+ * connection as before; if it is the first, the connection may be HTTP/2. */
+static void tls_watch(struct conn *c, ssize_t r, const void *buf)
+{
+	if ((c->family != AF_INET && c->family != AF_INET6) || shim_cfg.policy != POLICY_IDLE ||
+	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & (CONN_KERNEL | CONN_MUTED)))
+		return;
+	bool first = conn_rx(c) == 0;
+	uint32_t st = first ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
+	if (st & POL_TLS_WATCHING)
+		__atomic_store_n(&c->tls,
+				 buf ? pol_tls_feed(st, buf, (size_t)r)
+				     : first ? POL_TLS_MUX : st & POL_TLS_MUX,
+				 __ATOMIC_RELAXED);
+}
+
 /* Rare cases of a counted read, out of line so that rx_done needs no frame:
- * a signalfd, or the first byte of a connection (a trace line). */
+ * a signalfd, the first bytes of a connection (a trace line, the TLS
+ * classifier), a released one. */
 __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r, const void *buf)
 {
 	if (c->kind != CONN_KIND_CONN) {
@@ -256,10 +281,30 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 			signalfd_read(c, buf, r);
 		return r;
 	}
-	if (log_on(LOG_TRACE))
+	if (conn_rx(c) == 0 && log_on(LOG_TRACE))
 		first_byte(c);
+	tls_watch(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
+}
+
+/* A counted read returned 0: on a released connection that is the EOF of
+ * the release (or the peer's FIN), which the host has now seen: from here on
+ * a write with nothing read since answers only that EOF (muted_drop).  (A
+ * read of 0 bytes returns 0 too: it marks the same, harmlessly, as nothing
+ * was read.)  Under the lock, like every change of flags; once per released
+ * connection. */
+__attribute__((noinline, cold)) static ssize_t rx_eof(int fd)
+{
+	struct conn *c = conntab_rw_fast(fd);
+	if (c && c->kind == CONN_KIND_CONN &&
+	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_MUTED) &&
+	    conntab_lock_unless_held()) {
+		if (conntab_find_locked(fd) == c)
+			__atomic_or_fetch(&c->flags, CONN_EOF_READ, __ATOMIC_RELAXED);
+		conntab_unlock();
+	}
+	return 0;
 }
 
 /* The slow path of every counted read: the fd was counted when the call
@@ -268,11 +313,15 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 static ssize_t rx_done(int fd, ssize_t r, const void *buf)
 {
 	if (r <= 0)
-		return r;
+		return r == 0 ? rx_eof(fd) : r;
 	struct conn *c = conntab_rw_fast(fd);
 	if (!c || !proc_own())
 		return r;
-	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0, 0))
+	/* c->tls shares its word with the sweeper's sample_ms (Unix sockets)
+	 * and rx_at_release: its top bit there only sends a read the rare way. */
+	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
+				     (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING),
+			     0))
 		return rx_rare(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
@@ -294,6 +343,78 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
 	for (int i = 0; i < n; i++)
 		bytes += v[i].msg_len;
 	return (ssize_t)bytes;
+}
+
+/* ---- writes on a released connection ---------------------------------
+ * After a release (SHUT_RD) the host may answer the EOF we caused: HAProxy
+ * writes "400 Bad request" to an empty connection, other servers a 408.  A
+ * browser whose request raced the release onto that socket would show it.
+ * So a write on a muted connection (sweeper.c, mute()) is dropped and
+ * reported as fully written, with no system call (no EPIPE, no SIGPIPE: what
+ * a client that closed would cause, less the error), while both hold:
+ *   - the host has read no byte since the release: a request that raced the
+ *     release and was read is answered as always (and unmutes for good);
+ *   - the host has read the EOF, or the connection never received a byte:
+ *     until then a write may be the rest of a response the host was still
+ *     sending, a TLS session ticket or an HTTP/2 GOAWAY, which pass (a TLS
+ *     stream with a record missing could not be decrypted past it).
+ * The number is checked to be the socket we released before anything is
+ * dropped: a host that closed it behind our back writes to its new file. */
+__attribute__((noinline, cold)) static bool muted_drop(struct conn *c, int fd, size_t n)
+{
+	int saved = errno;
+	bool drop = false;
+	struct stat st;
+	uint8_t f = __atomic_load_n(&c->flags, __ATOMIC_ACQUIRE);
+
+	if (!(f & CONN_MUTED) || n > SSIZE_MAX || c->kind != CONN_KIND_CONN)
+		goto out;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() ||
+	    (uint32_t)st.st_ino != c->ino)
+		goto out;
+	int64_t now = (f & CONN_KERNEL) ? sweeper_tcp_read_bytes(fd) : (int64_t)conn_rx(c);
+	if (now < 0 || (uint32_t)now != __atomic_load_n(&c->rx_at_release, __ATOMIC_RELAXED)) {
+		/* Read since the release (or cannot tell): the host's for good. */
+		if (conntab_lock_unless_held()) {
+			if (conntab_find_locked(fd) == c)
+				__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ),
+						   __ATOMIC_RELAXED);
+			conntab_unlock();
+		}
+		goto out;
+	}
+	if (!(f & CONN_EOF_READ))
+		goto out;
+	drop = true;
+	if (log_on(LOG_DEBUG)) {
+		char p[64];
+		log_peer(fd, p, sizeof p);
+		log_msg(LOG_DEBUG, "connection %s: %zu byte(s) written after its release dropped "
+				   "(the host read its EOF and nothing since)", p, n);
+	}
+out:
+	errno = saved;
+	return drop;
+}
+
+static inline bool muted(const struct conn *c)
+{
+	return __builtin_expect(__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_MUTED, 0);
+}
+
+/* The bytes an iovec array holds, or -1 when the real call would fail on it
+ * (EINVAL, EMSGSIZE): then it is not dropped but made, and fails. */
+static ssize_t iov_bytes(const struct iovec *iov, size_t cnt)
+{
+	size_t total = 0;
+	if (cnt > IOV_MAX || (cnt && !iov))
+		return -1;
+	for (size_t i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+			return -1;
+		total += iov[i].iov_len;
+	}
+	return (ssize_t)total;
 }
 
 /* Every read and write wrapper is split in two.  The exported function is
@@ -344,7 +465,7 @@ __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, 
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recv)(fd, buf, n, flags);
-	return rx_done(fd, REAL(recv)(fd, buf, n, flags), NULL);
+	return rx_done(fd, REAL(recv)(fd, buf, n, flags), buf);
 }
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -358,7 +479,7 @@ __attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
-	return rx_done(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), NULL);
+	return rx_done(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), buf);
 }
 
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
@@ -400,7 +521,7 @@ __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recv_chk)(fd, buf, n, buflen, flags);
-	return rx_done(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), NULL);
+	return rx_done(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), buf);
 }
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -414,7 +535,7 @@ __attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, si
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen);
-	return rx_done(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen), NULL);
+	return rx_done(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen), buf);
 }
 
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
@@ -443,8 +564,11 @@ SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struc
 
 __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t n)
 {
-	if (!conntab_rw_fast(fd))
+	struct conn *c = conntab_rw_fast(fd);
+	if (!c)
 		return REAL_NOHOOK(write)(fd, buf, n);
+	if (muted(c) && muted_drop(c, fd, n))
+		return (ssize_t)n;
 	return tx_done(fd, REAL_NOHOOK(write)(fd, buf, n));
 }
 
@@ -457,8 +581,14 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!conntab_rw_fast(fd))
+	struct conn *c = conntab_rw_fast(fd);
+	if (!c)
 		return REAL_NOHOOK(writev)(fd, iov, iovcnt);
+	if (muted(c) && iovcnt >= 0) {
+		ssize_t t = iov_bytes(iov, (size_t)iovcnt);
+		if (t >= 0 && muted_drop(c, fd, (size_t)t))
+			return t;
+	}
 	return tx_done(fd, REAL_NOHOOK(writev)(fd, iov, iovcnt));
 }
 
@@ -471,8 +601,11 @@ SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t n, int flags)
 {
-	if (!conntab_rw_fast(fd))
+	struct conn *c = conntab_rw_fast(fd);
+	if (!c)
 		return REAL_NOHOOK(send)(fd, buf, n, flags);
+	if (muted(c) && muted_drop(c, fd, n))
+		return (ssize_t)n;
 	return tx_done(fd, REAL_NOHOOK(send)(fd, buf, n, flags));
 }
 
@@ -485,8 +618,11 @@ SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 
 __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
 {
-	if (!conntab_rw_fast(fd))
+	struct conn *c = conntab_rw_fast(fd);
+	if (!c)
 		return REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen);
+	if (muted(c) && muted_drop(c, fd, n))
+		return (ssize_t)n;
 	return tx_done(fd, REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen));
 }
 
@@ -499,8 +635,14 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const s
 
 __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 {
-	if (!conntab_rw_fast(fd))
+	struct conn *c = conntab_rw_fast(fd);
+	if (!c)
 		return REAL_NOHOOK(sendmsg)(fd, msg, flags);
+	if (muted(c) && msg) {
+		ssize_t t = iov_bytes(msg->msg_iov, msg->msg_iovlen);
+		if (t >= 0 && muted_drop(c, fd, (size_t)t))
+			return t;
+	}
 	return tx_done(fd, REAL_NOHOOK(sendmsg)(fd, msg, flags));
 }
 
@@ -511,11 +653,38 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return sendmsg_slow(fd, msg, flags);
 }
 
+/* sendmmsg's part of a drop: every message taken whole (at most UIO_MAXIOV,
+ * as the kernel sends), or false when one would make the real call fail. */
+__attribute__((noinline, cold)) static bool mmsg_drop(struct conn *c, int fd, struct mmsghdr *v,
+						       unsigned n, int *r)
+{
+	size_t total = 0;
+	unsigned k = n < UIO_MAXIOV ? n : UIO_MAXIOV;
+	if (k && !v)
+		return false;
+	for (unsigned i = 0; i < k; i++) {
+		ssize_t t = iov_bytes(v[i].msg_hdr.msg_iov, v[i].msg_hdr.msg_iovlen);
+		if (t < 0 || (size_t)t > UINT_MAX)
+			return false;
+		total += (size_t)t;
+	}
+	if (!muted_drop(c, fd, total))
+		return false;
+	for (unsigned i = 0; i < k; i++)
+		v[i].msg_len = (unsigned)iov_bytes(v[i].msg_hdr.msg_iov, v[i].msg_hdr.msg_iovlen);
+	*r = (int)k;
+	return true;
+}
+
 __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
-	if (!conntab_rw_fast(fd))
+	struct conn *c = conntab_rw_fast(fd);
+	if (!c)
 		return REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
-	int r = REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
+	int r;
+	if (muted(c) && mmsg_drop(c, fd, v, n, &r))
+		return r;
+	r = REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
 	if (r > 0)
 		tx_done(fd, mmsg_bytes(v, r));
 	return r;
@@ -528,10 +697,43 @@ SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 	return sendmmsg_slow(fd, v, n, flags);
 }
 
+/* sendfile's part of a drop: from a regular file, what sendfile would have
+ * sent (up to its end) is skipped, the offset advanced as sendfile does;
+ * from anything else (rare: sendfile reads files) the call is made. */
+__attribute__((noinline, cold)) static bool sendfile_drop(struct conn *c, int out, int in,
+							   off_t *off, size_t n, ssize_t *r)
+{
+	struct stat st;
+	int saved = errno;
+	off_t pos = off ? *off : lseek(in, 0, SEEK_CUR);
+	bool ok = fstat(in, &st) == 0 && S_ISREG(st.st_mode) && pos >= 0;
+	errno = saved;
+	if (!ok)
+		return false;
+	size_t k = pos >= st.st_size ? 0 : (size_t)(st.st_size - pos);
+	if (k > n)
+		k = n;
+	if (k > 0x7ffff000) /* the most one sendfile moves (see sendfile(2)) */
+		k = 0x7ffff000;
+	if (!muted_drop(c, out, k))
+		return false;
+	if (off)
+		*off = pos + (off_t)k;
+	else
+		lseek(in, pos + (off_t)k, SEEK_SET);
+	errno = saved;
+	*r = (ssize_t)k;
+	return true;
+}
+
 __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *off, size_t n)
 {
-	if (!conntab_rw_fast(out))
+	struct conn *c = conntab_rw_fast(out);
+	ssize_t r;
+	if (!c)
 		return REAL(sendfile)(out, in, off, n);
+	if (muted(c) && sendfile_drop(c, out, in, off, n, &r))
+		return r;
 	return tx_done(out, REAL(sendfile)(out, in, off, n));
 }
 
@@ -615,11 +817,43 @@ SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 	return sendfile(out, in, off, n);
 }
 
+/* splice's part of a drop: into a socket splice moves bytes out of a pipe;
+ * they are read out of it and discarded (at most 4 KiB: splice may move
+ * fewer bytes than asked), without blocking when asked not to.  Anything
+ * else the real call would refuse: it is made. */
+__attribute__((noinline, cold)) static bool splice_drop(struct conn *c, int in, off_t *ioff,
+							 int out, size_t n, unsigned flags,
+							 ssize_t *r)
+{
+	char buf[4096];
+	struct stat st;
+	int saved = errno;
+	bool pipe_in = !ioff && fstat(in, &st) == 0 && S_ISFIFO(st.st_mode);
+	errno = saved;
+	if (!pipe_in || !muted_drop(c, out, n))
+		return false;
+	if (flags & SPLICE_F_NONBLOCK) {
+		struct pollfd p = {.fd = in, .events = POLLIN};
+		if (REAL(poll)(&p, 1, 0) == 0) {
+			errno = EAGAIN;
+			*r = -1;
+			return true;
+		}
+		errno = saved;
+	}
+	*r = REAL(read)(in, buf, n < sizeof buf ? n : sizeof buf);
+	return true;
+}
+
 /* splice moves bytes from a socket (received) or to one (sent). */
 SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, unsigned flags)
 {
-	if (!conntab_rw_fast(in) && !conntab_rw_fast(out))
+	struct conn *oc = conntab_rw_fast(out);
+	ssize_t dropped;
+	if (!conntab_rw_fast(in) && !oc)
 		return REAL(splice)(in, ioff, out, ooff, n, flags);
+	if (oc && muted(oc) && splice_drop(oc, in, ioff, out, n, flags, &dropped))
+		return rx_done(in, dropped, NULL);
 	ssize_t r = REAL(splice)(in, ioff, out, ooff, n, flags);
 	rx_done(in, r, NULL);
 	return tx_done(out, r);

@@ -7,6 +7,7 @@
 
 #include "config.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct pol_params {
@@ -27,6 +28,11 @@ struct pol_input {
 	int shared;           /* crossed a fork: other processes may read it */
 	int draining;         /* a trigger came */
 	int deadline_passed;  /* GRACESHIM_DRAIN_TIMEOUT is up */
+	int no_request;       /* what the host read is a TLS handshake and nothing
+			       * more (pol_tls_no_request): policy idle need not
+			       * wait for the server to speak last */
+	int multiplexed;      /* may carry HTTP/2 (pol_tls_multiplexed): who spoke
+			       * last says nothing of requests in progress */
 };
 
 enum pol_verdict {
@@ -42,6 +48,7 @@ enum pol_reason {
 	POL_R_QUEUED,        /* bytes wait in the kernel for the host to read */
 	POL_R_SENDING,       /* the peer has not taken all the host sent */
 	POL_R_PEER_LAST,     /* the peer spoke last: the host owes an answer */
+	POL_R_MULTIPLEXED,   /* may be HTTP/2: streams may be in progress */
 	POL_R_ACTIVE,        /* bytes moved within the quiet time */
 	POL_R_YOUNG,         /* younger than the grace or the first-byte timeout */
 	POL_R_NOT_DRAINING,  /* no trigger yet */
@@ -61,6 +68,40 @@ struct pol_out {
 #define POL_RECHECK_NS (50 * 1000000ull)
 
 void pol_decide(const struct pol_params *p, const struct pol_input *in, struct pol_out *out);
+
+/* "No request yet" over TLS, from the records the host read from the
+ * client (their headers only: content type and length).  A TLS client sends
+ * handshake records (22), a ChangeCipherSpec (20), and application data
+ * (23) once the handshake is done.  TLS 1.2: its Finished is a handshake
+ * record after its ChangeCipherSpec, so any application data is a request.
+ * TLS 1.3: its Finished is encrypted, so the first application-data record
+ * is the Finished and a second one is a request.  A TLS 1.3 server that
+ * sends no session ticket leaves that Finished as the last word: the
+ * connection is then not "the server spoke last", yet holds no request.
+ *
+ *
+ * HTTP/2 multiplexes: its server may write one stream's answer after
+ * reading another stream's request, which it is still serving, so "the
+ * server spoke last" does not mean "nothing is owed".  A connection whose
+ * ClientHello offers "h2" (ALPN), or that starts "PRI" (HTTP/2 with prior
+ * knowledge), is marked POL_TLS_MUX for good.
+ *
+ * The state is one 32-bit word.  POL_TLS_WATCHING is set while the watch
+ * goes on; once it ends (not TLS, an alert, a request, bytes we could not
+ * see) only POL_TLS_MUX may stay (0 otherwise).  Start with POL_TLS_START
+ * before the first byte read; feed every byte read, in order.  Anything
+ * unexpected ends the watch, so the mistakes go one way: a handshake taken
+ * for a request, a connection taken for HTTP/2 (kept, as before), never
+ * the reverse. */
+#define POL_TLS_WATCHING 0x80000000u
+#define POL_TLS_MUX 0x40000000u
+#define POL_TLS_START POL_TLS_WATCHING
+uint32_t pol_tls_feed(uint32_t st, const unsigned char *p, size_t n);
+/* True when the bytes fed so far end on a record boundary and hold no
+ * request (see above). */
+int pol_tls_no_request(uint32_t st);
+/* True when the connection may carry HTTP/2. */
+int pol_tls_multiplexed(uint32_t st);
 const char *pol_reason_name(enum pol_reason r);
 
 #endif

@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,13 +150,72 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 {
 	uint32_t ms = conn_ms(now);
 	uint8_t d = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
-	if (!c->sample_ms || !(d & CONN_DIR_SEEN)) {
-		c->sample_ms = ms;
+	uint32_t since = __atomic_load_n(&c->sample_ms, __ATOMIC_RELAXED);
+	if (!since || !(d & CONN_DIR_SEEN)) {
+		/* atomic: the read path looks at this word (as c->tls) */
+		__atomic_store_n(&c->sample_ms, since = ms, __ATOMIC_RELAXED);
 		if (!(d & CONN_DIR_SEEN))
 			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN), 0,
 						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
-	return (int64_t)(uint32_t)(ms - c->sample_ms) * 1000000;
+	return (int64_t)(uint32_t)(ms - since) * 1000000;
+}
+
+int64_t sweeper_tcp_read_bytes(int fd)
+{
+	/* States from include/net/tcp_states.h (netinet/tcp.h clashes with
+	 * linux/tcp.h): the peer's FIN has arrived. */
+	enum { TIME_WAIT = 6, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int saved = errno, q = 0;
+	int64_t r = -1;
+
+	/* Waiting bytes first, the received count second: a byte arriving in
+	 * between is then counted as read, which lets the host's write through
+	 * (the direction that loses no request). */
+	memset(&ti, 0, sizeof ti);
+	if (ioctl(fd, SIOCINQ, &q) == 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
+		/* tcpi_bytes_received counts a FIN as a byte; SIOCINQ does not. */
+		uint8_t st = ti.tcpi_state;
+		bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT;
+		r = (int64_t)ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received) - q;
+		if (r < 0)
+			r = 0;
+	}
+	errno = saved;
+	return r;
+}
+
+/* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
+ * host's writes on c are looked at (CONN_MUTED) until it reads a byte again,
+ * and dropped once it can only be answering the EOF we cause (interpose.c,
+ * muted_drop).  Set before shutdown(): the host may read that EOF and write
+ * at once.  A connection that never received a byte cannot be owed
+ * anything: its writes are dropped from the start. */
+static void mute(struct conn *c, const struct pol_out *out)
+{
+	uint64_t base = conn_rx(c);
+	if (c->flags & CONN_KERNEL) {
+		/* Its reads are not counted: the kernel's count of what the host
+		 * read.  Unknown: nothing was (it never received a byte) or the
+		 * base is 0 and the host's first read lets its writes through. */
+		int64_t k = out->reason == POL_R_IDLE ? sweeper_tcp_read_bytes(c->fd) : 0;
+		base = k > 0 ? (uint64_t)k : 0;
+		conntab_rw_add_locked(c);
+	}
+	/* The word is c->tls too, which a reading thread may store to. */
+	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
+	uint8_t f = CONN_MUTED;
+	if (out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE)
+		f |= CONN_EOF_READ;
+	__atomic_or_fetch(&c->flags, f, __ATOMIC_RELEASE);
+}
+
+static void unmute(struct conn *c)
+{
+	__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
 }
 
 /* Looks at one connection under the table lock.  Holding the lock keeps
@@ -207,6 +267,13 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
 			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
 	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
+	/* What the host read of it is a TLS handshake and no more: only if it
+	 * read all of it through this record (not shared: a dup or a fork may
+	 * read what we never see). */
+	bool watched = (c->family == AF_INET || c->family == AF_INET6) && !(c->flags & CONN_KERNEL);
+	uint32_t tls = watched ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
+	in.no_request = !(c->flags & CONN_SHARED) && pol_tls_no_request(tls);
+	in.multiplexed = pol_tls_multiplexed(tls);
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
 	if (c->family == AF_INET || c->family == AF_INET6) {
 		struct tcp_info ti;
@@ -215,8 +282,8 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
 			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
-			if (in.kernel_rx > 0)
-				c->flags |= CONN_USED; /* no need to ask again before a trigger */
+			if (in.kernel_rx > 0) /* no need to ask again before a trigger */
+				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
 						 ? ti.tcpi_last_data_recv
 						 : ti.tcpi_last_data_sent;
@@ -252,9 +319,11 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		 * to resend).  The drain timeout cuts with SHUT_RDWR: it must
 		 * also stop a host blocked writing.  (tests/reliability/
 		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
+		if (out.reason != POL_R_DRAIN_TIMEOUT)
+			mute(c, &out);
 		if (shutdown(c->fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
 		    errno == ENOTCONN) {
-			c->flags |= CONN_RELEASED;
+			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
 			ps->released[out.reason]++;
 			stats_released(out.reason);
 			enum log_level l = out.reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
@@ -267,6 +336,10 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 					(unsigned long long)(in.age_ns / 1000000));
 			}
 		} else {
+			unmute(c); /* not released: its writes are the host's as before */
+			/* rx_at_release shared its place: restart the clock, stop
+			 * the TLS watch (both start again from nothing) */
+			__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
 			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", c->fd, strerror(errno));
 		}
 		break;
@@ -285,11 +358,14 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 /* Sockets this process accepted without libc's accept (Go, io_uring, raw
  * system calls): established TCP sockets whose local port is the port of
  * one of the process's listening sockets, and that the table does not know.
- * Read at the first drain (sweeper thread only) from /proc alone, without a
- * system call on any of the host's fds: the fd links give the socket
- * inodes, /proc/self/net/tcp{,6} their state and local port.  A socket the
- * host is closing (its record is forgotten just before the real close) is
- * not counted: a candidate must still be there, unknown, 100 ms later. */
+ * Read at the first drain (sweeper thread only): the fd links give the
+ * socket inodes; each socket is then asked its state and port with raw
+ * system calls (a look: nothing is changed, and the answer of a number the
+ * host is closing meanwhile is checked again).  A socket the host is
+ * closing (its record is forgotten just before the real close) is not
+ * counted: a candidate must still be there, unknown, 100 ms later.
+ * (/proc/net/tcp would avoid asking the fds, but lists every socket of the
+ * network namespace: 130,000 lines on a busy machine.) */
 struct sock_fd {
 	int fd;
 	unsigned long ino;
@@ -316,14 +392,6 @@ static size_t socket_fds(struct sock_fd *out, size_t max)
 	return n;
 }
 
-static bool ours_ino(const struct sock_fd *s, size_t n, unsigned long ino)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i].ino == ino)
-			return true;
-	return false;
-}
-
 static bool known_to_table(const struct sock_fd *s)
 {
 	conntab_lock();
@@ -333,55 +401,66 @@ static bool known_to_table(const struct sock_fd *s)
 	return known;
 }
 
+/* TCP state and local port of a socket fd: 'L' listening, 'E' established,
+ * 0 anything else. */
+static char tcp_look(int fd, unsigned *port)
+{
+	int v = 0;
+	socklen_t l = sizeof v;
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
+		return 0;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (syscall(SYS_getsockname, fd, &ss, &sl) < 0)
+		return 0;
+	*port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					 : ((struct sockaddr_in *)&ss)->sin_port;
+	l = sizeof v;
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0)
+		return 0;
+	if (v)
+		return 'L';
+	struct tcp_info ti;
+	l = sizeof ti;
+	if (syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
+		return 0;
+	return ti.tcpi_state == 1 /* TCP_ESTABLISHED */ ? 'E' : 0;
+}
+
 static unsigned count_unseen_accepted(void)
 {
-	enum { MAXS = 4096, MAXP = 64 };
+	enum { MAXS = 4096, MAXP = 64, MAXC = 64 };
 	struct sock_fd *socks = malloc(MAXS * sizeof *socks);
-	unsigned ports[MAXP], np = 0;
-	unsigned unseen = 0;
+	unsigned ports[MAXP], np = 0, unseen = 0;
+	struct sock_fd cand[MAXC];
+	unsigned cport[MAXC];
+	size_t nc = 0;
 	if (!socks)
 		return 0;
 	size_t ns = socket_fds(socks, MAXS);
-	unsigned long *est = malloc(MAXS * sizeof *est); /* established: port << 32 | index */
-	size_t ne = 0;
-	for (int pass = 0; pass < 2 && est; pass++) {
-		FILE *f = fopen(pass ? "/proc/self/net/tcp6" : "/proc/self/net/tcp", "r");
-		char line[512];
-		if (!f)
-			continue;
-		while (fgets(line, sizeof line, f)) {
-			char local[80];
-			unsigned port, st;
-			unsigned long ino;
-			if (sscanf(line, " %*d: %79[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*u %*u %lu", local,
-				   &port, &st, &ino) != 4 ||
-			    !ours_ino(socks, ns, ino))
-				continue;
-			if (st == 0x0A && np < MAXP)
-				ports[np++] = port;
-			else if (st == 0x01 && ne < MAXS)
-				est[ne++] = (unsigned long)port << 32 | ino;
+	for (size_t i = 0; i < ns; i++) {
+		unsigned port = 0;
+		char k = tcp_look(socks[i].fd, &port);
+		if (k == 'L' && np < MAXP)
+			ports[np++] = port;
+		else if (k == 'E' && nc < MAXC && !known_to_table(&socks[i])) {
+			cport[nc] = port;
+			cand[nc++] = socks[i];
 		}
-		fclose(f);
 	}
-	struct sock_fd cand[64];
-	size_t nc = 0;
-	for (size_t i = 0; i < ne && nc < 64; i++) {
-		unsigned port = (unsigned)(est[i] >> 32);
-		unsigned long ino = est[i] & 0xffffffffUL;
+	size_t keep = 0;
+	for (size_t i = 0; i < nc; i++) {
 		bool on_listener = false;
 		for (unsigned j = 0; j < np; j++)
-			on_listener |= ports[j] == port;
-		for (size_t k = 0; on_listener && k < ns && nc < 64; k++)
-			if (socks[k].ino == ino && !known_to_table(&socks[k]))
-				cand[nc++] = socks[k];
+			on_listener |= ports[j] == cport[i];
+		if (on_listener)
+			cand[keep++] = cand[i];
 	}
-	free(est);
-	if (nc) {
+	if (keep) {
 		struct timespec pause = {0, 100000000};
 		nanosleep(&pause, NULL);
 		size_t ns2 = socket_fds(socks, MAXS);
-		for (size_t i = 0; i < nc; i++)
+		for (size_t i = 0; i < keep; i++)
 			for (size_t k = 0; k < ns2; k++)
 				if (socks[k].fd == cand[i].fd && socks[k].ino == cand[i].ino &&
 				    !known_to_table(&socks[k])) {

@@ -4,6 +4,7 @@
 #include "shim.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/single_threaded.h>
 
 /* Written by sweeper.c only; read here so that accept and close, which call
@@ -24,6 +25,9 @@ void sweeper_hook(void);
 void sweeper_release_in_handler(void);
 void sweeper_accepted_slow(void);
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi);
+/* The bytes the host has read from TCP socket fd so far, from the kernel;
+ * -1 when it cannot tell.  Errno-neutral. */
+int64_t sweeper_tcp_read_bytes(int fd);
 
 static inline bool sweeper_draining(void)
 {

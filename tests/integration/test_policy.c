@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,19 @@ static long keepalive_idle(const char *const *env)
 
 Test(policy, unused_policy_leaves_keepalive_idle_connection)
 {
-	cr_assert_eq(keepalive_idle(NULL), -1, "policy unused must not release a used connection");
+	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL};
+	cr_assert_eq(keepalive_idle(env), -1, "policy unused must not release a used connection");
+}
+
+/* The default settings (issue 13): idle, with its 1 s quiet time.  The
+ * request was answered 100 ms before the signal: released about 0.9 s after
+ * it, well within the 2.5 s the issue asks. */
+Test(policy, default_releases_keepalive_idle_connection)
+{
+	long ms = keepalive_idle(NULL);
+	cr_assert_geq(ms, 0, "the default settings must release the idle keep-alive connection\n%s",
+		      server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
 }
 
 Test(policy, idle_policy_releases_keepalive_idle_connection)
@@ -56,34 +69,140 @@ Test(policy, idle_policy_releases_keepalive_idle_connection)
 	cr_assert_geq(ms, 0, "policy idle must release the idle keep-alive connection");
 }
 
-/* TLS: the handshake completes, then the client is silent. */
-static long tls_idle(const char *const *env)
+/* TLS: the handshake completes, then the client is silent (or, with
+ * partial, sends the start of a request that never ends).  alpn: the
+ * protocols the ClientHello offers (wire format), or NULL. */
+static long tls_client_alpn(const char *const *args, const char *const *env, const char *partial,
+			    const unsigned char *alpn, unsigned alpn_len, bool request)
 {
-	const char *const args[] = {"tlsserver", NULL};
 	server_start(&srv, true, args, env);
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (alpn)
+		cr_assert_eq(SSL_CTX_set_alpn_protos(ctx, alpn, alpn_len), 0);
 	int fd = tcp_connect(AF_INET, srv.port);
 	SSL *ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	cr_assert_eq(SSL_connect(ssl), 1, "TLS handshake failed");
+	if (request) { /* one request answered: the connection then idles on keep-alive */
+		static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+		char buf[256];
+		cr_assert_eq(SSL_write(ssl, req, (int)sizeof req - 1), (int)sizeof req - 1);
+		cr_assert_gt(SSL_read(ssl, buf, sizeof buf), 0);
+	}
+	if (partial)
+		cr_assert_eq(SSL_write(ssl, partial, (int)strlen(partial)), (int)strlen(partial));
 	sleep_ms(200);
-	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
+	long ms = server_signal_and_wait(&srv, SIGINT, partial ? HANG_MS : PROMPT_MS);
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
 	close(fd);
 	return ms;
 }
 
+static long tls_client(const char *const *args, const char *const *env, const char *partial)
+{
+	return tls_client_alpn(args, env, partial, NULL, 0, false);
+}
+
+static long tls_idle(const char *const *env)
+{
+	const char *const args[] = {"tlsserver", NULL};
+	return tls_client(args, env, NULL);
+}
+
 Test(policy, tls_handshake_then_idle_not_released_by_unused)
 {
-	cr_assert_eq(tls_idle(NULL), -1, "a TLS connection received a ClientHello: not unused");
+	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL};
+	cr_assert_eq(tls_idle(env), -1, "a TLS connection received a ClientHello: not unused");
+}
+
+/* An HTTPS preconnect at the default settings: the handshake is the only
+ * traffic, the server's last flight (TLS 1.3 session tickets) is the last
+ * word, then silence. */
+Test(policy, default_releases_tls_handshake_then_idle)
+{
+	long ms = tls_idle(NULL);
+	cr_assert_geq(ms, 0, "the default settings must release a TLS preconnect\n%s",
+		      server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
 }
 
 Test(policy, tls_handshake_then_idle_released_by_idle)
 {
 	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=300ms", NULL};
 	cr_assert_geq(tls_idle(env), 0, "policy idle must release the quiet TLS connection");
+}
+
+/* TLS 1.2: the server's Finished is the handshake's last word. */
+Test(policy, default_releases_tls12_handshake_then_idle)
+{
+	const char *const args[] = {"tlsserver", "--tls12", NULL};
+	long ms = tls_client(args, NULL, NULL);
+	cr_assert_geq(ms, 0, "TLS 1.2 preconnect not released\n%s", server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+}
+
+/* TLS 1.3 without session tickets: the client's Finished is the last word,
+ * so "the server spoke last" never holds; the records the server read (a
+ * ClientHello, a ChangeCipherSpec, one application-data record: the
+ * Finished) show there is no request. */
+Test(policy, default_releases_tls13_without_tickets_handshake_then_idle)
+{
+	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
+	long ms = tls_client(args, NULL, NULL);
+	cr_assert_geq(ms, 0, "ticketless TLS 1.3 preconnect not released\n%s", server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+}
+
+Test(policy, unused_keeps_tls13_without_tickets)
+{
+	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
+	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL};
+	cr_assert_eq(tls_client(args, env, NULL), -1);
+}
+
+/* The twin: the client sent the start of a request (a second
+ * application-data record) and is silent; the server waits for the rest.
+ * The client spoke last and it is a request: never released. */
+Test(policy, default_keeps_tls13_without_tickets_request_in_progress)
+{
+	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
+	cr_assert_eq(tls_client(args, NULL, "GET / HTTP/1.1\r\nHost: t\r\n"), -1,
+		     "a TLS connection with part of a request was released\n%s", server_stderr(&srv));
+}
+
+/* A client that offers HTTP/2 (ALPN, as every browser does) may multiplex:
+ * the server may have written one stream's answer after reading another
+ * stream's request, still in progress, so "the server spoke last" proves
+ * nothing.  Such a connection is released only while it holds no request:
+ * a preconnect yes, a keep-alive connection that carried a request no
+ * (HTTP/2 servers close those themselves with GOAWAY).  Its twin offers
+ * http/1.1 only. */
+static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1";
+static const unsigned char alpn_h1[] = "\x08http/1.1";
+
+Test(policy, default_releases_tls_preconnect_offering_h2)
+{
+	const char *const args[] = {"tlsserver", NULL};
+	long ms = tls_client_alpn(args, NULL, NULL, alpn_h2, sizeof alpn_h2 - 1, false);
+	cr_assert_geq(ms, 0, "a preconnect offering h2 holds no request\n%s", server_stderr(&srv));
+}
+
+Test(policy, default_keeps_used_tls_connection_offering_h2)
+{
+	const char *const args[] = {"tlsserver", NULL};
+	long ms = tls_client_alpn(args, NULL, NULL, alpn_h2, sizeof alpn_h2 - 1, true);
+	cr_assert_eq(ms, -1, "a used connection that may be HTTP/2 was released");
+}
+
+Test(policy, default_releases_used_tls_connection_offering_http11_only)
+{
+	const char *const args[] = {"tlsserver", NULL};
+	long ms = tls_client_alpn(args, NULL, NULL, alpn_h1, sizeof alpn_h1 - 1, true);
+	cr_assert_geq(ms, 0, "an idle HTTP/1.1 keep-alive TLS connection was not released\n%s",
+		      server_stderr(&srv));
+	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
 }
 
 /* A download in progress, stalled by a slow client: the server has more

@@ -107,7 +107,9 @@ static void fork_during_sweep(const char *mode, int forks_per_thread, int thread
 	char nf[16];
 	snprintf(nf, sizeof nf, "%d", forks_per_thread);
 	const char *const args[] = {"rel_fork", "--forks", nf, "--forkers", "1", mode, NULL};
-	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	/* Policy unused: the used connections must outlive the sweep (under
+	 * the default, idle, they are released once quiet for a second). */
+	const char *const env[] = {"GRACESHIM_LOG=info", "GRACESHIM_POLICY=unused", NULL};
 	int used[NUSED], idle[NIDLE], late[NLATE], nlate = 0;
 	struct forks f;
 
@@ -254,10 +256,11 @@ Test(fork, fork_loop_under_sigint_and_sigusr1_storm)
 		cr_skip_test("not under ASan (its fork interceptor)");
 	enum { FORKS = 200 };
 	const char *const args[] = {"rel_fork", "--storm", "--forks", "200", NULL};
+	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL}; /* see fork_during_sweep */
 	int used[2], idle[4];
 	struct forks f;
 
-	server_start(&srv, true, args, NULL);
+	server_start(&srv, true, args, env);
 	for (int i = 0; i < 2; i++) {
 		used[i] = tcp_connect(AF_INET, srv.port);
 		cr_assert(rel_ping(used[i], 5000));

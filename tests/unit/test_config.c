@@ -220,18 +220,26 @@ Test(cfg, log_file_too_long_is_rejected)
 
 Test(cfg, policy_and_timeouts)
 {
-	struct env e = {.kv = {{"GRACESHIM_POLICY", "IDLE"},
+	struct env e = {.kv = {{"GRACESHIM_POLICY", "Unused"},
 			       {"GRACESHIM_IDLE_QUIET", "500ms"},
 			       {"GRACESHIM_FIRST_BYTE_TIMEOUT", "10s"},
 			       {"GRACESHIM_DRAIN_TIMEOUT", "off"},
 			       {"GRACESHIM_STATS", "/tmp/s.json"}}};
 	struct cfg c;
 	cr_assert_eq(cfg_parse(&c, get, warn, &e), 0);
-	cr_assert_eq(c.policy, POLICY_IDLE);
+	cr_assert_eq(c.policy, POLICY_UNUSED, "the strict setting is still there");
 	cr_assert_eq(c.idle_quiet_ns, 500000000);
 	cr_assert_eq(c.first_byte_timeout_ns, 10000000000);
 	cr_assert_eq(c.drain_timeout_ns, 0);
 	cr_assert_str_eq(c.stats_file, "/tmp/s.json");
+}
+
+Test(cfg, policy_idle_by_name)
+{
+	struct env e = {.kv = {{"GRACESHIM_POLICY", "IDLE"}}};
+	struct cfg c;
+	cr_assert_eq(cfg_parse(&c, get, warn, &e), 0);
+	cr_assert_eq(c.policy, POLICY_IDLE);
 }
 
 Test(cfg, policy_and_timeouts_defaults)
@@ -239,7 +247,7 @@ Test(cfg, policy_and_timeouts_defaults)
 	struct env e = {0};
 	struct cfg c;
 	cfg_parse(&c, get, warn, &e);
-	cr_assert_eq(c.policy, POLICY_UNUSED);
+	cr_assert_eq(c.policy, POLICY_IDLE, "idle is the default (issue 13)");
 	cr_assert_eq(c.idle_quiet_ns, CFG_IDLE_QUIET_DEFAULT_NS);
 	cr_assert_eq(c.first_byte_timeout_ns, 0, "first-byte timeout is off by default");
 	cr_assert_eq(c.drain_timeout_ns, 0, "drain timeout is off by default");
@@ -254,7 +262,7 @@ Test(cfg, bad_policy_and_timeouts_keep_defaults)
 			       {"GRACESHIM_DRAIN_TIMEOUT", "-5s"}}};
 	struct cfg c;
 	cr_assert_eq(cfg_parse(&c, get, warn, &e), 4);
-	cr_assert_eq(c.policy, POLICY_UNUSED);
+	cr_assert_eq(c.policy, POLICY_IDLE);
 	cr_assert_eq(c.idle_quiet_ns, CFG_IDLE_QUIET_DEFAULT_NS);
 	cr_assert_eq(c.first_byte_timeout_ns, 0);
 	cr_assert_eq(c.drain_timeout_ns, 0);
