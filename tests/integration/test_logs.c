@@ -82,7 +82,8 @@ Test(logs, info_says_once_that_the_process_serves)
 		 srv.port);
 	cr_assert(strstr(err, want), "no \"%s\" line:\n%s", want, err);
 	cr_assert_eq(count(err, "serving:"), 1, "%s", err);
-	cr_assert(strstr(err, "SIGINT,SIGTERM") && strstr(err, "policy unused"), "%s", err);
+	cr_assert(strstr(err, "drain on SIGINT,SIGTERM or last listener closed; policy idle"),
+		  "the triggers and the (default) policy: %s", err);
 	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
 }
 
