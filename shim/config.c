@@ -219,6 +219,7 @@ void cfg_defaults(struct cfg *c)
 	c->policy = POLICY_IDLE;
 	c->idle_quiet_ns = CFG_IDLE_QUIET_DEFAULT_NS;
 	c->triggers = TRIGGER_SIGNAL | TRIGGER_LISTENER;
+	c->unblock_after_ns = CFG_UNBLOCK_AFTER_DEFAULT_NS;
 }
 
 /* "signal", "listener", or both, comma or space separated. */
@@ -357,6 +358,12 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 		c->first_byte_timeout_ns = 0;
 		bad(&r, "GRACESHIM_FIRST_BYTE_TIMEOUT", v,
 		    "off or a duration such as 10s, 1m (units ns, us, ms, s, m, h); using off");
+	}
+	if ((v = get("GRACESHIM_UNBLOCK_AFTER", ctx)) &&
+	    cfg_parse_timeout(v, &c->unblock_after_ns) < 0) {
+		c->unblock_after_ns = CFG_UNBLOCK_AFTER_DEFAULT_NS;
+		bad(&r, "GRACESHIM_UNBLOCK_AFTER", v,
+		    "off or a duration such as 1s, 500ms (units ns, us, ms, s, m, h); using 1s");
 	}
 	if ((v = get("GRACESHIM_DRAIN_TIMEOUT", ctx)) &&
 	    cfg_parse_timeout(v, &c->drain_timeout_ns) < 0) {

@@ -26,6 +26,11 @@ enum trigger { TRIGGER_SIGNAL = 1, TRIGGER_LISTENER = 2 };
 
 #define CFG_MAX_SIGNALS 16
 #define CFG_PATH_MAX 1024
+/* A never-used connection a thread is blocked reading while other clients
+ * wait to be accepted is released once this old: well above a request's
+ * trip across a real network (a few hundred ms), well below the worker
+ * timeouts it spares (gunicorn: 30 s). */
+#define CFG_UNBLOCK_AFTER_DEFAULT_NS 1000000000ull
 
 struct cfg {
 	bool disable;
@@ -37,6 +42,7 @@ struct cfg {
 	enum policy policy;
 	uint64_t idle_quiet_ns;
 	uint64_t first_byte_timeout_ns; /* 0: off */
+	uint64_t unblock_after_ns;      /* 0: off; see sweeper.c, unblock_pass() */
 	uint64_t drain_timeout_ns;      /* 0: off */
 	char stats_file[CFG_PATH_MAX];  /* empty: no stats */
 	unsigned triggers;              /* enum trigger bits */

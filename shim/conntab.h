@@ -47,6 +47,10 @@ enum conn_flags {
 	CONN_INHERITED = 1u << 6, /* a listener this process did not listen() on itself: it came
 				   * across a fork, or was first seen at an accept (exec, a
 				   * message): the process is a worker of someone else's */
+	/* A connection: a thread of the host is in a read of it that may block,
+	 * before its first byte (interpose.c, read_watch; sweeper.c,
+	 * unblock_pass). */
+	CONN_BLOCKED = 1u << 7,
 };
 
 enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };

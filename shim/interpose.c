@@ -39,6 +39,9 @@ SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, i
 SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler);
 SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n);
 
+/* A host whose accepted sockets are non-blocking (see read_watch). */
+static int nonblocking_host;
+
 /* ---- accept: start tracking ---------------------------------------- */
 
 /* Whether the kernel counts this process's TCP connections' bytes for us,
@@ -222,6 +225,9 @@ SHIM_EXPORT int listen(int fd, int backlog)
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
 	int r = REAL(accept4)(fd, addr, addrlen, flags);
+	if (__builtin_expect((flags & SOCK_NONBLOCK) && r >= 0, 0) &&
+	    !__atomic_load_n(&nonblocking_host, __ATOMIC_RELAXED))
+		__atomic_store_n(&nonblocking_host, 1, __ATOMIC_RELAXED); /* an event loop */
 	if (r >= 0 && shim_on())
 		return accepted(fd, r);
 	return r;
@@ -417,6 +423,79 @@ static ssize_t iov_bytes(const struct iovec *iov, size_t cnt)
 	return (ssize_t)total;
 }
 
+/* ---- a read that may block on a never-used connection ------------------
+ * See sweeper.c, unblock_pass(): a worker blocked reading a connection that
+ * never sent a byte, while clients wait to be accepted.  Around such a read
+ * the record carries CONN_BLOCKED; after the first byte the check below is
+ * the whole cost.  Where the sweeper thread does not run yet (a
+ * single-threaded host) it is started only for a read that would block: a
+ * blocking socket with nothing to read.  A single-threaded host whose
+ * sockets are non-blocking (an event loop: accept4(SOCK_NONBLOCK), or one
+ * found so) never blocks on a read and is never asked again. */
+__attribute__((noinline, cold)) static struct conn *read_watch_slow(struct conn *c, int fd,
+								    int flags)
+{
+	if (flags & MSG_DONTWAIT)
+		return NULL;
+	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
+		if (__atomic_load_n(&nonblocking_host, __ATOMIC_RELAXED) || sig_in_handler())
+			return NULL;
+		int saved = errno;
+		int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+		bool block = false;
+		char b;
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			__atomic_store_n(&nonblocking_host, 1, __ATOMIC_RELAXED);
+		else if (fl >= 0)
+			block = syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) < 0 &&
+				errno == EAGAIN;
+		errno = saved;
+		if (!block)
+			return NULL;
+	}
+	__atomic_or_fetch(&c->flags, CONN_BLOCKED, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&sweeper_blocked_readers, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
+		int saved = errno;
+		sweeper_watch_blocked();
+		errno = saved;
+	}
+	return c;
+}
+
+/* c: the record of fd in the read/write filter. */
+static inline struct conn *read_watch(struct conn *c, int fd, int flags)
+{
+	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) != 0 ||
+				     !shim_cfg.unblock_after_ns ||
+				     (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+				      (CONN_RELEASED | CONN_BLOCKED)),
+			     1))
+		return NULL;
+	return read_watch_slow(c, fd, flags);
+}
+
+static inline ssize_t read_unwatch(struct conn *w, ssize_t r)
+{
+	if (__builtin_expect(w != NULL, 0)) {
+		int saved = errno;
+		__atomic_and_fetch(&w->flags, (uint8_t)~CONN_BLOCKED, __ATOMIC_RELAXED);
+		errno = saved;
+	}
+	return r;
+}
+
+/* The slow path of a read on fd: a tracked connection's read is watched
+ * around the call, then counted. */
+#define TRACKED_READ(fd, flags, buf, call)                                                  \
+	do {                                                                                \
+		struct conn *c_ = conntab_rw_fast(fd);                                      \
+		if (!c_ || ((flags) & MSG_PEEK))                                            \
+			return call;                                                        \
+		struct conn *w_ = read_watch(c_, fd, flags);                                \
+		return rx_done(fd, read_unwatch(w_, call), buf);                            \
+	} while (0)
+
 /* Every read and write wrapper is split in two.  The exported function is
  * the fast path: for an fd below CONNTAB_LOW with no record (the vast
  * majority: files, pipes, outbound sockets) and REAL()'s fast path open, it
@@ -435,9 +514,7 @@ extern struct real_fns fast_fns;
 
 __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
 {
-	if (!conntab_rw_fast(fd))
-		return REAL(read)(fd, buf, n);
-	return rx_done(fd, REAL(read)(fd, buf, n), buf);
+	TRACKED_READ(fd, 0, buf, REAL(read)(fd, buf, n));
 }
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -449,9 +526,7 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 __attribute__((noinline)) static ssize_t readv_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!conntab_rw_fast(fd))
-		return REAL(readv)(fd, iov, iovcnt);
-	return rx_done(fd, REAL(readv)(fd, iov, iovcnt), NULL);
+	TRACKED_READ(fd, 0, NULL, REAL(readv)(fd, iov, iovcnt));
 }
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
@@ -463,9 +538,7 @@ SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 
 __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, int flags)
 {
-	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
-		return REAL(recv)(fd, buf, n, flags);
-	return rx_done(fd, REAL(recv)(fd, buf, n, flags), buf);
+	TRACKED_READ(fd, flags, buf, REAL(recv)(fd, buf, n, flags));
 }
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -477,9 +550,7 @@ SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 __attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
 {
-	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
-		return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
-	return rx_done(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), buf);
+	TRACKED_READ(fd, flags, buf, REAL(recvfrom)(fd, buf, n, flags, addr, alen));
 }
 
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
@@ -491,9 +562,7 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sock
 
 __attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg, int flags)
 {
-	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
-		return REAL(recvmsg)(fd, msg, flags);
-	return rx_done(fd, REAL(recvmsg)(fd, msg, flags), NULL);
+	TRACKED_READ(fd, flags, NULL, REAL(recvmsg)(fd, msg, flags));
 }
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -505,9 +574,7 @@ SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 __attribute__((noinline)) static ssize_t read_chk_slow(int fd, void *buf, size_t n, size_t buflen)
 {
-	if (!conntab_rw_fast(fd))
-		return REAL(read_chk)(fd, buf, n, buflen);
-	return rx_done(fd, REAL(read_chk)(fd, buf, n, buflen), buf);
+	TRACKED_READ(fd, 0, buf, REAL(read_chk)(fd, buf, n, buflen));
 }
 
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -519,9 +586,7 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
-		return REAL(recv_chk)(fd, buf, n, buflen, flags);
-	return rx_done(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), buf);
+	TRACKED_READ(fd, flags, buf, REAL(recv_chk)(fd, buf, n, buflen, flags));
 }
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -533,9 +598,7 @@ SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int f
 
 __attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
 {
-	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
-		return REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen);
-	return rx_done(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen), buf);
+	TRACKED_READ(fd, flags, buf, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen));
 }
 
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)

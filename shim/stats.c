@@ -34,6 +34,12 @@ static uint64_t released[POL_R_DRAIN_TIMEOUT + 1]; /* written by the sweeper onl
 static int trig_sig;
 static uint64_t trig_ns;
 static int forked_child; /* this process is a fork of the one the command started */
+static uint64_t unblocked;
+
+void stats_unblocked(void)
+{
+	__atomic_fetch_add(&unblocked, 1, __ATOMIC_RELAXED);
+}
 
 void stats_after_fork_child(void)
 {
@@ -41,6 +47,7 @@ void stats_after_fork_child(void)
 		__atomic_store_n(&released[i], 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trig_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trig_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&unblocked, 0, __ATOMIC_RELAXED);
 	forked_child = 1;
 }
 
@@ -82,10 +89,10 @@ int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
 			"{\"pid\":%d,\"accepted\":%" PRIu64 ",\"open_at_exit\":%" PRIu64
 			",\"peak_open\":%" PRIu64 ",\"released\":{\"unused\":%" PRIu64
 			",\"idle\":%" PRIu64 ",\"first_byte_timeout\":%" PRIu64
-			"},\"cut_by_drain_timeout\":%" PRIu64 ",\"bytes_received\":%" PRIu64
+			",\"blocking\":%" PRIu64 "},\"cut_by_drain_timeout\":%" PRIu64 ",\"bytes_received\":%" PRIu64
 			",\"bytes_sent\":%" PRIu64 ",\"trigger\":%s,\"trigger_to_exit_ms\":%s}\n",
 			s->pid, s->accepted, s->open, s->peak, s->released_unused, s->released_idle,
-			s->released_first_byte, s->cut_drain_timeout, s->bytes_received,
+			s->released_first_byte, s->released_blocking, s->cut_drain_timeout, s->bytes_received,
 			s->bytes_sent, trig, t2e);
 }
 
@@ -123,6 +130,7 @@ static void write_stats(void)
 	s.released_idle = __atomic_load_n(&released[POL_R_IDLE], __ATOMIC_RELAXED);
 	s.released_first_byte = __atomic_load_n(&released[POL_R_FIRST_BYTE], __ATOMIC_RELAXED);
 	s.cut_drain_timeout = __atomic_load_n(&released[POL_R_DRAIN_TIMEOUT], __ATOMIC_RELAXED);
+	s.released_blocking = __atomic_load_n(&unblocked, __ATOMIC_RELAXED);
 	s.trigger_sig = __atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE);
 	s.trigger_to_exit_ms = s.trigger_sig
 				       ? (int64_t)((shim_now_ns() - __atomic_load_n(&trig_ns, __ATOMIC_RELAXED)) / 1000000)

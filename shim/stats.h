@@ -12,6 +12,9 @@
 /* Sweeper thread, or our signal handler (atomics only). */
 void stats_released(enum pol_reason r);
 void stats_triggered(int sig, uint64_t now_ns); /* sig -1: listener; the first counts */
+/* A never-used connection released because it blocked a worker while
+ * clients waited (sweeper thread). */
+void stats_unblocked(void);
 /* Registers the exit hook when GRACESHIM_STATS is set. */
 void stats_init(void);
 /* In the child of a fork: its own counters from zero, its own file. */
@@ -21,6 +24,7 @@ struct stats_snapshot {
 	int pid;
 	uint64_t accepted, open, peak;
 	uint64_t released_unused, released_idle, released_first_byte, cut_drain_timeout;
+	uint64_t released_blocking;
 	uint64_t bytes_received, bytes_sent;
 	int trigger_sig; /* 0: none, -1: the last listener closed */
 	int64_t trigger_to_exit_ms; /* -1: no trigger */

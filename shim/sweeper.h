@@ -23,6 +23,10 @@ void sweeper_after_fork_child(void);
 void sweeper_hook(void);
 /* From our signal handler, after sweeper_signal(): see sweeper.c. */
 void sweeper_release_in_handler(void);
+/* A read that may block on a never-used connection begins: see sweeper.c,
+ * unblock_pass(). */
+extern int sweeper_blocked_readers SHIM_HIDDEN;
+void sweeper_watch_blocked(void);
 void sweeper_accepted_slow(void);
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi);
 /* The bytes the host has read from TCP socket fd so far, from the kernel;

@@ -312,7 +312,7 @@ Test(policy, stats_json_at_exit)
 	buf[n] = 0;
 	unlink(path);
 	cr_assert(strstr(buf, "\"accepted\":2,"), "%s", buf);
-	cr_assert(strstr(buf, "\"released\":{\"unused\":1,\"idle\":0,\"first_byte_timeout\":0}"), "%s", buf);
+	cr_assert(strstr(buf, "\"released\":{\"unused\":1,\"idle\":0,\"first_byte_timeout\":0,\"blocking\":0}"), "%s", buf);
 	cr_assert(strstr(buf, "\"trigger\":\"SIGINT\""), "%s", buf);
 	cr_assert(strstr(buf, "\"open_at_exit\":0"), "%s", buf);
 	cr_assert(strstr(buf, "\"bytes_sent\":"), "%s", buf);

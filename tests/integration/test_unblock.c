@@ -1,0 +1,114 @@
+/*
+ * A never-used connection never blocks a sync worker while real requests
+ * wait (issue 18).  The fixture syncworker serves one connection at a time
+ * with a blocking recv(), as gunicorn's sync worker does: a silent
+ * connection (a browser's preconnect) holds it, and the next client waits in
+ * the listener's queue.  With the shim's default settings that next request
+ * is answered once the silent connection is GRACESHIM_UNBLOCK_AFTER (1 s)
+ * old; without the shim it is still waiting.  The controls: nothing is
+ * released when nobody waits, nor a slow first byte, nor with the setting off.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct server srv;
+
+static void teardown(void)
+{
+	server_stop(&srv);
+}
+
+TestSuite(unblock, .fini = teardown, .timeout = 60);
+
+#define REQ "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+/* A silent connection, accepted by the worker; then a real client.
+ * Returns ms until the real client's answer, or -1 after wait_ms. */
+static long silent_then_request(bool shim, const char *const *env, long wait_ms, int *silent)
+{
+	const char *const args[] = {"syncworker", NULL};
+	server_start(&srv, shim, args, env);
+	*silent = tcp_connect(AF_INET, srv.port);
+	sleep_ms(200); /* the worker accepted it and blocks in recv() */
+	int real = tcp_connect(AF_INET, srv.port);
+	long t0 = now_ms();
+	cr_assert(send_str(real, REQ));
+	long got = http_read_response(real, wait_ms);
+	long ms = got >= 0 ? now_ms() - t0 : -1;
+	close(real);
+	return ms;
+}
+
+Test(unblock, waiting_request_answered_by_default)
+{
+	int silent;
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	long ms = silent_then_request(true, env, 8000, &silent);
+	cr_assert_geq(ms, 0, "the request was not answered in 8 s; stderr:\n%s", server_stderr(&srv));
+	/* Not before the silent connection is 1 s old, and soon after:
+	 * the shim's own record says which connection went and why. */
+	cr_assert_geq(ms, 700, "answered after %ld ms: released before 1 s", ms);
+	cr_assert_leq(ms, 4000, "answered only after %ld ms", ms);
+	cr_assert(strstr(server_stderr(&srv), "clients waited to be accepted"),
+		  "no release logged by the shim:\n%s", server_stderr(&srv));
+	cr_assert_geq(wait_eof(silent, 3000), 0, "the silent connection was not released");
+	close(silent);
+}
+
+Test(unblock, waiting_request_stuck_without_shim)
+{
+	int silent;
+	long ms = silent_then_request(false, NULL, 3000, &silent);
+	cr_assert_eq(ms, -1, "answered after %ld ms without the shim", ms);
+	close(silent);
+}
+
+Test(unblock, setting_off_keeps_the_old_behaviour)
+{
+	int silent;
+	const char *const env[] = {"GRACESHIM_UNBLOCK_AFTER=off", NULL};
+	long ms = silent_then_request(true, env, 3000, &silent);
+	cr_assert_eq(ms, -1, "answered after %ld ms with GRACESHIM_UNBLOCK_AFTER=off", ms);
+	close(silent);
+}
+
+/* Nobody waits: the silent connection is kept, exactly as without the
+ * shim (the worker still reads it, and a late request on it is served). */
+Test(unblock, silent_connection_alone_is_never_released)
+{
+	const char *const args[] = {"syncworker", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, true, args, env);
+	int silent = tcp_connect(AF_INET, srv.port);
+	sleep_ms(2500);
+	cr_assert(send_str(silent, REQ), "the silent connection was cut");
+	cr_assert_geq(http_read_response(silent, 5000), 0, "its late request was not answered; "
+							   "stderr:\n%s", server_stderr(&srv));
+	cr_assert_null(strstr(server_stderr(&srv), "released"), "%s", server_stderr(&srv));
+	close(silent);
+}
+
+/* A slow first byte (300 ms) on a worker with a client waiting behind it:
+ * younger than 1 s, so never cut; both are answered. */
+Test(unblock, slow_first_byte_is_not_cut)
+{
+	const char *const args[] = {"syncworker", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, true, args, env);
+	int slow = tcp_connect(AF_INET, srv.port);
+	sleep_ms(100);
+	int next = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(next, REQ));
+	sleep_ms(300);
+	cr_assert(send_str(slow, REQ), "the slow connection was cut");
+	cr_assert_geq(http_read_response(slow, 5000), 0, "the slow request was not answered");
+	cr_assert_geq(http_read_response(next, 5000), 0, "the next request was not answered");
+	cr_assert_null(strstr(server_stderr(&srv), "released"), "%s", server_stderr(&srv));
+	close(slow);
+	close(next);
+}
