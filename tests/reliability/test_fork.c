@@ -17,6 +17,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,14 +66,59 @@ static bool read_summary(struct forks *f, long timeout_ms)
 	return true;
 }
 
+/* What the fixture said about its children: its "child <pid>: ..." lines
+ * and the hung ones' stacks ("child <pid>| #0 ..."), then its last lines.
+ * The shim's INFO log (a line per sweep, a hundred of them) is not the
+ * evidence, and would fill server_stderr()'s buffer before the children's
+ * lines. */
+static const char *children_evidence(void)
+{
+	static char all[1 << 20], out[32768];
+	size_t have = 0, o = 0;
+	long deadline = now_ms() + 2000;
+	while (have < sizeof all - 1 && now_ms() < deadline) {
+		ssize_t r = read(srv.err_fd, all + have, sizeof all - 1 - have);
+		if (r > 0)
+			have += (size_t)r;
+		else if (r == 0 || errno != EINTR)
+			break; /* EOF, or nothing more for now (the pipe is non-blocking) */
+	}
+	all[have] = 0;
+	const char *last[8] = {0};
+	int nlast = 0;
+	for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!strncmp(line, "child ", 6) || !strncmp(line, "fixture:", 8)) {
+			int n = snprintf(out + o, sizeof out - o, "%s\n", line);
+			if (n > 0 && (size_t)n < sizeof out - o)
+				o += (size_t)n;
+		} else {
+			last[nlast++ % 8] = line;
+		}
+	}
+	int k = nlast < 8 ? 0 : nlast - 8;
+	if (k < nlast) {
+		int n = snprintf(out + o, sizeof out - o, "... its last lines:\n");
+		o += n > 0 && (size_t)n < sizeof out - o ? (size_t)n : 0;
+	}
+	for (; k < nlast; k++) {
+		int n = snprintf(out + o, sizeof out - o, "%s\n", last[k % 8]);
+		o += n > 0 && (size_t)n < sizeof out - o ? (size_t)n : 0;
+	}
+	out[o] = 0;
+	return out;
+}
+
 static void assert_children_fine(const struct forks *f, int expected)
 {
-	cr_assert_eq(f->forks, expected, "%d forks made, %d expected; stderr:\n%s", f->forks, expected,
-		     server_stderr(&srv));
-	cr_assert_eq(f->hung, 0, "%d of %d children hung (a lock held across fork?); stderr:\n%s",
-		     f->hung, f->forks, server_stderr(&srv));
-	cr_assert_eq(f->bad, 0, "%d of %d children failed their checks; stderr:\n%s", f->bad, f->forks,
-		     server_stderr(&srv));
+	if (f->forks != expected || f->hung || f->bad) {
+		const char *ev = children_evidence();
+		cr_assert_eq(f->forks, expected, "%d forks made, %d expected; stderr:\n%s", f->forks,
+			     expected, ev);
+		cr_assert_eq(f->hung, 0, "%d of %d children hung (a lock held across fork?):\n%s",
+			     f->hung, f->forks, ev);
+		cr_assert_eq(f->bad, 0, "%d of %d children failed their checks:\n%s", f->bad, f->forks,
+			     ev);
+	}
 	cr_assert_eq(f->ok, expected);
 	/* A leak shows as more fds after; fewer means an fd that was open only
 	 * for a moment was in the first count (ASan reads /proc now and then:
@@ -163,13 +209,36 @@ static void fork_during_sweep(const char *mode, int forks_per_thread, int thread
 		  server_stderr(&srv));
 }
 
+/* Not under ASan: gcc 12's libasan (libasan8) does not intercept fork(), so
+ * its own locks are not taken around it, and a child that creates a thread
+ * waits forever on ASan's thread registry when another thread of the parent
+ * held that lock at the fork (creating or ending a thread: these tests
+ * accept connections, each on a new thread, and release others, whose
+ * threads end, while they fork).  The shim creates its sweeper in a child
+ * that inherited connections.  Seen in 1 run of 10 under load; the hung
+ * child's stack (rel_fork prints it with gdb):
+ *   __sanitizer::FutexWait <- Mutex::Lock <- ThreadRegistry::Lock
+ *   <- ThreadRegistry::CreateThread <- __asan::AsanThread::Create
+ *   <- __interceptor_pthread_create <- spawn_locked (shim/sweeper.c)
+ *   <- sweeper_ensure_started <- fork (shim/interpose.c) <- fork_one.
+ * No lock of the shim's is held there.  The plain build runs them. */
+static void not_under_asan(void)
+{
+	const char *san = getenv("GRACESHIM_SAN");
+	if (san && !strcmp(san, "address"))
+		cr_skip_test("not under ASan: gcc 12's libasan takes no lock around fork, a child "
+			     "creating a thread can wait forever on ASan's thread registry");
+}
+
 Test(fork, forks_from_signal_handling_thread_and_worker_during_sweep)
 {
+	not_under_asan();
 	fork_during_sweep(NULL, 50, 2);
 }
 
 Test(fork, forks_from_sigwait_thread_and_worker_during_sweep)
 {
+	not_under_asan();
 	fork_during_sweep("--sigwait", 50, 2);
 }
 
