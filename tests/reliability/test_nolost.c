@@ -58,7 +58,10 @@ static void teardown(void)
 TestSuite(nolost, .fini = teardown, .timeout = 150);
 
 #define SETUP_US 60000L         /* connections opened this long before SIGINT */
-#define EXIT_BOUND_MS PROMPT_MS /* the server must exit within this after SIGINT */
+/* The server must exit within this after SIGINT: it does not hang (a hang
+ * is forever).  Milliseconds on an idle machine, but a median of 1.1 s and a
+ * maximum of 3.2 s under TSan with two CPU hogs: generous. */
+#define EXIT_BOUND_MS 10000
 #define MAX_CONNS 64
 #define MAX_NOTES 6
 
