@@ -6,9 +6,12 @@
 #   make check-san        unit + integration + reliability under ASan+UBSan
 #                         (build-address/), then under TSan (build-thread/);
 #                         every sanitizer report is a file under
-#                         build-*/san-logs/, printed, and fails the target
+#                         build-*/san-logs/: a finding fails the target and
+#                         its first lines are printed, with its path
 #   make check-valgrind   valgrind memcheck over fixture servers with the shim
-#   make fuzz             libFuzzer (clang), FUZZ_TIME=30 s per target
+#   make fuzz             libFuzzer (clang), FUZZ_TIME=30 s per target; one
+#                         line per target, libFuzzer's output in
+#                         build-fuzz/logs/<target>.log (its end on failure)
 #   make fuzz-smoke       the same, 5 s per target (meant for make check)
 #   make fuzz-build       only build build-fuzz/fuzz_config, build-fuzz/fuzz_conntab
 
@@ -48,9 +51,12 @@ $(B)/fixtures/failmalloc.so: tests/reliability/preload/failmalloc.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fvisibility=default -shared -o $@ $< -ldl $(LDSAN)
 
+# The valgrind suite is check-valgrind's (without GRACESHIM_VALGRIND=1 its
+# tests would only be skipped); REL_ARGS="--filter ..." replaces the filter.
 reliability: $(B)/tests/reliability $(LIB) $(FIXTURES) $(B)/fixtures/rel_secure-linked \
 		$(B)/fixtures/failmalloc.so
-	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/reliability $(REL_ARGS)
+	GRACESHIM_BUILD=$(CURDIR)/$(B) GRACESHIM_SAN=$(SAN) $(TEST_PREFIX) $(B)/tests/reliability \
+		--filter '!(valgrind/*)' $(REL_ARGS)
 
 # ---- sanitizer builds -------------------------------------------------------
 # SAN=address: the fixtures link libasan, and the harness preloads the shim
@@ -96,22 +102,25 @@ CHECK_SAN_TSAN = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_sig
 
 # -k: the integration and reliability suites run even when an earlier one
 # failed; both sanitizers run; the target fails if a test failed or a
-# sanitizer reported anything.
+# sanitizer reported anything.  A finding prints its path and its first 40
+# lines (the report and its stack); a note only its path.  The line
+# "check-san: N sanitizer finding(s)" is what scripts/check-all counts.
 check-san:
 	@rm -rf $(call SAN_LOGS,address) $(call SAN_LOGS,thread)
 	@mkdir -p $(call SAN_LOGS,address) $(call SAN_LOGS,thread)
-	@rc=0; \
+	@rc=0; n=0; \
 	$(CHECK_SAN_ASAN) $(MAKE) -k SAN=address unit integration reliability || rc=1; \
 	$(CHECK_SAN_TSAN) $(MAKE) -k SAN=thread unit integration reliability || rc=1; \
 	for f in $(call SAN_LOGS,address)/* $(call SAN_LOGS,thread)/*; do \
 		[ -f "$$f" ] || continue; \
 		if grep -q 'ERROR: \|WARNING: ThreadSanitizer\|runtime error' "$$f"; then \
-			rc=1; echo "==== sanitizer report $$f"; \
+			rc=1; n=$$((n + 1)); echo "==== sanitizer finding $$f (its first 40 lines):"; \
+			head -n 40 "$$f"; \
 		else echo "==== sanitizer note (not a finding) $$f"; fi; \
-		cat "$$f"; \
 	done; \
+	echo "check-san: $$n sanitizer finding(s) in $(call SAN_LOGS,address) and $(call SAN_LOGS,thread)"; \
 	if [ $$rc = 0 ]; then echo "check-san: ASan, UBSan and TSan found nothing"; \
-	else echo "check-san: FAILED (test failures or sanitizer reports above)" >&2; fi; \
+	else echo "check-san: FAILED (the failed tests and sanitizer findings above)" >&2; fi; \
 	exit $$rc
 
 # ---- valgrind -----------------------------------------------------------------
@@ -148,18 +157,32 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_PURE)
 .SECONDARY: $(FUZZ_PURE)
 fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 
-# $(1): target, $(2): seconds.  -runs caps the work on a fast machine.
-define fuzz_run
-	@mkdir -p $(FUZZ_DIR)/corpus/$(1) $(FUZZ_DIR)/artifacts
-	$(FUZZ_DIR)/fuzz_$(1) -max_total_time=$(2) -runs=$(FUZZ_RUNS) -timeout=10 -rss_limit_mb=2048 \
-		-max_len=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$(1)- \
-		$(if $(wildcard tests/fuzz/$(1).dict),-dict=tests/fuzz/$(1).dict) \
-		$(FUZZ_DIR)/corpus/$(1) tests/fuzz/corpus/$(1)
-
+# $(1): seconds per target.  -runs caps the work on a fast machine.  Each
+# target runs even when the one before failed; libFuzzer's output goes to
+# build-fuzz/logs/<target>.log; on the terminal one line per target (its
+# runs and corpus), and on failure the end of the log (the report, the
+# input left in build-fuzz/artifacts/), then "fuzz: N passed, M failed".
+define fuzz_all
+	@mkdir -p $(FUZZ_DIR)/artifacts $(FUZZ_DIR)/logs; pass=0; fail=0; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$t; log=$(FUZZ_DIR)/logs/$$t.log; \
+		dict=; [ ! -f tests/fuzz/$$t.dict ] || dict=-dict=tests/fuzz/$$t.dict; \
+		if $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(1) -runs=$(FUZZ_RUNS) -timeout=10 \
+			-rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- $$dict \
+			$(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t >$$log 2>&1; then \
+			pass=$$((pass + 1)); \
+			echo "fuzz $$t: ok, $$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' $$log | tail -n 1), corpus $$(ls $(FUZZ_DIR)/corpus/$$t | wc -l) inputs (log $$log)"; \
+		else \
+			fail=$$((fail + 1)); \
+			echo "fuzz $$t: FAILED; the end of $$log:"; tail -n 40 $$log | sed 's/^/  /'; \
+		fi; \
+	done; \
+	echo "fuzz: $$pass passed, $$fail failed"; [ $$fail = 0 ]
 endef
 
 fuzz: fuzz-build
-	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_TIME)))
+	$(call fuzz_all,$(FUZZ_TIME))
 
 fuzz-smoke: fuzz-build
-	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),5))
+	$(call fuzz_all,5)

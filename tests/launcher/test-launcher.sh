@@ -2,7 +2,8 @@
 # Tests of the launcher, scripts/graceshim: options, validation through
 # graceshim-check, finding the library, LD_PRELOAD, exec, and the warnings
 # for programs LD_PRELOAD cannot reach.  Each check prints "ok - name" or
-# "not ok - name"; the last line is "launcher: N passed, M failed".
+# "not ok - name" (or "ok - name # skip reason", counted as skipped, not
+# passed); the last line is "launcher: N passed, M failed, K skipped".
 # Needs `make` first (build/libgraceshim.so, build/graceshim-check).
 # The launcher runs under dash when it is installed (SH=... picks another shell).
 # Conditions are written in single quotes and run by `check NAME eval '...'`:
@@ -17,7 +18,7 @@ if [ -z "${SH:-}" ]; then
 	command -v dash >/dev/null 2>&1 && SH=dash
 fi
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 T=$(mktemp -d) || exit 1
 trap 'rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM HUP
@@ -31,7 +32,7 @@ not_ok() {
 	[ -s "$T/out" ] && sed 's/^/#   stdout: /' "$T/out" | head -n 8
 	return 0
 }
-skip() { passed=$((passed + 1)); printf 'ok - %s # skip %s\n' "$1" "$2"; }
+skip() { skipped=$((skipped + 1)); printf 'ok - %s # skip %s\n' "$1" "$2"; }
 # check NAME COMMAND...: the check passes when COMMAND succeeds.
 check() {
 	name=$1
@@ -324,7 +325,8 @@ if cc -static -o "$T/static" "$T/static.c" 2>/dev/null; then
 	run_env PATH="$T/noreadelf" "$(command -v env)"
 	check "dynamic binary: no warning without readelf (od)" eval '[ "$rc" = 0 ] && no_warning'
 else
-	skip "static binary: warning on stderr, and it still runs" "cc -static failed"
+	skip "static binary: warning on stderr, and it still runs" \
+		"cc -static failed (no static libc: libc6-dev)"
 fi
 
 run env
@@ -371,5 +373,5 @@ else
 	skip "make install, make uninstall" "make is not installed"
 fi
 
-echo "launcher: $passed passed, $failed failed"
+echo "launcher: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -9,12 +9,14 @@
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static struct server srv;
+static char fds_at_hang[2048]; /* the server's fds when it did not exit */
 
 static void teardown(void)
 {
@@ -22,6 +24,28 @@ static void teardown(void)
 }
 
 TestSuite(closefrom, .fini = teardown, .timeout = 60);
+
+/* The fds of the server, still running: "3 pipe, 4 pipe, 5 socket, ...";
+ * the shim's sweeper needs an anon_inode:[eventfd] among them to be woken. */
+static const char *fd_table(void)
+{
+	static char out[2048];
+	char path[64], target[128];
+	size_t o = 0;
+	out[0] = 0;
+	for (int fd = 0; fd < 64 && o < sizeof out - 160; fd++) {
+		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)srv.pid, fd);
+		ssize_t n = readlink(path, target, sizeof target - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		char *colon = strchr(target, ':');
+		if (colon && strncmp(target, "anon_inode:", 11))
+			*colon = 0; /* "socket:[123]" -> "socket" */
+		o += (size_t)snprintf(out + o, sizeof out - o, "%s%d %s", o ? ", " : "", fd, target);
+	}
+	return out;
+}
 
 /* Returns ms from SIGINT to exit, or -1. */
 static long purge_then_sigint(const char *mode, bool shim, bool single)
@@ -36,6 +60,8 @@ static long purge_then_sigint(const char *mode, bool shim, bool single)
 	int after = tcp_connect(AF_INET, srv.port);
 	sleep_ms(200);
 	long ms = server_signal_and_wait(&srv, SIGINT, shim ? PROMPT_MS : HANG_MS);
+	if (ms < 0 && shim)
+		snprintf(fds_at_hang, sizeof fds_at_hang, "%s", fd_table());
 	/* Whatever the clients got by now: the host sent nothing. */
 	long nb = rel_recv_until_eof(before, got, sizeof got, ms >= 0 ? 2000 : 100);
 	long na = rel_recv_until_eof(after, got, sizeof got, ms >= 0 ? 2000 : 100);
@@ -51,7 +77,7 @@ Test(closefrom, close_range_around_own_fds)
 {
 	long ms = purge_then_sigint("range", true, false);
 	cr_assert_geq(ms, 0, "still running %d ms after SIGINT once the host closed the shim's fds; "
-			     "stderr:\n%s", PROMPT_MS, server_stderr(&srv));
+			     "its fds: %s; stderr:\n%s", PROMPT_MS, fds_at_hang, server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
 }
 
@@ -59,7 +85,8 @@ Test(closefrom, compact_own_fds_then_closefrom)
 {
 	long ms = purge_then_sigint("closefrom", true, false);
 	cr_assert_geq(ms, 0, "still running %d ms after SIGINT once the host moved its fds over the "
-			     "shim's and closed the rest; stderr:\n%s", PROMPT_MS, server_stderr(&srv));
+			     "shim's and closed the rest; its fds: %s; stderr:\n%s", PROMPT_MS,
+		      fds_at_hang, server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
 }
 

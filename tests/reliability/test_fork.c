@@ -17,6 +17,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,14 +66,59 @@ static bool read_summary(struct forks *f, long timeout_ms)
 	return true;
 }
 
+/* What the fixture said about its children: its "child <pid>: ..." lines
+ * and the hung ones' stacks ("child <pid>| #0 ..."), then its last lines.
+ * The shim's INFO log (a line per sweep, a hundred of them) is not the
+ * evidence, and would fill server_stderr()'s buffer before the children's
+ * lines. */
+static const char *children_evidence(void)
+{
+	static char all[1 << 20], out[32768];
+	size_t have = 0, o = 0;
+	long deadline = now_ms() + 2000;
+	while (have < sizeof all - 1 && now_ms() < deadline) {
+		ssize_t r = read(srv.err_fd, all + have, sizeof all - 1 - have);
+		if (r > 0)
+			have += (size_t)r;
+		else if (r == 0 || errno != EINTR)
+			break; /* EOF, or nothing more for now (the pipe is non-blocking) */
+	}
+	all[have] = 0;
+	const char *last[8] = {0};
+	int nlast = 0;
+	for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!strncmp(line, "child ", 6) || !strncmp(line, "fixture:", 8)) {
+			int n = snprintf(out + o, sizeof out - o, "%s\n", line);
+			if (n > 0 && (size_t)n < sizeof out - o)
+				o += (size_t)n;
+		} else {
+			last[nlast++ % 8] = line;
+		}
+	}
+	int k = nlast < 8 ? 0 : nlast - 8;
+	if (k < nlast) {
+		int n = snprintf(out + o, sizeof out - o, "... its last lines:\n");
+		o += n > 0 && (size_t)n < sizeof out - o ? (size_t)n : 0;
+	}
+	for (; k < nlast; k++) {
+		int n = snprintf(out + o, sizeof out - o, "%s\n", last[k % 8]);
+		o += n > 0 && (size_t)n < sizeof out - o ? (size_t)n : 0;
+	}
+	out[o] = 0;
+	return out;
+}
+
 static void assert_children_fine(const struct forks *f, int expected)
 {
-	cr_assert_eq(f->forks, expected, "%d forks made, %d expected; stderr:\n%s", f->forks, expected,
-		     server_stderr(&srv));
-	cr_assert_eq(f->hung, 0, "%d of %d children hung (a lock held across fork?); stderr:\n%s",
-		     f->hung, f->forks, server_stderr(&srv));
-	cr_assert_eq(f->bad, 0, "%d of %d children failed their checks; stderr:\n%s", f->bad, f->forks,
-		     server_stderr(&srv));
+	if (f->forks != expected || f->hung || f->bad) {
+		const char *ev = children_evidence();
+		cr_assert_eq(f->forks, expected, "%d forks made, %d expected; stderr:\n%s", f->forks,
+			     expected, ev);
+		cr_assert_eq(f->hung, 0, "%d of %d children hung (a lock held across fork?):\n%s",
+			     f->hung, f->forks, ev);
+		cr_assert_eq(f->bad, 0, "%d of %d children failed their checks:\n%s", f->bad, f->forks,
+			     ev);
+	}
 	cr_assert_eq(f->ok, expected);
 	/* A leak shows as more fds after; fewer means an fd that was open only
 	 * for a moment was in the first count (ASan reads /proc now and then:
@@ -132,8 +178,7 @@ static void fork_during_sweep(const char *mode, int forks_per_thread, int thread
 		struct pollfd p = {.fd = srv.out_fd, .events = POLLIN};
 		got = poll(&p, 1, 5) > 0 && read_summary(&f, 5000);
 	}
-	cr_assert(got, "no summary 60 s after SIGINT (a fork deadlocked?); stderr:\n%s",
-		  server_stderr(&srv));
+	cr_assert(got, "no summary 60 s after SIGINT (a fork deadlocked?):\n%s", children_evidence());
 	assert_children_fine(&f, forks_per_thread * threads);
 	cr_log_info("fork (%s): %d forks, %d while idle connections were still waiting for the "
 		    "sweep, %d hung, %d bad, %d late connections",
@@ -165,13 +210,36 @@ static void fork_during_sweep(const char *mode, int forks_per_thread, int thread
 		  server_stderr(&srv));
 }
 
+/* Not under ASan: gcc 12's libasan (libasan8) does not intercept fork(), so
+ * its own locks are not taken around it, and a child that creates a thread
+ * waits forever on ASan's thread registry when another thread of the parent
+ * held that lock at the fork (creating or ending a thread: these tests
+ * accept connections, each on a new thread, and release others, whose
+ * threads end, while they fork).  The shim creates its sweeper in a child
+ * that inherited connections.  Seen in 1 run of 10 under load; the hung
+ * child's stack (rel_fork prints it with gdb):
+ *   __sanitizer::FutexWait <- Mutex::Lock <- ThreadRegistry::Lock
+ *   <- ThreadRegistry::CreateThread <- __asan::AsanThread::Create
+ *   <- __interceptor_pthread_create <- spawn_locked (shim/sweeper.c)
+ *   <- sweeper_ensure_started <- fork (shim/interpose.c) <- fork_one.
+ * No lock of the shim's is held there.  The plain build runs them. */
+static void not_under_asan(void)
+{
+	const char *san = getenv("GRACESHIM_SAN");
+	if (san && !strcmp(san, "address"))
+		cr_skip_test("not under ASan: gcc 12's libasan takes no lock around fork, a child "
+			     "creating a thread can wait forever on ASan's thread registry");
+}
+
 Test(fork, forks_from_signal_handling_thread_and_worker_during_sweep)
 {
+	not_under_asan();
 	fork_during_sweep(NULL, 50, 2);
 }
 
 Test(fork, forks_from_sigwait_thread_and_worker_during_sweep)
 {
+	not_under_asan();
 	fork_during_sweep("--sigwait", 50, 2);
 }
 
@@ -194,12 +262,13 @@ static void atfork_raise(const char *how, bool shim)
 	}
 	sleep_ms(200);
 	kill(srv.pid, SIGUSR2);
-	cr_assert(read_summary(&f, 10000),
-		  "no summary 10 s after the forks began (shim=%d): the fork deadlocked.  A SIGINT "
+	/* 60 s: a hung child alone costs rel_fork 20 s and its stack. */
+	cr_assert(read_summary(&f, 60000),
+		  "no summary 60 s after the forks began (shim=%d): the fork deadlocked.  A SIGINT "
 		  "handler that runs while the shim's pthread_atfork prepare handler holds its locks "
-		  "and calls %s must not wait for them; stderr:\n%s",
+		  "and calls %s must not wait for them:\n%s",
 		  shim, !strcmp(how, "close") ? "close() on a tracked connection" : "signal(SIGINT)",
-		  server_stderr(&srv));
+		  children_evidence());
 	assert_children_fine(&f, 5);
 	cr_assert_str_eq(f.order, "ok", "prepare handlers did not run in reverse registration order");
 	cr_assert_eq(f.nint, 1, "the SIGINT raised in the prepare handler reached the handler %d times",
@@ -249,11 +318,13 @@ Test(fork, control_trigger_in_prepare_window_without_shim)
  * time (their handlers call signal() and sigaction(): the shim's lock). */
 Test(fork, fork_loop_under_sigint_and_sigusr1_storm)
 {
-	/* ASan's fork interceptor is not safe against the handlers of this
-	 * storm: it hung in check-san (30 s, no summary). */
+	/* ASan's own locks are not fork-safe (gcc 12's libasan does not
+	 * intercept fork: see not_under_asan()), and this storm forks while
+	 * the handlers run: it hung in check-san (30 s, no summary). */
 	const char *san = getenv("GRACESHIM_SAN");
 	if (san && !strcmp(san, "address"))
-		cr_skip_test("not under ASan (its fork interceptor)");
+		cr_skip_test("not under ASan: gcc 12's libasan takes no lock around fork (hung in "
+			     "check-san)");
 	enum { FORKS = 200 };
 	const char *const args[] = {"rel_fork", "--storm", "--forks", "200", NULL};
 	const char *const env[] = {"GRACESHIM_POLICY=unused", NULL}; /* see fork_during_sweep */
@@ -270,8 +341,8 @@ Test(fork, fork_loop_under_sigint_and_sigusr1_storm)
 	sleep_ms(200);
 	long t0 = now_ms();
 	kill(srv.pid, SIGUSR2);
-	cr_assert(read_summary(&f, 30000), "no summary 30 s after the storm began (deadlock?); "
-					   "stderr:\n%s", server_stderr(&srv));
+	cr_assert(read_summary(&f, 60000), "no summary 60 s after the storm began (deadlock?):\n%s",
+		  children_evidence());
 	assert_children_fine(&f, FORKS);
 	cr_assert_gt(f.nint, 0, "no SIGINT reached the forking thread");
 	cr_assert_gt(f.usr1, 0, "no SIGUSR1 reached the forking thread");

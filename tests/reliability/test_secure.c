@@ -26,7 +26,10 @@
 #include "rel.h"
 
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +65,29 @@ static void need_plain_build(void)
 		cr_skip_test("not in sanitizer builds (SAN=%s)", san);
 }
 
-/* Copies $B/fixtures/<from> to $B/fixtures/<to>, owned by nobody, 04755. */
-static void make_setuid_copy(const char *from, const char *to)
+/* Whether uid/gid 65534 can open path: every directory above it must be
+ * searchable by others (a checkout inside a 0700 directory, such as one
+ * made by mktemp -d, is not).  Asked of a child that became nobody. */
+static bool nobody_can_read(const char *path)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0, "fork");
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		_exit(access(path, R_OK) == 0 ? 0 : 1);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Copies $B/fixtures/<from> to $B/fixtures/<to>, owned by nobody, 04755.
+ * setgid_only: owned by root, group nogroup (65534), 02755: secure
+ * execution all the same (AT_SECURE: the effective gid is not the real
+ * one), and the loader, still root, can open a library nobody cannot. */
+static void make_secure_copy(const char *from, const char *to, bool setgid_only)
 {
 	char src[1024], dst[1024], buf[65536];
 	need_plain_build();
@@ -80,8 +104,16 @@ static void make_setuid_copy(const char *from, const char *to)
 	while ((n = read(in, buf, sizeof buf)) > 0)
 		cr_assert_eq(write(out, buf, (size_t)n), n);
 	close(in);
-	cr_assert(fchown(out, 65534, 65534) == 0 && fchmod(out, 04755) == 0);
+	if (setgid_only)
+		cr_assert(fchown(out, 0, 65534) == 0 && fchmod(out, 02755) == 0);
+	else
+		cr_assert(fchown(out, 65534, 65534) == 0 && fchmod(out, 04755) == 0);
 	close(out);
+}
+
+static void make_setuid_copy(const char *from, const char *to)
+{
+	make_secure_copy(from, to, false);
 }
 
 static const char *const env[] = {"GRACESHIM_LOG=debug", "GRACESHIM_GRACE=banana", NULL};
@@ -112,7 +144,18 @@ Test(secure, control_linked_shim_is_active_without_setuid)
 
 Test(secure, linked_shim_is_inert_in_setuid_process)
 {
-	make_setuid_copy("rel_secure-linked", "rel_secure-linked-suid");
+	/* The setuid-nobody process loads libgraceshim.so from the build
+	 * directory (its RUNPATH) as nobody.  When nobody cannot reach it
+	 * (the checkout lives in a 0700 directory), a setgid copy: the same
+	 * secure execution, the loader opening the library as root. */
+	char lib[1024];
+	need_plain_build();
+	snprintf(lib, sizeof lib, "%s/libgraceshim.so", rel_build());
+	bool setgid_only = geteuid() == 0 && !nobody_can_read(lib);
+	if (setgid_only)
+		cr_log_info("%s is not readable by uid 65534 (a parent directory is not searchable "
+			    "by others): setgid copy instead of setuid", lib);
+	make_secure_copy("rel_secure-linked", "rel_secure-linked-suid", setgid_only);
 	long ms = unused_then_sigint("rel_secure-linked-suid", false, HANG_MS);
 	const char *err = server_stderr(&srv);
 	cr_assert(strstr(err, "AT_SECURE=1 shim loaded"),
