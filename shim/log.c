@@ -170,17 +170,23 @@ void log_msg(enum log_level l, const char *fmt, ...)
 	errno = saved;
 }
 
-void log_peer(int fd, char *buf, size_t len)
+/* The peer of fd, asked of the kernel, into p and formatted into buf. */
+static void peer_of(int fd, struct conn_peer *p, char *buf, size_t len)
 {
-	int saved = errno;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	struct conn_peer p;
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
 		sl = 0;
-	conn_peer_from_sockaddr(&p, (struct sockaddr *)&ss, sl);
-	conn_peer_format(&p, buf, len);
+	conn_peer_from_sockaddr(p, (struct sockaddr *)&ss, sl);
+	conn_peer_format(p, buf, len);
+}
+
+void log_peer(int fd, char *buf, size_t len)
+{
+	int saved = errno;
+	struct conn_peer p;
+	peer_of(fd, &p, buf, len);
 	errno = saved;
 }
 
@@ -221,14 +227,8 @@ static struct kept_peer *kept_slot(int fd, bool create)
 void log_peer_keep(int fd, uint32_t ino, char *buf, size_t len)
 {
 	int saved = errno;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
 	struct conn_peer p;
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		sl = 0;
-	conn_peer_from_sockaddr(&p, (struct sockaddr *)&ss, sl);
-	conn_peer_format(&p, buf, len);
+	peer_of(fd, &p, buf, len);
 	struct kept_peer *k = kept_slot(fd, true);
 	if (k) {
 		k->p = p;

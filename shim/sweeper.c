@@ -355,6 +355,24 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	conntab_unlock();
 }
 
+/* Examines the whole table through a fixed array of n references, without
+ * allocating (out of memory, or in a signal handler).  A record removed
+ * between two chunks shifts the rest, so one may be missed: the caller
+ * looks again soon. */
+static void examine_in_chunks(struct conn_ref *chunk, size_t n, struct pass *ps)
+{
+	for (size_t done = 0;;) {
+		conntab_lock();
+		size_t k = conntab_refs_from_locked(chunk, n, done);
+		conntab_unlock();
+		for (size_t i = 0; i < k; i++)
+			examine(&chunk[i], ps);
+		done += k;
+		if (k < n)
+			break;
+	}
+}
+
 /* Sockets this process accepted without libc's accept (Go, io_uring, raw
  * system calls): established TCP sockets whose local port is the port of
  * one of the process's listening sockets, and that the table does not know.
@@ -673,16 +691,7 @@ static uint64_t sweep(void)
 		 * (this thread only).  A record removed between two chunks
 		 * shifts the rest, so one may be missed: look again soon. */
 		static struct conn_ref chunk[128];
-		for (size_t done = 0;;) {
-			conntab_lock();
-			size_t k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, done);
-			conntab_unlock();
-			for (size_t i = 0; i < k; i++)
-				examine(&chunk[i], &ps);
-			done += k;
-			if (k < sizeof chunk / sizeof *chunk)
-				break;
-		}
+		examine_in_chunks(chunk, sizeof chunk / sizeof *chunk, &ps);
 		if (ps.next_wait > POL_RECHECK_NS)
 			ps.next_wait = POL_RECHECK_NS;
 	}
@@ -767,16 +776,8 @@ void sweeper_release_in_handler(void)
 	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
 	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1,
 			ps.now);
-	for (size_t done = 0;;) {
-		conntab_lock(); /* free: single-threaded, and not held by this thread */
-		size_t k = conntab_refs_from_locked(chunk, sizeof chunk / sizeof *chunk, done);
-		conntab_unlock();
-		for (size_t i = 0; i < k; i++)
-			examine(&chunk[i], &ps);
-		done += k;
-		if (k < sizeof chunk / sizeof *chunk)
-			break;
-	}
+	/* The lock is free: single-threaded, and not held by this thread. */
+	examine_in_chunks(chunk, sizeof chunk / sizeof *chunk, &ps);
 	int denied;
 	unsigned kids = workers_any() ? workers_release(shim_cfg.grace_ns / 1000000, &denied) : 0;
 	__atomic_fetch_add(&released_in_workers, kids, __ATOMIC_RELAXED);
