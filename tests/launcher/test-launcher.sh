@@ -331,6 +331,14 @@ fi
 
 run env
 check "dynamic binary: no warning" eval '[ "$rc" = 0 ] && no_warning'
+# A dynamically linked Go program (cgo, as Debian builds them) loads the
+# shim and still sees nothing: its runtime makes its socket calls itself.
+# No Go toolchain here: a dynamic binary carrying Go's build ID note.
+cp "$(command -v env)" "$T/gosrv"
+printf '\004\000\000\000Go build ID: "abc/def"\000' >>"$T/gosrv"
+run "$T/gosrv"
+check "Go binary (dynamic): warning on stderr, and it still runs" \
+	eval '[ "$rc" = 0 ] && has_err "graceshim: warning: $T/gosrv is a Go program"'
 printf '#!/bin/sh\nexit 0\n' >"$T/script"
 chmod +x "$T/script"
 run "$T/script"
