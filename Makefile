@@ -118,3 +118,4 @@ include scripts/install.mk
 # benchmarks (make bench) and the reliability suite (sanitizers, fuzzing)
 include bench/bench.mk
 include tests/reliability.mk
+include tests/mutants/mutants.mk
