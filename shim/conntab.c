@@ -20,6 +20,7 @@ static void table_free(void *p, size_t size);
 #define uthash_malloc(sz) table_alloc(sz)
 #define uthash_free(ptr, sz) table_free(ptr, sz)
 #include "conntab.h"
+#include "sync.h"
 #include <sys/mman.h>
 
 #include <arpa/inet.h>
@@ -82,7 +83,7 @@ void conntab_lock_contended(void)
 			if (++spins > 200)
 				sched_yield();
 			else
-				__builtin_ia32_pause();
+				cpu_relax();
 		}
 	} while (__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE));
 }

@@ -604,7 +604,9 @@ void real_fast_switch(int open)
 #undef FAST_SET
 }
 
-/* off_t is 64-bit here (x86_64): sendfile64 is the same function. */
+/* Built for LP64 targets only (x86_64, aarch64), where off_t is 64-bit and
+ * glibc's sendfile64 is the same function as sendfile. */
+_Static_assert(sizeof(off_t) == 8, "graceshim assumes a 64-bit off_t (LP64)");
 SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 {
 	return sendfile(out, in, off, n);

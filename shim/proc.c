@@ -16,6 +16,7 @@
 
 #include <dlfcn.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -50,8 +51,9 @@ static vfork_fn real_vfork;
 static pid_t vfork_syscall(void)
 {
 	/* Only if libc has no vfork (it always has): fork semantics are a
-	 * safe superset for the caller. */
-	return (pid_t)syscall(SYS_fork);
+	 * safe superset for the caller (clone with SIGCHLD is fork on every
+	 * architecture; aarch64 has no fork system call). */
+	return (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 }
 
 /* Called by the vfork entry point below, on the caller's stack, before the

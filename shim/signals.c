@@ -24,6 +24,7 @@
 #include "signals.h"
 
 #include "real.h"
+#include "sync.h"
 #include "shim.h"
 #include "sweeper.h"
 
@@ -55,7 +56,7 @@ static void spin_lock(void)
 {
 	while (__atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE))
 		while (__atomic_load_n(&spin, __ATOMIC_RELAXED))
-			__builtin_ia32_pause();
+			cpu_relax();
 }
 
 static void spin_unlock(void)
