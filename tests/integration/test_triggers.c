@@ -230,3 +230,42 @@ Test(triggers, release_latency_from_signal_and_accept)
 		close(early[i]);
 	}
 }
+
+/* Invariant 3 for the shim's own fds: the host takes the numbers of the
+ * wake-up pipe behind the shim's back.  The signal's wake-up must not
+ * write into the host's file, nor the sweeper read or close it; the drain
+ * still happens (the sweeper wakes on its own and makes a new pipe). */
+Test(triggers, identity_check_leaves_the_hosts_file_on_a_wake_pipe_number)
+{
+	char dir[] = "/tmp/graceshim-wakesteal-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	const char *const args[] = {"wakesteal", dir, NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
+	int spare = tcp_connect(AF_INET, srv.port);
+	char out[1024] = "";
+	size_t have = 0;
+	long deadline = now_ms() + 5000;
+	/* Signal only once the fixture has taken both ends. */
+	while (now_ms() < deadline && !(strstr(out, "stole fd") && strstr(strstr(out, "stole fd") + 1, "stole fd"))) {
+		have += read_all_for(srv.out_fd, out + have, sizeof out - have, 50);
+		out[have] = 0;
+	}
+	kill(srv.pid, SIGINT);
+	long ms = server_wait(&srv, 8000);
+	have += read_all_for(srv.out_fd, out + have, sizeof out - have, 2000);
+	const char *err = server_stderr(&srv);
+	close(spare);
+	char path[128];
+	for (int i = 0; i < 8; i++) {
+		snprintf(path, sizeof path, "%s/f%d", dir, i);
+		unlink(path);
+	}
+	rmdir(dir);
+	cr_assert_geq(ms, 0, "wakesteal did not finish:\n%s\nstderr:\n%s", out, err);
+	cr_assert(strstr(out, "spare: eof"), "no drain once the pipe was taken:\n%s\nstderr:\n%s", out, err);
+	cr_assert_null(strstr(out, ": written"), "the shim wrote into the host's file:\n%s", out);
+	cr_assert_null(strstr(out, ": closed"), "the shim closed the host's file:\n%s", out);
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x\n%s\n%s", srv.status,
+		  out, err);
+}
