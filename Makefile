@@ -108,7 +108,7 @@ harness: all $(B)/fixtures/hyperlike
 # Every package first (scripts/install-deps --check: nothing installs
 # midway, nothing is skipped for want of a tool), then scripts/check-all:
 # test test-launcher reliability check-valgrind check-san fuzz-smoke check-cross test-deb e2e
-# harness, each to its end even after a failure, quiet (full logs in
+# harness mutants, each to its end even after a failure, quiet (full logs in
 # build/check/<target>.log), then one summary block whose last line is
 # "N passed, M failed, K skipped"; the status is non-zero when anything
 # failed.  CI runs it (.ci/run).  CHECK_TARGETS="test e2e" runs only those.
@@ -140,3 +140,4 @@ include scripts/install.mk
 include bench/bench.mk
 include tests/reliability.mk
 include tests/cross.mk
+include tests/mutants/mutants.mk

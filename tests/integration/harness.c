@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 extern char **environ;
 
@@ -277,4 +278,57 @@ long wait_eof(int fd, long timeout_ms)
 		if (r <= 0)
 			return now_ms() - start;
 	}
+}
+
+int sock_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t l = sizeof a;
+	cr_assert(getsockname(fd, (struct sockaddr *)&a, &l) == 0 && a.sin_family == AF_INET);
+	return ntohs(a.sin_port);
+}
+
+const char *shim_release_line(const char *log, int client_port)
+{
+	char shut[64], cut[64];
+	snprintf(shut, sizeof shut, "connection 127.0.0.1:%d shut down", client_port);
+	snprintf(cut, sizeof cut, "connection 127.0.0.1:%d cut", client_port);
+	const char *a = strstr(log, shut), *b = strstr(log, cut);
+	const char *hit = a && (!b || a < b) ? a : b;
+	if (!hit)
+		return NULL;
+	while (hit > log && hit[-1] != '\n')
+		hit--;
+	return hit;
+}
+
+/* "2026-11-28T22:14:10.123456+01:00 DEBUG graceshim[..] ..." */
+long long shim_line_us(const char *line)
+{
+	struct tm tm;
+	long usec, oh, om;
+	char sign;
+	memset(&tm, 0, sizeof tm);
+	const char *p = strptime(line, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p || sscanf(p, ".%6ld%c%2ld:%2ld", &usec, &sign, &oh, &om) != 4 ||
+	    (sign != '+' && sign != '-'))
+		return -1;
+	long long off = (oh * 3600 + om * 60) * (sign == '-' ? -1 : 1);
+	return ((long long)timegm(&tm) - off) * 1000000 + usec;
+}
+
+long long realtime_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+long shim_line_age_ms(const char *line)
+{
+	const char *end = strchr(line, '\n');
+	const char *a = strstr(line, ", age ");
+	if (!a || (end && a > end))
+		return -1;
+	return strtol(a + 6, NULL, 10);
 }

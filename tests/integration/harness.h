@@ -45,4 +45,21 @@ size_t read_all_for(int fd, char *buf, size_t len, long timeout_ms);
 void sleep_ms(long ms);
 long now_ms(void);
 
+/* The shim's own record (GRACESHIM_LOG=debug on the fixture's stderr), so
+ * that a test asserts on what the shim did to one connection rather than
+ * on what the client happens to notice (after shutdown(SHUT_RD) queued
+ * bytes are still read and the server can still write). */
+/* The local port of a connected IPv4 socket: the peer port the shim logs. */
+int sock_port(int fd);
+/* The shim's line saying it shut down (released) or cut the connection
+ * from 127.0.0.1:client_port, or NULL. */
+const char *shim_release_line(const char *log, int client_port);
+/* The time stamp of a shim log line as CLOCK_REALTIME microseconds, or -1. */
+long long shim_line_us(const char *line);
+/* CLOCK_REALTIME in microseconds (the clock of the shim's time stamps). */
+long long realtime_us(void);
+/* The "age N ms" of a release line (the connection's age when released),
+ * or -1. */
+long shim_line_age_ms(const char *line);
+
 #endif

@@ -153,11 +153,15 @@ Test(hyperlike, no_client_exits_promptly)
 }
 
 /* A request the server is processing when the signal arrives is answered
- * in full, while the unused spare beside it is released. */
+ * in full, while the unused spare beside it is released.  After
+ * shutdown(SHUT_RD) the server could still answer, so the client alone
+ * cannot see a release: the shim's own log must show the spare released
+ * and this connection not. */
 Test(hyperlike, inflight_request_answered_in_full)
 {
 	const char *const args[] = {"hyperlike", "--slow-ms", "600", "--body-bytes", "200000", NULL};
-	server_start(&srv, true, args, NULL);
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
 	int spare = tcp_connect(AF_INET, srv.port);
 	int fd = tcp_connect(AF_INET, srv.port);
 	cr_assert(send_str(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -165,25 +169,39 @@ Test(hyperlike, inflight_request_answered_in_full)
 	kill(srv.pid, SIGINT);
 	cr_assert_eq(http_read_response(fd, 10000), 200000, "the in-flight response was cut");
 	long ms = server_wait(&srv, PROMPT_MS);
+	const char *err = server_stderr(&srv);
+	cr_assert_geq(ms, 0, "server did not exit after answering");
+	cr_assert_not_null(shim_release_line(err, sock_port(spare)), "the spare was not released:\n%s", err);
+	cr_assert_null(shim_release_line(err, sock_port(fd)),
+		       "the shim released the connection whose request was in flight:\n%s", err);
 	close(fd);
 	close(spare);
-	cr_assert_geq(ms, 0, "server did not exit after answering");
 }
 
 /* Invariant 5: bytes waiting in the kernel, not yet read by the host (it is
- * slow to read), are a request: that connection must not be cut. */
+ * slow to read), are a request: that connection must not be released, nor
+ * once the host has read it and works on it (the shim's log says so; the
+ * client would get its answer either way). */
 Test(hyperlike, request_waiting_in_kernel_is_not_cut)
 {
-	const char *const args[] = {"hyperlike", "--read-delay-ms", "800", NULL};
-	server_start(&srv, true, args, NULL);
+	const char *const args[] = {"hyperlike", "--read-delay-ms", "800", "--slow-ms", "300", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
 	int fd = tcp_connect(AF_INET, srv.port);
-	cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert(send_str(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+	int spare = tcp_connect(AF_INET, srv.port);
 	sleep_ms(200); /* accepted, bytes queued, the host has read nothing */
 	kill(srv.pid, SIGINT);
 	cr_assert_eq(http_read_response(fd, 10000), 2048,
 		     "a connection with a queued request was cut; stderr:\n%s", server_stderr(&srv));
+	long ms = server_wait(&srv, PROMPT_MS);
+	const char *err = server_stderr(&srv);
+	cr_assert_geq(ms, 0);
+	cr_assert_not_null(shim_release_line(err, sock_port(spare)), "the spare was not released:\n%s", err);
+	cr_assert_null(shim_release_line(err, sock_port(fd)),
+		       "the shim released the connection with a request waiting:\n%s", err);
 	close(fd);
-	cr_assert_geq(server_wait(&srv, PROMPT_MS), 0);
+	close(spare);
 }
 
 /* GRACESHIM_GRACE: a connection younger than the grace at the signal gets

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #define PROMPT_MS 4000
@@ -206,23 +207,68 @@ Test(policy, default_releases_used_tls_connection_offering_http11_only)
 }
 
 /* A download in progress, stalled by a slow client: the server has more
- * to send than the peer has taken.  idle must not cut it. */
+ * to send than the peer has taken.  idle must not release it: the shim's
+ * log must not show it released (after shutdown(SHUT_RD) the server would
+ * still finish the download, so the client alone cannot tell), while an
+ * unused spare beside it is. */
 Test(policy, idle_policy_does_not_cut_a_stalled_download)
 {
 	const char *const args[] = {"hyperlike", "--body-bytes", "16000000", NULL};
-	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=200ms", NULL};
+	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=200ms",
+				   "GRACESHIM_LOG=debug", NULL};
 	server_start(&srv, true, args, env);
 	int fd = tcp_connect(AF_INET, srv.port);
 	int small = 65536; /* smaller than the body by far; fast enough to drain */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	int spare = tcp_connect(AF_INET, srv.port), spare_port = sock_port(spare);
 	cr_assert(send_str(fd, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
 	sleep_ms(300); /* the server fills the buffers and blocks */
 	kill(srv.pid, SIGINT);
 	sleep_ms(1200); /* well past the quiet time, the download still stalled */
+	const char *err = server_stderr(&srv);
+	int port = sock_port(fd);
+	cr_assert_null(shim_release_line(err, port), "the stalled download was released:\n%s", err);
 	long got = http_read_response(fd, 20000);
 	cr_assert_eq(got, 16000000, "the stalled download was cut (%ld)\n%s", got, server_stderr(&srv));
 	close(fd);
+	close(spare);
 	cr_assert_geq(server_wait(&srv, PROMPT_MS), 0);
+	err = server_stderr(&srv);
+	cr_assert_not_null(shim_release_line(err, spare_port), "the spare was not released:\n%s", err);
+}
+
+/* SIOCOUTQ under policy idle: the server wrote a whole response and waits
+ * for the next request, but the peer (small receive window) has not taken
+ * it.  The server spoke last and nothing moves, yet bytes are still on
+ * their way: not idle.  Once the peer has read everything, it is. */
+Test(policy, idle_policy_keeps_an_unread_response)
+{
+	const char *const args[] = {"hyperlike", "--wait-idle", "--body-bytes", "300000", NULL};
+	const char *const env[] = {"GRACESHIM_POLICY=idle", "GRACESHIM_IDLE_QUIET=200ms",
+				   "GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+	cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	sleep_ms(300); /* the response sits in the buffers, unread */
+	kill(srv.pid, SIGINT);
+	sleep_ms(1000); /* five quiet times */
+	const char *err = server_stderr(&srv);
+	cr_assert_null(shim_release_line(err, sock_port(fd)),
+		       "released with a response the peer has not taken:\n%s", err);
+	cr_assert_eq(server_wait(&srv, 10), -1, "the server exited while its answer was unread");
+	cr_assert_eq(http_read_response(fd, 10000), 300000, "the response was cut");
+	/* Taken: now idle, released, and the server exits. */
+	long ms = server_wait(&srv, PROMPT_MS);
+	err = server_stderr(&srv);
+	cr_assert_geq(ms, 0, "not released once the response was read:\n%s", err);
+	const char *l = shim_release_line(err, sock_port(fd));
+	cr_assert(l && strstr(l, "shut down (idle"), "no idle release logged:\n%s", err);
+	close(fd);
 }
 
 /* The first-byte timeout applies at any time, with no signal at all. */

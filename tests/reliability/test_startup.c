@@ -166,7 +166,9 @@ Test(startup, sigint_storm_handler_in_main)
 static long idle_then_sigint(const char *stage, bool shim)
 {
 	const char *const args[] = {"rel_startup", "--stage", stage, NULL};
-	server_start(&srv, shim, args, NULL);
+	/* The signal alone: no listener closing can stand in for it. */
+	const char *const env[] = {"GRACESHIM_TRIGGERS=signal", NULL};
+	server_start(&srv, shim, args, env);
 	int spare = tcp_connect(AF_INET, srv.port);
 	sleep_ms(200);
 	long ms = server_signal_and_wait(&srv, SIGINT, shim ? PROMPT_MS : HANG_MS);
