@@ -48,6 +48,7 @@ static void table_free(void *p, size_t size)
 
 struct conn *conntab_low[CONNTAB_LOW];
 struct conn *conntab_rw[CONNTAB_LOW];
+uint32_t conntab_blocked[CONNTAB_LOW];
 
 static void set_rw(int fd, struct conn *c)
 {

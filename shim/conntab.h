@@ -47,10 +47,6 @@ enum conn_flags {
 	CONN_INHERITED = 1u << 6, /* a listener this process did not listen() on itself: it came
 				   * across a fork, or was first seen at an accept (exec, a
 				   * message): the process is a worker of someone else's */
-	/* A connection: a thread of the host is in a read of it that may block,
-	 * before its first byte (interpose.c, read_watch; sweeper.c,
-	 * unblock_pass). */
-	CONN_BLOCKED = 1u << 7,
 };
 
 enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
@@ -127,6 +123,12 @@ extern struct conn *conntab_low[CONNTAB_LOW] CONNTAB_HIDDEN;
  * reads and writes no more than an untracked fd. */
 extern struct conn *conntab_rw[CONNTAB_LOW] CONNTAB_HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] CONNTAB_HIDDEN;
+/* By fd: the gen of the connection a thread of the host is reading while it
+ * may block, before its first byte; 0 otherwise (interpose.c, read_watch;
+ * sweeper.c, unblock_pass).  Apart from the record, whose flags only the
+ * table lock's holders write: the reading thread holds no lock.  Relaxed
+ * atomics; fds below CONNTAB_LOW only. */
+extern uint32_t conntab_blocked[CONNTAB_LOW] CONNTAB_HIDDEN;
 extern int conntab_mu CONNTAB_HIDDEN; /* spin lock: guards the table, free list, filter writes */
 
 struct conn *conntab_fast_high(int fd) CONNTAB_HIDDEN;

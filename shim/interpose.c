@@ -426,7 +426,7 @@ static ssize_t iov_bytes(const struct iovec *iov, size_t cnt)
 /* ---- a read that may block on a never-used connection ------------------
  * See sweeper.c, unblock_pass(): a worker blocked reading a connection that
  * never sent a byte, while clients wait to be accepted.  Around such a read
- * the record carries CONN_BLOCKED; after the first byte the check below is
+ * conntab_blocked[fd] holds the record's gen; after the first byte the check below is
  * the whole cost.  Where the sweeper thread does not run yet (a
  * single-threaded host) it is started only for a read that would block: a
  * blocking socket with nothing to read.  A single-threaded host whose
@@ -453,7 +453,7 @@ __attribute__((noinline, cold)) static struct conn *read_watch_slow(struct conn 
 		if (!block)
 			return NULL;
 	}
-	__atomic_or_fetch(&c->flags, CONN_BLOCKED, __ATOMIC_RELAXED);
+	__atomic_store_n(&conntab_blocked[fd], c->gen, __ATOMIC_RELAXED);
 	if (!__atomic_load_n(&sweeper_blocked_readers, __ATOMIC_ACQUIRE) ||
 	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
 		int saved = errno;
@@ -463,25 +463,22 @@ __attribute__((noinline, cold)) static struct conn *read_watch_slow(struct conn 
 	return c;
 }
 
-/* c: the record of fd in the read/write filter. */
+/* c: the record of fd in the read/write filter.  Returns c when the read
+ * is watched (see read_unwatch). */
 static inline struct conn *read_watch(struct conn *c, int fd, int flags)
 {
 	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) != 0 ||
-				     !shim_cfg.unblock_after_ns ||
-				     (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
-				      (CONN_RELEASED | CONN_BLOCKED)),
+				     !shim_cfg.unblock_after_ns || (unsigned)fd >= CONNTAB_LOW ||
+				     __atomic_load_n(&conntab_blocked[fd], __ATOMIC_RELAXED),
 			     1))
 		return NULL;
 	return read_watch_slow(c, fd, flags);
 }
 
-static inline ssize_t read_unwatch(struct conn *w, ssize_t r)
+static inline ssize_t read_unwatch(int fd, struct conn *w, ssize_t r)
 {
-	if (__builtin_expect(w != NULL, 0)) {
-		int saved = errno;
-		__atomic_and_fetch(&w->flags, (uint8_t)~CONN_BLOCKED, __ATOMIC_RELAXED);
-		errno = saved;
-	}
+	if (__builtin_expect(w != NULL, 0))
+		__atomic_store_n(&conntab_blocked[fd], 0, __ATOMIC_RELAXED);
 	return r;
 }
 
@@ -493,7 +490,7 @@ static inline ssize_t read_unwatch(struct conn *w, ssize_t r)
 		if (!c_ || ((flags) & MSG_PEEK))                                            \
 			return call;                                                        \
 		struct conn *w_ = read_watch(c_, fd, flags);                                \
-		return rx_done(fd, read_unwatch(w_, call), buf);                            \
+		return rx_done(fd, read_unwatch(fd, w_, call), buf);                            \
 	} while (0)
 
 /* Every read and write wrapper is split in two.  The exported function is

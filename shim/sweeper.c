@@ -26,7 +26,6 @@
 #include "stats.h"
 #include "workers.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <linux/sockios.h>
@@ -389,24 +388,39 @@ struct sock_fd {
 	unsigned long ino;
 };
 
-static size_t socket_fds(struct sock_fd *out, size_t max)
+/* The process's socket fds with their inodes, from /proc/self/fd, read
+ * with raw system calls (no stdio, no fd of ours that a sanitizer would
+ * see racing the host's); *uring is set when one fd is an io_uring. */
+static size_t socket_fds(struct sock_fd *out, size_t max, int *uring)
 {
-	DIR *d = opendir("/proc/self/fd");
+	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	size_t n = 0;
-	if (!d)
+	if (dir < 0)
 		return 0;
-	for (struct dirent *e; n < max && (e = readdir(d));) {
-		char path[300], target[64];
-		unsigned long ino;
-		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-		ssize_t l = readlink(path, target, sizeof target - 1);
-		if (l <= 0)
-			continue;
-		target[l] = 0;
-		if (sscanf(target, "socket:[%lu]", &ino) == 1)
-			out[n++] = (struct sock_fd){atoi(e->d_name), ino};
+	char buf[4096];
+	long got;
+	while ((got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < got;) {
+			/* struct linux_dirent64: ino (8), off (8), reclen (2),
+			 * type (1), name */
+			unsigned short reclen;
+			memcpy(&reclen, buf + off + 16, sizeof reclen);
+			const char *name = buf + off + 19;
+			off += reclen;
+			char target[64];
+			long l = syscall(SYS_readlinkat, dir, name, target, sizeof target - 1);
+			if (l <= 0 || name[0] < '0' || name[0] > '9')
+				continue;
+			target[l] = 0;
+			unsigned long ino;
+			if (strstr(target, "io_uring"))
+				*uring = 1;
+			else if (n < max && sscanf(target, "socket:[%lu]", &ino) == 1)
+				out[n++] = (struct sock_fd){atoi(name), ino};
+		}
 	}
-	closedir(d);
+	syscall(SYS_close, dir);
 	return n;
 }
 
@@ -445,7 +459,7 @@ static char tcp_look(int fd, unsigned *port)
 	return ti.tcpi_state == 1 /* TCP_ESTABLISHED */ ? 'E' : 0;
 }
 
-static unsigned count_unseen_accepted(void)
+static unsigned count_unseen_accepted(int *uring)
 {
 	enum { MAXS = 4096, MAXP = 64, MAXC = 64 };
 	struct sock_fd *socks = malloc(MAXS * sizeof *socks);
@@ -455,7 +469,7 @@ static unsigned count_unseen_accepted(void)
 	size_t nc = 0;
 	if (!socks)
 		return 0;
-	size_t ns = socket_fds(socks, MAXS);
+	size_t ns = socket_fds(socks, MAXS, uring);
 	for (size_t i = 0; i < ns; i++) {
 		unsigned port = 0;
 		char k = tcp_look(socks[i].fd, &port);
@@ -477,7 +491,7 @@ static unsigned count_unseen_accepted(void)
 	if (keep) {
 		struct timespec pause = {0, 100000000};
 		nanosleep(&pause, NULL);
-		size_t ns2 = socket_fds(socks, MAXS);
+		size_t ns2 = socket_fds(socks, MAXS, uring);
 		for (size_t i = 0; i < keep; i++)
 			for (size_t k = 0; k < ns2; k++)
 				if (socks[k].fd == cand[i].fd && socks[k].ino == cand[i].ino &&
@@ -497,28 +511,14 @@ static unsigned count_unseen_accepted(void)
 static void warn_blind_spots(void)
 {
 	static int warned;
-	DIR *d;
-	struct dirent *e;
 	int uring = 0;
-	char path[300], target[64];
 
 	if (warned++)
 		return;
-	if ((d = opendir("/proc/self/fd"))) {
-		while ((e = readdir(d)) && !uring) {
-			snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-			ssize_t n = readlink(path, target, sizeof target - 1);
-			if (n > 0) {
-				target[n] = 0;
-				uring = strstr(target, "io_uring") != NULL;
-			}
-		}
-		closedir(d);
-	}
+	unsigned unseen = count_unseen_accepted(&uring);
 	if (uring)
 		LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
 			      "bypass libc and graceshim cannot see them");
-	unsigned unseen = count_unseen_accepted();
 	if (unseen)
 		LOG(LOG_WARN, "%u connection(s) of this process were accepted without libc's "
 			      "accept()/accept4() (io_uring, raw system calls, a Go runtime): "
@@ -532,7 +532,7 @@ static void warn_blind_spots(void)
  * on it while the real request waits in the listener's queue, until the
  * worker timeout kills the worker.  Released here, at any time (not only
  * at a graceful stop), when all of these hold: a thread is in a read of it
- * that may block (CONN_BLOCKED, set around the read by the wrappers); it
+ * that may block (conntab_blocked, set around the read by the wrappers); it
  * never received a byte (our count, and the kernel's); nothing is queued;
  * it is at least GRACESHIM_UNBLOCK_AFTER old (the kernel's time since it
  * last received data: for one that never did, since it was established);
@@ -588,14 +588,12 @@ static uint64_t unblock_pass(void)
 	for (size_t i = 0; i < n; i++) {
 		/* A look without the lock first (records are recycled, never
 		 * freed): most records are not blocked. */
-		struct conn *c0 = conntab_fast(refs[i].fd);
-		if (!c0 || !(__atomic_load_n(&c0->flags, __ATOMIC_RELAXED) & CONN_BLOCKED))
+		if ((unsigned)refs[i].fd >= CONNTAB_LOW ||
+		    __atomic_load_n(&conntab_blocked[refs[i].fd], __ATOMIC_RELAXED) != refs[i].gen)
 			continue;
 		conntab_lock();
 		struct conn *c = conntab_find_locked(refs[i].fd);
-		uint8_t f = c ? __atomic_load_n(&c->flags, __ATOMIC_RELAXED) : 0;
-		if (!c || c->gen != refs[i].gen || !(f & CONN_BLOCKED) || (f & CONN_RELEASED) ||
-		    conn_rx(c) != 0) {
+		if (!c || c->gen != refs[i].gen || (c->flags & CONN_RELEASED) || conn_rx(c) != 0) {
 			conntab_unlock();
 			continue;
 		}
@@ -620,7 +618,7 @@ static uint64_t unblock_pass(void)
 			conntab_lock();
 			c = conntab_find_locked(refs[i].fd);
 			ok = c && c->gen == refs[i].gen &&
-			     (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_BLOCKED);
+			     __atomic_load_n(&conntab_blocked[refs[i].fd], __ATOMIC_RELAXED) == c->gen;
 		}
 		if (ok && waiting) {
 			struct pol_out out = {POL_RELEASE, POL_R_UNUSED, 0};
