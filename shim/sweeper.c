@@ -18,6 +18,7 @@
 #include "sweeper.h"
 
 #include "conntab.h"
+#include "fdlinks.h"
 #include "log.h"
 #include "policy.h"
 #include "real.h"
@@ -391,37 +392,27 @@ struct sock_fd {
 /* The process's socket fds with their inodes, from /proc/self/fd, read
  * with raw system calls (no stdio, no fd of ours that a sanitizer would
  * see racing the host's); *uring is set when one fd is an io_uring. */
+struct socket_walk {
+	struct sock_fd *out;
+	size_t n, max;
+	int *uring;
+};
+
+static void socket_fd(int fd, const char *target, void *ctx)
+{
+	struct socket_walk *w = ctx;
+	unsigned long ino;
+	if (strstr(target, "io_uring"))
+		*w->uring = 1;
+	else if (w->n < w->max && sscanf(target, "socket:[%lu]", &ino) == 1)
+		w->out[w->n++] = (struct sock_fd){fd, ino};
+}
+
 static size_t socket_fds(struct sock_fd *out, size_t max, int *uring)
 {
-	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
-			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	size_t n = 0;
-	if (dir < 0)
-		return 0;
-	char buf[4096];
-	long got;
-	while ((got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-		for (long off = 0; off < got;) {
-			/* struct linux_dirent64: ino (8), off (8), reclen (2),
-			 * type (1), name */
-			unsigned short reclen;
-			memcpy(&reclen, buf + off + 16, sizeof reclen);
-			const char *name = buf + off + 19;
-			off += reclen;
-			char target[64];
-			long l = syscall(SYS_readlinkat, dir, name, target, sizeof target - 1);
-			if (l <= 0 || name[0] < '0' || name[0] > '9')
-				continue;
-			target[l] = 0;
-			unsigned long ino;
-			if (strstr(target, "io_uring"))
-				*uring = 1;
-			else if (n < max && sscanf(target, "socket:[%lu]", &ino) == 1)
-				out[n++] = (struct sock_fd){atoi(name), ino};
-		}
-	}
-	syscall(SYS_close, dir);
-	return n;
+	struct socket_walk w = {out, 0, max, uring};
+	fdlinks_each("/proc/self/fd", socket_fd, &w);
+	return w.n;
 }
 
 static bool known_to_table(const struct sock_fd *s)

@@ -18,6 +18,8 @@
  */
 #include "workers.h"
 
+#include "fdlinks.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -154,6 +156,36 @@ static enum kind look(int fd, uint64_t grace_ms)
 
 #define MAX_CANDIDATES 256 /* per child and pass; the rest at the next pass */
 
+/* One child's walk: what its fds are, through copies of ours. */
+struct child_walk {
+	int pidfd;
+	uint64_t grace_ms;
+	int *denied;
+	int worker; /* it holds one of our listeners */
+	unsigned nc;
+	int cand[MAX_CANDIDATES]; /* copies, kept until we know it is a worker */
+};
+
+static void child_fd(int fd, const char *target, void *ctx)
+{
+	struct child_walk *w = ctx;
+	if (strncmp(target, "socket:[", 8) != 0)
+		return;
+	int copy = (int)syscall(SYS_pidfd_getfd, w->pidfd, fd, 0);
+	if (copy < 0) {
+		if (errno == EPERM || errno == ENOSYS || errno == EACCES)
+			*w->denied = 1;
+		return;
+	}
+	enum kind k = look(copy, w->grace_ms);
+	if (k == WORKER_LISTENER)
+		w->worker = 1;
+	if (k == CANDIDATE && w->nc < MAX_CANDIDATES)
+		w->cand[w->nc++] = copy;
+	else
+		syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
+}
+
 /* One child: its fds from /proc/<pid>/fd.  Only a worker is reached: a
  * child that still holds one of our listeners, i.e. accepts on it and
  * would be stopped with us (a pre-fork worker told over a pipe, or by a
@@ -174,51 +206,13 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 			*denied = 1; /* ENOSYS: older than Linux 5.3 */
 		return 0;
 	}
-	int dir = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	unsigned released = 0, nc = 0;
-	int cand[MAX_CANDIDATES];
-	int worker = 0;
-	if (dir >= 0) {
-		char buf[4096];
-		long n;
-		while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-			for (long off = 0; off < n;) {
-				/* struct linux_dirent64: ino (8), off (8), reclen (2),
-				 * type (1), name */
-				unsigned short reclen;
-				memcpy(&reclen, buf + off + 16, sizeof reclen);
-				const char *name = buf + off + 19;
-				off += reclen;
-				if (name[0] < '0' || name[0] > '9')
-					continue;
-				char target[32];
-				long tl = syscall(SYS_readlinkat, dir, name, target, sizeof target - 1);
-				if (tl < 8 || memcmp(target, "socket:[", 8) != 0)
-					continue;
-				long cfd = 0;
-				for (const char *p = name; *p >= '0' && *p <= '9'; p++)
-					cfd = cfd * 10 + (*p - '0');
-				int copy = (int)syscall(SYS_pidfd_getfd, pidfd, (int)cfd, 0);
-				if (copy < 0) {
-					if (errno == EPERM || errno == ENOSYS || errno == EACCES)
-						*denied = 1;
-					continue;
-				}
-				enum kind k = look(copy, grace_ms);
-				if (k == WORKER_LISTENER)
-					worker = 1;
-				if (k == CANDIDATE && nc < MAX_CANDIDATES)
-					cand[nc++] = copy; /* kept until we know it is a worker */
-				else
-					syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
-			}
-		}
-		syscall(SYS_close, dir);
-	}
-	for (unsigned i = 0; i < nc; i++) {
-		if (worker && shutdown(cand[i], SHUT_RD) == 0)
+	struct child_walk w = {.pidfd = pidfd, .grace_ms = grace_ms, .denied = denied};
+	fdlinks_each(path, child_fd, &w);
+	unsigned released = 0;
+	for (unsigned i = 0; i < w.nc; i++) {
+		if (w.worker && shutdown(w.cand[i], SHUT_RD) == 0)
 			released++;
-		syscall(SYS_close, cand[i]);
+		syscall(SYS_close, w.cand[i]);
 	}
 	syscall(SYS_close, pidfd);
 	return released;
