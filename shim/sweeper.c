@@ -938,17 +938,22 @@ static bool wake_make(void)
 	return true;
 }
 
-/* Gives up the pipe (each end closed only if it is still ours) and makes a
- * new one.  Sweeper thread only. */
-static void wake_replace(void)
+/* Gives up both numbers of the pipe, closing each end that is still ours. */
+static void wake_give_up(void)
 {
-	conntab_lock();
 	int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_ACQ_REL);
 	int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_ACQ_REL);
 	if (rd >= 0 && wake_fd_ours(rd))
 		syscall(SYS_close, rd);
 	if (wr >= 0 && wake_fd_ours(wr))
 		syscall(SYS_close, wr);
+}
+
+/* Gives up the pipe and makes a new one.  Sweeper thread only. */
+static void wake_replace(void)
+{
+	conntab_lock();
+	wake_give_up();
 	conntab_unlock();
 	bool ok = wake_make();
 	LOG(LOG_INFO, "internal pipe was closed or replaced by the host; %s",
@@ -1080,12 +1085,7 @@ void sweeper_after_fork_child(void)
 	/* The child has no sweeper thread; the pipe's copies are ours to close
 	 * (while they are still ours). It is a new process: the parent's drain
 	 * is not its drain. */
-	int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_RELAXED);
-	int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_RELAXED);
-	if (wr >= 0 && wake_fd_ours(wr))
-		syscall(SYS_close, wr);
-	if (rd >= 0 && wake_fd_ours(rd))
-		syscall(SYS_close, rd);
+	wake_give_up();
 	pthread_mutex_init(&start_mu, NULL);
 	__atomic_store_n(&sweeper_started, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&sweeper_deferred, 0, __ATOMIC_RELAXED);
