@@ -194,9 +194,12 @@ int64_t sweeper_tcp_read_bytes(int fd)
  * muted_drop).  Set before shutdown(): the host may read that EOF and write
  * at once.  A connection that never received a byte cannot be owed
  * anything: its writes are dropped from the start. */
-static void mute(struct conn *c, const struct pol_out *out)
+/* looked_rx: the count of bytes the host had read when the policy looked
+ * (not the counter now: a request that raced the release and that the host
+ * has read since must make its answer pass; nolost caught one dropped). */
+static void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx)
 {
-	uint64_t base = conn_rx(c);
+	uint64_t base = looked_rx;
 	if (c->flags & CONN_KERNEL) {
 		/* Its reads are not counted: the kernel's count of what the host
 		 * read.  Unknown: nothing was (it never received a byte) or the
@@ -320,7 +323,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		 * also stop a host blocked writing.  (tests/reliability/
 		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
 		if (out.reason != POL_R_DRAIN_TIMEOUT)
-			mute(c, &out);
+			mute(c, &out, in.rx);
 		if (shutdown(c->fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
 		    errno == ENOTCONN) {
 			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
@@ -613,7 +616,7 @@ static uint64_t unblock_pass(void)
 		}
 		if (ok && waiting) {
 			struct pol_out out = {POL_RELEASE, POL_R_UNUSED, 0};
-			mute(c, &out);
+			mute(c, &out, 0); /* looked at: it had read nothing */
 			if (shutdown(c->fd, SHUT_RD) == 0 || errno == ENOTCONN) {
 				__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
 				stats_unblocked();
