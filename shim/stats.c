@@ -113,15 +113,13 @@ static void write_stats(void)
 		errno = saved;
 		return;
 	}
-	if (locked) {
-		s.accepted = conntab_stats.accepted;
-		s.open = conntab_count_locked();
-		s.peak = conntab_stats.peak;
-		s.bytes_received = conntab_stats.closed_rx;
-		s.bytes_sent = conntab_stats.closed_tx;
-		conntab_add_open_bytes_locked(&s.bytes_received, &s.bytes_sent);
-		conntab_unlock();
-	}
+	s.accepted = conntab_stats.accepted;
+	s.open = conntab_count_locked();
+	s.peak = conntab_stats.peak;
+	s.bytes_received = conntab_stats.closed_rx;
+	s.bytes_sent = conntab_stats.closed_tx;
+	conntab_add_open_bytes_locked(&s.bytes_received, &s.bytes_sent);
+	conntab_unlock();
 	if (!s.accepted) {
 		errno = saved; /* not a serving process: nothing to report */
 		return;

@@ -722,6 +722,25 @@ static uint64_t sweep(void)
 static unsigned released_in_handler;
 static unsigned released_in_workers; /* by workers_release in the handler */
 
+/* What the handler released, said once by whoever comes first: the
+ * sweeper when it starts, or the exit. */
+static void say_handler_releases(void)
+{
+	unsigned n = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
+	if (n)
+		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
+			      "yet)", n);
+}
+
+/* n released in the workers, plus what the handler released there. */
+static void say_worker_releases(unsigned n)
+{
+	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
+	if (n)
+		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
+			      "(workers that inherited our listeners)", n);
+}
+
 /* The workers' part of a drain pass (sweeper thread): for the first
  * WORKERS_WINDOW_NS of a drain, every WORKERS_EVERY_NS, since a worker may
  * accept a connection after the trigger until it closes its listeners, and
@@ -735,11 +754,7 @@ static uint64_t workers_pass(uint64_t now)
 	if (!workers_any() || now - drain_start_ns > WORKERS_WINDOW_NS)
 		return UINT64_MAX;
 	int denied = 0;
-	unsigned n = workers_release(shim_cfg.grace_ns / 1000000, &denied);
-	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
-	if (n)
-		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
-			      "(workers that inherited our listeners)", n);
+	say_worker_releases(workers_release(shim_cfg.grace_ns / 1000000, &denied));
 	if (denied && !told_denied++)
 		LOG(LOG_INFO, "cannot reach the connections of some child processes (pidfd_getfd: "
 			      "Linux 5.6 or later and ptrace permission over the child are needed); "
@@ -788,14 +803,8 @@ __attribute__((destructor)) static void report_handler_releases(void)
 {
 	if (!proc_own())
 		return;
-	unsigned early = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
-	unsigned kids = __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
-	if (early)
-		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
-			      "yet)", early);
-	if (kids)
-		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
-			      "(workers that inherited our listeners)", kids);
+	say_handler_releases();
+	say_worker_releases(0);
 }
 
 static int poll_ms(uint64_t wait_ns)
@@ -838,10 +847,7 @@ static void *sweeper_main(void *arg)
 				else
 					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
 							  "connection(s)", count);
-				unsigned early = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
-				if (early)
-					log_msg(LOG_INFO, "released %u connection(s) in the signal handler (no "
-							  "sweeper thread yet)", early);
+				say_handler_releases();
 			}
 		}
 		/* Ask to be kicked before looking: an accept that lands after
