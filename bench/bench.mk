@@ -8,7 +8,7 @@
 
 BENCH_DIR := $(B)/bench
 BENCH_PROGS := $(BENCH_DIR)/micro $(BENCH_DIR)/sweep $(BENCH_DIR)/mem $(BENCH_DIR)/httpd \
-	$(BENCH_DIR)/load
+	$(BENCH_DIR)/load $(BENCH_DIR)/drain
 BENCH_LIBS := $(BENCH_DIR)/libpassthrough.so $(BENCH_DIR)/libpassthrough-call.so
 
 .PHONY: bench bench-build

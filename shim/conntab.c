@@ -76,6 +76,24 @@ static uint32_t next_gen = 1;
 struct conntab_stats conntab_stats;
 
 /* The lock is taken: spin, then yield (see conntab_lock). */
+int conntab_claimed_fd = -1;
+
+void conntab_wait_unclaimed_slow(unsigned lo, unsigned hi)
+{
+	unsigned spins = 0;
+	for (;;) {
+		unsigned c = (unsigned)__atomic_load_n(&conntab_claimed_fd, __ATOMIC_ACQUIRE);
+		if (c - lo > hi - lo)
+			return;
+		conntab_unlock();
+		if (++spins > 200)
+			sched_yield();
+		else
+			cpu_relax();
+		conntab_lock();
+	}
+}
+
 void conntab_lock_contended(void)
 {
 	unsigned spins = 0;
@@ -399,12 +417,15 @@ void conntab_add_open_bytes_locked(uint64_t *rx, uint64_t *tx)
 void conntab_mark_shared_locked(void)
 {
 	struct conn *c, *tmp;
+	/* atomic: the sweeper sets a claimed record's flags without the lock */
 	HASH_ITER(hh, table, c, tmp)
-	c->flags |= CONN_SHARED; /* the sentinel and parked records too: harmless */
+	__atomic_or_fetch(&c->flags, CONN_SHARED, __ATOMIC_RELAXED); /* parked ones too: harmless */
 }
 
 void conntab_after_fork_child_locked(void)
 {
+	/* The parent's sweeper may have held a claim: it has no thread here. */
+	__atomic_store_n(&conntab_claimed_fd, -1, __ATOMIC_RELEASE);
 	for (size_t i = 0; i < CONNTAB_MAX_SPECIALS; i++)
 		if (specials[i].kind == CONN_KIND_LISTENER)
 			specials[i].flags |= CONN_INHERITED;

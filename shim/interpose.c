@@ -435,7 +435,13 @@ static ssize_t iov_bytes(const struct iovec *iov, size_t cnt)
 __attribute__((noinline, cold)) static struct conn *read_watch_slow(struct conn *c, int fd,
 								    int flags)
 {
-	if (flags & MSG_DONTWAIT)
+	/* Not while draining: every never-used connection is being released
+	 * anyway, and a server reading the EOFs of thousands (nginx) would
+	 * otherwise wake the sweeper into a pass over the table again and
+	 * again, beside the drain (issue 17).  Nor once released: the read
+	 * ends at EOF. */
+	if ((flags & MSG_DONTWAIT) || sweeper_draining() ||
+	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_RELEASED))
 		return NULL;
 	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
 		if (__atomic_load_n(&nonblocking_host, __ATOMIC_RELAXED) || sig_in_handler())
@@ -1039,6 +1045,7 @@ __attribute__((noinline)) static void forget_tracked(int fd)
 {
 	if (!conntab_lock_unless_held())
 		return;
+	conntab_wait_unclaimed_locked((unsigned)fd, (unsigned)fd);
 	forget_fd_locked(fd);
 	conntab_unlock();
 }
@@ -1062,6 +1069,7 @@ static void forget_range(unsigned lo, unsigned hi)
 	/* A vfork child closes its own fd table, not ours. */
 	if (!proc_own() || !conntab_lock_unless_held())
 		return;
+	conntab_wait_unclaimed_locked(lo, hi);
 	conntab_each_conn_in_locked(lo, hi, forget_locked);
 	k = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
 	for (size_t i = 0; i < k; i++)
@@ -1087,8 +1095,9 @@ static void track_dup(int oldfd, int newfd)
 			n->rx = conn_rx(c);
 			n->tx = conn_tx(c);
 			n->last_dir = c->last_dir;
-			n->flags = c->flags | CONN_SHARED;
-			c->flags |= CONN_SHARED;
+			n->flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED) | CONN_SHARED;
+			/* atomic: the sweeper may be setting a claimed record's flags */
+			__atomic_or_fetch(&c->flags, CONN_SHARED, __ATOMIC_RELAXED);
 			if (log_on(LOG_TRACE))
 				log_peer_copy(oldfd, newfd);
 			conntab_stats.accepted--; /* the same connection, not a new one */

@@ -35,6 +35,7 @@ static int trig_sig;
 static uint64_t trig_ns;
 static int forked_child; /* this process is a fork of the one the command started */
 static uint64_t unblocked;
+static uint64_t first_rel_ns, last_rel_ns; /* releases of a drain */
 
 void stats_unblocked(void)
 {
@@ -48,12 +49,21 @@ void stats_after_fork_child(void)
 	__atomic_store_n(&trig_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trig_ns, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&unblocked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&first_rel_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&last_rel_ns, 0, __ATOMIC_RELAXED);
 	forked_child = 1;
 }
 
+/* One clock read per release (vDSO, async-signal-safe): what a drain's
+ * timeline costs, and only once a trigger came. */
 void stats_released(enum pol_reason r)
 {
 	__atomic_fetch_add(&released[r], 1, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE))
+		return;
+	uint64_t t = shim_now_ns(), none = 0;
+	__atomic_compare_exchange_n(&first_rel_ns, &none, t, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	__atomic_store_n(&last_rel_ns, t, __ATOMIC_RELAXED);
 }
 
 /* The first trigger counts (the signal handler may record it before the
@@ -80,20 +90,31 @@ int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
 		snprintf(trig, sizeof trig, "\"SIG%s\"", name);
 	else
 		snprintf(trig, sizeof trig, "%d", s->trigger_sig);
-	char t2e[32];
-	if (s->trigger_to_exit_ms < 0)
+	char t2e[32], tl[160];
+	if (s->trigger_to_exit_ms < 0) {
 		snprintf(t2e, sizeof t2e, "null");
-	else
+		snprintf(tl, sizeof tl, "null");
+	} else {
 		snprintf(t2e, sizeof t2e, "%" PRId64, s->trigger_to_exit_ms);
+		char f[24] = "null", l[24] = "null";
+		if (s->first_release_us >= 0) {
+			snprintf(f, sizeof f, "%" PRId64, s->first_release_us);
+			snprintf(l, sizeof l, "%" PRId64, s->last_release_us);
+		}
+		snprintf(tl, sizeof tl,
+			 "{\"trigger_monotonic_ns\":%" PRIu64 ",\"first_release_us\":%s,"
+			 "\"last_release_us\":%s,\"exit_us\":%" PRId64 "}",
+			 s->trigger_monotonic_ns, f, l, s->exit_us);
+	}
 	return snprintf(buf, len,
 			"{\"pid\":%d,\"accepted\":%" PRIu64 ",\"open_at_exit\":%" PRIu64
 			",\"peak_open\":%" PRIu64 ",\"released\":{\"unused\":%" PRIu64
 			",\"idle\":%" PRIu64 ",\"first_byte_timeout\":%" PRIu64
 			",\"blocking\":%" PRIu64 "},\"cut_by_drain_timeout\":%" PRIu64 ",\"bytes_received\":%" PRIu64
-			",\"bytes_sent\":%" PRIu64 ",\"trigger\":%s,\"trigger_to_exit_ms\":%s}\n",
+			",\"bytes_sent\":%" PRIu64 ",\"trigger\":%s,\"trigger_to_exit_ms\":%s,\"drain\":%s}\n",
 			s->pid, s->accepted, s->open, s->peak, s->released_unused, s->released_idle,
 			s->released_first_byte, s->released_blocking, s->cut_drain_timeout, s->bytes_received,
-			s->bytes_sent, trig, t2e);
+			s->bytes_sent, trig, t2e, tl);
 }
 
 static void write_stats(void)
@@ -130,9 +151,16 @@ static void write_stats(void)
 	s.cut_drain_timeout = __atomic_load_n(&released[POL_R_DRAIN_TIMEOUT], __ATOMIC_RELAXED);
 	s.released_blocking = __atomic_load_n(&unblocked, __ATOMIC_RELAXED);
 	s.trigger_sig = __atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE);
-	s.trigger_to_exit_ms = s.trigger_sig
-				       ? (int64_t)((shim_now_ns() - __atomic_load_n(&trig_ns, __ATOMIC_RELAXED)) / 1000000)
-				       : -1;
+	uint64_t now = shim_now_ns(), t0 = __atomic_load_n(&trig_ns, __ATOMIC_RELAXED);
+	uint64_t first = __atomic_load_n(&first_rel_ns, __ATOMIC_RELAXED);
+	uint64_t last = __atomic_load_n(&last_rel_ns, __ATOMIC_RELAXED);
+	s.trigger_to_exit_ms = s.trigger_sig ? (int64_t)((now - t0) / 1000000) : -1;
+	s.trigger_monotonic_ns = t0;
+	s.exit_us = (int64_t)((now - t0) / 1000);
+	/* A release the signal handler made can come before the sweeper
+	 * stamps the trigger: 0 from it, then. */
+	s.first_release_us = first ? (first > t0 ? (int64_t)((first - t0) / 1000) : 0) : -1;
+	s.last_release_us = last ? (last > t0 ? (int64_t)((last - t0) / 1000) : 0) : -1;
 	int n = stats_format(&s, buf, sizeof buf);
 
 	char target[CFG_PATH_MAX + 16];

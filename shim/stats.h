@@ -28,6 +28,12 @@ struct stats_snapshot {
 	uint64_t bytes_received, bytes_sent;
 	int trigger_sig; /* 0: none, -1: the last listener closed */
 	int64_t trigger_to_exit_ms; /* -1: no trigger */
+	/* The drain's timeline, when there was a trigger: the trigger on
+	 * CLOCK_MONOTONIC (to set against another process's clock: a
+	 * benchmark's signal), then microseconds from it to the first and
+	 * the last release (-1: none released) and to the exit. */
+	uint64_t trigger_monotonic_ns;
+	int64_t first_release_us, last_release_us, exit_us;
 };
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len);
 

@@ -221,9 +221,26 @@ static void unmute(struct conn *c)
 	__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
 }
 
-/* Looks at one connection under the table lock.  Holding the lock keeps
- * the fd number from being closed and reused under us: the close path
- * forgets a record (taking this lock) before it closes. */
+/* The record of ref, if it is still the one the pass listed; the table
+ * lock is held. */
+static struct conn *ref_find_locked(const struct conn_ref *ref)
+{
+	struct conn *c = conntab_find_locked(ref->fd);
+	return c && c->gen == ref->gen ? c : NULL;
+}
+
+static void unclaim(void)
+{
+	__atomic_store_n(&conntab_claimed_fd, -1, __ATOMIC_RELEASE);
+}
+
+/* Looks at one connection, and releases it if the policy says so.
+ *
+ * The table lock is held only to find the record and to change it, never
+ * across a system call: between the two, the fd is claimed
+ * (conntab_claimed_fd), so that our close paths wait before the real close
+ * and the number can be neither closed through us nor reused meanwhile.  The
+ * host's own EOF handling then runs beside the sweep instead of after it. */
 static void examine(const struct conn_ref *ref, struct pass *ps)
 {
 	struct conn *c;
@@ -236,8 +253,8 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	char peer[64];
 
 	conntab_lock();
-	c = conntab_find_locked(ref->fd);
-	if (!c || c->gen != ref->gen || (c->flags & CONN_RELEASED)) {
+	c = ref_find_locked(ref);
+	if (!c || (c->flags & CONN_RELEASED)) {
 		conntab_unlock();
 		return;
 	}
@@ -248,12 +265,22 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		conntab_unlock();
 		return;
 	}
+	/* What the look needs of the record, read under the lock. */
+	int fd = c->fd;
+	uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+	uint8_t family = c->family;
+	uint32_t ino = c->ino, accepted_ms = c->accepted_ms;
+	__atomic_store_n(&conntab_claimed_fd, fd, __ATOMIC_RELEASE);
+	conntab_unlock();
+
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
-	if (fstat(c->fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() ||
-	    (uint32_t)st.st_ino != c->ino) {
-		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped", c->fd);
-		conntab_remove_locked(c);
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() || (uint32_t)st.st_ino != ino) {
+		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped", fd);
+		conntab_lock();
+		if ((c = ref_find_locked(ref)))
+			conntab_remove_locked(c);
+		unclaim();
 		conntab_unlock();
 		return;
 	}
@@ -263,9 +290,8 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	in.quiet_ns = -1;
 	in.outq = -1;
 	/* Not taken: no setting uses the age; as old as the clock. */
-	in.age_ns = c->accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - c->accepted_ms) * 1000000
-				   : ps->now;
-	in.shared = !!(c->flags & CONN_SHARED);
+	in.age_ns = accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - accepted_ms) * 1000000 : ps->now;
+	in.shared = !!(flags & CONN_SHARED);
 	in.draining = drain;
 	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
 			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
@@ -273,16 +299,16 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	/* What the host read of it is a TLS handshake and no more: only if it
 	 * read all of it through this record (not shared: a dup or a fork may
 	 * read what we never see). */
-	bool watched = (c->family == AF_INET || c->family == AF_INET6) && !(c->flags & CONN_KERNEL);
-	uint32_t tls = watched ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
-	in.no_request = !(c->flags & CONN_SHARED) && pol_tls_no_request(tls);
+	bool tcp = family == AF_INET || family == AF_INET6;
+	uint32_t tls = tcp && !(flags & CONN_KERNEL) ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
+	in.no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
 	in.multiplexed = pol_tls_multiplexed(tls);
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
-	if (c->family == AF_INET || c->family == AF_INET6) {
+	if (tcp) {
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
 		memset(&ti, 0, sizeof ti);
-		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
 			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
 			if (in.kernel_rx > 0) /* no need to ask again before a trigger */
@@ -302,11 +328,11 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		in.queued = 0;
 	} else {
 		int q = 0;
-		in.queued = ioctl(c->fd, SIOCINQ, &q) < 0 ? -1 : q;
+		in.queued = ioctl(fd, SIOCINQ, &q) < 0 ? -1 : q;
 	}
 	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0)) {
 		int oq = 0;
-		in.outq = ioctl(c->fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
+		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
 	}
 	pol_decide(&params, &in, &out);
 	switch (out.verdict) {
@@ -322,16 +348,19 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		 * to resend).  The drain timeout cuts with SHUT_RDWR: it must
 		 * also stop a host blocked writing.  (tests/reliability/
 		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
-		if (out.reason != POL_R_DRAIN_TIMEOUT)
+		if (out.reason != POL_R_DRAIN_TIMEOUT) {
+			conntab_lock(); /* mute() may add it to the read/write filter */
 			mute(c, &out, in.rx);
-		if (shutdown(c->fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
+			conntab_unlock();
+		}
+		if (shutdown(fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
 		    errno == ENOTCONN) {
 			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
 			ps->released[out.reason]++;
 			stats_released(out.reason);
 			enum log_level l = out.reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
 			if (log_on(l)) {
-				log_peer(c->fd, peer, sizeof peer);
+				log_peer(fd, peer, sizeof peer);
 				log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
 					peer, out.reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
 					pol_reason_name(out.reason), (unsigned long long)in.rx,
@@ -343,7 +372,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 			/* rx_at_release shared its place: restart the clock, stop
 			 * the TLS watch (both start again from nothing) */
 			__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
-			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", c->fd, strerror(errno));
+			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", fd, strerror(errno));
 		}
 		break;
 	case POL_WAIT:
@@ -355,7 +384,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		ps->kept++;
 		break;
 	}
-	conntab_unlock();
+	unclaim();
 }
 
 /* Examines the whole table through a fixed array of n references, without
@@ -464,6 +493,20 @@ static unsigned count_unseen_accepted(int *uring)
 	if (!socks)
 		return 0;
 	size_t ns = socket_fds(socks, MAXS, uring);
+	/* The connections we know first, with no system call and one lock per
+	 * chunk: this runs while the host handles the EOFs of the drain, and
+	 * its close() takes the same lock. */
+	size_t left = 0;
+	for (size_t i = 0; i < ns; i += 256) {
+		conntab_lock();
+		for (size_t j = i; j < ns && j < i + 256; j++) {
+			struct conn *c = conntab_find_locked(socks[j].fd);
+			if (!c || c->ino != (uint32_t)socks[j].ino)
+				socks[left++] = socks[j];
+		}
+		conntab_unlock();
+	}
+	ns = left;
 	for (size_t i = 0; i < ns; i++) {
 		unsigned port = 0;
 		char k = tcp_look(socks[i].fd, &port);
