@@ -3,6 +3,7 @@
 #                     the table (bench/run); a report, not a gate: exits 0
 #                     whatever the figures say.
 #   make bench-build  only builds.
+#   make bench-drain  only section 8, the drain (bench/drain.sh).
 # Everything lands in $(B)/bench/.  Needs valgrind (instruction counts) and
 # wrk (the real-server check); bench/run says which figures it had to skip.
 
@@ -11,11 +12,16 @@ BENCH_PROGS := $(BENCH_DIR)/micro $(BENCH_DIR)/sweep $(BENCH_DIR)/mem $(BENCH_DI
 	$(BENCH_DIR)/load $(BENCH_DIR)/drain
 BENCH_LIBS := $(BENCH_DIR)/libpassthrough.so $(BENCH_DIR)/libpassthrough-call.so
 
-.PHONY: bench bench-build
-bench-build: $(LIB) $(BENCH_PROGS) $(BENCH_LIBS)
+.PHONY: bench bench-build bench-drain
+# hyperlike: the thread-per-connection server of the drain section.
+bench-build: $(LIB) $(BENCH_PROGS) $(BENCH_LIBS) $(B)/fixtures/hyperlike
 
 bench: bench-build
 	-bench/run $(B)
+
+# Section 8 alone (about a minute): a server's stop holding N connections.
+bench-drain: bench-build
+	-bench/drain.sh $(B)
 
 # Linked like the shim itself, so the floor differs from graceshim only in
 # what the wrappers do.

@@ -10,6 +10,13 @@
  *              server closes them itself when it stops), or
  *   silent     without a byte sent (a browser's preconnect: the server
  *              waits for them unless graceshim releases them),
+ *   floor      as silent, without graceshim: before the signal, the
+ *              server's accepted connections are taken from its
+ *              processes (pidfd_getfd); when the signal is sent they are
+ *              released from here, shutdown(SHUT_RD) each, as fast as a
+ *              loop goes (each copy closed at once, so the server's close
+ *              stays the last).  The server's own cost of N releases,
+ *              with nothing of graceshim in it,
  *   eof        as silent, and when the signal is sent every client
  *              half-closes (shutdown SHUT_WR): the time a server needs to
  *              read N EOFs and close, with no graceshim in it,
@@ -26,6 +33,7 @@
  * the time limit (GRACESHIM_BENCH_DRAIN_LIMIT_MS, default 20000; then it is
  * killed, by pid), 1 otherwise.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -36,6 +44,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -104,6 +113,65 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* The server's accepted connections on port, from every process of its
+ * tree (the pid and its descendants), copied here with pidfd_getfd: fds
+ * into out (at most max), one per socket.  Returns how many. */
+static int grab_conns(pid_t root, int port, int *out, int max)
+{
+	pid_t pids[64];
+	int np = 1, n = 0;
+	pids[0] = root;
+	for (int i = 0; i < np; i++) { /* descendants, from /proc/<pid>/task/<pid>/children */
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/task/%d/children", pids[i], pids[i]);
+		FILE *f = fopen(path, "re");
+		int c;
+		while (f && np < 64 && fscanf(f, "%d", &c) == 1)
+			pids[np++] = c;
+		if (f)
+			fclose(f);
+	}
+	unsigned long *inos = calloc((size_t)max, sizeof *inos);
+	for (int i = 0; i < np && inos; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/fd", pids[i]);
+		DIR *d = opendir(path);
+		int pfd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+		struct dirent *e;
+		while (d && pfd >= 0 && n < max && (e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			int fd = (int)syscall(SYS_pidfd_getfd, pfd, atoi(e->d_name), 0);
+			if (fd < 0)
+				continue;
+			struct stat st;
+			struct sockaddr_in a;
+			socklen_t al = sizeof a;
+			int lst = 1, dup_of_known = 0;
+			socklen_t ll = sizeof lst;
+			if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+			    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &lst, &ll) == 0 && !lst &&
+			    getsockname(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
+			    ntohs(a.sin_port) == port) {
+				for (int k = 0; k < n; k++)
+					dup_of_known |= inos[k] == (unsigned long)st.st_ino;
+				if (!dup_of_known) {
+					inos[n] = (unsigned long)st.st_ino;
+					out[n++] = fd;
+					continue;
+				}
+			}
+			close(fd);
+		}
+		if (d)
+			closedir(d);
+		if (pfd >= 0)
+			close(pfd);
+	}
+	free(inos);
+	return n;
+}
+
 /* Reads one whole response (headers and Content-Length body) on each fd,
  * all at once through epoll. */
 static void read_responses(int *fds, int n)
@@ -170,15 +238,16 @@ static void read_responses(int *fds, int n)
 int main(int argc, char **argv)
 {
 	if (argc < 7 || strcmp(argv[5], "--")) {
-		fprintf(stderr, "usage: drain keepalive|silent|eof N PORT SIGNAL -- server command...\n");
+		fprintf(stderr, "usage: drain keepalive|silent|floor|eof N PORT SIGNAL -- server command...\n");
 		return 2;
 	}
 	int keepalive = !strcmp(argv[1], "keepalive"), eof = !strcmp(argv[1], "eof");
+	int floor_mode = !strcmp(argv[1], "floor");
 	int n = atoi(argv[2]), port = atoi(argv[3]), sig = atoi(argv[4]);
 	long limit_ms = getenv("GRACESHIM_BENCH_DRAIN_LIMIT_MS")
 				? atol(getenv("GRACESHIM_BENCH_DRAIN_LIMIT_MS"))
 				: 20000;
-	if (n <= 0 || port <= 0 || sig <= 0 || (!keepalive && !eof && strcmp(argv[1], "silent"))) {
+	if (n <= 0 || port <= 0 || sig <= 0 || (!keepalive && !eof && !floor_mode && strcmp(argv[1], "silent"))) {
 		fprintf(stderr, "drain: bad arguments\n");
 		return 2;
 	}
@@ -229,6 +298,18 @@ int main(int argc, char **argv)
 		sleep_ms(20);
 	}
 	sleep_ms(300);
+	int *held = NULL, nheld = 0;
+	if (floor_mode) {
+		held = malloc((size_t)n * sizeof *held);
+		if (!held)
+			die("malloc");
+		nheld = grab_conns(server, port, held, n);
+		if (nheld != n) {
+			fprintf(stderr, "drain: floor: found %d of the server's %d connections\n", nheld, n);
+			errno = ESRCH;
+			die("pidfd_getfd (Linux 5.6, ptrace permission)");
+		}
+	}
 
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	int pfd = (int)syscall(SYS_pidfd_open, server, 0);
@@ -255,6 +336,10 @@ int main(int argc, char **argv)
 	 * needs to read N EOFs and close, without graceshim) */
 	for (int i = 0; eof && i < n; i++)
 		shutdown(fds[i], SHUT_WR);
+	for (int i = 0; i < nheld; i++) {
+		shutdown(held[i], SHUT_RD);
+		close(held[i]);
+	}
 	struct epoll_event evs[512];
 	while (!exited || (watch && fins < n)) {
 		long left = limit_ms - (long)((now_ns() - t0) / 1000000);

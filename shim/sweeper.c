@@ -197,15 +197,16 @@ int64_t sweeper_tcp_read_bytes(int fd)
 /* looked_rx: the count of bytes the host had read when the policy looked
  * (not the counter now: a request that raced the release and that the host
  * has read since must make its answer pass; nolost caught one dropped). */
-static void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx)
+/* kernel_read: for a CONN_KERNEL record, what the kernel says the host read
+ * (mute_kernel_read(), asked before the lock is taken). */
+static void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx, int64_t kernel_read)
 {
 	uint64_t base = looked_rx;
 	if (c->flags & CONN_KERNEL) {
 		/* Its reads are not counted: the kernel's count of what the host
 		 * read.  Unknown: nothing was (it never received a byte) or the
 		 * base is 0 and the host's first read lets its writes through. */
-		int64_t k = out->reason == POL_R_IDLE ? sweeper_tcp_read_bytes(c->fd) : 0;
-		base = k > 0 ? (uint64_t)k : 0;
+		base = kernel_read > 0 ? (uint64_t)kernel_read : 0;
 		conntab_rw_add_locked(c);
 	}
 	/* The word is c->tls too, which a reading thread may store to. */
@@ -214,6 +215,14 @@ static void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx)
 	if (out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE)
 		f |= CONN_EOF_READ;
 	__atomic_or_fetch(&c->flags, f, __ATOMIC_RELEASE);
+}
+
+/* The kernel's count of what the host read of a CONN_KERNEL connection
+ * about to be muted: two system calls, made outside the table lock (the
+ * host's close() waits on it).  Only an idle one can have read anything. */
+static int64_t mute_kernel_read(uint8_t flags, int fd, const struct pol_out *out)
+{
+	return (flags & CONN_KERNEL) && out->reason == POL_R_IDLE ? sweeper_tcp_read_bytes(fd) : 0;
 }
 
 static void unmute(struct conn *c)
@@ -349,8 +358,9 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		 * also stop a host blocked writing.  (tests/reliability/
 		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
 		if (out.reason != POL_R_DRAIN_TIMEOUT) {
+			int64_t k = mute_kernel_read(flags, fd, &out);
 			conntab_lock(); /* mute() may add it to the read/write filter */
-			mute(c, &out, in.rx);
+			mute(c, &out, in.rx, k);
 			conntab_unlock();
 		}
 		if (shutdown(fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
@@ -659,7 +669,7 @@ static uint64_t unblock_pass(void)
 		}
 		if (ok && waiting) {
 			struct pol_out out = {POL_RELEASE, POL_R_UNUSED, 0};
-			mute(c, &out, 0); /* looked at: it had read nothing */
+			mute(c, &out, 0, 0); /* looked at: it had read nothing */
 			if (shutdown(c->fd, SHUT_RD) == 0 || errno == ENOTCONN) {
 				__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
 				stats_unblocked();
