@@ -514,23 +514,9 @@ __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
 	TRACKED_READ(fd, 0, buf, REAL(read)(fd, buf, n));
 }
 
-SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.read, __ATOMIC_RELAXED)(fd, buf, n);
-	return read_slow(fd, buf, n);
-}
-
 __attribute__((noinline)) static ssize_t readv_slow(int fd, const struct iovec *iov, int iovcnt)
 {
 	TRACKED_READ(fd, 0, NULL, REAL(readv)(fd, iov, iovcnt));
-}
-
-SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.readv, __ATOMIC_RELAXED)(fd, iov, iovcnt);
-	return readv_slow(fd, iov, iovcnt);
 }
 
 __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, int flags)
@@ -538,23 +524,9 @@ __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, 
 	TRACKED_READ(fd, flags, buf, REAL(recv)(fd, buf, n, flags));
 }
 
-SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.recv, __ATOMIC_RELAXED)(fd, buf, n, flags);
-	return recv_slow(fd, buf, n, flags);
-}
-
 __attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
 {
 	TRACKED_READ(fd, flags, buf, REAL(recvfrom)(fd, buf, n, flags, addr, alen));
-}
-
-SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.recvfrom, __ATOMIC_RELAXED)(fd, buf, n, flags, addr, alen);
-	return recvfrom_slow(fd, buf, n, flags, addr, alen);
 }
 
 __attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg, int flags)
@@ -562,23 +534,9 @@ __attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg
 	TRACKED_READ(fd, flags, NULL, REAL(recvmsg)(fd, msg, flags));
 }
 
-SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.recvmsg, __ATOMIC_RELAXED)(fd, msg, flags);
-	return recvmsg_slow(fd, msg, flags);
-}
-
 __attribute__((noinline)) static ssize_t read_chk_slow(int fd, void *buf, size_t n, size_t buflen)
 {
 	TRACKED_READ(fd, 0, buf, REAL(read_chk)(fd, buf, n, buflen));
-}
-
-SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.read_chk, __ATOMIC_RELAXED)(fd, buf, n, buflen);
-	return read_chk_slow(fd, buf, n, buflen);
 }
 
 __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -586,23 +544,9 @@ __attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t
 	TRACKED_READ(fd, flags, buf, REAL(recv_chk)(fd, buf, n, buflen, flags));
 }
 
-SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.recv_chk, __ATOMIC_RELAXED)(fd, buf, n, buflen, flags);
-	return recv_chk_slow(fd, buf, n, buflen, flags);
-}
-
 __attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
 {
 	TRACKED_READ(fd, flags, buf, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen));
-}
-
-SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.recvfrom_chk, __ATOMIC_RELAXED)(fd, buf, n, buflen, flags, addr, alen);
-	return recvfrom_chk_slow(fd, buf, n, buflen, flags, addr, alen);
 }
 
 __attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
@@ -615,13 +559,6 @@ __attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, un
 	return r;
 }
 
-SHIM_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.recvmmsg, __ATOMIC_RELAXED)(fd, v, n, flags, t);
-	return recvmmsg_slow(fd, v, n, flags, t);
-}
-
 __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t n)
 {
 	struct conn *c = conntab_rw_fast(fd);
@@ -630,13 +567,6 @@ __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, siz
 	if (muted(c) && muted_drop(c, fd, n))
 		return (ssize_t)n;
 	return tx_done(fd, REAL_NOHOOK(write)(fd, buf, n));
-}
-
-SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.write, __ATOMIC_RELAXED)(fd, buf, n);
-	return write_slow(fd, buf, n);
 }
 
 __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
@@ -652,13 +582,6 @@ __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec 
 	return tx_done(fd, REAL_NOHOOK(writev)(fd, iov, iovcnt));
 }
 
-SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.writev, __ATOMIC_RELAXED)(fd, iov, iovcnt);
-	return writev_slow(fd, iov, iovcnt);
-}
-
 __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t n, int flags)
 {
 	struct conn *c = conntab_rw_fast(fd);
@@ -669,13 +592,6 @@ __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size
 	return tx_done(fd, REAL_NOHOOK(send)(fd, buf, n, flags));
 }
 
-SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.send, __ATOMIC_RELAXED)(fd, buf, n, flags);
-	return send_slow(fd, buf, n, flags);
-}
-
 __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
 {
 	struct conn *c = conntab_rw_fast(fd);
@@ -684,13 +600,6 @@ __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, si
 	if (muted(c) && muted_drop(c, fd, n))
 		return (ssize_t)n;
 	return tx_done(fd, REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen));
-}
-
-SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.sendto, __ATOMIC_RELAXED)(fd, buf, n, flags, addr, alen);
-	return sendto_slow(fd, buf, n, flags, addr, alen);
 }
 
 __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
@@ -704,13 +613,6 @@ __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghd
 			return t;
 	}
 	return tx_done(fd, REAL_NOHOOK(sendmsg)(fd, msg, flags));
-}
-
-SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.sendmsg, __ATOMIC_RELAXED)(fd, msg, flags);
-	return sendmsg_slow(fd, msg, flags);
 }
 
 /* sendmmsg's part of a drop: every message taken whole (at most UIO_MAXIOV,
@@ -748,13 +650,6 @@ __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, un
 	if (r > 0)
 		tx_done(fd, mmsg_bytes(v, r));
 	return r;
-}
-
-SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
-{
-	if (FASTFD(fd))
-		return __atomic_load_n(&fast_fns.sendmmsg, __ATOMIC_RELAXED)(fd, v, n, flags);
-	return sendmmsg_slow(fd, v, n, flags);
 }
 
 /* sendfile's part of a drop: from a regular file, what sendfile would have
@@ -797,76 +692,38 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 	return tx_done(out, REAL(sendfile)(out, in, off, n));
 }
 
-SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
-{
-	if (FASTFD(out))
-		return __atomic_load_n(&fast_fns.sendfile, __ATOMIC_RELAXED)(out, in, off, n);
-	return sendfile_slow(out, in, off, n);
-}
+/* The exported wrappers of the fast symbols (symbols.h: path fast): an fd
+ * below CONNTAB_LOW with no record goes through the fast table, anything
+ * else to the slow path above (field_slow). */
+#define FIRST_ARG(a, ...) a
+#define FAST_WRAPPER(ret, field, sym, params, args, bind, path) FAST_WRAPPER_##path(ret, field, sym, params, args)
+#define FAST_WRAPPER_own(ret, field, sym, params, args)
+#define FAST_WRAPPER_fast(ret, field, sym, params, args)                          \
+	SHIM_EXPORT ret sym params                                                    \
+	{                                                                             \
+		if (FASTFD(FIRST_ARG args))                                               \
+			return __atomic_load_n(&fast_fns.field, __ATOMIC_RELAXED) args;       \
+		return field##_slow args;                                                 \
+	}
+SHIM_SYMBOLS(FAST_WRAPPER)
 
 /* Where the exported wrappers jump for an fd that needs no bookkeeping: libc
  * itself while REAL()'s fast path is open, the slow paths (binding, and the
  * hook that starts a deferred sweeper) while it is closed.  Switched with
  * plain pointer stores, so the signal handler may close it. */
-struct real_fns fast_fns = {
-	.read = read_slow,
-	.readv = readv_slow,
-	.recv = recv_slow,
-	.recvfrom = recvfrom_slow,
-	.recvmsg = recvmsg_slow,
-	.read_chk = read_chk_slow,
-	.recv_chk = recv_chk_slow,
-	.recvfrom_chk = recvfrom_chk_slow,
-	.recvmmsg = recvmmsg_slow,
-	.write = write_slow,
-	.writev = writev_slow,
-	.send = send_slow,
-	.sendto = sendto_slow,
-	.sendmsg = sendmsg_slow,
-	.sendmmsg = sendmmsg_slow,
-	.sendfile = sendfile_slow,
-};
-
-static const struct real_fns slow_fns = {
-	.read = read_slow,
-	.readv = readv_slow,
-	.recv = recv_slow,
-	.recvfrom = recvfrom_slow,
-	.recvmsg = recvmsg_slow,
-	.read_chk = read_chk_slow,
-	.recv_chk = recv_chk_slow,
-	.recvfrom_chk = recvfrom_chk_slow,
-	.recvmmsg = recvmmsg_slow,
-	.write = write_slow,
-	.writev = writev_slow,
-	.send = send_slow,
-	.sendto = sendto_slow,
-	.sendmsg = sendmsg_slow,
-	.sendmmsg = sendmmsg_slow,
-	.sendfile = sendfile_slow,
-};
+#define FAST_SLOT(ret, field, sym, params, args, bind, path) FAST_SLOT_##path(field)
+#define FAST_SLOT_own(field)
+#define FAST_SLOT_fast(field) .field = field##_slow,
+struct real_fns fast_fns = {SHIM_SYMBOLS(FAST_SLOT)};
+static const struct real_fns slow_fns = {SHIM_SYMBOLS(FAST_SLOT)};
 
 void real_fast_switch(int open)
 {
-#define FAST_SET(f) \
-	__atomic_store_n(&fast_fns.f, open && real_fns.f ? real_fns.f : slow_fns.f, __ATOMIC_RELEASE)
-	FAST_SET(read);
-	FAST_SET(readv);
-	FAST_SET(recv);
-	FAST_SET(recvfrom);
-	FAST_SET(recvmsg);
-	FAST_SET(read_chk);
-	FAST_SET(recv_chk);
-	FAST_SET(recvfrom_chk);
-	FAST_SET(recvmmsg);
-	FAST_SET(write);
-	FAST_SET(writev);
-	FAST_SET(send);
-	FAST_SET(sendto);
-	FAST_SET(sendmsg);
-	FAST_SET(sendmmsg);
-	FAST_SET(sendfile);
-#undef FAST_SET
+#define FAST_SET(ret, field, sym, params, args, bind, path) FAST_SET_##path(field)
+#define FAST_SET_own(f)
+#define FAST_SET_fast(f) \
+	__atomic_store_n(&fast_fns.f, open && real_fns.f ? real_fns.f : slow_fns.f, __ATOMIC_RELEASE);
+	SHIM_SYMBOLS(FAST_SET)
 }
 
 /* Built for LP64 targets only (x86_64, aarch64), where off_t is 64-bit and

@@ -49,7 +49,14 @@ static void die_missing(const char *name)
 		if (!real_fns.field)                               \
 			die_missing(sym);                              \
 	} while (0)
-#define BIND_OPT(field, sym) (*(void **)&real_fns.field = dlsym(RTLD_NEXT, sym))
+/* An optional symbol this libc lacks stays NULL, or keeps the fallback it
+ * was given from the start (accept4). */
+#define BIND_OPT(field, sym)                                   \
+	do {                                                       \
+		void *p_ = dlsym(RTLD_NEXT, sym);                      \
+		if (p_)                                                \
+			*(void **)&real_fns.field = p_;                    \
+	} while (0)
 
 void real_open_fast(void)
 {
@@ -89,51 +96,10 @@ void real_bind_nohook(void)
 		return;
 	}
 	binding_here = 1;
-	BIND(accept, "accept");
-	BIND(read, "read");
-	BIND(readv, "readv");
-	BIND(recv, "recv");
-	BIND(recvfrom, "recvfrom");
-	BIND(recvmsg, "recvmsg");
-	BIND(close, "close");
-	BIND(dup2, "dup2");
-	BIND(sigaction, "sigaction");
-	BIND(signal, "signal");
-	BIND(fork, "fork");
-	BIND(write, "write");
-	BIND(writev, "writev");
-	BIND(send, "send");
-	BIND(sendto, "sendto");
-	BIND(sendmsg, "sendmsg");
-	BIND(sendmmsg, "sendmmsg");
-	BIND(recvmmsg, "recvmmsg");
-	BIND(sendfile, "sendfile");
-	BIND(splice, "splice");
-	BIND(listen, "listen");
-	BIND(dup, "dup");
-	BIND(fcntl, "fcntl");
-	BIND_OPT(fcntl64, "fcntl64");
-	BIND(signalfd, "signalfd");
-	BIND(sigwait, "sigwait");
-	BIND(sigwaitinfo, "sigwaitinfo");
-	BIND(sigtimedwait, "sigtimedwait");
-	BIND(sigset, "sigset");
-	BIND(poll, "poll");
-	BIND(ppoll, "ppoll");
-	BIND(select, "select");
-	BIND(pselect, "pselect");
-	BIND(epoll_wait, "epoll_wait");
-	BIND(epoll_pwait, "epoll_pwait");
-	BIND_OPT(accept4, "accept4");
-	if (!real_fns.accept4)
-		real_fns.accept4 = accept4_syscall;
-	BIND_OPT(dup3, "dup3");
-	BIND_OPT(close_range, "close_range");
-	BIND_OPT(closefrom, "closefrom");
-	BIND_OPT(read_chk, "__read_chk");
-	BIND_OPT(recv_chk, "__recv_chk");
-	BIND_OPT(recvfrom_chk, "__recvfrom_chk");
-	BIND_OPT(syscall, "syscall");
+#define BIND_must(field, sym) BIND(field, sym)
+#define BIND_opt(field, sym) BIND_OPT(field, sym)
+#define BIND_ONE(ret, field, sym, params, args, bind, path) BIND_##bind(field, #sym);
+	SHIM_SYMBOLS(BIND_ONE)
 	binding_here = 0;
 	__atomic_store_n(&bind_state, 2, __ATOMIC_RELEASE);
 	real_fast_switch(1);
