@@ -441,13 +441,13 @@ __attribute__((noinline, cold)) static struct conn *read_watch_slow(struct conn 
 		if (__atomic_load_n(&nonblocking_host, __ATOMIC_RELAXED) || sig_in_handler())
 			return NULL;
 		int saved = errno;
-		int fl = (int)syscall(SYS_fcntl, fd, F_GETFL);
+		int fl = (int)real_syscall(SYS_fcntl, fd, F_GETFL);
 		bool block = false;
 		char b;
 		if (fl >= 0 && (fl & O_NONBLOCK))
 			__atomic_store_n(&nonblocking_host, 1, __ATOMIC_RELAXED);
 		else if (fl >= 0)
-			block = syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) < 0 &&
+			block = real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) < 0 &&
 				errno == EAGAIN;
 		errno = saved;
 		if (!block)
@@ -991,7 +991,7 @@ SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 	if (oldfd != newfd)
 		forget(newfd);
 	int r = REAL(dup3) ? REAL(dup3)(oldfd, newfd, flags)
-			   : (int)syscall(SYS_dup3, oldfd, newfd, flags);
+			   : (int)real_syscall(SYS_dup3, oldfd, newfd, flags);
 	if (r >= 0)
 		track_dup(oldfd, r);
 	return r;
@@ -1037,7 +1037,7 @@ SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 	errno = saved;
 	if (REAL(close_range))
 		return REAL(close_range)(first, last, flags);
-	return (int)syscall(SYS_close_range, first, last, flags);
+	return (int)real_syscall(SYS_close_range, first, last, flags);
 }
 
 SHIM_EXPORT void closefrom(int lowfd)
@@ -1049,7 +1049,7 @@ SHIM_EXPORT void closefrom(int lowfd)
 	if (REAL(closefrom))
 		REAL(closefrom)(lowfd);
 	else
-		syscall(SYS_close_range, lowfd < 0 ? 0u : (unsigned)lowfd, ~0u, 0);
+		real_syscall(SYS_close_range, lowfd < 0 ? 0u : (unsigned)lowfd, ~0u, 0);
 }
 
 /* ---- event-loop waits ----------------------------------------------------
@@ -1256,45 +1256,9 @@ SHIM_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
  * dropped it, and trace logs would miss the close.  syscall() is variadic and
  * its callers pass up to six long-sized arguments in registers; like glibc's
  * own syscall() we take six and pass them on, whatever the number needs.
- * Every other number is a compare and a call; the shim's own raw calls
- * (log writes, the signal handler's wake-up) come through here too, so the
- * pass-through never runs REAL()'s hook. */
-
-/* The system call without libc, for the moments libc's syscall() is not
- * bound yet (a call made while binding, from dlsym's allocator or from the
- * shim's own fatal message): the same convention as glibc's syscall(). */
-static long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
-{
-	long r;
-#if defined(__x86_64__)
-	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
-	__asm__ volatile("syscall"
-			 : "=a"(r)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-#elif defined(__aarch64__)
-	register long x8 __asm__("x8") = nr, x0 __asm__("x0") = a, x1 __asm__("x1") = b,
-			  x2 __asm__("x2") = c, x3 __asm__("x3") = d, x4 __asm__("x4") = e,
-			  x5 __asm__("x5") = f;
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
-			 : "memory");
-	r = x0;
-#else
-	(void)nr, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f;
-	r = -ENOSYS; /* only while binding, on an architecture not listed above */
-#endif
-	if ((unsigned long)r > -4096ul) {
-		errno = (int)-r;
-		return -1;
-	}
-	return r;
-}
-
-static long shim_syscall6(long nr, long a, long b, long c, long d, long e, long f)
-{
-	long (*fn)(long, ...) = REAL_NOHOOK(syscall);
-	return fn ? fn(nr, a, b, c, d, e, f) : raw_syscall6(nr, a, b, c, d, e, f);
-}
+ * Every other number is a compare and a call (real_syscall6: never REAL()'s
+ * hook).  The shim's own raw calls do not come here: they use real_syscall
+ * (real.h), so that closing one of its own fds is no close of the host's. */
 
 static inline bool syscall_ends_fds(long nr)
 {
@@ -1313,7 +1277,7 @@ __attribute__((noinline)) static long syscall_fds(long nr, long a, long b, long 
 {
 	if (nr == SYS_close) {
 		forget((int)a);
-		return shim_syscall6(nr, a, b, c, d, e, f);
+		return real_syscall6(nr, a, b, c, d, e, f);
 	}
 	if (nr == SYS_close_range) {
 		unsigned first = (unsigned)a, last = (unsigned)b, flags = (unsigned)c;
@@ -1322,13 +1286,13 @@ __attribute__((noinline)) static long syscall_fds(long nr, long a, long b, long 
 		    !(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
 			forget_range(first, last);
 		errno = saved;
-		return shim_syscall6(nr, a, b, c, d, e, f);
+		return real_syscall6(nr, a, b, c, d, e, f);
 	}
 	/* dup2, dup3 */
 	int oldfd = (int)a, newfd = (int)b;
 	if (oldfd != newfd)
 		forget(newfd);
-	long r = shim_syscall6(nr, a, b, c, d, e, f);
+	long r = real_syscall6(nr, a, b, c, d, e, f);
 	if (r >= 0)
 		track_dup(oldfd, (int)r);
 	return r;
@@ -1342,6 +1306,6 @@ SHIM_EXPORT long syscall(long nr, ...)
 	long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
 	va_end(ap);
 	if (__builtin_expect(!syscall_ends_fds(nr), 1))
-		return shim_syscall6(nr, a, b, c, d, e, f);
+		return real_syscall6(nr, a, b, c, d, e, f);
 	return syscall_fds(nr, a, b, c, d, e, f);
 }

@@ -31,6 +31,8 @@ struct real_fns {
 extern struct real_fns real_fns __attribute__((visibility("hidden")));
 extern int real_ready __attribute__((visibility("hidden"))); /* __atomic_load_n(ACQUIRE) */
 
+extern int real_bind_state __attribute__((visibility("hidden"))); /* 2: bound (ACQUIRE) */
+
 void real_bind(void);
 void real_bind_nohook(void);
 
@@ -58,5 +60,24 @@ void real_open_fast(void);
 		   ? (real_bind_nohook(), real_fns.f)                            \
 		   : real_fns.f))
 
+/* The system call, as glibc's syscall() makes it, for the shim's own raw
+ * calls (log writes, the wake-up pipe, /proc walks): never through our
+ * exported syscall() and its fd bookkeeping, never running REAL()'s hook.
+ * Async-signal-safe; before libc's syscall() is bound (while binding, from
+ * dlsym's allocator or the fatal message) it is made without libc. */
+long real_syscall_unbound(long nr, long a, long b, long c, long d, long e, long f)
+	__attribute__((visibility("hidden")));
+static inline long real_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long (*fn)(long, ...) = NULL;
+	if (__builtin_expect(__atomic_load_n(&real_bind_state, __ATOMIC_ACQUIRE) == 2, 1))
+		fn = real_fns.syscall;
+	if (__builtin_expect(!fn, 0))
+		return real_syscall_unbound(nr, a, b, c, d, e, f);
+	return fn(nr, a, b, c, d, e, f);
+}
+/* The same, variadic like syscall(): six long-sized arguments are passed on
+ * whatever the number needs, as glibc's own syscall() does. */
+long real_syscall(long nr, ...) __attribute__((visibility("hidden")));
 
 #endif
