@@ -6,9 +6,9 @@
  * restores it, and nothing here ever writes errno = 0.
  */
 #include "conntab.h"
+#include "gate.h"
 #include "log.h"
 #include "policy.h"
-#include "real.h"
 #include "shim.h"
 #include "serving.h"
 #include "signals.h"
@@ -502,8 +502,6 @@ static inline ssize_t read_unwatch(int fd, struct conn *w, ssize_t r)
  * still sees them): they are counted when the host consumes them.  Writes
  * use REAL_NOHOOK: signal handlers write to self-pipes, and no thread may be
  * started there. */
-extern struct real_fns fast_fns;
-
 #define FASTFD(fd) \
 	__builtin_expect((unsigned)(fd) < CONNTAB_LOW && \
 				 !__atomic_load_n(&conntab_rw[(unsigned)(fd)], __ATOMIC_RELAXED), \
@@ -698,33 +696,15 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 #define FIRST_ARG(a, ...) a
 #define FAST_WRAPPER(ret, field, sym, params, args, bind, path) FAST_WRAPPER_##path(ret, field, sym, params, args)
 #define FAST_WRAPPER_own(ret, field, sym, params, args)
+#define FAST_WRAPPER_fast_nohook(ret, field, sym, params, args) FAST_WRAPPER_fast(ret, field, sym, params, args)
 #define FAST_WRAPPER_fast(ret, field, sym, params, args)                          \
 	SHIM_EXPORT ret sym params                                                    \
 	{                                                                             \
 		if (FASTFD(FIRST_ARG args))                                               \
-			return __atomic_load_n(&fast_fns.field, __ATOMIC_RELAXED) args;       \
+			return __atomic_load_n(&gate_fast.field, __ATOMIC_RELAXED) args;       \
 		return field##_slow args;                                                 \
 	}
 SHIM_SYMBOLS(FAST_WRAPPER)
-
-/* Where the exported wrappers jump for an fd that needs no bookkeeping: libc
- * itself while REAL()'s fast path is open, the slow paths (binding, and the
- * hook that starts a deferred sweeper) while it is closed.  Switched with
- * plain pointer stores, so the signal handler may close it. */
-#define FAST_SLOT(ret, field, sym, params, args, bind, path) FAST_SLOT_##path(field)
-#define FAST_SLOT_own(field)
-#define FAST_SLOT_fast(field) .field = field##_slow,
-struct real_fns fast_fns = {SHIM_SYMBOLS(FAST_SLOT)};
-static const struct real_fns slow_fns = {SHIM_SYMBOLS(FAST_SLOT)};
-
-void real_fast_switch(int open)
-{
-#define FAST_SET(ret, field, sym, params, args, bind, path) FAST_SET_##path(field)
-#define FAST_SET_own(f)
-#define FAST_SET_fast(f) \
-	__atomic_store_n(&fast_fns.f, open && real_fns.f ? real_fns.f : slow_fns.f, __ATOMIC_RELEASE);
-	SHIM_SYMBOLS(FAST_SET)
-}
 
 /* Built for LP64 targets only (x86_64, aarch64), where off_t is 64-bit and
  * glibc's sendfile64 is the same function as sendfile. */

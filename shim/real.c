@@ -27,8 +27,6 @@ static int accept4_syscall(int fd, struct sockaddr *addr, socklen_t *len, int fl
 }
 
 struct real_fns real_fns = {.accept4 = accept4_syscall};
-int real_ready;
-void (*real_hook)(void);
 
 int real_bind_state; /* 0 unbound, 1 binding, 2 bound */
 static __thread int binding_here;
@@ -60,42 +58,21 @@ static void die_missing(const char *name)
 			*(void **)&real_fns.field = p_;                    \
 	} while (0)
 
-void real_open_fast(void)
-{
-	if (__atomic_load_n(&real_bind_state, __ATOMIC_ACQUIRE) == 2) {
-		real_fast_switch(1);
-		__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
-	}
-}
-
-void real_bind(void)
-{
-	if (__atomic_load_n(&real_bind_state, __ATOMIC_ACQUIRE) == 2) {
-		void (*hook)(void) = __atomic_load_n(&real_hook, __ATOMIC_ACQUIRE);
-		if (hook)
-			hook(); /* it reopens the fast path when it is done */
-		else
-			real_open_fast();
-		return;
-	}
-	real_bind_nohook();
-}
-
-void real_bind_nohook(void)
+bool real_bind(void)
 {
 	int expect = 0;
 
-	if (__atomic_load_n(&real_bind_state, __ATOMIC_ACQUIRE) == 2)
-		return;
+	if (real_bound())
+		return false;
 	if (binding_here)
-		return; /* re-entered from dlsym: the caller sees what is bound so far */
+		return false; /* re-entered from dlsym: the caller sees what is bound so far */
 	if (!__atomic_compare_exchange_n(&real_bind_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
 		/* Another thread is binding; dlsym takes well under a
 		 * millisecond, so yielding until it is done is enough. */
-		while (__atomic_load_n(&real_bind_state, __ATOMIC_ACQUIRE) != 2)
+		while (!real_bound())
 			sched_yield();
-		return;
+		return false;
 	}
 	binding_here = 1;
 #define BIND_must(field, sym) BIND(field, sym)
@@ -104,14 +81,13 @@ void real_bind_nohook(void)
 	SHIM_SYMBOLS(BIND_ONE)
 	binding_here = 0;
 	__atomic_store_n(&real_bind_state, 2, __ATOMIC_RELEASE);
-	real_fast_switch(1);
-	__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
+	return true;
 }
 
 /* The system call without libc, for the moments libc's syscall() is not
- * bound yet (a call made while binding, from dlsym's allocator or from the
- * shim's own fatal message): the same convention as glibc's syscall(). */
-static long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+ * bound yet (a call made before or while binding, from dlsym's allocator or
+ * from the fatal message above): the same convention as glibc's syscall(). */
+long real_syscall_raw(long nr, long a, long b, long c, long d, long e, long f)
 {
 	long r;
 #if defined(__x86_64__)
@@ -136,14 +112,6 @@ static long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f
 		return -1;
 	}
 	return r;
-}
-
-long real_syscall_unbound(long nr, long a, long b, long c, long d, long e, long f)
-{
-	real_bind_nohook();
-	long (*fn)(long, ...) =
-		__atomic_load_n(&real_bind_state, __ATOMIC_ACQUIRE) == 2 ? real_fns.syscall : NULL;
-	return fn ? fn(nr, a, b, c, d, e, f) : raw_syscall6(nr, a, b, c, d, e, f);
 }
 
 long real_syscall(long nr, ...)

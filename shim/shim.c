@@ -7,8 +7,8 @@
 #include "shim.h"
 
 #include "conntab.h"
+#include "gate.h"
 #include "log.h"
-#include "real.h"
 #include "signals.h"
 #include "stats.h"
 #include "sweeper.h"
@@ -128,7 +128,7 @@ void shim_init(void)
 		shim_active = !shim_cfg.disable;
 		if (shim_active) {
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-			__atomic_store_n(&real_hook, sweeper_hook, __ATOMIC_RELEASE);
+			gate_set_work(sweeper_hook);
 			stats_init();
 			sig_adopt_existing();
 			/* Policy idle must know who spoke last, which the kernel's

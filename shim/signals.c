@@ -23,7 +23,7 @@
  */
 #include "signals.h"
 
-#include "real.h"
+#include "gate.h"
 #include "sync.h"
 #include "shim.h"
 #include "sweeper.h"

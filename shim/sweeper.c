@@ -19,9 +19,9 @@
 
 #include "conntab.h"
 #include "fdlinks.h"
+#include "gate.h"
 #include "log.h"
 #include "policy.h"
-#include "real.h"
 #include "shim.h"
 #include "signals.h"
 #include "stats.h"
@@ -90,7 +90,7 @@ static void wake(void)
 			real_syscall(SYS_write, fd, &one, 1); /* EAGAIN: already awake */
 		errno = saved;
 	} else if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) {
-		real_close_fast();
+		gate_close();
 	}
 	(void)one;
 }
@@ -1051,7 +1051,7 @@ void sweeper_hook(void)
 		return; /* the fast path stays closed: the next call starts it */
 	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
 		spawn();
-	real_open_fast();
+	gate_open();
 }
 
 /* The host is about to close or replace fds lo..hi.  If an end of our pipe

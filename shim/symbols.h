@@ -13,8 +13,11 @@
  *   bind    must: without it the shim cannot forward calls (a fatal
  *           message); opt: NULL when this libc lacks it;
  *   path    fast: an fd-first call whose exported wrapper is generated
- *           (interpose.c, SHIM_FAST_WRAPPER) and jumps through the fast
- *           table for an untracked fd; own: a hand-written wrapper.
+ *           (interpose.c) and jumps through the fast table for an
+ *           untracked fd (gate.h), else to its slow path field_slow;
+ *           fast_nohook: the same for the writes, whose door through a
+ *           closed gate never runs the deferred work (signal handlers
+ *           write to self-pipes); own: a hand-written wrapper.
  * The order is the binding order: mandatory symbols first, so that a
  * wrapper re-entered while binding (dlsym may allocate) finds them.
  *
@@ -42,19 +45,19 @@
 	  (sig, act, oact), must, own)                                                          \
 	X(sighandler_t, signal, signal, (int sig, sighandler_t handler), (sig, handler), must, own) \
 	X(pid_t, fork, fork, (void), (), must, own)                                             \
-	X(ssize_t, write, write, (int fd, const void *buf, size_t n), (fd, buf, n), must, fast) \
+	X(ssize_t, write, write, (int fd, const void *buf, size_t n), (fd, buf, n), must, fast_nohook) \
 	X(ssize_t, writev, writev, (int fd, const struct iovec *iov, int iovcnt),               \
-	  (fd, iov, iovcnt), must, fast)                                                        \
+	  (fd, iov, iovcnt), must, fast_nohook)                                                        \
 	X(ssize_t, send, send, (int fd, const void *buf, size_t n, int flags), (fd, buf, n, flags), \
-	  must, fast)                                                                           \
+	  must, fast_nohook)                                                                           \
 	X(ssize_t, sendto, sendto,                                                              \
 	  (int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,           \
 	   socklen_t alen),                                                                     \
-	  (fd, buf, n, flags, addr, alen), must, fast)                                          \
+	  (fd, buf, n, flags, addr, alen), must, fast_nohook)                                          \
 	X(ssize_t, sendmsg, sendmsg, (int fd, const struct msghdr *msg, int flags),             \
-	  (fd, msg, flags), must, fast)                                                         \
+	  (fd, msg, flags), must, fast_nohook)                                                         \
 	X(int, sendmmsg, sendmmsg, (int fd, struct mmsghdr *v, unsigned n, int flags),          \
-	  (fd, v, n, flags), must, fast)                                                        \
+	  (fd, v, n, flags), must, fast_nohook)                                                        \
 	X(int, recvmmsg, recvmmsg,                                                              \
 	  (int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t),               \
 	  (fd, v, n, flags, t), must, fast)                                                     \
