@@ -9,9 +9,10 @@
 #include "gate.h"
 #include "log.h"
 #include "policy.h"
-#include "shim.h"
 #include "serving.h"
+#include "shim.h"
 #include "signals.h"
+#include "start.h"
 #include "sweeper.h"
 #include "workers.h"
 
@@ -69,10 +70,6 @@ static inline bool tcp_kernel_counted(int fd)
 	int k = __atomic_load_n(&tcp_kernel_counts, __ATOMIC_RELAXED);
 	return __builtin_expect(k != 0, 1) ? k > 0 : tcp_kernel_counts_probe(fd);
 }
-
-/* All sockets live on the one sockfs device: a record keeps only the inode
- * and this is compared once per identity check. */
-static uint64_t sock_dev;
 
 __attribute__((noinline, cold)) static void track_failed(int fd)
 {
@@ -168,9 +165,9 @@ __attribute__((noinline)) static int accepted(int lfd, int fd)
 		goto out;
 	/* All sockets live on the one sockfs device; anything else was never
 	 * seen on Linux: leave it alone. */
-	uint64_t dev = __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
+	uint64_t dev = shim_sock_dev();
 	if (__builtin_expect(!dev, 0))
-		__atomic_store_n(&sock_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
+		__atomic_store_n(&shim_sockfs_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
 	else if (dev != (uint64_t)st.st_dev)
 		goto out;
 	/* The accept time matters only to a setting that uses a connection's
@@ -191,11 +188,6 @@ __attribute__((noinline)) static int accepted(int lfd, int fd)
 out:
 	*ep = saved;
 	return fd;
-}
-
-uint64_t shim_sock_dev(void)
-{
-	return __atomic_load_n(&sock_dev, __ATOMIC_RELAXED);
 }
 
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
@@ -438,7 +430,7 @@ __attribute__((noinline, cold)) static struct conn *read_watch_slow(struct conn 
 	if (flags & MSG_DONTWAIT)
 		return NULL;
 	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
-		if (__atomic_load_n(&nonblocking_host, __ATOMIC_RELAXED) || sig_in_handler())
+		if (__atomic_load_n(&nonblocking_host, __ATOMIC_RELAXED) || shim_in_handler())
 			return NULL;
 		int saved = errno;
 		int fl = (int)real_syscall(SYS_fcntl, fd, F_GETFL);
@@ -1106,8 +1098,17 @@ SHIM_EXPORT pid_t fork(void)
 
 /* ---- signals ------------------------------------------------------------- */
 
+/* A trigger signal's disposition is the shim's business once it is started:
+ * start it first (sig_action reads only whether it is active). */
+static inline void start_for(int sig)
+{
+	if (sig > 0 && sig < NSIG)
+		shim_start();
+}
+
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 {
+	start_for(sig);
 	return sig_action(sig, act, oact);
 }
 
@@ -1116,6 +1117,7 @@ SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction
 SHIM_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
 SHIM_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 {
+	start_for(sig);
 	return sig_action(sig, act, oact);
 }
 
@@ -1222,6 +1224,7 @@ SHIM_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct 
 /* What strict ISO C programs get for signal(): one-shot, not self-masking. */
 SHIM_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
 {
+	start_for(sig);
 	return sig_signal(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
 }
 

@@ -45,13 +45,6 @@ static struct sig_slot {
 } slots[NSIG];
 
 static int spin; /* guards slots[] writes */
-static __thread int handler_depth __attribute__((tls_model("initial-exec")));
-
-int sig_in_handler(void)
-{
-	return handler_depth > 0;
-}
-
 static void spin_lock(void)
 {
 	while (__atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE))
@@ -84,10 +77,10 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	/* In a vfork child the kernel's handler table is the child's own, but
 	 * the memory is the parent's: chain, and start no drain there. */
 	if (proc_own()) {
-		handler_depth++;
+		shim_handler_depth++;
 		sweeper_signal(sig);
 		sweeper_release_in_handler();
-		handler_depth--;
+		shim_handler_depth--;
 	}
 	errno = saved;
 
@@ -104,12 +97,12 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 		errno = saved;
 		return;
 	}
-	handler_depth++;
+	shim_handler_depth++;
 	if (v.flags & SA_SIGINFO)
 		((void (*)(int, siginfo_t *, void *))v.fn)(sig, info, uctx);
 	else
 		((void (*)(int))v.fn)(sig);
-	handler_depth--; /* not reached if the handler longjmps: then we stay
+	shim_handler_depth--; /* not reached if the handler longjmps: then we stay
 			  * careful on this thread, which is only slower */
 }
 
@@ -164,7 +157,7 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 	sigset_t all, old;
 	int rc, err, prev_hooked;
 
-	if (sig <= 0 || sig >= NSIG || !shim_on_anywhere() || !shim_is_trigger(sig))
+	if (sig <= 0 || sig >= NSIG || !shim_active || !shim_is_trigger(sig))
 		return REAL(sigaction)(sig, act, oact);
 	if (!proc_own())
 		return sig_action_vfork_child(sig, act, oact);

@@ -7,6 +7,9 @@
 
 #include <signal.h>
 
+/* sigaction() for the shim: a trigger signal's handler goes behind ours.
+ * The wrappers start the shim first (start.h); this reads only whether it
+ * is active. */
 int sig_action(int sig, const struct sigaction *act, struct sigaction *oact);
 /* signal(), sysv_signal() and bsd_signal() as glibc implements them, on top
  * of sig_action(): flags and self-masking as given. */
@@ -17,10 +20,6 @@ __sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_s
  * constructor, any path that did not reach our sigaction()) is put behind
  * ours now, exactly as if it had been installed through us. */
 void sig_adopt_existing(void);
-
-/* True while this thread runs our handler (and the application's handler
- * chained from it): no thread may be started there. */
-int sig_in_handler(void);
 
 void sig_lock_for_fork(void);
 void sig_unlock_after_fork(void);

@@ -23,7 +23,6 @@
 #include "log.h"
 #include "policy.h"
 #include "shim.h"
-#include "signals.h"
 #include "stats.h"
 #include "workers.h"
 
@@ -650,7 +649,7 @@ void sweeper_watch_blocked(void)
 {
 	if (!__atomic_exchange_n(&sweeper_blocked_readers, 1, __ATOMIC_ACQ_REL) ||
 	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
-		if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2 && !sig_in_handler())
+		if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2 && !shim_in_handler())
 			spawn();
 		wake();
 	}
@@ -1047,7 +1046,7 @@ void sweeper_hook(void)
 {
 	if (!proc_own())
 		return; /* a vfork child: nothing is started there */
-	if (sig_in_handler())
+	if (shim_in_handler())
 		return; /* the fast path stays closed: the next call starts it */
 	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
 		spawn();
