@@ -23,14 +23,17 @@
  */
 #include "signals.h"
 
+#include "conntab.h"
 #include "gate.h"
-#include "sync.h"
 #include "shim.h"
 #include "sweeper.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 
 struct app_view {
 	uintptr_t fn; /* sa_handler or sa_sigaction */
@@ -236,4 +239,47 @@ __sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_s
 	if (sig_action(sig, &act, &oact) < 0)
 		return SIG_ERR;
 	return oact.sa_handler;
+}
+
+/* A read from a signalfd that carries a trigger signal: the application
+ * consumes its signals there (the signal blocked, no handler), so this is
+ * where the trigger shows.  We only look; the application gets every byte. */
+__attribute__((noinline)) void sig_fd_read(const struct conn *c, const void *buf, ssize_t r)
+{
+	const struct signalfd_siginfo *si = buf;
+	for (ssize_t i = 0; i + (ssize_t)sizeof *si <= r; i += (ssize_t)sizeof *si, si++) {
+		uint32_t sig = si->ssi_signo;
+		if (sig >= 1 && sig <= 64 && (c->tx & (1ull << (sig - 1))) && shim_is_trigger((int)sig))
+			sweeper_signal((int)sig);
+	}
+}
+
+/* signalfd() returned fd for mask: a signalfd that carries a trigger signal
+ * is recorded with its mask of trigger signals (or forgotten, given a new
+ * mask without one), so that its reads are looked at (sig_fd_read). */
+void sig_fd_opened(int fd, const sigset_t *mask)
+{
+	int saved = errno;
+	uint64_t bits = 0;
+	for (int s = 1; s <= 64 && s < NSIG; s++)
+		if (sigismember(mask, s) == 1 && shim_is_trigger(s))
+			bits |= 1ull << (s - 1);
+	if (!conntab_lock_unless_held()) {
+		errno = saved;
+		return;
+	}
+	struct conn *c = conntab_slot_locked(fd);
+	if (bits && !(c && c->kind == CONN_KIND_SIGNALFD)) {
+		struct stat st;
+		if (fstat(fd, &st) == 0)
+			c = conntab_special_add_locked(fd, CONN_KIND_SIGNALFD, (uint64_t)st.st_ino);
+	}
+	if (c && c->kind == CONN_KIND_SIGNALFD) {
+		if (bits)
+			c->tx = bits; /* a new mask for an existing signalfd */
+		else
+			conntab_special_remove_locked(c);
+	}
+	conntab_unlock();
+	errno = saved;
 }

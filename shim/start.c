@@ -13,7 +13,9 @@
 #include "signals.h"
 #include "stats.h"
 #include "sweeper.h"
+#include "workers.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -151,6 +153,41 @@ void shim_init(void)
 	}
 	init_here = 0;
 	__atomic_store_n(&shim_init_state, 2, __ATOMIC_RELEASE);
+}
+
+/* fork() returned (pid: its result, in parent or child).  The child of a
+ * fork has no sweeper thread.  pthread_atfork's child handler resets our
+ * state, but creating a thread there is not allowed; here, after fork() has
+ * returned in the child, it is (servers create thread pools in forked
+ * workers all the time).  A child that inherited connections gets its
+ * sweeper now, since it may never accept again.  errno is left as fork()
+ * left it. */
+void shim_forked(pid_t pid)
+{
+	if (pid > 0 && shim_active && proc_own()) {
+		/* A child forked while we listen is a worker we may have to
+		 * reach when we drain (workers.c). */
+		int saved = errno;
+		size_t listening = 0;
+		if (conntab_lock_unless_held()) {
+			listening = conntab_special_count_locked(CONN_KIND_LISTENER);
+			conntab_unlock();
+		}
+		if (listening)
+			workers_forked(pid);
+		errno = saved;
+	}
+	if (pid == 0 && shim_active) {
+		int saved = errno;
+		size_t n = 0;
+		if (conntab_lock_unless_held()) {
+			n = conntab_count_locked();
+			conntab_unlock();
+		}
+		if (n)
+			sweeper_ensure_started();
+		errno = saved;
+	}
 }
 
 __attribute__((constructor)) static void shim_ctor(void)

@@ -9,8 +9,11 @@
 #include "shim.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 void shim_init(void) SHIM_HIDDEN;
+/* fork() returned pid: a worker to remember, a child's sweeper to start. */
+void shim_forked(pid_t pid) SHIM_HIDDEN;
 
 /* Initialises unless done (or under way on this thread). */
 static inline void shim_start(void)
