@@ -10,10 +10,11 @@
  */
 #include "real.h"
 
+#include "sync.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -60,27 +61,20 @@ static void die_missing(const char *name)
 
 bool real_bind(void)
 {
-	int expect = 0;
-
 	if (real_bound())
 		return false;
 	if (binding_here)
 		return false; /* re-entered from dlsym: the caller sees what is bound so far */
-	if (!__atomic_compare_exchange_n(&real_bind_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		/* Another thread is binding; dlsym takes well under a
-		 * millisecond, so yielding until it is done is enough. */
-		while (!real_bound())
-			sched_yield();
+	/* Another thread binding: dlsym takes well under a millisecond. */
+	if (!sync_once_begin(&real_bind_state))
 		return false;
-	}
 	binding_here = 1;
 #define BIND_must(field, sym) BIND(field, sym)
 #define BIND_opt(field, sym) BIND_OPT(field, sym)
 #define BIND_ONE(ret, field, sym, params, args, bind, path) BIND_##bind(field, #sym);
 	SHIM_SYMBOLS(BIND_ONE)
 	binding_here = 0;
-	__atomic_store_n(&real_bind_state, 2, __ATOMIC_RELEASE);
+	sync_once_end(&real_bind_state);
 	return true;
 }
 

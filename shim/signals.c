@@ -50,14 +50,12 @@ static struct sig_slot {
 static int spin; /* guards slots[] writes */
 static void spin_lock(void)
 {
-	while (__atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(&spin, __ATOMIC_RELAXED))
-			cpu_relax();
+	sync_spin_lock(&spin);
 }
 
 static void spin_unlock(void)
 {
-	__atomic_store_n(&spin, 0, __ATOMIC_RELEASE);
+	sync_spin_unlock(&spin);
 }
 
 void sig_lock_for_fork(void)

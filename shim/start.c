@@ -13,11 +13,11 @@
 #include "signals.h"
 #include "stats.h"
 #include "sweeper.h"
+#include "sync.h"
 #include "workers.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +97,6 @@ static void atfork_child(void)
 
 void shim_init(void)
 {
-	int expect = 0;
-
 	if (init_here)
 		return; /* re-entered while initialising: inactive until done */
 	/* Called before libc set up the environment (a preinit_array function,
@@ -106,13 +104,8 @@ void shim_init(void)
 	 * would read nothing.  Stay inactive for this call and decide later. */
 	if (!environ)
 		return;
-	if (!__atomic_compare_exchange_n(&shim_init_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		/* Another thread is initialising; it takes microseconds. */
-		while (__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2)
-			sched_yield();
-		return;
-	}
+	if (!sync_once_begin(&shim_init_state))
+		return; /* another thread initialised (it takes microseconds) */
 	init_here = 1;
 
 	proc_set_owner();
@@ -152,7 +145,7 @@ void shim_init(void)
 		}
 	}
 	init_here = 0;
-	__atomic_store_n(&shim_init_state, 2, __ATOMIC_RELEASE);
+	sync_once_end(&shim_init_state);
 }
 
 /* fork() returned (pid: its result, in parent or child).  The child of a
