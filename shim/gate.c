@@ -13,6 +13,7 @@ static void (*gate_work)(void);
  * may be started there), then goes to libc. */
 #define GATE_DOOR(ret, field, sym, params, args, bind, path) GATE_DOOR_##path(ret, field, params, args)
 #define GATE_DOOR_own(ret, field, params, args)
+#define GATE_DOOR_own_special(ret, field, params, args)
 #define GATE_DOOR_fast(ret, field, params, args) \
 	static ret gate_door_##field params          \
 	{                                            \
@@ -27,6 +28,7 @@ SHIM_SYMBOLS(GATE_DOOR)
 
 #define GATE_SLOT(ret, field, sym, params, args, bind, path) GATE_SLOT_##path(field)
 #define GATE_SLOT_own(field)
+#define GATE_SLOT_own_special(field)
 #define GATE_SLOT_fast(field) .field = gate_door_##field,
 #define GATE_SLOT_fast_nohook(field) GATE_SLOT_fast(field)
 struct real_fns gate_fast = {SHIM_SYMBOLS(GATE_SLOT)};
@@ -35,6 +37,7 @@ static void fast_switch(int open)
 {
 #define GATE_SET(ret, field, sym, params, args, bind, path) GATE_SET_##path(field)
 #define GATE_SET_own(f)
+#define GATE_SET_own_special(f)
 #define GATE_SET_fast(f)                                                                  \
 	__atomic_store_n(&gate_fast.f, open && real_fns.f ? real_fns.f : gate_door_##f, \
 			 __ATOMIC_RELEASE);

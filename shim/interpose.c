@@ -247,6 +247,7 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 #define FIRST_ARG(a, ...) a
 #define FAST_WRAPPER(ret, field, sym, params, args, bind, path) FAST_WRAPPER_##path(ret, field, sym, params, args)
 #define FAST_WRAPPER_own(ret, field, sym, params, args)
+#define FAST_WRAPPER_own_special(ret, field, sym, params, args)
 #define FAST_WRAPPER_fast_nohook(ret, field, sym, params, args) FAST_WRAPPER_fast(ret, field, sym, params, args)
 #define FAST_WRAPPER_fast(ret, field, sym, params, args)                          \
 	SHIM_EXPORT ret sym params                                                    \

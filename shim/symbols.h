@@ -5,7 +5,8 @@
  * the build directory) and, for the read and write calls that take the
  * untracked fast path, the exported wrapper, its slot in the fast table and
  * the slow path it falls back to (interpose.c).  Adding a symbol is one line
- * here and its wrapper.
+ * here and its wrapper.  bench/passthrough.c, the benchmarks' floor, forwards
+ * the same list.
  *
  * X(ret, field, symbol, params, args, bind, path):
  *   field   the name in struct real_fns (the symbol without its leading
@@ -17,7 +18,9 @@
  *           untracked fd (gate.h), else to its slow path field_slow;
  *           fast_nohook: the same for the writes, whose door through a
  *           closed gate never runs the deferred work (signal handlers
- *           write to self-pipes); own: a hand-written wrapper.
+ *           write to self-pipes); own: a hand-written wrapper;
+ *           own_special: the same, for a variadic or void function, which
+ *           a generic forwarder (bench/passthrough.c) cannot pass on.
  * The order is the binding order: mandatory symbols first, so that a
  * wrapper re-entered while binding (dlsym may allocate) finds them.
  *
@@ -68,7 +71,7 @@
 	  (in, ioff, out, ooff, n, flags), must, own)                                           \
 	X(int, listen, listen, (int fd, int backlog), (fd, backlog), must, own)                 \
 	X(int, dup, dup, (int oldfd), (oldfd), must, own)                                       \
-	X(int, fcntl, fcntl, (int fd, int cmd, ...), (), must, own)                             \
+	X(int, fcntl, fcntl, (int fd, int cmd, ...), (), must, own_special)                             \
 	X(int, signalfd, signalfd, (int fd, const sigset_t *mask, int flags), (fd, mask, flags), \
 	  must, own)                                                                            \
 	X(int, sigwait, sigwait, (const sigset_t *set, int *sig), (set, sig), must, own)        \
@@ -96,11 +99,11 @@
 	/* optional: NULL when this libc lacks them (accept4: the system call) */             \
 	X(int, accept4, accept4, (int fd, struct sockaddr *addr, socklen_t *alen, int flags),   \
 	  (fd, addr, alen, flags), opt, own)                                                    \
-	X(int, fcntl64, fcntl64, (int fd, int cmd, ...), (), opt, own)                          \
+	X(int, fcntl64, fcntl64, (int fd, int cmd, ...), (), opt, own_special)                          \
 	X(int, dup3, dup3, (int oldfd, int newfd, int flags), (oldfd, newfd, flags), opt, own)  \
 	X(int, close_range, close_range, (unsigned first, unsigned last, int flags),            \
 	  (first, last, flags), opt, own)                                                       \
-	X(void, closefrom, closefrom, (int lowfd), (lowfd), opt, own)                           \
+	X(void, closefrom, closefrom, (int lowfd), (lowfd), opt, own_special)                           \
 	X(ssize_t, read_chk, __read_chk, (int fd, void *buf, size_t n, size_t buflen),          \
 	  (fd, buf, n, buflen), opt, fast)                                                      \
 	X(ssize_t, recv_chk, __recv_chk, (int fd, void *buf, size_t n, size_t buflen, int flags), \
@@ -109,7 +112,7 @@
 	  (int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,        \
 	   socklen_t *alen),                                                                    \
 	  (fd, buf, n, buflen, flags, addr, alen), opt, fast)                                   \
-	X(long, syscall, syscall, (long nr, ...), (), opt, own)
+	X(long, syscall, syscall, (long nr, ...), (), opt, own_special)
 
 /* Exported under these names too, with no table entry of their own: other
  * names of a symbol above (sendfile64, __sigaction, bsd_signal, sysv_signal,
