@@ -371,7 +371,7 @@ SHIM_EXPORT void closefrom(int lowfd)
 }
 
 /* ---- event-loop waits ----------------------------------------------------
- * Pure pass-through.  They are here for REAL()'s hook alone: after a trigger
+ * Pure pass-through.  They are here for the gate's deferred work alone (gate.h): after a trigger
  * in a single-threaded host, the next wait of its event loop is where the
  * deferred sweeper starts (see sweeper_ensure_started). */
 

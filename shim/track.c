@@ -216,7 +216,7 @@ static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 				 __ATOMIC_RELAXED);
 }
 
-/* Rare cases of a counted read, out of line so that rx_done needs no frame:
+/* Rare cases of a counted read, out of line so that track_rx needs no frame:
  * a signalfd, the first bytes of a connection (a trace line, the TLS
  * classifier), a released one. */
 __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r, const void *buf)
@@ -235,7 +235,7 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 
 /* A counted read returned 0: on a released connection that is the EOF of
  * the release (or the peer's FIN), which the host has now seen: from here on
- * a write with nothing read since answers only that EOF (muted_drop).  (A
+ * a write with nothing read since answers only that EOF (mute.c, mute_drop).  (A
  * read of 0 bytes returns 0 too: it marks the same, harmlessly, as nothing
  * was read.)  Under the lock, like every change of flags; once per released
  * connection. */
