@@ -148,9 +148,10 @@ static enum kind look(int fd, uint64_t grace_ms)
 	if (ti.tcpi_last_data_recv < grace_ms)
 		return OTHER; /* younger than the grace: a later pass looks again */
 	/* Already released (by us in an earlier pass, or by the child's own
-	 * shim): a read no longer waits, it sees the end at once. */
+	 * shim): a read no longer waits, it sees the end at once.  (Not through
+	 * our recv(): this is our copy, no fd of the host's.) */
 	char b;
-	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+	if (real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0)
 		return OTHER;
 	return CANDIDATE;
 }
