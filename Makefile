@@ -22,7 +22,7 @@ ifneq ($(SAN),)
 CFLAGS  += $(SANFLAGS)
 LDSAN   := $(SANFLAGS)
 endif
-LDFLAGS_SO := -shared -Wl,--version-script=shim/graceshim.map -Wl,-z,relro,-z,now,-z,noexecstack -ldl
+LDFLAGS_SO := -shared -Wl,--version-script=$(B)/graceshim.map -Wl,-z,relro,-z,now,-z,noexecstack -ldl
 TEST_PREFIX ?=
 
 SHIM_SRC := $(wildcard shim/*.c)
@@ -51,8 +51,14 @@ $(B)/obj/%.o: shim/%.c $(wildcard shim/*.h) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(LIB): $(SHIM_OBJ) shim/graceshim.map
+$(LIB): $(SHIM_OBJ) $(B)/graceshim.map
 	$(CC) $(CFLAGS) -o $@ $(SHIM_OBJ) $(LDFLAGS_SO) $(LDSAN)
+
+# The version script, from the one list of interposed symbols (symbols.h):
+# the preprocessor alone, so any C compiler (cross, clang) makes it.
+$(B)/graceshim.map: shim/graceshim.map.in shim/symbols.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -E -P -x c -o $@ $<
 
 # The launcher's validator: the library's own parser, so the launcher and
 # the library can never disagree on what a valid value is.

@@ -25,12 +25,12 @@ bench-drain: bench-build
 
 # Linked like the shim itself, so the floor differs from graceshim only in
 # what the wrappers do.
-$(BENCH_DIR)/libpassthrough.so: bench/passthrough.c Makefile bench/bench.mk
+$(BENCH_DIR)/libpassthrough.so: bench/passthrough.c shim/symbols.h Makefile bench/bench.mk
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< -shared -Wl,-z,relro,-z,now,-z,noexecstack -ldl $(LDSAN)
 
 # The same floor with a call instead of a tail jump (diagnostic).
-$(BENCH_DIR)/libpassthrough-call.so: bench/passthrough.c Makefile bench/bench.mk
+$(BENCH_DIR)/libpassthrough-call.so: bench/passthrough.c shim/symbols.h Makefile bench/bench.mk
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DPASS_CALL -o $@ $< -shared -Wl,-z,relro,-z,now,-z,noexecstack -ldl $(LDSAN)
 

@@ -20,8 +20,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -43,6 +46,7 @@ EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler);
 EXPORT int close_range(unsigned first, unsigned last, int flags);
 EXPORT void closefrom(int lowfd);
 EXPORT int fcntl64(int fd, int cmd, ...);
+EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
 
 #ifdef PASS_CALL
 #define RET(call)                                                              \
@@ -55,62 +59,21 @@ EXPORT int fcntl64(int fd, int cmd, ...);
 #define RET(call) return call
 #endif
 
+/* The shim's own list of interposed symbols (shim/symbols.h), so that the
+ * floor interposes what graceshim interposes; its variadic and void ones
+ * (path own_special) are forwarded by hand below.  Then the other names
+ * graceshim exports for some of them, with their signatures. */
+#include "../shim/symbols.h"
+
 /* return type, name, symbol, parameters, arguments */
-#define SYMBOLS(X)                                                                         \
-	X(int, accept, "accept", (int fd, struct sockaddr *a, socklen_t *l), (fd, a, l))       \
-	X(int, accept4, "accept4", (int fd, struct sockaddr *a, socklen_t *l, int fl),         \
-	  (fd, a, l, fl))                                                                      \
-	X(ssize_t, read, "read", (int fd, void *b, size_t n), (fd, b, n))                      \
-	X(ssize_t, readv, "readv", (int fd, const struct iovec *v, int c), (fd, v, c))         \
-	X(ssize_t, recv, "recv", (int fd, void *b, size_t n, int fl), (fd, b, n, fl))          \
-	X(ssize_t, recvfrom, "recvfrom",                                                       \
-	  (int fd, void *b, size_t n, int fl, struct sockaddr *a, socklen_t *l),               \
-	  (fd, b, n, fl, a, l))                                                                \
-	X(ssize_t, recvmsg, "recvmsg", (int fd, struct msghdr *m, int fl), (fd, m, fl))        \
-	X(int, recvmmsg, "recvmmsg",                                                           \
-	  (int fd, struct mmsghdr *v, unsigned n, int fl, struct timespec *t),                 \
-	  (fd, v, n, fl, t))                                                                   \
-	X(ssize_t, write, "write", (int fd, const void *b, size_t n), (fd, b, n))              \
-	X(ssize_t, writev, "writev", (int fd, const struct iovec *v, int c), (fd, v, c))       \
-	X(ssize_t, send, "send", (int fd, const void *b, size_t n, int fl), (fd, b, n, fl))    \
-	X(ssize_t, sendto, "sendto",                                                           \
-	  (int fd, const void *b, size_t n, int fl, const struct sockaddr *a, socklen_t l),    \
-	  (fd, b, n, fl, a, l))                                                                \
-	X(ssize_t, sendmsg, "sendmsg", (int fd, const struct msghdr *m, int fl), (fd, m, fl))  \
-	X(int, sendmmsg, "sendmmsg", (int fd, struct mmsghdr *v, unsigned n, int fl),          \
-	  (fd, v, n, fl))                                                                      \
-	X(ssize_t, sendfile, "sendfile", (int o, int i, off_t *off, size_t n), (o, i, off, n)) \
+#define OTHER_SYMBOLS(X)                                                                   \
 	X(ssize_t, sendfile64, "sendfile64", (int o, int i, off64_t *off, size_t n),           \
 	  (o, i, off, n))                                                                      \
-	X(ssize_t, splice, "splice",                                                           \
-	  (int i, off64_t *oi, int o, off64_t *oo, size_t n, unsigned fl),                     \
-	  (i, oi, o, oo, n, fl))                                                               \
-	X(ssize_t, __read_chk, "__read_chk", (int fd, void *b, size_t n, size_t bl),           \
-	  (fd, b, n, bl))                                                                      \
-	X(ssize_t, __recv_chk, "__recv_chk", (int fd, void *b, size_t n, size_t bl, int fl),   \
-	  (fd, b, n, bl, fl))                                                                  \
-	X(ssize_t, __recvfrom_chk, "__recvfrom_chk",                                           \
-	  (int fd, void *b, size_t n, size_t bl, int fl, struct sockaddr *a, socklen_t *l),    \
-	  (fd, b, n, bl, fl, a, l))                                                            \
-	X(int, listen, "listen", (int fd, int backlog), (fd, backlog))                         \
-	X(int, close, "close", (int fd), (fd))                                                 \
-	X(int, dup, "dup", (int fd), (fd))                                                     \
-	X(int, dup2, "dup2", (int o, int n), (o, n))                                           \
-	X(int, dup3, "dup3", (int o, int n, int fl), (o, n, fl))                               \
-	X(int, close_range, "close_range", (unsigned lo, unsigned hi, int fl), (lo, hi, fl))   \
-	X(pid_t, fork, "fork", (void), ())                                                     \
-	X(int, sigaction, "sigaction",                                                         \
+	X(int, __sigaction, "__sigaction",                                                     \
 	  (int sig, const struct sigaction *act, struct sigaction *oact), (sig, act, oact))    \
-	X(sighandler_t, signal, "signal", (int sig, sighandler_t h), (sig, h))                 \
 	X(sighandler_t, bsd_signal, "bsd_signal", (int sig, sighandler_t h), (sig, h))         \
 	X(sighandler_t, sysv_signal, "sysv_signal", (int sig, sighandler_t h), (sig, h))       \
-	X(sighandler_t, __sysv_signal, "__sysv_signal", (int sig, sighandler_t h), (sig, h))   \
-	X(sighandler_t, sigset, "sigset", (int sig, sighandler_t h), (sig, h))                 \
-	X(int, signalfd, "signalfd", (int fd, const sigset_t *m, int fl), (fd, m, fl))         \
-	X(int, sigwait, "sigwait", (const sigset_t *m, int *sig), (m, sig))                    \
-	X(int, sigwaitinfo, "sigwaitinfo", (const sigset_t *m, siginfo_t *i), (m, i))          \
-	X(int, sigtimedwait, "sigtimedwait",                                                   \
-	  (const sigset_t *m, siginfo_t *i, const struct timespec *t), (m, i, t))
+	X(sighandler_t, __sysv_signal, "__sysv_signal", (int sig, sighandler_t h), (sig, h))
 
 #define FORWARD(ret, name, sym, params, args)                                  \
 	static ret(*next_##name) params;                                           \
@@ -132,7 +95,15 @@ EXPORT int fcntl64(int fd, int cmd, ...);
 		RET(f args);                                                           \
 	}
 
-SYMBOLS(FORWARD)
+#define SHIM_FORWARD(ret, field, sym, params, args, bind, path) \
+	SHIM_FORWARD_##path(ret, sym, params, args)
+#define SHIM_FORWARD_own(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
+#define SHIM_FORWARD_fast(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
+#define SHIM_FORWARD_fast_nohook(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
+#define SHIM_FORWARD_own_special(ret, sym, params, args)
+
+SHIM_SYMBOLS(SHIM_FORWARD)
+OTHER_SYMBOLS(FORWARD)
 
 /* Variadic: the third argument, when there is one, is an int or a pointer;
  * passing it on as a pointer is what every fcntl wrapper does. */
@@ -177,10 +148,16 @@ EXPORT void closefrom(int lowfd)
 }
 
 #define BIND(ret, name, sym, params, args) *(void **)&next_##name = dlsym(RTLD_NEXT, sym);
+#define SHIM_BIND(ret, field, sym, params, args, bind, path) SHIM_BIND_##path(ret, sym, params, args)
+#define SHIM_BIND_own(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
+#define SHIM_BIND_fast(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
+#define SHIM_BIND_fast_nohook(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
+#define SHIM_BIND_own_special(ret, sym, params, args)
 
 __attribute__((constructor)) static void passthrough_bind_all(void)
 {
-	SYMBOLS(BIND)
+	SHIM_SYMBOLS(SHIM_BIND)
+	OTHER_SYMBOLS(BIND)
 	*(void **)&next_closefrom = dlsym(RTLD_NEXT, "closefrom");
 	*(void **)&next_fcntl = dlsym(RTLD_NEXT, "fcntl");
 	*(void **)&next_fcntl64 = dlsym(RTLD_NEXT, "fcntl64");

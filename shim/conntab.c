@@ -25,7 +25,6 @@ static void table_free(void *p, size_t size);
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,15 +95,7 @@ void conntab_wait_unclaimed_slow(unsigned lo, unsigned hi)
 
 void conntab_lock_contended(void)
 {
-	unsigned spins = 0;
-	do {
-		while (__atomic_load_n(&conntab_mu, __ATOMIC_RELAXED)) {
-			if (++spins > 200)
-				sched_yield();
-			else
-				cpu_relax();
-		}
-	} while (__atomic_exchange_n(&conntab_mu, 1, __ATOMIC_ACQUIRE));
+	sync_spin_wait(&conntab_mu);
 }
 
 struct conn *conntab_fast_high(int fd)

@@ -42,7 +42,7 @@ enum conn_flags {
 	/* Muted, and the host can only be answering the EOF of the release: it
 	 * read that EOF, or the connection had never received a byte when
 	 * released.  What it writes now is dropped (HAProxy's "400 Bad
-	 * request" to an empty connection): see interpose.c, muted_drop(). */
+	 * request" to an empty connection): see mute.c, mute_drop(). */
 	CONN_EOF_READ = 1u << 5,
 	CONN_INHERITED = 1u << 6, /* a listener this process did not listen() on itself: it came
 				   * across a fork, or was first seen at an accept (exec, a
@@ -124,7 +124,7 @@ extern struct conn *conntab_low[CONNTAB_LOW] CONNTAB_HIDDEN;
 extern struct conn *conntab_rw[CONNTAB_LOW] CONNTAB_HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] CONNTAB_HIDDEN;
 /* By fd: the gen of the connection a thread of the host is reading while it
- * may block, before its first byte; 0 otherwise (interpose.c, read_watch;
+ * may block, before its first byte; 0 otherwise (track.h, track_read_watch;
  * sweeper.c, unblock_pass).  Apart from the record, whose flags only the
  * table lock's holders write: the reading thread holds no lock.  Relaxed
  * atomics; fds below CONNTAB_LOW only. */

@@ -2,6 +2,7 @@
  * Walking a process's fds (see fdlinks.h).
  */
 #include "fdlinks.h"
+#include "real.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -10,12 +11,12 @@
 
 int fdlinks_each(const char *path, void (*fn)(int fd, const char *target, void *ctx), void *ctx)
 {
-	int dir = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dir = (int)real_syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return -1;
 	char buf[4096];
 	long got;
-	while ((got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+	while ((got = real_syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
 		for (long off = 0; off < got;) {
 			/* struct linux_dirent64: ino (8), off (8), reclen (2),
 			 * type (1), name */
@@ -26,7 +27,7 @@ int fdlinks_each(const char *path, void (*fn)(int fd, const char *target, void *
 			if (name[0] < '0' || name[0] > '9')
 				continue; /* "." and ".." */
 			char target[64];
-			long l = syscall(SYS_readlinkat, dir, name, target, sizeof target - 1);
+			long l = real_syscall(SYS_readlinkat, dir, name, target, sizeof target - 1);
 			if (l <= 0)
 				continue; /* closed meanwhile */
 			target[l] = 0;
@@ -36,6 +37,6 @@ int fdlinks_each(const char *path, void (*fn)(int fd, const char *target, void *
 			fn(fd, target, ctx);
 		}
 	}
-	syscall(SYS_close, dir);
+	real_syscall(SYS_close, dir);
 	return 0;
 }

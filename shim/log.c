@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include "conntab.h"
+#include "real.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -27,7 +28,7 @@ static void write_all(int fd, const char *buf, size_t len)
 	/* Raw syscall: never through an interposed write(), never EINTR-looped
 	 * forever (bounded retries). */
 	for (int tries = 0; len > 0 && tries < 8; tries++) {
-		long n = syscall(SYS_write, fd, buf, len);
+		long n = real_syscall(SYS_write, fd, buf, len);
 		if (n > 0) {
 			buf += n;
 			len -= (size_t)n;
@@ -74,18 +75,18 @@ static int log_open(void)
 {
 	/* O_NONBLOCK: opening a planted FIFO must not block; a FIFO or socket
 	 * is refused, a regular file or a terminal is kept (blocking). */
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, log_path,
+	int fd = (int)real_syscall(SYS_openat, AT_FDCWD, log_path,
 			      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
 				      O_NONBLOCK,
 			      0600);
 	struct stat st;
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))) {
-		syscall(SYS_close, fd);
+		real_syscall(SYS_close, fd);
 		fd = -1;
 		errno = EINVAL;
 	}
 	if (fd >= 0) {
-		syscall(SYS_fcntl, fd, F_SETFL, O_WRONLY | O_APPEND);
+		real_syscall(SYS_fcntl, fd, F_SETFL, O_WRONLY | O_APPEND);
 		log_file_dev = (uint64_t)st.st_dev;
 		log_file_ino = (uint64_t)st.st_ino;
 		return fd;

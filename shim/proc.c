@@ -27,7 +27,7 @@ int proc_vm_children;
 
 void proc_set_owner(void)
 {
-	__atomic_store_n(&proc_pid, (pid_t)syscall(SYS_getpid), __ATOMIC_RELAXED);
+	__atomic_store_n(&proc_pid, (pid_t)real_syscall(SYS_getpid), __ATOMIC_RELAXED);
 	proc_vm_here = 0;
 	__atomic_store_n(&proc_vm_children, 0, __ATOMIC_RELAXED);
 }
@@ -37,7 +37,7 @@ bool proc_own_slow(void)
 	pid_t owner = __atomic_load_n(&proc_pid, __ATOMIC_RELAXED);
 	if (!owner)
 		return true; /* before start-up: nothing to protect yet */
-	if ((pid_t)syscall(SYS_getpid) != owner)
+	if ((pid_t)real_syscall(SYS_getpid) != owner)
 		return false;
 	/* The owner again: this thread resumed after its vfork child exec'd
 	 * or exited. */
@@ -53,7 +53,7 @@ static pid_t vfork_syscall(void)
 	/* Only if libc has no vfork (it always has): fork semantics are a
 	 * safe superset for the caller (clone with SIGCHLD is fork on every
 	 * architecture; aarch64 has no fork system call). */
-	return (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	return (pid_t)real_syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 }
 
 /* Called by the vfork entry point below, on the caller's stack, before the

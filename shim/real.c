@@ -10,8 +10,11 @@
  */
 #include "real.h"
 
+#include "sync.h"
+
 #include <dlfcn.h>
-#include <sched.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -21,14 +24,12 @@
  * the start, so that accept4 never needs a NULL test, even while binding. */
 static int accept4_syscall(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	return (int)syscall(SYS_accept4, fd, addr, len, flags);
+	return (int)real_syscall(SYS_accept4, fd, addr, len, flags);
 }
 
 struct real_fns real_fns = {.accept4 = accept4_syscall};
-int real_ready;
-void (*real_hook)(void);
 
-static int bind_state; /* 0 unbound, 1 binding, 2 bound */
+int real_bind_state; /* 0 unbound, 1 binding, 2 bound */
 static __thread int binding_here;
 
 static void die_missing(const char *name)
@@ -37,9 +38,9 @@ static void die_missing(const char *name)
 	 * would mean returning garbage to the host.  Say why, then abort. */
 	static const char pre[] = "graceshim: fatal: cannot find the real ";
 	static const char post[] = " in the next library (dlsym RTLD_NEXT)\n";
-	syscall(SYS_write, 2, pre, sizeof pre - 1);
-	syscall(SYS_write, 2, name, strlen(name));
-	syscall(SYS_write, 2, post, sizeof post - 1);
+	real_syscall(SYS_write, 2, pre, sizeof pre - 1);
+	real_syscall(SYS_write, 2, name, strlen(name));
+	real_syscall(SYS_write, 2, post, sizeof post - 1);
 	abort();
 }
 
@@ -49,93 +50,70 @@ static void die_missing(const char *name)
 		if (!real_fns.field)                               \
 			die_missing(sym);                              \
 	} while (0)
-#define BIND_OPT(field, sym) (*(void **)&real_fns.field = dlsym(RTLD_NEXT, sym))
+/* An optional symbol this libc lacks stays NULL, or keeps the fallback it
+ * was given from the start (accept4). */
+#define BIND_OPT(field, sym)                                   \
+	do {                                                       \
+		void *p_ = dlsym(RTLD_NEXT, sym);                      \
+		if (p_)                                                \
+			*(void **)&real_fns.field = p_;                    \
+	} while (0)
 
-void real_open_fast(void)
+bool real_bind(void)
 {
-	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2) {
-		real_fast_switch(1);
-		__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
-	}
-}
-
-void real_bind(void)
-{
-	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2) {
-		void (*hook)(void) = __atomic_load_n(&real_hook, __ATOMIC_ACQUIRE);
-		if (hook)
-			hook(); /* it reopens the fast path when it is done */
-		else
-			real_open_fast();
-		return;
-	}
-	real_bind_nohook();
-}
-
-void real_bind_nohook(void)
-{
-	int expect = 0;
-
-	if (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) == 2)
-		return;
+	if (real_bound())
+		return false;
 	if (binding_here)
-		return; /* re-entered from dlsym: the caller sees what is bound so far */
-	if (!__atomic_compare_exchange_n(&bind_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		/* Another thread is binding; dlsym takes well under a
-		 * millisecond, so yielding until it is done is enough. */
-		while (__atomic_load_n(&bind_state, __ATOMIC_ACQUIRE) != 2)
-			sched_yield();
-		return;
-	}
+		return false; /* re-entered from dlsym: the caller sees what is bound so far */
+	/* Another thread binding: dlsym takes well under a millisecond. */
+	if (!sync_once_begin(&real_bind_state))
+		return false;
 	binding_here = 1;
-	BIND(accept, "accept");
-	BIND(read, "read");
-	BIND(readv, "readv");
-	BIND(recv, "recv");
-	BIND(recvfrom, "recvfrom");
-	BIND(recvmsg, "recvmsg");
-	BIND(close, "close");
-	BIND(dup2, "dup2");
-	BIND(sigaction, "sigaction");
-	BIND(signal, "signal");
-	BIND(fork, "fork");
-	BIND(write, "write");
-	BIND(writev, "writev");
-	BIND(send, "send");
-	BIND(sendto, "sendto");
-	BIND(sendmsg, "sendmsg");
-	BIND(sendmmsg, "sendmmsg");
-	BIND(recvmmsg, "recvmmsg");
-	BIND(sendfile, "sendfile");
-	BIND(splice, "splice");
-	BIND(listen, "listen");
-	BIND(dup, "dup");
-	BIND(fcntl, "fcntl");
-	BIND_OPT(fcntl64, "fcntl64");
-	BIND(signalfd, "signalfd");
-	BIND(sigwait, "sigwait");
-	BIND(sigwaitinfo, "sigwaitinfo");
-	BIND(sigtimedwait, "sigtimedwait");
-	BIND(sigset, "sigset");
-	BIND(poll, "poll");
-	BIND(ppoll, "ppoll");
-	BIND(select, "select");
-	BIND(pselect, "pselect");
-	BIND(epoll_wait, "epoll_wait");
-	BIND(epoll_pwait, "epoll_pwait");
-	BIND_OPT(accept4, "accept4");
-	if (!real_fns.accept4)
-		real_fns.accept4 = accept4_syscall;
-	BIND_OPT(dup3, "dup3");
-	BIND_OPT(close_range, "close_range");
-	BIND_OPT(closefrom, "closefrom");
-	BIND_OPT(read_chk, "__read_chk");
-	BIND_OPT(recv_chk, "__recv_chk");
-	BIND_OPT(recvfrom_chk, "__recvfrom_chk");
-	BIND_OPT(syscall, "syscall");
+#define BIND_must(field, sym) BIND(field, sym)
+#define BIND_opt(field, sym) BIND_OPT(field, sym)
+#define BIND_ONE(ret, field, sym, params, args, bind, path) BIND_##bind(field, #sym);
+	SHIM_SYMBOLS(BIND_ONE)
 	binding_here = 0;
-	__atomic_store_n(&bind_state, 2, __ATOMIC_RELEASE);
-	real_fast_switch(1);
-	__atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
+	sync_once_end(&real_bind_state);
+	return true;
+}
+
+/* The system call without libc, for the moments libc's syscall() is not
+ * bound yet (a call made before or while binding, from dlsym's allocator or
+ * from the fatal message above): the same convention as glibc's syscall(). */
+long real_syscall_raw(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long r;
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr, x0 __asm__("x0") = a, x1 __asm__("x1") = b,
+			  x2 __asm__("x2") = c, x3 __asm__("x3") = d, x4 __asm__("x4") = e,
+			  x5 __asm__("x5") = f;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+			 : "memory");
+	r = x0;
+#else
+	(void)nr, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f;
+	r = -ENOSYS; /* only while binding, on an architecture not listed above */
+#endif
+	if ((unsigned long)r > -4096ul) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+long real_syscall(long nr, ...)
+{
+	va_list ap;
+	va_start(ap, nr);
+	long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+	long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+	va_end(ap);
+	return real_syscall6(nr, a, b, c, d, e, f);
 }

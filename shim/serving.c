@@ -6,8 +6,8 @@
 #include "serving.h"
 
 #include "conntab.h"
+#include "gate.h"
 #include "log.h"
-#include "real.h"
 #include "shim.h"
 
 #include <errno.h>

@@ -1,6 +1,9 @@
 /*
- * Process-wide state of the shim: configuration parsed once, whether the
- * shim is active in this process, and the glue between the modules.
+ * Process-wide state of the shim, shared by every module: the configuration
+ * parsed once, whether the shim is active in this process, facts learnt on
+ * the way (the sockets' device, whether this thread runs our signal
+ * handler) and the clocks.  Written at start-up (start.c) or by one module,
+ * read by many; it depends on nothing but the configuration's types.
  */
 #ifndef GRACESHIM_SHIM_H
 #define GRACESHIM_SHIM_H
@@ -21,28 +24,6 @@ extern int shim_active SHIM_HIDDEN;       /* not disabled, not secure-execution 
 extern int shim_kernel_may_count SHIM_HIDDEN; /* TCP bytes may be left to TCP_INFO */
 extern int shim_stamp_accepts SHIM_HIDDEN;    /* something uses a connection's age */
 
-void shim_init(void);
-
-/* True when the shim should act.  Initialises lazily: a wrapper can run
- * before our constructor (another library's constructor, or a preloaded
- * library ahead of us). */
-static inline bool shim_on(void)
-{
-	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
-		shim_init();
-	/* A vfork child runs in our memory: it must change nothing of ours. */
-	return shim_active && proc_own();
-}
-
-/* shim_on() without the process test: for paths that must still know the
- * shim is active in a vfork child (to pass it through faithfully). */
-static inline bool shim_on_anywhere(void)
-{
-	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
-		shim_init();
-	return shim_active;
-}
-
 static inline bool shim_is_trigger(int sig)
 {
 	if (!(shim_cfg.triggers & TRIGGER_SIGNAL))
@@ -55,6 +36,22 @@ static inline bool shim_is_trigger(int sig)
 
 uint64_t shim_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t shim_now_coarse_ns(void); /* CLOCK_MONOTONIC_COARSE: cheaper, ~4 ms steps */
-uint64_t shim_sock_dev(void); /* st_dev of sockets (sockfs), 0 before the first accept */
+
+/* All sockets live on the one sockfs device: a record keeps only the inode,
+ * and this is compared once per identity check.  Set at the first accept. */
+extern uint64_t shim_sockfs_dev SHIM_HIDDEN;
+static inline uint64_t shim_sock_dev(void) /* 0 before the first accept */
+{
+	return __atomic_load_n(&shim_sockfs_dev, __ATOMIC_RELAXED);
+}
+
+/* How deep this thread is in our signal handler (signals.c), the
+ * application's handler it chains included: > 0 there, where nothing may
+ * take a lock or start a thread. */
+extern __thread int shim_handler_depth __attribute__((tls_model("initial-exec"))) SHIM_HIDDEN;
+static inline bool shim_in_handler(void)
+{
+	return shim_handler_depth > 0;
+}
 
 #endif

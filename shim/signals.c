@@ -23,14 +23,17 @@
  */
 #include "signals.h"
 
-#include "real.h"
-#include "sync.h"
+#include "conntab.h"
+#include "gate.h"
 #include "shim.h"
 #include "sweeper.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 
 struct app_view {
 	uintptr_t fn; /* sa_handler or sa_sigaction */
@@ -45,23 +48,14 @@ static struct sig_slot {
 } slots[NSIG];
 
 static int spin; /* guards slots[] writes */
-static __thread int handler_depth __attribute__((tls_model("initial-exec")));
-
-int sig_in_handler(void)
-{
-	return handler_depth > 0;
-}
-
 static void spin_lock(void)
 {
-	while (__atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(&spin, __ATOMIC_RELAXED))
-			cpu_relax();
+	sync_spin_lock(&spin);
 }
 
 static void spin_unlock(void)
 {
-	__atomic_store_n(&spin, 0, __ATOMIC_RELEASE);
+	sync_spin_unlock(&spin);
 }
 
 void sig_lock_for_fork(void)
@@ -84,10 +78,10 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	/* In a vfork child the kernel's handler table is the child's own, but
 	 * the memory is the parent's: chain, and start no drain there. */
 	if (proc_own()) {
-		handler_depth++;
+		shim_handler_depth++;
 		sweeper_signal(sig);
 		sweeper_release_in_handler();
-		handler_depth--;
+		shim_handler_depth--;
 	}
 	errno = saved;
 
@@ -104,12 +98,12 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 		errno = saved;
 		return;
 	}
-	handler_depth++;
+	shim_handler_depth++;
 	if (v.flags & SA_SIGINFO)
 		((void (*)(int, siginfo_t *, void *))v.fn)(sig, info, uctx);
 	else
 		((void (*)(int))v.fn)(sig);
-	handler_depth--; /* not reached if the handler longjmps: then we stay
+	shim_handler_depth--; /* not reached if the handler longjmps: then we stay
 			  * careful on this thread, which is only slower */
 }
 
@@ -164,7 +158,7 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 	sigset_t all, old;
 	int rc, err, prev_hooked;
 
-	if (sig <= 0 || sig >= NSIG || !shim_on_anywhere() || !shim_is_trigger(sig))
+	if (sig <= 0 || sig >= NSIG || !shim_active || !shim_is_trigger(sig))
 		return REAL(sigaction)(sig, act, oact);
 	if (!proc_own())
 		return sig_action_vfork_child(sig, act, oact);
@@ -243,4 +237,47 @@ __sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_s
 	if (sig_action(sig, &act, &oact) < 0)
 		return SIG_ERR;
 	return oact.sa_handler;
+}
+
+/* A read from a signalfd that carries a trigger signal: the application
+ * consumes its signals there (the signal blocked, no handler), so this is
+ * where the trigger shows.  We only look; the application gets every byte. */
+__attribute__((noinline)) void sig_fd_read(const struct conn *c, const void *buf, ssize_t r)
+{
+	const struct signalfd_siginfo *si = buf;
+	for (ssize_t i = 0; i + (ssize_t)sizeof *si <= r; i += (ssize_t)sizeof *si, si++) {
+		uint32_t sig = si->ssi_signo;
+		if (sig >= 1 && sig <= 64 && (c->tx & (1ull << (sig - 1))) && shim_is_trigger((int)sig))
+			sweeper_signal((int)sig);
+	}
+}
+
+/* signalfd() returned fd for mask: a signalfd that carries a trigger signal
+ * is recorded with its mask of trigger signals (or forgotten, given a new
+ * mask without one), so that its reads are looked at (sig_fd_read). */
+void sig_fd_opened(int fd, const sigset_t *mask)
+{
+	int saved = errno;
+	uint64_t bits = 0;
+	for (int s = 1; s <= 64 && s < NSIG; s++)
+		if (sigismember(mask, s) == 1 && shim_is_trigger(s))
+			bits |= 1ull << (s - 1);
+	if (!conntab_lock_unless_held()) {
+		errno = saved;
+		return;
+	}
+	struct conn *c = conntab_slot_locked(fd);
+	if (bits && !(c && c->kind == CONN_KIND_SIGNALFD)) {
+		struct stat st;
+		if (fstat(fd, &st) == 0)
+			c = conntab_special_add_locked(fd, CONN_KIND_SIGNALFD, (uint64_t)st.st_ino);
+	}
+	if (c && c->kind == CONN_KIND_SIGNALFD) {
+		if (bits)
+			c->tx = bits; /* a new mask for an existing signalfd */
+		else
+			conntab_special_remove_locked(c);
+	}
+	conntab_unlock();
+	errno = saved;
 }

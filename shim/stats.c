@@ -19,6 +19,7 @@
 
 #include "conntab.h"
 #include "log.h"
+#include "real.h"
 #include "shim.h"
 
 #include <errno.h>
@@ -178,8 +179,8 @@ static void write_stats(void)
 		errno = saved;
 		return;
 	}
-	int ok = n > 0 && syscall(SYS_write, fd, buf, (size_t)n) == n && fsync(fd) == 0;
-	syscall(SYS_close, fd); /* not through our close(): it is our fd */
+	int ok = n > 0 && real_syscall(SYS_write, fd, buf, (size_t)n) == n && fsync(fd) == 0;
+	real_syscall(SYS_close, fd); /* not through our close(): it is our fd */
 	if (!ok || rename(tmp, target) < 0) {
 		LOG(LOG_WARN, "GRACESHIM_STATS=\"%s\": cannot write it (%s); no statistics",
 		    cfg_show_value(shim_cfg.stats_file, shown, sizeof shown), strerror(errno));

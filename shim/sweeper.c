@@ -19,11 +19,10 @@
 
 #include "conntab.h"
 #include "fdlinks.h"
+#include "gate.h"
 #include "log.h"
 #include "policy.h"
-#include "real.h"
 #include "shim.h"
-#include "signals.h"
 #include "stats.h"
 #include "workers.h"
 
@@ -87,10 +86,10 @@ static void wake(void)
 	if (fd >= 0) {
 		int saved = errno;
 		if (wake_fd_ours(fd))
-			syscall(SYS_write, fd, &one, 1); /* EAGAIN: already awake */
+			real_syscall(SYS_write, fd, &one, 1); /* EAGAIN: already awake */
 		errno = saved;
 	} else if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE)) {
-		real_close_fast();
+		gate_close();
 	}
 	(void)one;
 }
@@ -472,22 +471,22 @@ static char tcp_look(int fd, unsigned *port)
 {
 	int v = 0;
 	socklen_t l = sizeof v;
-	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
+	if (real_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
 		return 0;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	if (syscall(SYS_getsockname, fd, &ss, &sl) < 0)
+	if (real_syscall(SYS_getsockname, fd, &ss, &sl) < 0)
 		return 0;
 	*port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 					 : ((struct sockaddr_in *)&ss)->sin_port;
 	l = sizeof v;
-	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0)
+	if (real_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0)
 		return 0;
 	if (v)
 		return 'L';
 	struct tcp_info ti;
 	l = sizeof ti;
-	if (syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
+	if (real_syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
 		return 0;
 	return ti.tcpi_state == 1 /* TCP_ESTABLISHED */ ? 'E' : 0;
 }
@@ -703,7 +702,7 @@ void sweeper_watch_blocked(void)
 {
 	if (!__atomic_exchange_n(&sweeper_blocked_readers, 1, __ATOMIC_ACQ_REL) ||
 	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
-		if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2 && !sig_in_handler())
+		if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2 && !shim_in_handler())
 			spawn();
 		wake();
 	}
@@ -958,7 +957,7 @@ static void *sweeper_main(void *arg)
 			conntab_lock();
 			if (__atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) == rd && wake_fd_ours(rd)) {
 				char buf[64];
-				syscall(SYS_read, rd, buf, sizeof buf);
+				real_syscall(SYS_read, rd, buf, sizeof buf);
 			}
 			conntab_unlock();
 		}
@@ -970,10 +969,10 @@ static void *sweeper_main(void *arg)
  * original number is closed.  Returns the fd to use. */
 static int wake_fd_high(int fd)
 {
-	int hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, WAKE_FD_BASE); /* not our fcntl() */
+	int hi = (int)real_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, WAKE_FD_BASE); /* not our fcntl() */
 	if (hi < 0)
 		return fd; /* a low limit: keep the number we have */
-	syscall(SYS_close, fd);
+	real_syscall(SYS_close, fd);
 	return hi;
 }
 
@@ -987,8 +986,8 @@ static bool wake_make(void)
 	p[0] = wake_fd_high(p[0]);
 	p[1] = wake_fd_high(p[1]);
 	if (fstat(p[0], &st) < 0) {
-		syscall(SYS_close, p[0]);
-		syscall(SYS_close, p[1]);
+		real_syscall(SYS_close, p[0]);
+		real_syscall(SYS_close, p[1]);
 		return false;
 	}
 	conntab_lock();
@@ -1006,9 +1005,9 @@ static void wake_give_up(void)
 	int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_ACQ_REL);
 	int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_ACQ_REL);
 	if (rd >= 0 && wake_fd_ours(rd))
-		syscall(SYS_close, rd);
+		real_syscall(SYS_close, rd);
 	if (wr >= 0 && wake_fd_ours(wr))
-		syscall(SYS_close, wr);
+		real_syscall(SYS_close, wr);
 }
 
 /* Gives up the pipe and makes a new one.  Sweeper thread only. */
@@ -1044,8 +1043,8 @@ static void spawn_locked(void)
 			int rd = __atomic_exchange_n(&sweeper_wake_rd, -1, __ATOMIC_ACQ_REL);
 			int wr = __atomic_exchange_n(&sweeper_wake_fd, -1, __ATOMIC_ACQ_REL);
 			conntab_unlock();
-			syscall(SYS_close, rd);
-			syscall(SYS_close, wr);
+			real_syscall(SYS_close, rd);
+			real_syscall(SYS_close, wr);
 		} else {
 			pthread_setname_np(th, "graceshim");
 		}
@@ -1100,11 +1099,11 @@ void sweeper_hook(void)
 {
 	if (!proc_own())
 		return; /* a vfork child: nothing is started there */
-	if (sig_in_handler())
+	if (shim_in_handler())
 		return; /* the fast path stays closed: the next call starts it */
 	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
 		spawn();
-	real_open_fast();
+	gate_open();
 }
 
 /* The host is about to close or replace fds lo..hi.  If an end of our pipe
@@ -1129,13 +1128,13 @@ void sweeper_fds_closing_slow(unsigned lo, unsigned hi)
 		uint64_t one = 1;
 		int saved = errno;
 		if (wr >= 0 && wake_fd_ours(wr))
-			syscall(SYS_write, wr, &one, 1);
+			real_syscall(SYS_write, wr, &one, 1);
 		__atomic_store_n(&sweeper_wake_fd, -1, __ATOMIC_RELEASE);
 		__atomic_store_n(&sweeper_wake_rd, -1, __ATOMIC_RELEASE);
 		if (wr >= 0 && !wr_in && wake_fd_ours(wr))
-			syscall(SYS_close, wr);
+			real_syscall(SYS_close, wr);
 		if (rd >= 0 && !rd_in && wake_fd_ours(rd))
-			syscall(SYS_close, rd);
+			real_syscall(SYS_close, rd);
 		errno = saved;
 	}
 	if (locked)

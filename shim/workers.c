@@ -19,6 +19,7 @@
 #include "workers.h"
 
 #include "fdlinks.h"
+#include "real.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -142,14 +143,15 @@ static enum kind look(int fd, uint64_t grace_ms)
 	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received != 0)
 		return OTHER;
 	int q = 0;
-	if (syscall(SYS_ioctl, fd, SIOCINQ, &q) < 0 || q != 0)
+	if (real_syscall(SYS_ioctl, fd, SIOCINQ, &q) < 0 || q != 0)
 		return OTHER;
 	if (ti.tcpi_last_data_recv < grace_ms)
 		return OTHER; /* younger than the grace: a later pass looks again */
 	/* Already released (by us in an earlier pass, or by the child's own
-	 * shim): a read no longer waits, it sees the end at once. */
+	 * shim): a read no longer waits, it sees the end at once.  (Not through
+	 * our recv(): this is our copy, no fd of the host's.) */
 	char b;
-	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+	if (real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0)
 		return OTHER;
 	return CANDIDATE;
 }
@@ -171,7 +173,7 @@ static void child_fd(int fd, const char *target, void *ctx)
 	struct child_walk *w = ctx;
 	if (strncmp(target, "socket:[", 8) != 0)
 		return;
-	int copy = (int)syscall(SYS_pidfd_getfd, w->pidfd, fd, 0);
+	int copy = (int)real_syscall(SYS_pidfd_getfd, w->pidfd, fd, 0);
 	if (copy < 0) {
 		if (errno == EPERM || errno == ENOSYS || errno == EACCES)
 			*w->denied = 1;
@@ -183,7 +185,7 @@ static void child_fd(int fd, const char *target, void *ctx)
 	if (k == CANDIDATE && w->nc < MAX_CANDIDATES)
 		w->cand[w->nc++] = copy;
 	else
-		syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
+		real_syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
 }
 
 /* One child: its fds from /proc/<pid>/fd.  Only a worker is reached: a
@@ -198,7 +200,7 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 	memcpy(o, "/proc/", 6);
 	o = put_uint(o + 6, (unsigned long)pid);
 	memcpy(o, "/fd", 4);
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int pidfd = (int)real_syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		if (errno == ESRCH)
 			*gone = 1;
@@ -212,9 +214,9 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 	for (unsigned i = 0; i < w.nc; i++) {
 		if (w.worker && shutdown(w.cand[i], SHUT_RD) == 0)
 			released++;
-		syscall(SYS_close, w.cand[i]);
+		real_syscall(SYS_close, w.cand[i]);
 	}
-	syscall(SYS_close, pidfd);
+	real_syscall(SYS_close, pidfd);
 	return released;
 }
 

@@ -1,0 +1,33 @@
+/*
+ * Start-up (start.c), and the wrappers' test of whether to act, which
+ * starts the shim lazily: a wrapper can run before our constructor (another
+ * library's constructor, or a preloaded library ahead of us).
+ */
+#ifndef GRACESHIM_START_H
+#define GRACESHIM_START_H
+
+#include "shim.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+void shim_init(void) SHIM_HIDDEN;
+/* fork() returned pid: a worker to remember, a child's sweeper to start. */
+void shim_forked(pid_t pid) SHIM_HIDDEN;
+
+/* Initialises unless done (or under way on this thread). */
+static inline void shim_start(void)
+{
+	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
+		shim_init();
+}
+
+/* True when the shim should act. */
+static inline bool shim_on(void)
+{
+	shim_start();
+	/* A vfork child runs in our memory: it must change nothing of ours. */
+	return shim_active && proc_own();
+}
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * Tracking (track.c): the records' life, between the wrappers and the table.
+ * The parts on a wrapper's hot path are inline here.
+ */
+#ifndef GRACESHIM_TRACK_H
+#define GRACESHIM_TRACK_H
+
+#include "conntab.h"
+#include "shim.h"
+#include "sweeper.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define TRACK_HIDDEN __attribute__((visibility("hidden")))
+
+extern int track_nonblocking_host TRACK_HIDDEN; /* relaxed: set once an event loop shows */
+
+/* accept() returned fd on listener lfd: starts tracking it.  Returns fd. */
+int track_accepted(int lfd, int fd) TRACK_HIDDEN;
+/* listen() succeeded on fd. */
+void track_listening(int fd) TRACK_HIDDEN;
+/* A counted read of fd returned r (buf: its bytes, or NULL when they are
+ * not in one buffer).  Returns r. */
+ssize_t track_rx(int fd, ssize_t r, const void *buf) TRACK_HIDDEN;
+
+struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) TRACK_HIDDEN;
+/* c: the record of fd in the read/write filter.  Returns c when the read
+ * is watched (see track_read_unwatch). */
+static inline struct conn *track_read_watch(struct conn *c, int fd, int flags)
+{
+	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) != 0 ||
+				     !shim_cfg.unblock_after_ns || (unsigned)fd >= CONNTAB_LOW ||
+				     __atomic_load_n(&conntab_blocked[fd], __ATOMIC_RELAXED),
+			     1))
+		return NULL;
+	return track_read_watch_slow(c, fd, flags);
+}
+
+static inline ssize_t track_read_unwatch(int fd, struct conn *w, ssize_t r)
+{
+	if (__builtin_expect(w != NULL, 0))
+		__atomic_store_n(&conntab_blocked[fd], 0, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* ---- fd ends: forget (see track.c) ---- */
+void track_forget_tracked(int fd) TRACK_HIDDEN;
+void track_forget_range(unsigned lo, unsigned hi) TRACK_HIDDEN;
+void track_dup_slow(int oldfd, int newfd) TRACK_HIDDEN;
+
+/* fd is about to be closed or replaced: its record (if any) is forgotten
+ * first. */
+static inline void track_forget(int fd)
+{
+	sweeper_fds_closing((unsigned)fd, (unsigned)fd);
+	if (__builtin_expect(conntab_fast(fd) != NULL, 0) && proc_own())
+		track_forget_tracked(fd);
+}
+
+/* newfd now refers to oldfd's socket (dup, dup2, dup3, F_DUPFD). */
+static inline void track_dup(int oldfd, int newfd)
+{
+	if (__builtin_expect(conntab_fast(oldfd) != NULL, 0))
+		track_dup_slow(oldfd, newfd);
+}
+
+#endif
