@@ -9,7 +9,12 @@
 #              no shim: the server closes them itself, the in-server anchor;
 #   graceshim  N never-used connections (a browser's preconnects) under
 #              graceshim: without it the server waits for them (nginx for
-#              client_header_timeout, 60 s; hyperlike forever).
+#              client_header_timeout, 60 s; hyperlike forever);
+#   floor      the same connections without graceshim, released from
+#              outside at the signal (drain's floor mode, pidfd_getfd):
+#              the server's own cost of reading N EOFs, which no release
+#              can avoid;
+#   own close + shim  the first case under graceshim.
 # Modes are interleaved, rotated per round; the ratio is the median of the
 # per-round ratios.  One more graceshim run per round writes GRACESHIM_STATS,
 # whose drain timeline (trigger, first and last release, exit, on the same
@@ -94,7 +99,7 @@ hyper_cmd() { # port
 	N=$HYPER_N
 }
 
-run_one() { # server mode(keepalive|silent) shim(0|1) stats(0|1)
+run_one() { # server mode(keepalive|silent|floor) shim(0|1) stats(0|1)
 	local port st env=() out
 	port=$(free_port)
 	"${1}_cmd" "$port"
@@ -148,28 +153,32 @@ echo "   (nginx, 1 master + 1 worker: SIGQUIT; hyperlike, one thread per connect
 echo "   from the signal to its exit (a pidfd), median of $ROUNDS interleaved rounds.  own close = N idle"
 echo "   keep-alive connections, no shim: the server closes them itself; graceshim = N never-used"
 echo "   connections under graceshim (without it the server waits: nginx 60 s, hyperlike forever);"
-echo "   own close + shim = the first case under graceshim (it must not slow it down); ratios = medians"
-echo "   of the per-round ratios against own close.  The breakdown of the graceshim case comes from one"
-echo "   more run per round with GRACESHIM_STATS (its drain timeline, on the signal's clock), medians."
+echo "   floor = the never-used connections released from outside the server, no shim in it (taken"
+echo "   with pidfd_getfd, shutdown(SHUT_RD) in a loop at the signal): what the server itself needs to"
+echo "   read N EOFs and close, the best any release can do; own close + shim = the first case under"
+echo "   graceshim (it must not slow it down); ratios = medians of the per-round ratios against own"
+echo "   close.  The breakdown of the graceshim case comes from one more run per round with"
+echo "   GRACESHIM_STATS (its drain timeline, on the signal's clock), medians."
 if [ ${#SERVERS[@]} = 0 ] || [ ! -x "$DRAIN" ]; then
 	echo "   skipped: neither nginx nor build/fixtures/hyperlike is there (make bench-build, scripts/install-deps)"
 	exit 0
 fi
-printf '   %-10s %5s %10s %18s %18s %9s
-' server N "own close" graceshim "own close + shim" target
+printf '   %-10s %5s %10s %18s %18s %18s %9s\n' server N "own close" floor graceshim "own close + shim" target
 BREAK=()
 for srv in "${SERVERS[@]}"; do
 	declare -A T=() R=()
-	T[own]="" T[shim]="" T[ownshim]="" T[trig]="" T[first]="" T[sweep]="" T[tail]="" R[x]="" R[o]=""
+	T[own]="" T[shim]="" T[ownshim]="" T[floor]="" T[trig]="" T[first]="" T[sweep]="" T[tail]=""
+	R[x]="" R[o]="" R[f]=""
 	err=0
 	if [ "$srv" = ngx ]; then name=nginx N=$NGX_N; else name=hyperlike N=$HYPER_N; fi
 	for round in $(seq "$ROUNDS"); do
 		declare -A ONE=()
-		modes=(own shim ownshim stats)
-		for k in 0 1 2 3; do
-			m=${modes[$(((round + k) % 4))]}
+		modes=(own shim ownshim floor stats)
+		for k in 0 1 2 3 4; do
+			m=${modes[$(((round + k) % 5))]}
 			case $m in
 			own) o=$(run_one "$srv" keepalive 0 0) ;;
+			floor) o=$(run_one "$srv" floor 0 0) ;;
 			shim) o=$(run_one "$srv" silent 1 0) ;;
 			ownshim) o=$(run_one "$srv" keepalive 1 0) ;;
 			stats) o=$(run_one "$srv" silent 1 1) ;;
@@ -188,9 +197,11 @@ for srv in "${SERVERS[@]}"; do
 		done
 		[ -n "${ONE[own]:-}" ] && [ -n "${ONE[shim]:-}" ] && R[x]+="$(calc %.4f "${ONE[shim]} / ${ONE[own]}") "
 		[ -n "${ONE[own]:-}" ] && [ -n "${ONE[ownshim]:-}" ] && R[o]+="$(calc %.4f "${ONE[ownshim]} / ${ONE[own]}") "
+		[ -n "${ONE[own]:-}" ] && [ -n "${ONE[floor]:-}" ] && R[f]+="$(calc %.4f "${ONE[floor]} / ${ONE[own]}") "
 		unset ONE
 	done
 	o=$(med "${T[own]}") s=$(med "${T[shim]}") os=$(med "${T[ownshim]}") r=$(med "${R[x]}") ro=$(med "${R[o]}")
+	fl=$(med "${T[floor]}") rf=$(med "${R[f]}")
 	label="drain of $N connections, $name: graceshim / the server's own close"
 	if [ -z "$o" ] || [ -z "$s" ] || [ -z "$r" ]; then
 		printf '   %-10s %5s %s\n' "$name" "$N" "ERROR (see ${LOGS#$ROOT/}/drain.log)"
@@ -200,9 +211,9 @@ for srv in "${SERVERS[@]}"; do
 	fi
 	tgt="<= $TARGET"
 	[ "$srv" = hyper ] && tgt="(report)"
-	printf '   %-10s %5s %7.1f ms %7.1f ms (%5.3f) %7.1f ms (%5.3f) %9s ' "$name" "$N" "$o" "$s" "$r" \
-		"${os:-0}" "${ro:-0}" "$tgt"
-	txt="$r (own close $(calc %.1f "$o") ms, graceshim $(calc %.1f "$s") ms; per round: ${R[x]% }); own close under graceshim: ${ro:-?}"
+	printf '   %-10s %5s %7.1f ms %7.1f ms (%5.3f) %7.1f ms (%5.3f) %7.1f ms (%5.3f) %9s ' "$name" "$N" "$o" \
+		"${fl:-0}" "${rf:-0}" "$s" "$r" "${os:-0}" "${ro:-0}" "$tgt"
+	txt="$r (own close $(calc %.1f "$o") ms, graceshim $(calc %.1f "$s") ms; per round: ${R[x]% }); floor ${rf:-?}; own close under graceshim: ${ro:-?}"
 	if [ "$srv" = ngx ]; then
 		verdict "$(calc %d "$r <= $TARGET")" "$label" "$txt"
 	else
