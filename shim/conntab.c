@@ -292,7 +292,7 @@ size_t conntab_count_locked(void)
 	return live_n;
 }
 
-size_t conntab_refs_from_locked(struct conn_ref *out, size_t max, size_t skip)
+size_t conntab_refs_locked(struct conn_ref *out, size_t max)
 {
 	struct conn *c, *tmp;
 	size_t n = 0;
@@ -301,10 +301,6 @@ size_t conntab_refs_from_locked(struct conn_ref *out, size_t max, size_t skip)
 	{
 		if (c == &sentinel || c->kind == CONN_KIND_PARKED)
 			continue;
-		if (skip) {
-			skip--;
-			continue;
-		}
 		if (n == max)
 			break;
 		out[n].fd = c->fd;
@@ -326,9 +322,30 @@ void conntab_each_conn_in_locked(unsigned lo, unsigned hi, void (*fn)(struct con
 	}
 }
 
-size_t conntab_refs_locked(struct conn_ref *out, size_t max)
+size_t conntab_refs_by_fd_locked(struct conn_ref *out, size_t max, unsigned *next)
 {
-	return conntab_refs_from_locked(out, max, 0);
+	size_t n = 0;
+	unsigned fd = *next;
+	for (; fd < CONNTAB_MAX_FD && n < max; fd++) {
+		struct conn *c;
+		if (fd < CONNTAB_LOW) {
+			c = conntab_low[fd];
+		} else {
+			struct conn **page = conntab_pages[fd >> CONNTAB_PAGE_BITS];
+			if (!page) {
+				fd |= CONNTAB_PAGE_SIZE - 1; /* the next page */
+				continue;
+			}
+			c = page[fd & (CONNTAB_PAGE_SIZE - 1)];
+		}
+		if (c && c->kind == CONN_KIND_CONN) {
+			out[n].fd = c->fd;
+			out[n].gen = c->gen;
+			n++;
+		}
+	}
+	*next = fd;
+	return n;
 }
 
 static struct conn specials[CONNTAB_MAX_SPECIALS]; /* kind 0: free */

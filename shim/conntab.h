@@ -189,8 +189,12 @@ struct conn_ref {
 	uint32_t gen;
 };
 size_t conntab_refs_locked(struct conn_ref *out, size_t max);
-/* The same after skipping the first skip records (in the table's order). */
-size_t conntab_refs_from_locked(struct conn_ref *out, size_t max, size_t skip);
+/* References to the connections at fds from *next on, in fd order, at most
+ * max; *next moves past the last fd looked at.  A walk of the fd slots, not
+ * of the hash: a walk in chunks goes on where the last chunk stopped,
+ * whatever was removed meanwhile, in time linear in the table (the
+ * release in a signal handler, which cannot allocate).  0: done. */
+size_t conntab_refs_by_fd_locked(struct conn_ref *out, size_t max, unsigned *next);
 /* Calls fn on the record of every open connection with lo <= fd <= hi; fn
  * may remove that record. */
 void conntab_each_conn_in_locked(unsigned lo, unsigned hi, void (*fn)(struct conn *));

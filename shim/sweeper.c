@@ -397,18 +397,18 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 }
 
 /* Examines the whole table through a fixed array of n references, without
- * allocating (out of memory, or in a signal handler).  A record removed
- * between two chunks shifts the rest, so one may be missed: the caller
- * looks again soon. */
+ * allocating (out of memory, or in a signal handler), in fd order: each
+ * chunk goes on from the fd where the last one stopped (skipping the first
+ * records of the table's order instead made a 10,000-connection release in
+ * the handler walk the table 150 times). */
 static void examine_in_chunks(struct conn_ref *chunk, size_t n, struct pass *ps)
 {
-	for (size_t done = 0;;) {
+	for (unsigned next = 0;;) {
 		conntab_lock();
-		size_t k = conntab_refs_from_locked(chunk, n, done);
+		size_t k = conntab_refs_by_fd_locked(chunk, n, &next);
 		conntab_unlock();
 		for (size_t i = 0; i < k; i++)
 			examine(&chunk[i], ps);
-		done += k;
 		if (k < n)
 			break;
 	}
@@ -837,8 +837,17 @@ void sweeper_release_in_handler(void)
 			ps.now);
 	/* The lock is free: single-threaded, and not held by this thread. */
 	examine_in_chunks(chunk, sizeof chunk / sizeof *chunk, &ps);
+	/* The workers' connections here only for a master that accepted
+	 * nothing itself (gunicorn's, stopped over a pipe): walking a child's
+	 * fds costs four system calls each, and a process that serves its own
+	 * connections handles their EOFs only once this handler returns; its
+	 * sweeper thread, started at its next libc call, walks them instead.
+	 * (bench/sweep: 10,000 released in 23 ms, then 70 ms walking its
+	 * holder child's 10,000 fds.)  Single-threaded: a plain read. */
 	int denied;
-	unsigned kids = workers_any() ? workers_release(shim_cfg.grace_ns / 1000000, &denied) : 0;
+	unsigned kids = workers_any() && !conntab_stats.accepted
+				? workers_release(shim_cfg.grace_ns / 1000000, &denied)
+				: 0;
 	__atomic_fetch_add(&released_in_workers, kids, __ATOMIC_RELAXED);
 	log_level_cur = level;
 	unsigned rel = 0;
