@@ -81,8 +81,8 @@ void conntab_wait_unclaimed_slow(unsigned lo, unsigned hi)
 {
 	unsigned spins = 0;
 	for (;;) {
-		unsigned c = (unsigned)__atomic_load_n(&conntab_claimed_fd, __ATOMIC_ACQUIRE);
-		if (c - lo > hi - lo)
+		int c = __atomic_load_n(&conntab_claimed_fd, __ATOMIC_ACQUIRE);
+		if (c < 0 || (unsigned)c - lo > hi - lo)
 			return;
 		conntab_unlock();
 		if (++spins > 200)

@@ -299,8 +299,10 @@ static inline bool conntab_lock_unless_held(void)
 void conntab_wait_unclaimed_slow(unsigned lo, unsigned hi);
 static inline void conntab_wait_unclaimed_locked(unsigned lo, unsigned hi)
 {
-	unsigned c = (unsigned)__atomic_load_n(&conntab_claimed_fd, __ATOMIC_ACQUIRE);
-	if (__builtin_expect(c - lo <= hi - lo, 0))
+	int c = __atomic_load_n(&conntab_claimed_fd, __ATOMIC_ACQUIRE);
+	/* -1 (none) as unsigned is in every range that ends at ~0u:
+	 * closefrom() and close_range(n, ~0u) waited for ever on it. */
+	if (__builtin_expect(c >= 0 && (unsigned)c - lo <= hi - lo, 0))
 		conntab_wait_unclaimed_slow(lo, hi);
 }
 

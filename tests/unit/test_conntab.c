@@ -6,9 +6,11 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 
 static void reset(void)
 {
@@ -233,4 +235,64 @@ Test(peer, formats_ipv4_ipv6_unix)
 	conn_peer_from_sockaddr(&p, (struct sockaddr *)&in, 4); /* truncated */
 	conn_peer_format(&p, buf, sizeof buf);
 	cr_assert_str_eq(buf, "unknown-peer");
+}
+
+/* The chunked walk by fd (the release in a signal handler) sees every
+ * connection once, in fd order, low and high fds, and no special. */
+Test(conntab, refs_by_fd_walk_in_chunks_sees_each_once)
+{
+	int fds[] = {7, 3, 900, CONNTAB_LOW + 2, 40, CONNTAB_LOW + 3000};
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		cr_assert_not_null(ins(fds[i], 100 + i));
+	conntab_lock();
+	cr_assert_not_null(conntab_special_add_locked(5, CONN_KIND_LISTENER, 99));
+	conntab_unlock();
+	int seen[8], n = 0;
+	struct conn_ref chunk[2];
+	for (unsigned next = 0;;) {
+		conntab_lock();
+		size_t k = conntab_refs_by_fd_locked(chunk, 2, &next);
+		conntab_unlock();
+		for (size_t i = 0; i < k && n < 8; i++)
+			seen[n++] = chunk[i].fd;
+		if (k < 2)
+			break;
+	}
+	int want[] = {3, 7, 40, 900, CONNTAB_LOW + 2, CONNTAB_LOW + 3000};
+	cr_assert_eq(n, 6, "saw %d records", n);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(seen[i], want[i], "record %d: fd %d, expected %d", i, seen[i], want[i]);
+}
+
+/* A close path waits for the sweeper's claim on its fd only: none claimed
+ * (-1) is in no range, ~0u-ended ones included (closefrom hung on it). */
+static void *unclaim_later(void *arg)
+{
+	(void)arg;
+	struct timespec t = {0, 100 * 1000000};
+	nanosleep(&t, NULL);
+	__atomic_store_n(&conntab_claimed_fd, -1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+Test(conntab, close_paths_wait_for_a_claim_in_their_range_only, .timeout = 10)
+{
+	struct timespec a, b;
+	__atomic_store_n(&conntab_claimed_fd, -1, __ATOMIC_RELEASE);
+	conntab_lock();
+	conntab_wait_unclaimed_locked(3, ~0u); /* returns at once */
+	__atomic_store_n(&conntab_claimed_fd, 9, __ATOMIC_RELEASE);
+	conntab_wait_unclaimed_locked(10, ~0u);   /* not in range */
+	conntab_wait_unclaimed_locked(0, 8);      /* nor here */
+	conntab_unlock();
+	pthread_t t;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	cr_assert_eq(pthread_create(&t, NULL, unclaim_later, NULL), 0);
+	conntab_lock();
+	conntab_wait_unclaimed_locked(9, 9); /* waits for the claim to end */
+	conntab_unlock();
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	pthread_join(t, NULL);
+	long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	cr_assert_geq(ms, 90, "returned after %ld ms, before the claim ended", ms);
 }
