@@ -9,7 +9,7 @@
 #include "gate.h"
 #include "log.h"
 #include "shim.h"
-#include "sweeper.h"
+#include "release.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -15,6 +15,7 @@
 #include "shim.h"
 #include "signals.h"
 #include "sweeper.h"
+#include "unblock.h"
 #include "workers.h"
 
 #include <errno.h>
