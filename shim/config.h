@@ -42,7 +42,7 @@ struct cfg {
 	enum policy policy;
 	uint64_t idle_quiet_ns;
 	uint64_t first_byte_timeout_ns; /* 0: off */
-	uint64_t unblock_after_ns;      /* 0: off; see sweeper.c, unblock_pass() */
+	uint64_t unblock_after_ns;      /* 0: off; see unblock.c, unblock_pass() */
 	uint64_t drain_timeout_ns;      /* 0: off */
 	char stats_file[CFG_PATH_MAX];  /* empty: no stats */
 	unsigned triggers;              /* enum trigger bits */

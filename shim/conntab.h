@@ -125,7 +125,7 @@ extern struct conn *conntab_rw[CONNTAB_LOW] CONNTAB_HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] CONNTAB_HIDDEN;
 /* By fd: the gen of the connection a thread of the host is reading while it
  * may block, before its first byte; 0 otherwise (track.h, track_read_watch;
- * sweeper.c, unblock_pass).  Apart from the record, whose flags only the
+ * unblock.c, unblock_pass).  Apart from the record, whose flags only the
  * table lock's holders write: the reading thread holds no lock.  Relaxed
  * atomics; fds below CONNTAB_LOW only. */
 extern uint32_t conntab_blocked[CONNTAB_LOW] CONNTAB_HIDDEN;

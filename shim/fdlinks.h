@@ -2,7 +2,7 @@
  * The fds of a process, read from /proc/<pid>/fd with raw system calls
  * (openat, getdents64, readlinkat): no malloc, no stdio, so a signal
  * handler may walk them (workers.c), and no fd a sanitizer would see racing
- * the host's (sweeper.c).
+ * the host's (blind.c).
  */
 #ifndef GRACESHIM_FDLINKS_H
 #define GRACESHIM_FDLINKS_H

@@ -9,7 +9,7 @@
 #include "gate.h"
 #include "log.h"
 #include "shim.h"
-#include "sweeper.h"
+#include "release.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
  * After a release (SHUT_RD) the host may answer the EOF we caused: HAProxy
  * writes "400 Bad request" to an empty connection, other servers a 408.  A
  * browser whose request raced the release onto that socket would show it.
- * So a write on a muted connection (sweeper.c, mute()) is dropped and
+ * So a write on a muted connection (release.c, mute()) is dropped and
  * reported as fully written, with no system call (no EPIPE, no SIGPIPE: what
  * a client that closed would cause, less the error), while both hold:
  *   - the host has read no byte since the release: a request that raced the

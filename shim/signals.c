@@ -25,6 +25,7 @@
 
 #include "conntab.h"
 #include "gate.h"
+#include "release.h"
 #include "shim.h"
 #include "sweeper.h"
 #include "sync.h"

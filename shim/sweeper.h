@@ -1,6 +1,12 @@
+/*
+ * The sweeper thread (sweeper.c): its start, its wake-up pipe and the
+ * triggers that wake it; inline, the checks the accept and close paths make
+ * on every connection.
+ */
 #ifndef GRACESHIM_SWEEPER_H
 #define GRACESHIM_SWEEPER_H
 
+#include "drain.h"
 #include "shim.h"
 
 #include <stdbool.h>
@@ -8,11 +14,10 @@
 #include <sys/single_threaded.h>
 
 /* Written by sweeper.c only; read here so that accept and close, which call
- * in on every connection, pay a few loads instead of calls. */
+ * in on every connection, pay a few loads instead of calls (the drain state
+ * and sweeper_started: drain.h). */
 extern int sweeper_wake_fd SHIM_HIDDEN;  /* the wake-up pipe's write end, or -1 */
 extern int sweeper_wake_rd SHIM_HIDDEN;  /* its read end, or -1 */
-extern int sweeper_drain SHIM_HIDDEN;    /* DRAIN_* (0: not draining) */
-extern int sweeper_started SHIM_HIDDEN;  /* 2: started, or failed for good */
 extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
 
 void sweeper_signal(int sig);
@@ -21,22 +26,11 @@ void sweeper_listener_closed(void);
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
 void sweeper_hook(void);
-/* From our signal handler, after sweeper_signal(): see sweeper.c. */
-void sweeper_release_in_handler(void);
-/* A read that may block on a never-used connection begins: see sweeper.c,
- * unblock_pass(). */
-extern int sweeper_blocked_readers SHIM_HIDDEN;
+/* A read that may block on a never-used connection begins: start the
+ * sweeper and have it watch (see unblock.c, unblock_pass()). */
 void sweeper_watch_blocked(void);
 void sweeper_accepted_slow(void);
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi);
-/* The bytes the host has read from TCP socket fd so far, from the kernel;
- * -1 when it cannot tell.  Errno-neutral. */
-int64_t sweeper_tcp_read_bytes(int fd);
-
-static inline bool sweeper_draining(void)
-{
-	return __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
-}
 
 /* A connection was tracked: start the sweeper if it is needed and not yet
  * running, and wake it if it must look at the new connection (while

@@ -15,6 +15,7 @@
 #include "shim.h"
 #include "signals.h"
 #include "sweeper.h"
+#include "unblock.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -273,7 +274,7 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf)
 }
 
 /* ---- a read that may block on a never-used connection ------------------
- * See sweeper.c, unblock_pass(): a worker blocked reading a connection that
+ * See unblock.c, unblock_pass(): a worker blocked reading a connection that
  * never sent a byte, while clients wait to be accepted.  Around such a read
  * conntab_blocked[fd] holds the record's gen; after the first byte the check below is
  * the whole cost.  Where the sweeper thread does not run yet (a

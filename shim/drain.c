@@ -1,0 +1,9 @@
+/*
+ * The drain state: see drain.h.
+ */
+#include "drain.h"
+
+int sweeper_drain;          /* DRAIN_*: set by the handler or the listener trigger */
+int trigger_sig;            /* the signal that started the drain */
+int sweeper_started;        /* 0 no, 2 started (or failed for good) */
+uint64_t drain_start_ns;    /* the sweeper, or the release in the handler */
