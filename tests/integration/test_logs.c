@@ -143,6 +143,9 @@ Test(logs, handled_trigger_signal_is_not_reported)
 	int fd = tcp_connect(AF_INET, srv.port);
 	close(fd);
 	sleep_ms(200);
-	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
+	/* Its stderr on failure: one loaded CI run saw it still running 4 s
+	 * after SIGINT (not reproduced in 40 runs under stress-ng). */
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0,
+		      "still running %d ms after SIGINT; stderr:\n%s", PROMPT_MS, server_stderr(&srv));
 	cr_assert(!strstr(server_stderr(&srv), "is ignored"), "%s", server_stderr(&srv));
 }
