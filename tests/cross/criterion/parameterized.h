@@ -1,0 +1,2 @@
+/* criterion-lite: ParameterizedTest lives in criterion.h (see there). */
+#include <criterion/criterion.h>
