@@ -85,10 +85,7 @@ void conntab_wait_unclaimed_slow(unsigned lo, unsigned hi)
 		if (c < 0 || (unsigned)c - lo > hi - lo)
 			return;
 		conntab_unlock();
-		if (++spins > 200)
-			sched_yield();
-		else
-			cpu_relax();
+		sync_backoff(&spins);
 		conntab_lock();
 	}
 }
