@@ -205,6 +205,19 @@ run no-such-command-graceshim
 check "a command not found exits 127" eval '[ "$rc" = 127 ] && has_err "command not found"'
 run "$T/no-such-file"
 check "a missing path exits 127" eval '[ "$rc" = 127 ] && has_err "$T/no-such-file: no such file"'
+# What exec would refuse: the launcher's words, the shell's statuses, and
+# no line of the shell's ("exec: ...: Permission denied").
+printf 'not a program\n' >"$T/README.md"
+chmod 644 "$T/README.md"
+(cd "$T" && $BOUND "$SH" "$LAUNCHER" -- ./README.md >"$T/out" 2>"$T/err")
+rc=$?
+check "a file that is not executable exits 126, in the launcher's words (one line)" \
+	eval '[ "$rc" = 126 ] && has_err "^graceshim: ./README.md: not executable" && ! has_err "exec:" &&
+		[ "$(wc -l <"$T/err")" -eq 1 ]'
+mkdir -p "$T/adir"
+run "$T/adir"
+check "a directory exits 126, in the launcher's words (one line)" \
+	eval '[ "$rc" = 126 ] && has_err "^graceshim: $T/adir: is a directory" && [ "$(wc -l <"$T/err")" -eq 1 ]'
 
 # --- LD_PRELOAD ----------------------------------------------------------------
 preload_is() { [ "$(cat "$T/out")" = "$1" ]; }
