@@ -7,7 +7,8 @@
 #   make deb [DEBDIR=build]                       the Debian package (debian/), built
 #       by dpkg-buildpackage from a copy of the tree in a temporary directory
 #       (it writes beside the tree it builds); the .deb lands in DEBDIR, the
-#       build's log in DEBDIR/graceshim-deb.log
+#       build's log in DEBDIR/graceshim-deb.log; then lintian (when installed)
+#       on each .deb, and any error or warning fails the target
 #   make test-deb                                 tests/deb/test-deb.sh: builds,
 #       installs, runs a server under /usr/bin/graceshim, purges (root only)
 # The launcher finds PREFIX/lib/graceshim/ relative to itself, so PREFIX is
@@ -80,7 +81,16 @@ deb:
 	(cd "$$tmp/src" && dpkg-buildpackage -b -us -uc >$(abspath $(DEBDIR))/graceshim-deb.log 2>&1) || \
 		{ tail -n 40 $(DEBDIR)/graceshim-deb.log >&2; echo "make deb: dpkg-buildpackage failed (log: $(DEBDIR)/graceshim-deb.log)" >&2; exit 1; }; \
 	cp "$$tmp"/*.deb $(DEBDIR)/; \
-	for f in "$$tmp"/*.deb; do echo "$(DEBDIR)/$${f##*/}"; done
+	for f in "$$tmp"/*.deb; do echo "$(DEBDIR)/$${f##*/}"; done; \
+	if command -v lintian >/dev/null; then \
+		for f in "$$tmp"/*.deb; do \
+			rc=0; lintian --fail-on error,warning "$$f" >"$$tmp/lintian" 2>&1 || rc=$$?; \
+			grep -v '^running with root privileges' "$$tmp/lintian" >&2 || true; \
+			[ "$$rc" = 0 ] || { echo "make deb: lintian reports errors or warnings on $${f##*/} (exit $$rc)" >&2; exit 1; }; \
+		done; \
+	else \
+		echo "make deb: lintian not found: the package is not checked (apt-get install lintian)" >&2; \
+	fi
 
 test-deb:
 	bash tests/deb/test-deb.sh
