@@ -37,6 +37,12 @@ static uint64_t trig_ns;
 static int forked_child; /* this process is a fork of the one the command started */
 static uint64_t unblocked;
 static uint64_t first_rel_ns, last_rel_ns; /* releases of a drain */
+/* A trigger as it happens (signal, signalfd, sigwait, the last listener),
+ * before the sweeper thread notes it: a process that exits at once (no
+ * connection left to wait for) writes its statistics while that thread may
+ * still be on its way, and may log the drain after they are written. */
+static int seen_sig;
+static uint64_t seen_ns;
 
 void stats_unblocked(void)
 {
@@ -52,6 +58,8 @@ void stats_after_fork_child(void)
 	__atomic_store_n(&unblocked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&first_rel_ns, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&last_rel_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&seen_sig, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&seen_ns, 0, __ATOMIC_RELAXED);
 	forked_child = 1;
 }
 
@@ -76,6 +84,21 @@ void stats_triggered(int sig, uint64_t now_ns)
 		return;
 	__atomic_store_n(&trig_ns, now_ns, __ATOMIC_RELAXED);
 	__atomic_compare_exchange_n(&trig_sig, &none, sig, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+void stats_trigger_seen(int sig, uint64_t now_ns)
+{
+	int none = 0;
+	if (__atomic_load_n(&seen_sig, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&seen_ns, now_ns, __ATOMIC_RELAXED);
+	__atomic_compare_exchange_n(&seen_sig, &none, sig, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+void stats_trigger_withdrawn(void)
+{
+	int listener = -1;
+	__atomic_compare_exchange_n(&seen_sig, &listener, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
@@ -153,6 +176,8 @@ static void write_stats(void)
 	s.released_blocking = __atomic_load_n(&unblocked, __ATOMIC_RELAXED);
 	s.trigger_sig = __atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE);
 	uint64_t now = shim_now_ns(), t0 = __atomic_load_n(&trig_ns, __ATOMIC_RELAXED);
+	if (!s.trigger_sig && (s.trigger_sig = __atomic_load_n(&seen_sig, __ATOMIC_ACQUIRE)))
+		t0 = __atomic_load_n(&seen_ns, __ATOMIC_RELAXED); /* not noted yet: as it came */
 	uint64_t first = __atomic_load_n(&first_rel_ns, __ATOMIC_RELAXED);
 	uint64_t last = __atomic_load_n(&last_rel_ns, __ATOMIC_RELAXED);
 	s.trigger_to_exit_ms = s.trigger_sig ? (int64_t)((now - t0) / 1000000) : -1;

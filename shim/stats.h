@@ -12,6 +12,11 @@
 /* Sweeper thread, or our signal handler (atomics only). */
 void stats_released(enum pol_reason r);
 void stats_triggered(int sig, uint64_t now_ns); /* sig -1: listener; the first counts */
+/* Where a trigger happens (async-signal-safe): what the statistics report
+ * when the process exits before stats_triggered() noted it; the first
+ * counts.  Withdrawn: a listener drain that a new listen ended first. */
+void stats_trigger_seen(int sig, uint64_t now_ns);
+void stats_trigger_withdrawn(void);
 /* A never-used connection released because it blocked a worker while
  * clients waited (sweeper thread). */
 void stats_unblocked(void);

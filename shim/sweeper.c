@@ -91,6 +91,7 @@ void sweeper_signal(int sig)
 	__atomic_compare_exchange_n(&trigger_sig, &expect, sig, 0, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
 	__atomic_store_n(&sweeper_drain, DRAIN_SIGNAL, __ATOMIC_RELEASE);
+	stats_trigger_seen(__atomic_load_n(&trigger_sig, __ATOMIC_RELAXED), shim_now_ns());
 	wake();
 }
 
@@ -98,8 +99,10 @@ void sweeper_listener_closed(void)
 {
 	int expect = DRAIN_NONE;
 	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, DRAIN_LISTENER, 0, __ATOMIC_ACQ_REL,
-					__ATOMIC_ACQUIRE))
+					__ATOMIC_ACQUIRE)) {
+		stats_trigger_seen(-1, shim_now_ns());
 		wake();
+	}
 }
 
 void sweeper_listening(void)
@@ -107,6 +110,7 @@ void sweeper_listening(void)
 	int expect = DRAIN_LISTENER;
 	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
+		stats_trigger_withdrawn();
 		LOG(LOG_INFO, "listening again: the drain started by closing the last listener ends");
 		wake();
 	}

@@ -1,0 +1,170 @@
+/*
+ * The statistics carry every drain the log reports.  An nginx worker logged
+ * "last listening socket closed: draining" while its statistics said
+ * "trigger": null, "drain": null: the process exited (its statistics
+ * written at exit) before the sweeper thread had noted the trigger, and the
+ * thread logged it meanwhile.  Here the shape that loses that race most:
+ * a server (evloop, nginx's shape) with no connection left when its stop
+ * comes, which therefore exits at once; for each kind of trigger (a signal
+ * handler, a signalfd, sigwaitinfo(), the last listener closed by a
+ * pre-fork worker stopped over a pipe), several runs.  In each, the
+ * statistics name the trigger and carry a drain, and when the log says
+ * "draining" its trigger is the statistics' one.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RUNS 12
+
+static struct server srv;
+static char dir[128];
+
+static void rm_dir(void)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	char p[512];
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+			unlink(p);
+		}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void teardown(void)
+{
+	server_stop(&srv);
+	rm_dir();
+}
+
+TestSuite(stats_log, .fini = teardown, .timeout = 120);
+
+struct kind {
+	const char *name;
+	const char *args[5];
+	const char *trigger; /* the statistics' "trigger" */
+	const char *logged;  /* the log's drain line */
+};
+static const struct kind kinds[] = {
+	{"handler", {"evloop", "--stop", "handler", NULL}, "\"SIGINT\"", "SIGINT received: draining"},
+	{"signalfd", {"evloop", "--stop", "signalfd", NULL}, "\"SIGINT\"", "SIGINT received: draining"},
+	{"sigwait", {"evloop", "--stop", "sigwait", NULL}, "\"SIGINT\"", "SIGINT received: draining"},
+	/* The worker gets no signal: it closes its listener. */
+	{"listener", {"evloop", "--prefork", "1", NULL}, "\"listener closed\"",
+	 "last listening socket closed: draining"},
+};
+static int kind_idx[] = {0, 1, 2, 3};
+
+static size_t read_file(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return n;
+}
+
+/* The log line of process pid that contains what, or NULL. */
+static const char *log_line_of(const char *log, long pid, const char *what)
+{
+	char tag[48];
+	snprintf(tag, sizeof tag, "graceshim[%ld] ", pid);
+	for (const char *l = log; l && *l;) {
+		const char *end = strchr(l, '\n');
+		size_t len = end ? (size_t)(end - l) : strlen(l);
+		const char *t = strstr(l, tag), *w = strstr(l, what);
+		if (t && w && t < l + len && w < l + len)
+			return l;
+		l = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+ParameterizedTestParameters(stats_log, every_drain_logged_is_in_the_statistics)
+{
+	return cr_make_param_array(int, kind_idx, sizeof kind_idx / sizeof *kind_idx);
+}
+
+ParameterizedTest(int *idx, stats_log, every_drain_logged_is_in_the_statistics)
+{
+	const struct kind *k = &kinds[*idx];
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	static char log[65536], st[4096];
+	int logged = 0;
+
+	for (int run = 0; run < RUNS; run++) {
+		snprintf(dir, sizeof dir, "/tmp/graceshim-stats-log-%d-%s", (int)getpid(), k->name);
+		rm_dir();
+		cr_assert_eq(mkdir(dir, 0700), 0);
+		char stats[192], logf[192];
+		snprintf(stats, sizeof stats, "GRACESHIM_STATS=%s/s.json", dir);
+		snprintf(logf, sizeof logf, "GRACESHIM_LOG_FILE=%s/log", dir);
+		const char *const env[] = {stats, logf, "GRACESHIM_LOG=info", NULL};
+		server_start(&srv, true, k->args, env);
+		/* One request on a connection the client then closes: the
+		 * process served (it writes statistics) and has nothing open
+		 * when the stop comes, so it exits at once. */
+		int fd = tcp_connect(AF_INET, srv.port);
+		cr_assert(send_str(fd, req));
+		cr_assert_gt(http_read_response(fd, 5000), 0);
+		close(fd);
+		sleep_ms(100); /* the server reads the EOF and closes */
+		cr_assert_geq(server_signal_and_wait(&srv, SIGINT, 10000), 0, "%s", server_stderr(&srv));
+
+		/* The statistics of the process that served: s.json, or a
+		 * pre-fork worker's s.json.<pid>. */
+		char path[512] = "";
+		DIR *d = opendir(dir);
+		cr_assert_not_null(d);
+		struct dirent *e;
+		int files = 0;
+		while ((e = readdir(d)))
+			if (!strncmp(e->d_name, "s.json", 6) && !strstr(e->d_name, ".tmp.")) {
+				snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+				files++;
+			}
+		closedir(d);
+		read_file(path, st, sizeof st);
+		log[0] = 0;
+		snprintf(logf, sizeof logf, "%s/log", dir);
+		read_file(logf, log, sizeof log);
+		cr_assert_eq(files, 1, "%s run %d: %d statistics files (one process served)\nlog:\n%s",
+			     k->name, run, files, log);
+		long pid = strtol(strstr(st, "\"pid\":") + 6, NULL, 10);
+		char want[64];
+		snprintf(want, sizeof want, "\"trigger\":%s", k->trigger);
+		const char *line = log_line_of(log, pid, "draining");
+		logged += line != NULL;
+		if (line) {
+			cr_assert_not_null(log_line_of(log, pid, k->logged),
+					   "%s run %d: the log's drain is not the expected one:\n%s", k->name,
+					   run, log);
+		}
+		cr_assert_not_null(strstr(st, want),
+				   "%s run %d: the statistics do not carry the drain (log: %s):\n%s\nlog:\n%s",
+				   k->name, run, line ? "draining" : "silent", st, log);
+		cr_assert_null(strstr(st, "\"drain\":null"), "%s run %d: no drain timeline:\n%s",
+			       k->name, run, st);
+		cr_assert_null(strstr(st, "\"trigger_to_exit_ms\":null"), "%s run %d:\n%s", k->name,
+			       run, st);
+		server_stop(&srv);
+	}
+	cr_log_info("%s: the log reported the drain in %d of %d runs", k->name, logged, RUNS);
+}
