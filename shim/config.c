@@ -394,3 +394,83 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 	}
 	return r.problems;
 }
+
+/* Every variable graceshim reads: the library's, the launcher's, and those
+ * of the project's own test and benchmark tools (set in the environment
+ * the servers under test inherit). */
+static const char *const known_names[] = {
+	"GRACESHIM_DISABLE",	 "GRACESHIM_LOG",	    "GRACESHIM_LOG_FILE",
+	"GRACESHIM_STATS",	 "GRACESHIM_TRIGGERS",	    "GRACESHIM_POLICY",
+	"GRACESHIM_IDLE_QUIET",	 "GRACESHIM_FIRST_BYTE_TIMEOUT", "GRACESHIM_UNBLOCK_AFTER",
+	"GRACESHIM_DRAIN_TIMEOUT", "GRACESHIM_SIGNALS",	    "GRACESHIM_GRACE",
+	"GRACESHIM_LIB",
+};
+static const char *const tool_names[] = {"GRACESHIM_BUILD", "GRACESHIM_SAN", "GRACESHIM_VALGRIND",
+					 "GRACESHIM_NO_INSTALL", "GRACESHIM_BENCH_"};
+
+/* Edit distance (insertions, deletions, substitutions), bounded: names are
+ * short, and only a near miss is worth suggesting. */
+static size_t distance(const char *a, size_t la, const char *b)
+{
+	size_t lb = strlen(b), row[64];
+	if (la >= 63 || lb >= 63)
+		return 64;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+int cfg_check_names(char *const *envp, cfg_warner warn, void *ctx)
+{
+	int problems = 0;
+	for (; envp && *envp; envp++) {
+		const char *e = *envp, *eq = strchr(e, '=');
+		if (strncmp(e, "GRACESHIM_", 10) != 0 || !eq)
+			continue;
+		size_t n = (size_t)(eq - e);
+		bool known = false;
+		for (size_t i = 0; i < sizeof known_names / sizeof *known_names && !known; i++)
+			known = strlen(known_names[i]) == n && !strncmp(e, known_names[i], n);
+		for (size_t i = 0; i < sizeof tool_names / sizeof *tool_names && !known; i++) {
+			size_t tl = strlen(tool_names[i]);
+			known = tool_names[i][tl - 1] == '_' ? n > tl && !strncmp(e, tool_names[i], tl)
+							     : tl == n && !strncmp(e, tool_names[i], n);
+		}
+		if (known)
+			continue;
+		const char *near = NULL;
+		size_t best = 4; /* at most 3 edits away */
+		for (size_t i = 0; i < sizeof known_names / sizeof *known_names; i++) {
+			size_t d = distance(e, n, known_names[i]);
+			if (d < best)
+				best = d, near = known_names[i];
+		}
+		char name[CFG_SHOWN_MAX], raw[CFG_SHOWN_MAX], msg[256];
+		snprintf(raw, sizeof raw, "%.*s", (int)(n < sizeof raw - 1 ? n : sizeof raw - 1), e);
+		cfg_show_value(raw, name, sizeof name);
+		if (near)
+			snprintf(msg, sizeof msg, "%s is not a graceshim variable: ignored (did you mean %s?)",
+				 name, near);
+		else
+			snprintf(msg, sizeof msg,
+				 "%s is not a graceshim variable: ignored (graceshim(1) lists them)", name);
+		problems++;
+		if (warn)
+			warn(msg, ctx);
+	}
+	return problems;
+}

@@ -58,6 +58,11 @@ void cfg_defaults(struct cfg *c);
  * its default.  Returns the number of problems. */
 int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx);
 
+/* Names, in envp, each GRACESHIM_* variable that graceshim does not read
+ * (a mistyped GRACESHIM_GRAC=5s), with the nearest one it reads, once
+ * each through warn.  Returns the number of such variables. */
+int cfg_check_names(char *const *envp, cfg_warner warn, void *ctx);
+
 /* Durations: "0", or one or more <number><unit> with unit ns, us, ms, s, m,
  * h (Go's time.ParseDuration grammar, e.g. 250ms, 1.5s, 1m30s); a bare
  * number is seconds.  At most CFG_DURATION_MAX.  Returns 0 or -1. */

@@ -10,6 +10,7 @@
 #include "conntab.h"
 #include "gate.h"
 #include "log.h"
+#include "real.h"
 #include "signals.h"
 #include "stats.h"
 #include "sweeper.h"
@@ -17,11 +18,14 @@
 #include "workers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static __thread int init_here;
@@ -32,12 +36,83 @@ static const char *env_get(const char *name, void *ctx)
 	return getenv(name);
 }
 
-static void warn_stderr(const char *msg, void *ctx)
+/* What is wrong with the environment, kept until we know whether to say it:
+ * each line once per process tree.  A process whose parent loaded this
+ * library with the same GRACESHIM_* variables (a wrapper that runs 35
+ * programs, a shell script, make) has had every line said by that parent;
+ * the process the user started says them.  Decided from the parent's
+ * /proc/PID/environ, read only when there is something to say: the
+ * environment itself is never marked (the host sees it as it was given). */
+#define CFG_LINES_MAX 16
+static char cfg_lines[CFG_LINES_MAX][320];
+static int cfg_nlines;
+
+static void warn_later(const char *msg, void *ctx)
 {
 	(void)ctx;
-	/* Called before log_init, so this goes to stderr whatever
-	 * GRACESHIM_LOG_FILE says: one line, then the default is used. */
-	log_msg(LOG_WARN, "%s", msg);
+	if (cfg_nlines < CFG_LINES_MAX)
+		snprintf(cfg_lines[cfg_nlines++], sizeof cfg_lines[0], "%s", msg);
+}
+
+/* Whether entry (NAME=value) is one of the NUL-separated entries of env. */
+static bool env_has(const char *env, size_t len, const char *entry)
+{
+	size_t n = strlen(entry);
+	for (size_t i = 0; i < len;) {
+		const char *e = env + i;
+		size_t el = strnlen(e, len - i);
+		if (el == n && !memcmp(e, entry, n))
+			return true;
+		i += el + 1;
+	}
+	return false;
+}
+
+static bool parent_said_it(void)
+{
+	static char env[65536]; /* one call, at start-up */
+	char path[40];
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)getppid());
+	/* Raw system calls: nothing of ours may go through the wrappers. */
+	int fd = (int)real_syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return false; /* another user's parent: say it here */
+	size_t len = 0;
+	long r;
+	while (len < sizeof env - 1 &&
+	       (r = real_syscall(SYS_read, fd, env + len, sizeof env - 1 - len)) > 0)
+		len += (size_t)r;
+	real_syscall(SYS_close, fd);
+	if (len == sizeof env - 1)
+		return false; /* cut: cannot tell */
+	env[len] = 0;
+	/* The same library preloaded, and the same GRACESHIM_* variables. */
+	int ours = 0, theirs = 0;
+	bool preload = false;
+	for (char **e = environ; *e; e++) {
+		if (!strncmp(*e, "LD_PRELOAD=", 11)) {
+			if (!env_has(env, len, *e))
+				return false;
+			preload = true;
+		} else if (!strncmp(*e, "GRACESHIM_", 10)) {
+			if (!env_has(env, len, *e))
+				return false;
+			ours++;
+		}
+	}
+	for (size_t i = 0; i < len; i += strnlen(env + i, len - i) + 1)
+		theirs += !strncmp(env + i, "GRACESHIM_", 10);
+	return preload && ours == theirs;
+}
+
+static void say_config_problems(void)
+{
+	if (!cfg_nlines || parent_said_it())
+		return;
+	/* Before log_init, so this goes to stderr whatever GRACESHIM_LOG_FILE
+	 * says: one line each, then the default is used. */
+	for (int i = 0; i < cfg_nlines; i++)
+		log_msg(LOG_WARN, "%s", cfg_lines[i]);
 }
 
 /* fork: the child must not inherit a held lock or a sweeper it does not
@@ -113,7 +188,11 @@ void shim_init(void)
 	if (getauxval(AT_SECURE)) {
 		shim_active = 0;
 	} else {
-		cfg_parse(&shim_cfg, env_get, warn_stderr, NULL);
+		int saved = errno;
+		cfg_parse(&shim_cfg, env_get, warn_later, NULL);
+		cfg_check_names(environ, warn_later, NULL);
+		say_config_problems();
+		errno = saved;
 		log_init(shim_cfg.log_level, shim_cfg.log_file);
 		shim_active = !shim_cfg.disable;
 		if (shim_active) {

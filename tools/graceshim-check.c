@@ -5,19 +5,24 @@
  * Prints nothing and exits 0 when every value is valid.
  *
  *   graceshim-check
- *       each problem in the library's words ("...; using 0"), exit 2.
+ *       each problem in the library's words ("...; using 0"), exit 2; each
+ *       GRACESHIM_* variable graceshim does not read, named (exit 0 when
+ *       that is all).
  *   graceshim-check --launcher [VARIABLE=OPTION]...
  *       the launcher's words: it refuses to start, so the library's fallback
  *       ("; using 0") is left out, and a VARIABLE the launcher set from
- *       OPTION is named by that option.  Exit 2 when a value from an option
- *       is bad (a usage error), 3 when only values from the environment are
- *       (no option was wrong).
+ *       OPTION is named by that option, one from the environment in the
+ *       library's words.  Exit 2 when a value from an option is bad (a usage
+ *       error), 3 when only values from the environment are (no option was
+ *       wrong).  Unknown names are left to the library, which says them once
+ *       in the process the launcher starts.
  */
 #include "../shim/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct words {
 	int launcher;
@@ -60,10 +65,7 @@ static void warn(const char *msg, void *ctx)
 		w->from_flag = 1;
 		fprintf(stderr, "graceshim: option %s %.*s\n", opt, len - (int)(value - msg), value);
 	} else {
-		const char *rest = strstr(msg, " is not valid");
-		int head = rest && rest - msg < len ? (int)(rest - msg) : len;
-		fprintf(stderr, "graceshim: %.*s (from the environment)%.*s\n", head, msg, len - head,
-			msg + head);
+		fprintf(stderr, "graceshim: %.*s\n", len, msg);
 	}
 }
 
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
 		w.flags = argv + 2;
 		w.nflags = argc - 2;
 	}
+	if (!w.launcher)
+		cfg_check_names(environ, warn, &w);
 	if (!cfg_parse(&c, get, warn, &w))
 		return 0;
 	return w.launcher && !w.from_flag ? 3 : 2;

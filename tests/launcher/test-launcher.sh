@@ -140,8 +140,36 @@ rm -f "$T/marker"
 run_env GRACESHIM_GRACE=fast sh -c "$MARK"
 check "a bad value from the environment is rejected too" \
 	eval '[ "$rc" = 2 ] && has_err GRACESHIM_GRACE && no_marker'
-check "a bad value from the environment: named as such, no usage line (no option was wrong)" \
-	eval 'has_err "GRACESHIM_GRACE=\"fast\" (from the environment) is not valid" && ! usage_line && ! has_err "; using "'
+check "a bad value from the environment: in the library's words, no usage line (no option was wrong)" \
+	eval 'has_err "^graceshim: GRACESHIM_GRACE=\"fast\" is not valid: expected" && ! usage_line && ! has_err "; using " &&
+		has_err "^graceshim: not started: set a valid value or unset the variable"'
+cp "$T/err" "$T/launcher-words"
+
+# Without the launcher (LD_PRELOAD set by hand, or by a wrapper that re-runs
+# programs): a bad value, and a GRACESHIM_* name graceshim does not read,
+# are said once in the whole process tree, by the process started first,
+# in the launcher's words (with the default the library uses instead).
+tree='for i in 1 2 3 4 5; do sh -c "sh -c :"; done; echo tree ran'
+$BOUND env LD_PRELOAD="$LIB" GRACESHIM_GRACE=fast sh -c "$tree" >"$T/out" 2>"$T/err"
+check "a bad value: said once in a tree of 11 processes" \
+	eval 'has_out "tree ran" && [ "$(grep -c GRACESHIM_GRACE "$T/err")" = 1 ]'
+lib_words=$(sed -n 's/^.* WARN graceshim\[[0-9]*\] \(GRACESHIM_GRACE=.*\); using 0$/\1/p' "$T/err")
+launcher_words=$(sed -n 's/^graceshim: \(GRACESHIM_GRACE=.*\)$/\1/p' "$T/launcher-words")
+check "a bad value: the library's line is the launcher's, with the default it uses" \
+	eval '[ -n "$lib_words" ] && [ "$lib_words" = "$launcher_words" ]'
+$BOUND env LD_PRELOAD="$LIB" GRACESHIM_GRAC=5s sh -c "$tree" >"$T/out" 2>"$T/err"
+check "a mistyped name: said once in the tree, with the nearest known one" \
+	eval 'has_out "tree ran" && [ "$(grep -c GRACESHIM_GRAC "$T/err")" = 1 ] &&
+		has_err "GRACESHIM_GRAC is not a graceshim variable: ignored (did you mean GRACESHIM_GRACE?)"'
+run_env GRACESHIM_GRAC=5s sh -c "$tree"
+check "a mistyped name through the launcher: said once" \
+	eval '[ "$rc" = 0 ] && [ "$(grep -c GRACESHIM_GRAC "$T/err")" = 1 ] && has_err "did you mean GRACESHIM_GRACE?"'
+$BOUND env LD_PRELOAD="$LIB" GRACESHIM_BUILD=x GRACESHIM_LIB="$LIB" sh -c : >"$T/out" 2>"$T/err"
+check "names graceshim and its tools read are not reported" [ ! -s "$T/err" ]
+$BOUND env GRACESHIM_GRAC=5s "$CHECK" >"$T/out" 2>"$T/err"
+rc=$?
+check "graceshim-check names a mistyped name too (exit 0: nothing is invalid)" \
+	eval '[ "$rc" = 0 ] && has_err "GRACESHIM_GRAC is not a graceshim variable"'
 run_env GRACESHIM_GRACE=fast --log loud true
 check "a bad option and a bad variable: both named, with the usage line" \
 	eval '[ "$rc" = 2 ] && has_err "option --log" && has_err "GRACESHIM_GRACE" && usage_line'

@@ -289,3 +289,22 @@ Test(cfg, triggers)
 	cr_assert_eq(cfg_parse(&c, get, warn, &s), 0);
 	cr_assert_eq(c.triggers, TRIGGER_SIGNAL | TRIGGER_LISTENER);
 }
+
+/* A GRACESHIM_* name graceshim does not read is named, once, with the
+ * nearest one it reads; known names, the project's tools' names and other
+ * variables are not. */
+Test(cfg, unknown_names_are_named_with_the_nearest_known_one)
+{
+	struct env e = {0};
+	char *envp[] = {"GRACESHIM_GRAC=5s", "GRACESHIM_GRACE=1s", "GRACESHIM_LOGFILE=/x",
+			"GRACESHIM_BUILD=b", "GRACESHIM_BENCH_DRAIN_LIMIT_MS=5", "GRACESHIM_LIB=/l",
+			"PATH=/bin", "GRACESHIM_ZZZZZZZZZZ=1", "GRACESHIM_NOVALUE", NULL};
+	cr_assert_eq(cfg_check_names(envp, warn, &e), 3);
+	cr_assert_eq(e.nmsgs, 3);
+	cr_assert_str_eq(e.msgs[0], "GRACESHIM_GRAC is not a graceshim variable: ignored (did you "
+				    "mean GRACESHIM_GRACE?)");
+	cr_assert(strstr(e.msgs[1], "GRACESHIM_LOGFILE is not") && strstr(e.msgs[1], "GRACESHIM_LOG_FILE?"),
+		  "%s", e.msgs[1]);
+	cr_assert(strstr(e.msgs[2], "GRACESHIM_ZZZZZZZZZZ is not") && !strstr(e.msgs[2], "did you mean"),
+		  "%s", e.msgs[2]);
+}
