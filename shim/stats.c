@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -141,6 +142,58 @@ int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
 			s->bytes_sent, trig, t2e, tl);
 }
 
+/* The name of user uid from /etc/passwd (no NSS at exit: it may load
+ * modules, open sockets), or "" when it has none there. */
+static void user_name(uid_t uid, char *out, size_t len)
+{
+	char buf[8192];
+	out[0] = 0;
+	int fd = (int)real_syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	long n = real_syscall(SYS_read, fd, buf, sizeof buf - 1);
+	real_syscall(SYS_close, fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	for (char *line = buf; line && *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = 0;
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (c2 && strtoul(c2 + 1, NULL, 10) == uid && c2[1] >= '0' && c2[1] <= '9') {
+			snprintf(out, len, "%.*s", (int)(c1 - line), line);
+			return;
+		}
+		line = end ? end + 1 : NULL;
+	}
+}
+
+/* A directory this process may not write in: most often a server's
+ * workers, which run as another user than the one that started it (nginx's
+ * "user" directive, nobody by default when started as root). */
+static void say_not_writable(const char *target, int err)
+{
+	char dir[CFG_PATH_MAX + 16], user[64], shown[CFG_SHOWN_MAX], dshown[CFG_SHOWN_MAX];
+	const char *slash = strrchr(target, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == target)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - target), target);
+	uid_t uid = geteuid();
+	user_name(uid, user, sizeof user);
+	LOG(LOG_WARN,
+	    "GRACESHIM_STATS=\"%s\": this process (pid %d, user %s%s%u%s) cannot create a file in "
+	    "%s (%s); no statistics from it: make that directory writable by that user (a server's "
+	    "workers often run as another user than the one that started it: nginx's \"user\" "
+	    "directive), or write the statistics to a directory it can write",
+	    cfg_show_value(shim_cfg.stats_file, shown, sizeof shown), (int)getpid(),
+	    user[0] ? user : "", user[0] ? ", uid " : "uid ", (unsigned)uid, "",
+	    cfg_show_value(dir, dshown, sizeof dshown), strerror(err));
+}
+
 static void write_stats(void)
 {
 	struct stats_snapshot s;
@@ -198,9 +251,14 @@ static void write_stats(void)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	char shown[CFG_SHOWN_MAX];
 	if (fd < 0) {
-		LOG(LOG_WARN, "GRACESHIM_STATS=\"%s\": cannot create its temporary file (%s); no "
-			      "statistics", cfg_show_value(shim_cfg.stats_file, shown, sizeof shown),
-		    strerror(errno));
+		int err = errno;
+		if (err == EACCES || err == EPERM || err == EROFS) {
+			say_not_writable(target, err);
+		} else {
+			LOG(LOG_WARN, "GRACESHIM_STATS=\"%s\": cannot create its temporary file (%s); "
+				      "no statistics",
+			    cfg_show_value(shim_cfg.stats_file, shown, sizeof shown), strerror(err));
+		}
 		errno = saved;
 		return;
 	}

@@ -168,3 +168,37 @@ ParameterizedTest(int *idx, stats_log, every_drain_logged_is_in_the_statistics)
 	}
 	cr_log_info("%s: the log reported the drain in %d of %d runs", k->name, logged, RUNS);
 }
+
+/* Statistics a worker cannot write: nginx's workers run as nobody (its
+ * "user" directive) while the master, started as root, made the directory.
+ * The line says which process and user, which directory, and what to do;
+ * the master, which accepted nothing, writes nothing.  Root only: only
+ * root can start workers as another user. */
+Test(stats_log, a_worker_that_cannot_write_says_who_where_and_what_to_do)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	if (geteuid() != 0)
+		cr_skip_test("needs root (workers that switch to user nobody)");
+	snprintf(dir, sizeof dir, "/tmp/graceshim-stats-user-%d", (int)getpid());
+	rm_dir();
+	cr_assert_eq(mkdir(dir, 0755), 0); /* root's: nobody cannot write here */
+	char stats[192];
+	snprintf(stats, sizeof stats, "GRACESHIM_STATS=%s/s.json", dir);
+	const char *const args[] = {"evloop", "--prefork", "1", "--worker-user", "nobody", NULL};
+	const char *const env[] = {stats, NULL};
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(fd, req));
+	cr_assert_gt(http_read_response(fd, 5000), 0);
+	close(fd);
+	sleep_ms(100);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, 10000), 0, "%s", server_stderr(&srv));
+	const char *err = server_stderr(&srv);
+	char where[256];
+	snprintf(where, sizeof where, "cannot create a file in %s (Permission denied)", dir);
+	cr_assert(strstr(err, "user nobody, uid "), "the user is not named:\n%s", err);
+	cr_assert(strstr(err, where), "the directory is not named:\n%s", err);
+	cr_assert(strstr(err, "make that directory writable by that user"), "no remedy:\n%s", err);
+	const char *first = strstr(err, "GRACESHIM_STATS");
+	cr_assert(first && !strstr(first + 1, "GRACESHIM_STATS"), "said more than once:\n%s", err);
+}
