@@ -107,10 +107,12 @@ const char *pol_reason_name(enum pol_reason r)
 	case POL_R_ACTIVE: return "active";
 	case POL_R_YOUNG: return "young";
 	case POL_R_NOT_DRAINING: return "no trigger yet";
-	case POL_R_UNUSED: return "never received a byte";
-	case POL_R_IDLE: return "idle";
-	case POL_R_FIRST_BYTE: return "no first byte in time";
-	case POL_R_DRAIN_TIMEOUT: return "drain timeout";
+	/* The release reasons: the words of the statistics (README, "Release
+	 * reasons"), then what they mean. */
+	case POL_R_UNUSED: return "unused: never received a byte";
+	case POL_R_IDLE: return "idle: quiet, and nothing owed either way";
+	case POL_R_FIRST_BYTE: return "first_byte_timeout: no first byte in time";
+	case POL_R_DRAIN_TIMEOUT: return "drain_timeout: still open at the drain deadline";
 	}
 	return "?";
 }

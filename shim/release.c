@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/single_threaded.h>
 #include <sys/ioctl.h>
@@ -312,6 +313,52 @@ static void examine_in_chunks(struct conn_ref *chunk, size_t n, struct pass *ps)
 	}
 }
 
+/* What a pass did, in the statistics' words (README, "Release reasons"),
+ * and only what is not zero:
+ *   drain: released 2 connection(s) (unused 1, idle 1); 1 not yet idle
+ *   (looked at again in 1000 ms unless the server closes it first) */
+static void say_pass(const struct pass *ps, unsigned rel)
+{
+	static const struct {
+		enum pol_reason r;
+		const char *word;
+	} reasons[] = {{POL_R_UNUSED, "unused"},
+		       {POL_R_IDLE, "idle"},
+		       {POL_R_FIRST_BYTE, "first_byte_timeout"}};
+	char line[400];
+	size_t o = 0;
+	unsigned cut = ps->released[POL_R_DRAIN_TIMEOUT];
+#define SAY(...)                                                                           \
+	do {                                                                                   \
+		int n_ = snprintf(line + o, sizeof line - o, __VA_ARGS__);                        \
+		if (n_ > 0)                                                                        \
+			o = o + (size_t)n_ < sizeof line ? o + (size_t)n_ : sizeof line - 1;           \
+	} while (0)
+	if (rel) {
+		SAY("released %u connection(s) (", rel);
+		const char *sep = "";
+		for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+			if (ps->released[reasons[i].r]) {
+				SAY("%s%s %u", sep, reasons[i].word, ps->released[reasons[i].r]);
+				sep = ", ";
+			}
+		SAY(")");
+	}
+	if (cut)
+		SAY("%scut %u connection(s) (drain_timeout)", rel ? "; " : "", cut);
+	if (ps->waiting) {
+		if (ps->next_wait != UINT64_MAX)
+			SAY("; %u not yet (looked at again in %llu ms unless the server closes it "
+			    "first)", ps->waiting, (unsigned long long)((ps->next_wait + 999999) / 1000000));
+		else
+			SAY("; %u not yet", ps->waiting);
+	}
+	if (ps->kept)
+		SAY("; %u kept (in use: the server's to close)", ps->kept);
+#undef SAY
+	log_msg(LOG_INFO, "%s: %s", sweeper_draining() ? "drain" : "first_byte_timeout", line);
+}
+
 /* One pass over the table.  Returns the time until something may qualify,
  * or UINT64_MAX when nothing is pending. */
 uint64_t sweep(void)
@@ -346,12 +393,8 @@ uint64_t sweep(void)
 
 	unsigned rel = ps.released[POL_R_UNUSED] + ps.released[POL_R_IDLE] +
 		       ps.released[POL_R_FIRST_BYTE];
-	if (rel || ps.released[POL_R_DRAIN_TIMEOUT])
-		LOG(LOG_INFO, "%s: released %u connection(s) (never used %u, idle %u, no first byte "
-			      "%u), cut %u at the drain timeout; %u may qualify later, %u kept",
-		    sweeper_draining() ? "drain" : "first-byte timeout", rel,
-		    ps.released[POL_R_UNUSED], ps.released[POL_R_IDLE], ps.released[POL_R_FIRST_BYTE],
-		    ps.released[POL_R_DRAIN_TIMEOUT], ps.waiting, ps.kept);
+	if ((rel || ps.released[POL_R_DRAIN_TIMEOUT]) && log_on(LOG_INFO))
+		say_pass(&ps, rel);
 	if (sweeper_draining() && shim_cfg.drain_timeout_ns) {
 		uint64_t end = drain_start_ns + shim_cfg.drain_timeout_ns;
 		uint64_t left = end > ps.now ? end - ps.now : 0;
@@ -393,7 +436,7 @@ void say_worker_releases(unsigned n)
 {
 	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
 	if (n)
-		LOG(LOG_INFO, "released %u never-used connection(s) held by child processes "
+		LOG(LOG_INFO, "released %u connection(s) (unused) held by child processes "
 			      "(workers that inherited our listeners)", n);
 }
 

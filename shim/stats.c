@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,14 @@ static void say_not_writable(const char *target, int err)
 	    cfg_show_value(dir, dshown, sizeof dshown), strerror(err));
 }
 
+static uint64_t exit_open, exit_released; /* the exit hook's count */
+
+static void count_open(struct conn *c)
+{
+	exit_open++;
+	exit_released += (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_RELEASED) != 0;
+}
+
 static void write_stats(void)
 {
 	struct stats_snapshot s;
@@ -212,7 +221,12 @@ static void write_stats(void)
 		return;
 	}
 	s.accepted = conntab_stats.accepted;
-	s.open = conntab_count_locked();
+	/* Open at exit: what the server still held that graceshim had not
+	 * released (a released one the server did not close before exiting is
+	 * counted as released, not as open). */
+	exit_open = exit_released = 0;
+	conntab_each_conn_in_locked(0, UINT_MAX, count_open);
+	s.open = exit_open - exit_released;
 	s.peak = conntab_stats.peak;
 	s.bytes_received = conntab_stats.closed_rx;
 	s.bytes_sent = conntab_stats.closed_tx;

@@ -126,9 +126,9 @@ uint64_t unblock_pass(void)
 				if (log_on(LOG_INFO)) {
 					char peer[64];
 					log_peer(c->fd, peer, sizeof peer);
-					log_msg(LOG_INFO, "connection %s released: it never sent a byte in %u ms "
-							  "while a thread waited on it and clients waited to be "
-							  "accepted", peer, ti.tcpi_last_data_recv);
+					log_msg(LOG_INFO, "connection %s shut down (blocking: it never sent a "
+							  "byte in %u ms while a thread waited on it and clients "
+							  "waited to be accepted)", peer, ti.tcpi_last_data_recv);
 				}
 			} else {
 				unmute(c);

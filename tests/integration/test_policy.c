@@ -330,7 +330,7 @@ Test(policy, drain_timeout_cuts_a_never_ending_request)
 	char err[4096];
 	long ms = never_ending_request(env, err, sizeof err);
 	cr_assert_geq(ms, 800, "cut after %ld ms, before the 1 s deadline", ms);
-	cr_assert(strstr(err, "cut (drain timeout"), "the cut is logged:\n%s", err);
+	cr_assert(strstr(err, "cut (drain_timeout"), "the cut is logged:\n%s", err);
 }
 
 Test(policy, stats_json_at_exit)

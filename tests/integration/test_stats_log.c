@@ -202,3 +202,61 @@ Test(stats_log, a_worker_that_cannot_write_says_who_where_and_what_to_do)
 	const char *first = strstr(err, "GRACESHIM_STATS");
 	cr_assert(first && !strstr(first + 1, "GRACESHIM_STATS"), "said more than once:\n%s", err);
 }
+
+/* One vocabulary (README, "Release reasons"): the reason each release line
+ * gives is a key of the statistics' "released", the drain's summary says
+ * only what is not zero, in the same words, and a connection graceshim
+ * released is not counted open at exit.  Chrome's pair: the page on a
+ * keep-alive connection, and a preconnected spare that never sends a byte. */
+Test(stats_log, log_and_statistics_use_one_vocabulary)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	static char st[4096];
+	snprintf(dir, sizeof dir, "/tmp/graceshim-vocab-%d", (int)getpid());
+	rm_dir();
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	char stats[256], path[192];
+	snprintf(path, sizeof path, "%s/s.json", dir);
+	snprintf(stats, sizeof stats, "GRACESHIM_STATS=%s", path);
+	const char *const args[] = {"hyperlike", NULL};
+	const char *const env[] = {stats, "GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
+	int page = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(page, req));
+	cr_assert_gt(http_read_response(page, 5000), 0);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(300);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, 10000), 0, "%s", server_stderr(&srv));
+	close(page);
+	close(spare);
+	const char *err = server_stderr(&srv);
+	cr_assert(read_file(path, st, sizeof st), "no statistics:\n%s", err);
+
+	/* Each release line's reason is a key of "released", counted. */
+	int lines = 0;
+	for (const char *l = err; (l = strstr(l, " shut down (")); l++) {
+		char word[32] = "";
+		cr_assert_eq(sscanf(l, " shut down (%31[a-z_]:", word), 1, "no reason word: %.120s", l);
+		char key[48];
+		snprintf(key, sizeof key, "\"%s\":", word);
+		const char *k = strstr(strstr(st, "\"released\":{"), key);
+		cr_assert(k && k[strlen(key)] >= '1' && k[strlen(key)] <= '9',
+			  "the log's reason \"%s\" is not counted in the statistics:\n%s\n%s", word, st, err);
+		lines++;
+	}
+	cr_assert_geq(lines, 1, "no release logged:\n%s", err);
+	cr_assert(strstr(st, "\"unused\":1"), "%s", st);
+	/* The summary, in the same words, and no zero said. */
+	const char *sum = strstr(err, "drain: released 1 connection(s) (");
+	cr_assert(sum, "no summary:\n%s", err);
+	const char *eol = strchr(sum, '\n');
+	char line[512];
+	snprintf(line, sizeof line, "%.*s", eol ? (int)(eol - sum) : (int)strlen(sum), sum);
+	cr_assert(strstr(line, "(unused 1"), "%s", line);
+	for (const char *z = line; (z = strstr(z, " 0")); z++)
+		cr_assert(z[2] >= '0' && z[2] <= '9', "a zero is said: %s", line);
+	cr_assert_null(strstr(line, "(0"), "a zero is said: %s", line);
+	cr_assert_null(strstr(line, "never used"), "%s", line);
+	cr_assert_null(strstr(line, "no first byte"), "%s", line);
+	cr_assert(strstr(st, "\"open_at_exit\":0,"), "released, yet counted open: %s", st);
+}
