@@ -436,8 +436,8 @@ void say_worker_releases(unsigned n)
 {
 	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
 	if (n)
-		LOG(LOG_INFO, "released %u connection(s) (unused) held by child processes "
-			      "(workers that inherited our listeners)", n);
+		LOG(LOG_INFO, "released %u connection(s) held by child processes (unused; "
+			      "workers that inherited our listeners)", n);
 }
 
 void sweeper_release_in_handler(void)

@@ -290,7 +290,7 @@ Test(process_shapes, prefork_master_counts_each_connection_once)
 		const char *msg = strstr(at, "] released ");
 		const char *eol = strchr(at, '\n');
 		if (msg && (!eol || msg < eol) &&
-		    sscanf(msg, "] released %u connection(s) (unused) held by child", &n) == 1 &&
+		    sscanf(msg, "] released %u connection(s) held by child", &n) == 1 &&
 		    strstr(msg, "held by child processes") < (eol ? eol : msg + strlen(msg)))
 			total += n;
 	}
