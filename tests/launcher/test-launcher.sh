@@ -88,6 +88,12 @@ help_lists_all() {
 	done
 }
 check "--help lists every flag, its variable and default" help_lists_all
+# The man page's DESCRIPTION: the default policy (idle), not only never-used connections.
+sed -n '/^\.SH DESCRIPTION/,/^\.SH OPTIONS/p' "$ROOT/scripts/graceshim.1" >"$T/out"
+check "graceshim(1) DESCRIPTION describes the default policy, idle" \
+	eval 'has_out "^With the default policy," && has_out "^\.BR idle ," && has_out "keep-alive connection between requests"'
+run --help
+check "--help: every line within 80 columns" eval '[ -z "$(awk "length(\$0) > 80" "$T/out")" ]'
 run -h
 check "-h exits 0 like --help" [ "$rc" = 0 ]
 
@@ -246,6 +252,20 @@ mkdir -p "$T/adir"
 run "$T/adir"
 check "a directory exits 126, in the launcher's words (one line)" \
 	eval '[ "$rc" = 126 ] && has_err "^graceshim: $T/adir: is a directory" && [ "$(wc -l <"$T/err")" -eq 1 ]'
+
+# --- the README ------------------------------------------------------------------
+# Its sample log lines are one run's (one date), and make check's entry names
+# every target scripts/check-all runs and how long it takes.
+dates=$(sed -n 's/^\(20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]\)T[0-9:.+]* [A-Z]* graceshim\[.*/\1/p' "$ROOT/README.md" | sort -u)
+check "README: the sample log lines share one date" eval '[ -n "$dates" ] && [ "$(printf "%s\n" "$dates" | wc -l)" = 1 ]'
+sed -n '/^make check  *what CI runs/,/^make [a-z]/p' "$ROOT/README.md" | tr -s ' \n' ' ' >"$T/out"
+missing=''
+for target in $(sed -n 's/^[[:space:]]*targets=(\(.*\))$/\1/p' "$ROOT/scripts/check-all" | tail -n 1); do
+	grep -q -- "[ ,]$target[,;. ]" "$T/out" || missing="$missing $target"
+done
+check "README: make check lists every target of scripts/check-all, and how long it takes" \
+	eval '[ -z "$missing" ] && has_out "About [0-9]* min"'
+[ -z "$missing" ] || printf '#   missing:%s\n' "$missing"
 
 # --- LD_PRELOAD ----------------------------------------------------------------
 preload_is() { [ "$(cat "$T/out")" = "$1" ]; }
