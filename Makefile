@@ -42,7 +42,8 @@ FIXTURE_SCRIPTS := $(patsubst tests/fixtures/%,$(B)/fixtures/%,\
 
 LIB := $(B)/libgraceshim.so
 
-.PHONY: all test unit integration check deps demo e2e harness clean format format-check
+.PHONY: all test unit integration check deps demo e2e harness clean format format-check \
+	license-check
 all: $(LIB) $(B)/graceshim-check
 
 uthash_check := $(shell test -f /usr/include/uthash.h && echo yes)
@@ -113,8 +114,8 @@ harness: all $(B)/fixtures/hyperlike
 
 # Every package first (scripts/install-deps --check: nothing installs
 # midway, nothing is skipped for want of a tool), then scripts/check-all:
-# test test-launcher reliability check-valgrind check-san fuzz-smoke check-cross test-deb e2e
-# harness mutants, each to its end even after a failure, quiet (full logs in
+# license-check test test-launcher reliability check-valgrind check-san fuzz-smoke check-cross
+# test-deb e2e harness mutants, each to its end even after a failure, quiet (full logs in
 # build/check/<target>.log), then one summary block whose last line is
 # "N passed, M failed, K skipped"; the status is non-zero when anything
 # failed.  CI runs it (.ci/run).  CHECK_TARGETS="test e2e" runs only those.
@@ -136,6 +137,11 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror shim/*.c shim/*.h tests/*/*.c tests/*/*.h tools/*.c
+
+# Every source file says its licence in its first comment (SPDX): the check
+# lists those that do not; tools/spdx-add (no argument) adds the line.
+license-check:
+	tools/spdx-add --check
 
 clean:
 	rm -rf build build-address build-thread build-fuzz
