@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # graceshim: one Makefile.
 #   make            build/libgraceshim.so (and the config validator)
 #   make test       unit + integration tests (the fast loop)

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Helpers shared by the benchmark programs: a monotonic clock, fatal errors,
  * loopback TCP and abstract AF_UNIX listeners and clients, and a "holder"
  * child process that keeps the client ends of many Unix connections open so

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Benchmarks (issue 6), included by the top-level Makefile.
 #   make bench        builds the library and the bench programs, then prints
 #                     the table (bench/run); a report, not a gate: exits 0

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * bench/drain: how long a server takes to stop once asked, while it holds
  * N connections (issue 17: "release as fast as the server's own close").
  *

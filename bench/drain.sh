@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/drain.sh: section 8 of make bench (issue 17), "drain: graceshim vs
 # the server's own close".  Run by bench/run; by hand:
 #   bench/drain.sh [BUILD_DIR]        (after make bench-build)

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * A small single-threaded epoll HTTP/1.1 server for the real-server check:
  * accept4, recv, send, close, the way event-loop servers (nginx workers,
  * tokio's current-thread runtime) do it, with about the work per request

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * A fixed-count HTTP client, for counting the server's instructions per
  * request under callgrind (wrk runs for a duration, not a count).
  *

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Memory per tracked connection.
  *
  *   mem N     (run once with LD_PRELOAD=libgraceshim.so, once without)

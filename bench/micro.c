@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Per-call cost of the hot paths: recv on a tracked socket (one this process
  * accepted), read on an fd nobody tracks (/dev/zero), and accept+close.
  *

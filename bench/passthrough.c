@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The floor: a minimal pass-through interposer for the same symbols as
  * graceshim.  Each wrapper loads a pointer found with dlsym(RTLD_NEXT),
  * tests it and jumps to it: four instructions, nothing else.  The pointers

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The sweep: how fast are N never-used connections released after the
  * trigger?
  *

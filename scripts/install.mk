@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Installation and the launcher's tests; included by the top-level Makefile.
 #   make install [PREFIX=/usr/local] [DESTDIR=]   the library and graceshim-check
 #       in PREFIX/lib/graceshim/, the launcher in PREFIX/bin/, its man page

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Shared by scripts/try-browser and scripts/try-clients (sourced, not run):
 # starting a server in its own session, finding its port, signalling its
 # process group and timing the exit, counting its connections with ss.

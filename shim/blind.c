@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * What the shim cannot see, said once at the first drain (sweeper thread):
  * an io_uring instance in the process, and sockets it accepted without
  * libc's accept.

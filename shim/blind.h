@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * What the shim cannot see (blind.c): io_uring, and connections accepted
  * without libc's accept.
  */

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Configuration parsing (pure).  Strict: a value is accepted only when all of
  * it parses and lies in range; otherwise one line names the variable, the
  * value and what is expected, and the default stays.  The counter-example we

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Configuration: the GRACESHIM_* environment, parsed once into an immutable
  * struct by a pure function.  Nothing here calls an interposed function or
  * reads the process environment directly, so unit tests link it as is and the

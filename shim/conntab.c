@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Connection table over uthash.  See conntab.h for the locking rules.
  *
  * uthash is built with HASH_NONFATAL_OOM: running out of memory while

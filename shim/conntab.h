@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The connection table: one record per accepted socket, kept in a uthash
  * hash table keyed by fd, plus a lock-free filter indexed by fd in front of
  * it so that the read path of an fd we do not track costs no lock and no

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The drain state: see drain.h.
  */
 #include "drain.h"

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The drain state (drain.c): whether the process drains, since when and
  * after which signal, and whether the sweeper thread runs.  Written by the
  * sweeper thread (sweeper.c), the triggers and our signal handler; read,

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Walking a process's fds (see fdlinks.h).
  */
 #include "fdlinks.h"

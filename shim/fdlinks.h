@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The fds of a process, read from /proc/<pid>/fd with raw system calls
  * (openat, getdents64, readlinkat): no malloc, no stdio, so a signal
  * handler may walk them (workers.c), and no fd a sanitizer would see racing

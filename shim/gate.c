@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The gate (see gate.h): the fast-path flag, the fast table and its doors,
  * and the deferred work.
  */

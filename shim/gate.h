@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The gate in front of libc: REAL()'s fast path, and the one place where
  * work that a signal handler cannot do is deferred to.
  *

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The exported wrappers, and nothing else.  Each one calls the real function
  * first; then, for an fd, asks the lock-free filter whether it is tracked at
  * all, so an fd we do not track costs a few loads and no lock.  errno is left

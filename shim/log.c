@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Log lines.  Each line is formatted into one buffer and written with a
  * single write(2) so that lines from several threads (and from the host's
  * own logging to the same stderr) never interleave mid-line.  errno is

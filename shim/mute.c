@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The writes on a released connection (see the first comment below): what
  * the host writes to a connection we muted is dropped while it can only be
  * answering the EOF of the release.  Called from the write wrappers'

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The writes on a released connection (mute.c).
  */
 #ifndef GRACESHIM_MUTE_H

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Release policy (pure).  The order of the checks is the order of the
  * guarantees:
  *   - the drain deadline, when set and passed, cuts everything (the only

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The release policy as a pure function: given what we know of one
  * connection, release it now, keep it, or look again later.
  */

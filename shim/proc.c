@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Whose process this is (see proc.h): the cached owner pid, and the vfork()
  * and clone() entry points that mark a child sharing our memory.
  *

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Whose process this is.
  *
  * The shim's state (the table, the signal slots, the sweeper) belongs to one

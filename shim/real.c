@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Symbol binding: fills the one table of real functions.
  *
  * Binding is lazy and happens once.  We do not use pthread_once: a wrapper

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The real libc functions behind every interposed symbol (symbols.h).
  *
  * One table, bound once with dlsym(RTLD_NEXT) the first time any wrapper

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * One pass over the connection table: each connection is looked at
  * (identity, the kernel's counts, the policy) and released by
  * shutdown(fd, SHUT_RD) when the policy says so (SHUT_RDWR only at the

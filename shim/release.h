@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * One pass over the connection table, and the releases it makes
  * (release.c): the sweeper thread's pass, and the same release made in our
  * signal handler when the host has no sweeper thread yet.

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * See serving.h.  Runs at most twice per process (its first listen(), its
  * first accept()), on that thread, in a normal context (never from a signal
  * handler).

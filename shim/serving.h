@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The one line a process logs when it starts serving (its first listen() or
  * accept()): what it listens on, what triggers the drain, the policy.  Only
  * processes that serve say anything, not every process that inherited

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The shared state of shim.h: its definitions, and the clocks.
  */
 #include "shim.h"

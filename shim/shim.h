@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Process-wide state of the shim, shared by every module: the configuration
  * parsed once, whether the shim is active in this process, facts learnt on
  * the way (the sockets' device, whether this thread runs our signal

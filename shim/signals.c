@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Trigger signals.
  *
  * For a trigger signal the kernel holds our handler only while the

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Signal interposition: our handler sits in front of the application's for
  * the trigger signals and chains to it with the application's semantics.
  */

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Start-up: parse the environment once, decide whether to act at all, and
  * register the fork handlers.  Secure-execution processes (setuid, setgid,
  * file capabilities: AT_SECURE) stay inert: the environment there belongs to

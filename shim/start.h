@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Start-up (start.c), and the wrappers' test of whether to act, which
  * starts the shim lazily: a wrapper can run before our constructor (another
  * library's constructor, or a preloaded library ahead of us).

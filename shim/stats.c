@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Exit statistics.  At exit (a destructor, so exit() and a return from main
  * both write it; _exit() and death by a signal do not), one JSON object is
  * written to GRACESHIM_STATS: connections accepted, released by reason, cut

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * GRACESHIM_STATS: counters kept while the process runs and one JSON object
  * written at exit.
  */

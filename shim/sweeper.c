@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The sweeper: a thread that sleeps on a pipe until a trigger signal
  * arrives, then makes passes over the connection table (release.c), the
  * workers' connections (workers.c) and the blocked readers (unblock.c).

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The sweeper thread (sweeper.c): its start, its wake-up pipe and the
  * triggers that wake it; inline, the checks the accept and close paths make
  * on every connection.

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The one list of interposed libc symbols.  Each entry generates a field of
  * the table of real functions (real.h), its binding (real.c), the line of
  * the version script that exports it (graceshim.map.in, preprocessed into

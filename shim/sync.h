@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The few synchronisation primitives the shim needs, portable across the
  * architectures it builds for (x86_64, aarch64): a pause for spin loops, one
  * spin lock and one "once".

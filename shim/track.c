@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Tracking: the life of the records the wrappers keep, between the exported
  * wrappers (interpose.c) and the table (conntab.c).  An accepted connection
  * gets a record (and the socket it was accepted on one as a listener), its

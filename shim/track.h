@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Tracking (track.c): the records' life, between the wrappers and the table.
  * The parts on a wrapper's hot path are inline here.
  */

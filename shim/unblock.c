@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * A sync worker blocked on a never-used connection while clients wait in
  * the listener's queue: released by the sweeper thread (sweeper.c), at any
  * time, not only at a graceful stop.

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * A sync worker blocked reading a never-used connection while clients wait
  * to be accepted (unblock.c).
  */

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The workers of a draining master (see workers.h).
  *
  * Which children: those that still hold one of our listeners (workers; see

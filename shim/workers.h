@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The workers of a draining master.  A pre-fork server stops its workers in
  * many ways (a relayed signal that may not be a trigger signal, a message on
  * a pipe, a channel), and a sync worker is often blocked reading the very

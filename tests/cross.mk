@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The aarch64 build (issue 14); included at the end of the Makefile.
 #   make cross          the library, the launcher's checker and the smoke test
 #                       built for aarch64 in build-aarch64/ with -Werror, by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Reliability and security (issue 7); included at the end of the Makefile.
 #   make reliability      the Criterion suite tests/reliability/ (errno parity,
 #                         closefrom, signal storm, log file security, secure

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * graceshim-check: validates the GRACESHIM_* environment with the library's
  * own parser.  The launcher runs it before exec'ing the server, so a bad value
  * is rejected up front, judged by the same rules the library applies.

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * criterion-lite's runner (see tests/cross/criterion/criterion.h): runs every
  * registered unit test in this process, in registration order (not in a
  * forked child as Criterion does: under qemu-user 7.2 here a forked guest

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The aarch64 smoke test, run under qemu-aarch64 (make check-cross).
  *
  * One process, one thread (qemu-user here hangs at a guest's first

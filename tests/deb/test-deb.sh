@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The Debian package: `make deb` builds it (dpkg-buildpackage from a copy of
 # the tree, unit tests included), lintian reports no error and no warning
 # (make deb itself fails on one), the copyright file states the MIT (Expat)

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * What both fuzzers share: a failed check prints FUZZ_PREFIX and the
  * message, then aborts, which libFuzzer reports as a crash with the input.
  * Define FUZZ_PREFIX before including this file.

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * libFuzzer target for the configuration parser (shim/config.c, pure).
  *
  * Input: two bytes of presence mask (bit i: variable i is set), then the

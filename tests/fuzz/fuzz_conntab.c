@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * libFuzzer target for the connection table (shim/conntab.c, pure): a
  * sequence of operations against a reference model, an array indexed by fd.
  *

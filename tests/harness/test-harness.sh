@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Tests of scripts/try-browser and scripts/try-clients against the bundled
 # example server build/fixtures/hyperlike (which shuts down like hyper 0.14):
 # the tables they print, their exit statuses, option parsing.

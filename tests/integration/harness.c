@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * See harness.h.  Uses only plain libc; runs in the Criterion worker.
  */
 #include "harness.h"

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Integration harness: starts a fixture server (with LD_PRELOAD in the
  * child's environment only: the Criterion runner is never preloaded), reads
  * its "PORT <n>" line, plays clients against it over loopback, signals it

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The seed case against the hyper-0.14-like fixture: with the shim the
  * server exits promptly after SIGINT; without it, the same scenario hangs,
  * so every "prompt exit" assertion here is one that can fail.

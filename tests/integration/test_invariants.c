@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Invariants 1 and 3 against real processes: signal semantics are the same
  * with and without the shim, and only accepted sockets are ever touched.
  */

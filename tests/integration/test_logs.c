@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * What the logs tell a newcomer (issue 16): the trace close line names the
  * peer even when the kernel no longer can; at info, one line when a process
  * starts serving; a trigger signal the process ignores is said once.

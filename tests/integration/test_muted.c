@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Nothing reaches a released connection (issue 13).  emptyreply answers the
  * EOF of an empty connection with "400 Bad request", as HAProxy does: with
  * the shim, the EOF of a release must not carry it to the client (a request

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Policies and timeouts against fixture servers: idle keep-alive and TLS
  * connections (policy idle), a download that idle must not cut, the
  * first-byte timeout without any signal, the drain deadline, and the exit

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Process shapes (issue 12): where the process that holds the never-used
  * connection makes no libc call after the stop, gets no trigger signal, or
  * installs its handler through a door other than sigaction().

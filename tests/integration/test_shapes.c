@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Server shapes (issue 3): an epoll event loop stopped by a handler, by a
  * signalfd, by sigwaitinfo(); pre-fork workers stopped over a pipe (no
  * signal: only the listener trigger sees it); one socket on several fds;

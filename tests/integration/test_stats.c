@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Exit statistics that do not depend on the log level or on how a
  * connection ended (issue 16).  At trace the shim counts bytes itself; at
  * every other level the kernel counts them (TCP_INFO), and the kernel counts

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The statistics carry every drain the log reports.  An nginx worker logged
  * "last listening socket closed: draining" while its statistics said
  * "trigger": null, "drain": null: the process exited (its statistics

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Sockets ended through syscall() (issue 16): libuv, under Node.js, closes
  * with syscall(SYS_close, fd), which no close() wrapper sees.  The shim
  * interposes syscall() for the fd-ending numbers (close, close_range, dup2,

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Transparency (issue 11): ordinary process patterns run WITH and WITHOUT
  * the shim must give the same observable result: exit status, handler
  * output, the bytes each client received, the host's files byte for byte,

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Each trigger alone, and what the shim itself reports (issue 19): a
  * fixture that keeps its listener open, so only the signal can start the
  * drain (SIGINT and SIGTERM, each signal API); the fd identity check; the

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * A never-used connection never blocks a sync worker while real requests
  * wait (issue 18).  The fixture syncworker serves one connection at a time
  * with a blocking recv(), as gunicorn's sync worker does: a silent

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Tests of the launcher, scripts/graceshim: options, validation through
 # graceshim-check, finding the library, LD_PRELOAD, exec, and the warnings
 # for programs LD_PRELOAD cannot reach.  Each check prints "ok - name" or

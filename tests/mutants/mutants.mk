@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # make mutants: the mutation check of the test suites (tests/mutants/run).
 # Each tests/mutants/*.mut breaks one promise of the shim in a copy of the
 # tree (build-mutants/<name>/); the tests it names must fail there.  Not

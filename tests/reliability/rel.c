@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * See rel.h.
  */
 #include "rel.h"

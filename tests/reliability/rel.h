@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Helpers of the reliability suite, on top of the integration harness
  * (tests/integration/harness.c is compiled into this binary as it is).
  * Every wait is bounded.

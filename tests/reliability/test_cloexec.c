@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The shim's own fds (the sweeper's eventfd, the GRACESHIM_LOG_FILE fd, the
  * GRACESHIM_STATS temporary file) are close-on-exec: a program the host
  * starts, by fork+exec or by posix_spawn, while they are open, never gets

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The host closes every fd it does not know (closefrom(3), close_range
  * around its own fds) after the shim started its sweeper, which owns an
  * eventfd.  The shim must recover: SIGINT still releases the never-used

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * A wrapper called before libc is set up: from a .preinit_array function
  * (the sanitizer runtimes install their signal handlers there, through the
  * shim's sigaction() when they come first in LD_PRELOAD).  libc's environ is

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Return values and errno are the host's: rel_errno calls every interposed
  * function in success and error cases (EBADF, EAGAIN, ENOTSOCK, EINVAL,
  * EINTR from SIGALRM and from the trigger signal SIGINT, ...) and prints one

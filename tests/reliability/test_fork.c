@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * fork while the shim is at work (tests/fixtures/rel_fork.c):
  *   - forks from the thread that took the trigger (a handler's self-pipe, or
  *     a sigwait() thread) and from a worker, repeatedly, while the sweeper

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Hostile configuration: every GRACESHIM_* variable set at once to a value
  * an operator (or an attacker who controls the environment) could pass:
  * 120 KiB long, bytes that are not UTF-8, negative numbers, numbers that

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * GRACESHIM_LOG_FILE and GRACESHIM_STATS are paths an operator chooses,
  * often in a shared directory: a planted symlink must never be followed (the
  * shim logs to stderr instead and says why), a created file is 0600 whatever

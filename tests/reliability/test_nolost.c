@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * No lost request (issue 7, races and faults).  The sweep shuts down
  * connections that never received a byte; a client may send its request at
  * that very moment.  Required: every request a client sent is either

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Out of memory in the shim's table (tests/reliability/preload/failmalloc.c
  * fails malloc/calloc/realloc/anonymous mmap called from libgraceshim.so only; the host and
  * libc allocate as usual).  A failed allocation must stop the tracking of

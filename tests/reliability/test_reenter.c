@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * A signal handler re-entering the shim on a thread that is inside it
  * (tests/fixtures/rel_reenter.c).  close(), dup2() and fork() are
  * async-signal-safe, so a handler may call them; when it interrupts its

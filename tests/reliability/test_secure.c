@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Secure execution (AT_SECURE: setuid, setgid, file capabilities): the
  * environment belongs to a less privileged user, so the shim must stay inert
  * (README).  What can be tested here, as root:

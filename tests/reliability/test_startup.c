@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * SIGINT while the process starts (tests/fixtures/rel_startup.c): the host
  * installs its handler at preinit, in a constructor or in main, and SIGINT
  * arrives all through exec, the dynamic loader, the shim's initialisation

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Signal storm: hundreds of SIGUSR1 (not a trigger; the host has its own
  * handler, without SA_RESTART, so every blocking call in every thread sees
  * EINTR) while the host accepts and serves on several threads and another

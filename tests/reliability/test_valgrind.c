@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * valgrind memcheck over fixture servers with the shim preloaded (make
  * check-valgrind sets GRACESHIM_VALGRIND=1; otherwise skipped, valgrind is
  * slow).  The fixture rel_valgrind execs valgrind on another fixture, so the

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Configuration parsing: durations, signals, levels and the whole
  * environment, bad input included.
  */

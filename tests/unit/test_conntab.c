@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The connection table: insert, find through the lock-free filter, stale
  * replacement, removal, recycling, iteration and fork marking.
  */

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The release policy, table-driven: every guarantee is one row.
  */
 #include "policy.h"

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * criterion-lite: the part of Criterion's API that tests/unit uses, for the
  * aarch64 run under qemu-user (make check-cross).  Criterion's runner starts
  * threads and forks, and under qemu-user 7.2 here a guest's new thread or

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * failmalloc.so: a test-only preload library that makes malloc, calloc,
  * realloc and anonymous mmap fail (NULL or MAP_FAILED, errno ENOMEM) when,
  * and only when, they are called directly from code inside libgraceshim.so

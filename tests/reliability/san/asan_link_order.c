@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Linked into every fixture of a SAN=address build (tests/reliability.mk).
  *
  * The fixtures link the ASan runtime (libasan.so) and the harness preloads

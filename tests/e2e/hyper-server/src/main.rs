@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! graceshim end-to-end fixture: a minimal hyper 0.14 server that uses the
 //! classic `with_graceful_shutdown(ctrl_c)` pattern.  With a browser holding a
 //! preconnected-but-unused keep-alive connection open, hyper 0.14 waits for
