@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct server srv;
@@ -355,10 +356,15 @@ Test(promises, unblock_leaves_a_reused_number_alone)
 
 /* ---- 10. the drain deadline on a quiet server ------------------------- */
 
+/* A connection in the middle of a request, under GRACESHIM_POLICY=unused:
+ * the policy keeps it without a time to look again (POL_KEEP), and the
+ * server makes no call after the trigger that would wake the sweeper: only
+ * the deadline itself can have it cut on time. */
 Test(promises, drain_deadline_on_a_quiet_server)
 {
 	const char *const args[] = {"promises", "partial", NULL};
-	const char *const env[] = {"GRACESHIM_DRAIN_TIMEOUT=200ms", "GRACESHIM_LOG=debug", NULL};
+	const char *const env[] = {"GRACESHIM_DRAIN_TIMEOUT=200ms", "GRACESHIM_POLICY=unused",
+				   "GRACESHIM_LOG=debug", NULL};
 	char out[256] = "";
 	server_start(&srv, true, args, env);
 	int fd = tcp_connect(AF_INET, srv.port);
@@ -379,4 +385,39 @@ Test(promises, drain_deadline_on_a_quiet_server)
 	cr_assert_geq(d, 150, "cut %lld ms after the trigger, before the 200 ms deadline\n%s", d, log);
 	cr_assert_leq(d, 700, "cut %lld ms after the trigger: 200 ms was asked\n%s", d, log);
 	cr_assert(strstr(out, "ended"), "%s", out);
+}
+
+/* ---- 11. a child in this process's memory does no bookkeeping --------- */
+
+/* The child of clone(CLONE_VM) resets SIGTERM to SIG_DFL and closes its
+ * fds: the parent's handler must still run at SIGTERM (status 3), as
+ * without the shim.  (A plain vfork(): the transparency suite's vfork tests.) */
+static void clone_child_reset(const char *how, bool shim)
+{
+	const char *const args[] = {"promises", "clonevm", how, NULL};
+	char out[256] = "";
+	server_start(&srv, shim, args, NULL);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, 5000), 0, "%s", server_stderr(&srv));
+	out_has("handler", 100, out, sizeof out);
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 3,
+		  "%s: status 0x%x (the handler did not run: SIG_DFL came from the child); "
+		  "stdout: %s\n%s", how, srv.status, out, server_stderr(&srv));
+	cr_assert(strstr(out, "handler 15"), "%s", out);
+}
+
+Test(promises, clone_vfork_child_leaves_the_handler)
+{
+	clone_child_reset("vfork", true);
+}
+
+Test(promises, clone_vm_child_leaves_the_handler)
+{
+	clone_child_reset("vm", true);
+}
+
+Test(promises, clone_children_without_shim)
+{
+	clone_child_reset("vfork", false);
+	server_stop(&srv);
+	clone_child_reset("vm", false);
 }
