@@ -33,26 +33,22 @@ TestSuite(promises, .fini = teardown, .timeout = 60);
 
 #define REQ "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
-/* The fixture's stdout until it holds `want` or ms pass; out keeps it. */
+/* The fixture's stdout until it holds `want` or ms pass, appended to out
+ * (NUL-terminated, "" at first). */
 static bool out_has(const char *want, long ms, char *out, size_t len)
 {
-	static size_t have;
-	static int fd = -1;
-	if (fd != srv.out_fd) { /* a new server */
-		fd = srv.out_fd;
-		have = 0;
-		out[0] = 0;
-	}
+	size_t have = strlen(out);
 	long end = now_ms() + ms;
 	while (!strstr(out, want) && have < len - 1) {
 		long left = end - now_ms();
 		if (left <= 0)
 			break;
-		size_t n = read_all_for(srv.out_fd, out + have, len - have, left < 100 ? left : 100);
+		long t = now_ms(), step = left < 100 ? left : 100;
+		size_t n = read_all_for(srv.out_fd, out + have, len - have, step);
 		have += n;
 		out[have] = 0;
-		if (n == 0 && srv.exited)
-			break;
+		if (n == 0 && now_ms() - t < step - 10)
+			break; /* EOF: every process holding the fixture's stdout exited */
 	}
 	return strstr(out, want) != NULL;
 }
