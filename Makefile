@@ -111,7 +111,7 @@ harness: all $(B)/fixtures/hyperlike
 	scripts/build-e2e >/dev/null
 	bash tests/harness/test-harness.sh
 
-# Real servers (HAProxy, thin, unicorn, hitch, Apache, a JVM, nginx,
+# Real servers (HAProxy, thin, unicorn, hitch, Apache, two JVMs, nginx,
 # gunicorn, socat), each started and stopped as its documentation says,
 # without and with the shim: the stop finishes within 1.5 s (TLS 2.5 s)
 # with it, and what is no stop (a thread dump, a log reopen, a reload, an
