@@ -115,7 +115,8 @@ harness: all $(B)/fixtures/hyperlike
 # gunicorn, socat), each started and stopped as its documentation says,
 # without and with the shim: the stop finishes within 1.5 s (TLS 2.5 s)
 # with it, and what is no stop (a thread dump, a log reopen, a reload, an
-# accept-once program, a SO_REUSEPORT sibling going) changes nothing.
+# accept-once program, a fork-per-connection child, a SO_REUSEPORT sibling
+# going) changes nothing.
 servers: $(LIB)
 	GRACESHIM_LIB=$(CURDIR)/$(LIB) tests/servers/run
 
