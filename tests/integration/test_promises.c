@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The promises of the behaviour added last (issue 27): the unblock release,
  * the workers path, muting, the drain deadline and the identity checks.
  * Each test fails when its promise is broken (tests/mutants/ breaks each
