@@ -6,9 +6,20 @@
  * the parent's stack, and a wrapper's frame would be used by the child and
  * then returned through again by the parent.  So vfork is a few instructions
  * of assembly that call proc_vfork_prepare() (which marks the thread and
- * returns libc's vfork), restore the stack exactly as it was at entry and
- * jump to libc's vfork: to libc, and to the kernel, it is the caller's own
- * call.
+ * returns libc's vfork), then call libc's vfork with the caller's return
+ * address held in a register (the kernel gives the parent back its
+ * registers; the child's calls may overwrite the stack slot that held it,
+ * which is why libc's own vfork keeps it in a register too).  When libc's
+ * vfork returns in the parent, the child has exec'd or exited: only then is
+ * the mark cleared (proc_vfork_done()).
+ *
+ * The mark is cleared there and nowhere else.  A signal that lands during
+ * vfork() before the child exists (the kernel restarts the call after the
+ * handler: ERESTARTNOINTR) runs the handler in the owner with the mark set;
+ * the shim calls in it see the owner's pid and go on as the owner, and the
+ * restarted vfork's child still runs marked.  Clearing the mark on the first
+ * call that saw the owner's pid, as this code once did, let that child
+ * write its signal(SIGTERM, SIG_DFL) into the parent's signal table.
  */
 #include "proc.h"
 
@@ -39,9 +50,9 @@ bool proc_own_slow(void)
 		return true; /* before start-up: nothing to protect yet */
 	if ((pid_t)real_syscall(SYS_getpid) != owner)
 		return false;
-	/* The owner again: this thread resumed after its vfork child exec'd
-	 * or exited. */
-	proc_vm_here = 0;
+	/* The owner: before its vfork child exists (a signal handler run
+	 * while the kernel restarts vfork) or after it exec'd or exited.  The
+	 * mark stays: vfork's return clears it. */
 	return true;
 }
 
@@ -72,6 +83,14 @@ vfork_fn proc_vfork_prepare(void)
 	return f;
 }
 
+/* Called by the vfork entry point in the parent once libc's vfork returned
+ * (child exec'd or exited, or vfork failed).  Touches no errno. */
+__attribute__((used)) PROC_HIDDEN void proc_vfork_done(void);
+void proc_vfork_done(void)
+{
+	proc_vm_here = 0;
+}
+
 #if defined(__x86_64__)
 #ifdef __CET__
 #define PROC_ENDBR "endbr64\n"
@@ -79,19 +98,48 @@ vfork_fn proc_vfork_prepare(void)
 #define PROC_ENDBR ""
 #endif
 /* Entry rsp is 8 mod 16: one push of 8 aligns the call.  rax holds the
- * function to jump to; vfork takes no argument, so clobbering the
- * caller-saved registers is allowed. */
+ * function to call; vfork takes no argument, so clobbering the caller-saved
+ * registers is allowed.  rdx keeps the caller's return address across libc's
+ * vfork (which uses rdi, rsi, rcx, r11 and rax).  The child (rax 0) leaves by
+ * pop and jmp, the way libc's vfork leaves in the child, so a shadow stack
+ * shared with the parent is not popped.  The parent puts the return address
+ * back into its slot, which the child's calls may have overwritten. */
 #define PROC_VFORK_BODY                                                                  \
 	PROC_ENDBR "sub $8, %rsp\n"                                                      \
 		   "call proc_vfork_prepare\n"                                           \
 		   "add $8, %rsp\n"                                                      \
-		   "jmp *%rax\n"
+		   "mov (%rsp), %rdx\n"                                                  \
+		   "call *%rax\n"                                                        \
+		   "test %eax, %eax\n"                                                   \
+		   "jnz 1f\n"                                                            \
+		   "pop %rcx\n"                                                          \
+		   "jmp *%rcx\n"                                                         \
+		   "1:\n"                                                                \
+		   "mov %rdx, (%rsp)\n"                                                  \
+		   "push %rax\n"                                                         \
+		   "push %rdx\n"                                                         \
+		   "sub $8, %rsp\n"                                                      \
+		   "call proc_vfork_done\n"                                              \
+		   "add $8, %rsp\n"                                                      \
+		   "pop %rdx\n"                                                          \
+		   "pop %rax\n"                                                          \
+		   "ret\n"
 #elif defined(__aarch64__)
+/* The caller's return address is in x30; x9 keeps it across libc's vfork
+ * (which uses x0, x1, x2 and x8).  The parent calls proc_vfork_done() with
+ * x0 (the result) and x9 saved on the stack, its own again. */
 #define PROC_VFORK_BODY                                                                  \
 	"stp x29, x30, [sp, #-16]!\n"                                                    \
 	"bl proc_vfork_prepare\n"                                                        \
 	"ldp x29, x30, [sp], #16\n"                                                      \
-	"br x0\n"
+	"mov x9, x30\n"                                                                  \
+	"blr x0\n"                                                                       \
+	"cbz w0, 1f\n"                                                                   \
+	"stp x0, x9, [sp, #-16]!\n"                                                      \
+	"bl proc_vfork_done\n"                                                           \
+	"ldp x0, x9, [sp], #16\n"                                                        \
+	"1:\n"                                                                           \
+	"ret x9\n"
 #else
 #error "graceshim: vfork entry point not written for this architecture"
 #endif
@@ -124,11 +172,17 @@ int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 		void *f = dlsym(RTLD_NEXT, "clone");
 		__atomic_store_n((void **)&real_clone, f, __ATOMIC_RELEASE);
 	}
+	int marked = 0;
 	if ((flags & CLONE_VM) && !(flags & CLONE_THREAD)) {
 		if ((flags & CLONE_VFORK) && !(flags & CLONE_SETTLS))
-			proc_vm_here = 1;
+			marked = proc_vm_here = 1;
 		else
 			__atomic_store_n(&proc_vm_children, 1, __ATOMIC_RELAXED);
 	}
-	return real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+	int r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+	/* Only the parent returns here (the child runs fn on its own stack),
+	 * once the CLONE_VFORK child exec'd or exited. */
+	if (marked)
+		proc_vm_here = 0;
+	return r;
 }
