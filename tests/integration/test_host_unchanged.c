@@ -9,8 +9,10 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,4 +87,84 @@ Test(host_unchanged, restarted_vfork_child_does_not_reset_parent_handler)
 			  run, shim ? "with" : "without", o.status,
 			  WIFSIGNALED(o.status) ? WTERMSIG(o.status) : 0, o.out, o.err);
 	}
+}
+
+/* ---- D. children that are not workers -------------------------------------- */
+
+static int connect_to(const char *addr, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(fd >= 0, "socket: %s", strerror(errno));
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	inet_pton(AF_INET, addr, &in.sin_addr);
+	cr_assert(connect(fd, (struct sockaddr *)&in, sizeof in) == 0, "connect %s:%d: %s", addr,
+		  port, strerror(errno));
+	return fd;
+}
+
+/* Reads up to and including the first '\n' (bounded); NUL-terminates. */
+static size_t read_line_for(int fd, char *buf, size_t len, long timeout_ms)
+{
+	size_t have = 0;
+	long deadline = now_ms() + timeout_ms;
+	while (have < len - 1 && !(have && buf[have - 1] == '\n')) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		long left = deadline - now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		ssize_t r = read(fd, buf + have, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		have++;
+	}
+	buf[have] = 0;
+	return have;
+}
+
+/* The client opens its connection to the child, the parent alone is told
+ * to stop, and a second later the client sends its request. */
+static void run_sibling(bool shim, const char *mode, const char *addr, struct outcome *o,
+			char *reply, size_t reply_len)
+{
+	const char *const args[] = {"hu_siblings", mode, NULL};
+	memset(o, 0, sizeof *o);
+	server_start(&srv, shim, args, NULL);
+	int fd = connect_to(addr, srv.port);
+	sleep_ms(300);
+	kill(srv.pid, SIGTERM);
+	sleep_ms(1000); /* the parent drains meanwhile (its shim's sweeper passes) */
+	reply[0] = 0;
+	if (send(fd, "ping\n", 5, MSG_NOSIGNAL) == 5)
+		read_line_for(fd, reply, reply_len, 5000);
+	close(fd);
+	finish(o, "hu_siblings", shim);
+}
+
+static void check_sibling(const char *mode, const char *addr)
+{
+	struct outcome o;
+	char reply[128];
+	for (int run = 0; run < 2; run++) {
+		bool shim = run > 0;
+		run_sibling(shim, mode, addr, &o, reply, sizeof reply);
+		cr_expect_str_eq(reply, "echo ping\n",
+				 "%s, %s the shim: the child's client got \"%s\"; stdout \"%s\", "
+				 "stderr \"%s\"",
+				 mode, shim ? "with" : "without", reply, o.out, o.err);
+		cr_expect(exited_with(o.status, 0) && !strcmp(o.out, "child served\n"),
+			  "%s, %s the shim: status 0x%x, stdout \"%s\"", mode,
+			  shim ? "with" : "without", o.status, o.out);
+	}
+}
+
+Test(host_unchanged, child_with_its_own_reuseport_listener_is_not_a_worker)
+{
+	check_sibling("reuseport", "127.0.0.1");
+}
+
+Test(host_unchanged, child_serving_the_port_on_another_address_is_not_a_worker)
+{
+	check_sibling("otheraddr", "127.0.0.2");
 }
