@@ -12,7 +12,9 @@
  * bound to the wildcard; so the worker accepted it on a listener it
  * inherited from us: never an outbound connection, a pipe or a file), that
  * the kernel says never received a byte (TCP_INFO tcpi_bytes_received 0: no
- * request, no FIN) and that has nothing waiting (SIOCINQ 0).  The kernel's time since the
+ * request, no FIN), to which the worker wrote nothing (pol_tcp_sent, SIOCOUTQ
+ * 0: a server that speaks first is in a session) and that has nothing
+ * waiting (SIOCINQ 0).  The kernel's time since the
  * last data received is, for a connection that never received any, its age:
  * compared with the grace.  The copy we take of it is ours, so we may close
  * it; shutdown() on the copy acts on the one socket the child reads, whose
@@ -24,6 +26,7 @@
 #include "workers.h"
 
 #include "fdlinks.h"
+#include "policy.h"
 #include "real.h"
 
 #include <errno.h>
@@ -190,8 +193,12 @@ static int candidate(int fd, uint64_t grace_ms)
 		return 0;
 	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received != 0)
 		return 0;
+	if (pol_tcp_sent(&ti, l))
+		return 0; /* the worker wrote to it (a banner): a session */
 	int q = 0;
 	if (real_syscall(SYS_ioctl, fd, SIOCINQ, &q) < 0 || q != 0)
+		return 0;
+	if (real_syscall(SYS_ioctl, fd, SIOCOUTQ, &q) < 0 || q != 0)
 		return 0;
 	if (ti.tcpi_last_data_recv < grace_ms)
 		return 0; /* younger than the grace: a later pass looks again */

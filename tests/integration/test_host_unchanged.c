@@ -168,3 +168,69 @@ Test(host_unchanged, child_serving_the_port_on_another_address_is_not_a_worker)
 {
 	check_sibling("otheraddr", "127.0.0.2");
 }
+
+/* ---- E. a server that speaks first ----------------------------------------- */
+
+/* Client a reads the banner and answers it 2 s later, while client b waits
+ * in the listener's queue (the shape of the unblock release, whose
+ * GRACESHIM_UNBLOCK_AFTER is 1 s by default); then b is served. */
+static void run_banner(bool shim, const char *const *env, struct outcome *o, char *got,
+		       size_t got_len)
+{
+	const char *const args[] = {"hu_banner", "2", NULL};
+	char buf[128];
+	memset(o, 0, sizeof *o);
+	got[0] = 0;
+	server_start(&srv, shim, args, env);
+	int a = tcp_connect(AF_INET, srv.port);
+	read_line_for(a, buf, sizeof buf, 5000);
+	strncat(got, buf, got_len - strlen(got) - 1);
+	int b = tcp_connect(AF_INET, srv.port); /* waits to be accepted */
+	sleep_ms(2000);
+	if (send(a, "HELO a\n", 7, MSG_NOSIGNAL) == 7) {
+		read_line_for(a, buf, sizeof buf, 5000);
+		strncat(got, buf, got_len - strlen(got) - 1);
+	} else {
+		strncat(got, "(a: send failed)\n", got_len - strlen(got) - 1);
+	}
+	close(a);
+	read_line_for(b, buf, sizeof buf, 5000);
+	strncat(got, buf, got_len - strlen(got) - 1);
+	if (send(b, "HELO b\n", 7, MSG_NOSIGNAL) == 7) {
+		read_line_for(b, buf, sizeof buf, 5000);
+		strncat(got, buf, got_len - strlen(got) - 1);
+	}
+	close(b);
+	finish(o, "hu_banner", shim);
+}
+
+static void check_banner(const char *const *env)
+{
+	struct outcome o;
+	char got[512];
+	for (int run = 0; run < 2; run++) {
+		bool shim = run > 0;
+		run_banner(shim, env, &o, got, sizeof got);
+		cr_expect_str_eq(got, "220 ready\n250 HELO a\n220 ready\n250 HELO b\n",
+				 "%s the shim (%s): the clients got \"%s\"; stdout \"%s\", stderr \"%s\"",
+				 shim ? "with" : "without", env ? env[0] : "default settings", got,
+				 o.out, o.err);
+		cr_expect(exited_with(o.status, 0) && !o.out[0],
+			  "%s the shim: status 0x%x, stdout \"%s\"", shim ? "with" : "without",
+			  o.status, o.out);
+	}
+}
+
+Test(host_unchanged, server_speaking_first_is_not_released_while_others_wait)
+{
+	check_banner(NULL);
+}
+
+/* The sweeper's path: a first-byte timeout is for connections that never
+ * sent their first byte without being asked; a banner asked. */
+Test(host_unchanged, server_speaking_first_is_not_a_missing_first_byte)
+{
+	const char *const env[] = {"GRACESHIM_FIRST_BYTE_TIMEOUT=1s", "GRACESHIM_UNBLOCK_AFTER=off",
+				   NULL};
+	check_banner(env);
+}
