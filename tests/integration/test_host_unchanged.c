@@ -42,19 +42,24 @@ struct outcome {
 
 /* Waits (bounded) for the server to exit on its own, then collects its
  * status, the rest of its stdout and its stderr. */
-static void finish(struct outcome *o, const char *what, bool shim)
+static void finish_within(struct outcome *o, const char *what, bool shim, long wait_ms)
 {
-	long ms = server_wait(&srv, EXIT_MS);
+	long ms = server_wait(&srv, wait_ms);
 	if (ms < 0) {
 		server_stop(&srv);
-		cr_assert_fail("%s (%s the shim): still running %d ms after it should have exited; "
+		cr_assert_fail("%s (%s the shim): still running %ld ms after it should have exited; "
 			       "stderr:\n%s",
-			       what, shim ? "with" : "without", EXIT_MS, server_stderr(&srv));
+			       what, shim ? "with" : "without", wait_ms, server_stderr(&srv));
 	}
 	o->status = srv.status;
 	read_all_for(srv.out_fd, o->out, sizeof o->out, 2000);
 	snprintf(o->err, sizeof o->err, "%s", server_stderr(&srv));
 	close(srv.out_fd);
+}
+
+static void finish(struct outcome *o, const char *what, bool shim)
+{
+	finish_within(o, what, shim, EXIT_MS);
 }
 
 static bool exited_with(int status, int code)
@@ -233,4 +238,27 @@ Test(host_unchanged, server_speaking_first_is_not_a_missing_first_byte)
 	const char *const env[] = {"GRACESHIM_FIRST_BYTE_TIMEOUT=1s", "GRACESHIM_UNBLOCK_AFTER=off",
 				   NULL};
 	check_banner(env);
+}
+
+/* ---- F. a forked child's first log line ------------------------------------ */
+
+/* 300 children forked while one thread makes the shim log (trace: each
+ * accept) and another reads the local time as a server's access log does.
+ * Each child makes one shim log line; none may hang in it.  A hung child is
+ * killed by its alarm after 5 s, in batches of 100: a broken logger makes
+ * the run last up to 20 s, hence the longer wait. */
+Test(host_unchanged, forked_child_logs_while_other_threads_hold_libc_locks)
+{
+	const char *const args[] = {"hu_forklog", "300", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=trace", "GRACESHIM_LOG_FILE=/dev/null", NULL};
+	struct outcome o;
+	for (int run = 0; run < 2; run++) {
+		bool shim = run > 0;
+		memset(&o, 0, sizeof o);
+		server_start(&srv, shim, args, shim ? env : NULL);
+		finish_within(&o, "hu_forklog", shim, 90000);
+		cr_expect(exited_with(o.status, 0) && !strcmp(o.out, "children 300 hung 0 failed 0\n"),
+			  "%s the shim: status 0x%x, stdout \"%s\", stderr \"%s\"",
+			  shim ? "with" : "without", o.status, o.out, o.err);
+	}
 }
