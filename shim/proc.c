@@ -83,12 +83,23 @@ vfork_fn proc_vfork_prepare(void)
 	return f;
 }
 
+/* The vfork (or CLONE_VFORK) returned in the caller: clears the mark, unless
+ * the caller is itself a vfork child that vforked again (it still runs in
+ * its parent's memory, on its parent's mark).  Touches no errno (getpid
+ * cannot fail). */
+static void vfork_returned(void)
+{
+	pid_t owner = __atomic_load_n(&proc_pid, __ATOMIC_RELAXED);
+	if (!owner || (pid_t)real_syscall(SYS_getpid) == owner)
+		proc_vm_here = 0;
+}
+
 /* Called by the vfork entry point in the parent once libc's vfork returned
- * (child exec'd or exited, or vfork failed).  Touches no errno. */
+ * (child exec'd or exited, or vfork failed). */
 __attribute__((used)) PROC_HIDDEN void proc_vfork_done(void);
 void proc_vfork_done(void)
 {
-	proc_vm_here = 0;
+	vfork_returned();
 }
 
 #if defined(__x86_64__)
@@ -183,6 +194,6 @@ int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	/* Only the parent returns here (the child runs fn on its own stack),
 	 * once the CLONE_VFORK child exec'd or exited. */
 	if (marked)
-		proc_vm_here = 0;
+		vfork_returned();
 	return r;
 }
