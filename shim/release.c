@@ -242,11 +242,12 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	}
 	if (in.rx == 0 && in.kernel_rx <= 0 && !in.wrote) {
 		/* Unused so far: bytes the host wrote that have not left yet
-		 * (corked, or a zero window) still make it a session. */
-		int oq = 0;
-		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
-		in.wrote = in.outq != 0;
-	} else if (drain && params.policy == POLICY_IDLE) {
+		 * (corked, or a zero window) still make it a session; so does
+		 * a queue we cannot read. */
+		int unsent = 0;
+		in.wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
+	}
+	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0 || in.wrote)) {
 		int oq = 0;
 		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
 	}
