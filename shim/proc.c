@@ -13,13 +13,14 @@
  * vfork returns in the parent, the child has exec'd or exited: only then is
  * the mark cleared (proc_vfork_done()).
  *
- * The mark is cleared there and nowhere else.  A signal that lands during
- * vfork() before the child exists (the kernel restarts the call after the
- * handler: ERESTARTNOINTR) runs the handler in the owner with the mark set;
- * the shim calls in it see the owner's pid and go on as the owner, and the
- * restarted vfork's child still runs marked.  Clearing the mark on the first
- * call that saw the owner's pid, as this code once did, let that child
- * write its signal(SIGTERM, SIG_DFL) into the parent's signal table.
+ * The mark is cleared there and nowhere else.  A signal that lands after
+ * the mark is set and before the child exists (in the instructions before
+ * the system call, or in the call: the kernel then runs the handler and
+ * restarts it, ERESTARTNOINTR) runs its handler in the owner with the mark
+ * set; the shim calls in it see the owner's pid and go on as the owner, and
+ * the child still runs marked.  Clearing the mark on the first call that
+ * saw the owner's pid, as this code once did, let that child write its
+ * signal(SIGTERM, SIG_DFL) into the parent's signal table.
  */
 #include "proc.h"
 
