@@ -5,13 +5,16 @@
  * vfork() cannot be wrapped by a C function: the child returns from it on
  * the parent's stack, and a wrapper's frame would be used by the child and
  * then returned through again by the parent.  So vfork is a few instructions
- * of assembly that call proc_vfork_prepare() (which marks the thread and
- * returns libc's vfork), then call libc's vfork with the caller's return
- * address held in a register (the kernel gives the parent back its
- * registers; the child's calls may overwrite the stack slot that held it,
- * which is why libc's own vfork keeps it in a register too).  When libc's
- * vfork returns in the parent, the child has exec'd or exited: only then is
- * the mark cleared (proc_vfork_done()).
+ * of assembly.  They call proc_vfork_prepare() with the caller's return
+ * address, which it keeps in a small per-thread stack (the child may
+ * overwrite any stack slot or register the parent left, and the next vfork
+ * may be a sanitizer's interceptor that calls C functions), marks the thread
+ * and returns the next vfork (libc's, or an interceptor's); the entry point
+ * then calls it with the stack as the caller left it, minus the return
+ * address.  When it returns, proc_vfork_returned() gives the address to go
+ * back to: in the child it leaves the stack as it is (the parent returns
+ * through the same entry later); in the parent, whose child has exec'd or
+ * exited, it pops the entry and clears the mark.
  *
  * The mark is cleared there and nowhere else.  A signal that lands after
  * the mark is set and before the child exists (in the instructions before
@@ -68,10 +71,20 @@ static pid_t vfork_syscall(void)
 	return (pid_t)real_syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 }
 
+/* The return addresses of the vfork calls in progress on this thread,
+ * innermost last: more than one only when a signal handler that runs during
+ * vfork(), or a vfork child, calls vfork again.  Full (a handler left a
+ * vfork by longjmp, again and again): the innermost entry is overwritten,
+ * the lost ones belong to calls that will never return. */
+#define PROC_VFORK_DEPTH 16
+static __thread void *vfork_ret[PROC_VFORK_DEPTH] __attribute__((tls_model("initial-exec")));
+static __thread unsigned vfork_depth __attribute__((tls_model("initial-exec")));
+
 /* Called by the vfork entry point below, on the caller's stack, before the
- * real vfork.  Returns the function to jump to. */
-__attribute__((used)) PROC_HIDDEN vfork_fn proc_vfork_prepare(void);
-vfork_fn proc_vfork_prepare(void)
+ * next vfork, with the caller's return address.  Returns the function to
+ * call. */
+__attribute__((used)) PROC_HIDDEN vfork_fn proc_vfork_prepare(void *ret);
+vfork_fn proc_vfork_prepare(void *ret)
 {
 	vfork_fn f = __atomic_load_n(&real_vfork, __ATOMIC_ACQUIRE);
 	if (__builtin_expect(!f, 0)) {
@@ -80,6 +93,9 @@ vfork_fn proc_vfork_prepare(void)
 			f = vfork_syscall;
 		__atomic_store_n(&real_vfork, f, __ATOMIC_RELEASE);
 	}
+	unsigned d = vfork_depth < PROC_VFORK_DEPTH ? vfork_depth : PROC_VFORK_DEPTH - 1;
+	vfork_ret[d] = ret;
+	vfork_depth = d + 1;
 	proc_vm_here = 1;
 	return f;
 }
@@ -95,12 +111,19 @@ static void vfork_returned(void)
 		proc_vm_here = 0;
 }
 
-/* Called by the vfork entry point in the parent once libc's vfork returned
- * (child exec'd or exited, or vfork failed). */
-__attribute__((used)) PROC_HIDDEN void proc_vfork_done(void);
-void proc_vfork_done(void)
+/* Called by the vfork entry point once the next vfork returned pid: in the
+ * child (0), or in the parent (the child exec'd or exited, or vfork
+ * failed).  Returns the caller's return address. */
+__attribute__((used)) PROC_HIDDEN void *proc_vfork_returned(long pid);
+void *proc_vfork_returned(long pid)
 {
-	vfork_returned();
+	unsigned d = vfork_depth;
+	void *ret = vfork_ret[d ? d - 1 : 0];
+	if ((pid_t)pid != 0) {
+		vfork_depth = d ? d - 1 : 0;
+		vfork_returned();
+	}
+	return ret;
 }
 
 #if defined(__x86_64__)
@@ -109,49 +132,40 @@ void proc_vfork_done(void)
 #else
 #define PROC_ENDBR ""
 #endif
-/* Entry rsp is 8 mod 16: one push of 8 aligns the call.  rax holds the
- * function to call; vfork takes no argument, so clobbering the caller-saved
- * registers is allowed.  rdx keeps the caller's return address across libc's
- * vfork (which uses rdi, rsi, rcx, r11 and rax).  The child (rax 0) leaves by
- * pop and jmp, the way libc's vfork leaves in the child, so a shadow stack
- * shared with the parent is not popped.  The parent puts the return address
- * back into its slot, which the child's calls may have overwritten. */
+/* Entry rsp is 8 mod 16, (%rsp) the caller's return address.  vfork takes
+ * no argument, so the caller-saved registers are ours.  The next vfork is
+ * called with rsp as the caller's call left it (0 mod 16), and we leave as a
+ * ret would (rsp 8 above the entry), the result in rax. */
 #define PROC_VFORK_BODY                                                                  \
-	PROC_ENDBR "sub $8, %rsp\n"                                                      \
-		   "call proc_vfork_prepare\n"                                           \
-		   "add $8, %rsp\n"                                                      \
-		   "mov (%rsp), %rdx\n"                                                  \
-		   "call *%rax\n"                                                        \
-		   "test %eax, %eax\n"                                                   \
-		   "jnz 1f\n"                                                            \
-		   "pop %rcx\n"                                                          \
-		   "jmp *%rcx\n"                                                         \
-		   "1:\n"                                                                \
-		   "mov %rdx, (%rsp)\n"                                                  \
-		   "push %rax\n"                                                         \
-		   "push %rdx\n"                                                         \
+	PROC_ENDBR "mov (%rsp), %rdi\n"                                                  \
 		   "sub $8, %rsp\n"                                                      \
-		   "call proc_vfork_done\n"                                              \
+		   "call proc_vfork_prepare\n"                                           \
+		   "add $16, %rsp\n"                                                     \
+		   "call *%rax\n"                                                        \
+		   "push %rax\n"                                                         \
+		   "sub $8, %rsp\n"                                                      \
+		   "movslq %eax, %rdi\n"                                                 \
+		   "call proc_vfork_returned\n"                                          \
+		   "mov %rax, %rcx\n"                                                    \
 		   "add $8, %rsp\n"                                                      \
-		   "pop %rdx\n"                                                          \
 		   "pop %rax\n"                                                          \
-		   "ret\n"
+		   "jmp *%rcx\n"
 #elif defined(__aarch64__)
-/* The caller's return address is in x30; x9 keeps it across libc's vfork
- * (which uses x0, x1, x2 and x8).  The parent calls proc_vfork_done() with
- * x0 (the result) and x9 saved on the stack, its own again. */
+/* The caller's return address is in x30; sp is 16-aligned and ours below.
+ * We leave by ret x17 (a return, for branch protection), the result in x0,
+ * x29 as the caller left it. */
 #define PROC_VFORK_BODY                                                                  \
 	"stp x29, x30, [sp, #-16]!\n"                                                    \
+	"mov x0, x30\n"                                                                  \
 	"bl proc_vfork_prepare\n"                                                        \
 	"ldp x29, x30, [sp], #16\n"                                                      \
-	"mov x9, x30\n"                                                                  \
 	"blr x0\n"                                                                       \
-	"cbz w0, 1f\n"                                                                   \
-	"stp x0, x9, [sp, #-16]!\n"                                                      \
-	"bl proc_vfork_done\n"                                                           \
-	"ldp x0, x9, [sp], #16\n"                                                        \
-	"1:\n"                                                                           \
-	"ret x9\n"
+	"stp x0, x29, [sp, #-16]!\n"                                                     \
+	"sxtw x0, w0\n"                                                                  \
+	"bl proc_vfork_returned\n"                                                       \
+	"mov x17, x0\n"                                                                  \
+	"ldp x0, x29, [sp], #16\n"                                                       \
+	"ret x17\n"
 #else
 #error "graceshim: vfork entry point not written for this architecture"
 #endif
