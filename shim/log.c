@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include "conntab.h"
+#include "logfmt.h"
 #include "real.h"
 
 #include <errno.h>
@@ -58,15 +59,25 @@ static int log_file_fd = -1;
 static uint64_t log_file_dev, log_file_ino;
 static int log_open_state; /* 0 not yet, 1 opening, 2 open or failed for good */
 
+/* Local time's offset from UTC, in seconds, read once at start-up: a log
+ * line must take no lock of libc's (localtime_r() takes the time zone's; a
+ * child forked while another thread held it would wait for ever in its
+ * first line: see logfmt.h).  A process that runs across a change of
+ * daylight saving time goes on stamping its lines with the offset it
+ * started with: the instants stay exact. */
+static long log_utc_offset;
+
 void log_init(enum log_level level, const char *path)
 {
 	log_level_cur = (int)level;
-	/* Now, at start-up: the first localtime_r() reads the time zone and
-	 * allocates, and lines are also logged from the host's threads (a
-	 * listen, an accept), where a signal handler that forks must never
-	 * find its own thread inside malloc. */
-	if (level != LOG_OFF)
-		tzset();
+	/* Now, at start-up, the one time zone lookup (it reads the zone file
+	 * and allocates). */
+	if (level != LOG_OFF) {
+		struct tm tm;
+		time_t now = time(NULL);
+		if (localtime_r(&now, &tm))
+			log_utc_offset = tm.tm_gmtoff;
+	}
 	if (level == LOG_OFF || !path || !*path)
 		return;
 	log_path = path;
@@ -148,26 +159,17 @@ void log_msg(enum log_level l, const char *fmt, ...)
 	int saved = errno;
 	char line[1024];
 	struct timespec ts;
-	struct tm tm;
 	size_t o;
 	va_list ap;
 
+	/* No libc lock, no stdio, no malloc (logfmt.h). */
 	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	o = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-	long off = tm.tm_gmtoff;
-	char sign = off < 0 ? '-' : '+';
-	if (off < 0)
-		off = -off;
-	o += (size_t)snprintf(line + o, sizeof line - o, ".%06ld%c%02ld:%02ld %s graceshim[%d] ",
-			      ts.tv_nsec / 1000, sign, off / 3600, off % 3600 / 60,
-			      level_tag[l], (int)getpid());
+	o = logfmt_time(line, sizeof line, (int64_t)ts.tv_sec, ts.tv_nsec / 1000, log_utc_offset);
+	o += logfmt_format(line + o, sizeof line - o, " %s graceshim[%d] ", level_tag[l],
+			   (int)real_syscall(SYS_getpid));
 	va_start(ap, fmt);
-	int n = vsnprintf(line + o, sizeof line - o - 1, fmt, ap);
+	o += logfmt_vformat(line + o, sizeof line - o - 1, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	o += (size_t)n < sizeof line - o - 1 ? (size_t)n : sizeof line - o - 2;
 	line[o++] = '\n';
 	write_all(log_target(), line, o);
 	errno = saved;

@@ -2,7 +2,8 @@
  * SPDX-License-Identifier: MIT
  *
  * Logging: one write(2) per line, with a local timestamp (microseconds and
- * UTC offset), the level, the pid and the message:
+ * the UTC offset read at start-up), the level, the pid and the message,
+ * formatted without libc's locks, stdio or malloc (logfmt.h):
  *   2026-11-25T00:14:31.452449+00:00 TRACE graceshim[4242] connection 127.0.0.1:49501 accepted
  * Never called from a signal handler.
  */

@@ -8,7 +8,9 @@
  *     worker_shutdown_timeout or HAProxy's hard-stop-after);
  *   - a connection whose state cannot be read is kept;
  *   - a connection with bytes waiting in the kernel is never cut;
- *   - "unused" (never received a byte) is released at the trigger once older
+ *   - "unused" (never received a byte, and the host wrote nothing to it: a
+ *     server that speaks first is in a session) is released at the trigger
+ *     once older
  *     than the grace, or at any time once older than the first-byte timeout;
  *   - "idle" (policy idle, after the trigger) also releases a used connection
  *     when the host spoke last, the peer has taken everything, and nothing
@@ -24,6 +26,8 @@
  * alone cannot prove it unused: the kernel's (TCP) must.
  */
 #include "policy.h"
+
+#include <linux/tcp.h>
 
 static void set(struct pol_out *o, enum pol_verdict v, enum pol_reason r, uint64_t wait_ns)
 {
@@ -88,12 +92,21 @@ void pol_decide(const struct pol_params *p, const struct pol_input *in, struct p
 		set(out, POL_RELEASE, POL_R_DRAIN_TIMEOUT, 0);
 	else if (in->queued < 0)
 		set(out, POL_KEEP, POL_R_UNKNOWN, 0);
-	else if (in->rx > 0 || in->kernel_rx > 0)
+	else if (in->rx > 0 || in->kernel_rx > 0 || in->wrote)
 		decide_used(p, in, out);
 	else if (in->shared && in->kernel_rx < 0)
 		set(out, POL_KEEP, POL_R_SHARED, 0);
 	else
 		decide_unused(p, in, out);
+}
+
+int pol_tcp_sent(const struct tcp_info *ti, size_t len)
+{
+	if (len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti->tcpi_bytes_sent)
+		return ti->tcpi_bytes_sent > 0;
+	if (len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti->tcpi_bytes_acked)
+		return ti->tcpi_bytes_acked > 0;
+	return 1; /* cannot tell: as if it had */
 }
 
 const char *pol_reason_name(enum pol_reason r)

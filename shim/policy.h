@@ -35,6 +35,11 @@ struct pol_input {
 			       * wait for the server to speak last */
 	int multiplexed;      /* may carry HTTP/2 (pol_tls_multiplexed): who spoke
 			       * last says nothing of requests in progress */
+	int wrote;            /* the host wrote to it (our count, the kernel's, or
+			       * bytes waiting to go out; unknown counts as
+			       * written): a server that speaks first (a banner:
+			       * SMTP, FTP, SSH) is in a session, so the
+			       * connection is never "unused" */
 };
 
 enum pol_verdict {
@@ -70,6 +75,14 @@ struct pol_out {
 #define POL_RECHECK_NS (50 * 1000000ull)
 
 void pol_decide(const struct pol_params *p, const struct pol_input *in, struct pol_out *out);
+
+/* Whether the kernel says the host sent data on a TCP socket (ti as
+ * getsockopt(TCP_INFO) filled len bytes of it): tcpi_bytes_sent (Linux
+ * 4.19+, data only), else tcpi_bytes_acked (0 on an accepted socket until
+ * data or our FIN is acknowledged).  Bytes written and not yet sent are
+ * SIOCOUTQ's to tell. */
+struct tcp_info;
+int pol_tcp_sent(const struct tcp_info *ti, size_t len);
 
 /* "No request yet" over TLS, from the records the host read from the
  * client (their headers only: content type and length).  A TLS client sends

@@ -7,10 +7,25 @@
  * vfork() cannot be wrapped by a C function: the child returns from it on
  * the parent's stack, and a wrapper's frame would be used by the child and
  * then returned through again by the parent.  So vfork is a few instructions
- * of assembly that call proc_vfork_prepare() (which marks the thread and
- * returns libc's vfork), restore the stack exactly as it was at entry and
- * jump to libc's vfork: to libc, and to the kernel, it is the caller's own
- * call.
+ * of assembly.  They call proc_vfork_prepare() with the caller's return
+ * address, which it keeps in a small per-thread stack (the child may
+ * overwrite any stack slot or register the parent left, and the next vfork
+ * may be a sanitizer's interceptor that calls C functions), marks the thread
+ * and returns the next vfork (libc's, or an interceptor's); the entry point
+ * then calls it with the stack as the caller left it, minus the return
+ * address.  When it returns, proc_vfork_returned() gives the address to go
+ * back to: in the child it leaves the stack as it is (the parent returns
+ * through the same entry later); in the parent, whose child has exec'd or
+ * exited, it pops the entry and clears the mark.
+ *
+ * The mark is cleared there and nowhere else.  A signal that lands after
+ * the mark is set and before the child exists (in the instructions before
+ * the system call, or in the call: the kernel then runs the handler and
+ * restarts it, ERESTARTNOINTR) runs its handler in the owner with the mark
+ * set; the shim calls in it see the owner's pid and go on as the owner, and
+ * the child still runs marked.  Clearing the mark on the first call that
+ * saw the owner's pid, as this code once did, let that child write its
+ * signal(SIGTERM, SIG_DFL) into the parent's signal table.
  */
 #include "proc.h"
 
@@ -41,9 +56,9 @@ bool proc_own_slow(void)
 		return true; /* before start-up: nothing to protect yet */
 	if ((pid_t)real_syscall(SYS_getpid) != owner)
 		return false;
-	/* The owner again: this thread resumed after its vfork child exec'd
-	 * or exited. */
-	proc_vm_here = 0;
+	/* The owner: before its vfork child exists (a signal handler run
+	 * while the kernel restarts vfork) or after it exec'd or exited.  The
+	 * mark stays: vfork's return clears it. */
 	return true;
 }
 
@@ -58,10 +73,20 @@ static pid_t vfork_syscall(void)
 	return (pid_t)real_syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 }
 
+/* The return addresses of the vfork calls in progress on this thread,
+ * innermost last: more than one only when a signal handler that runs during
+ * vfork(), or a vfork child, calls vfork again.  Full (a handler left a
+ * vfork by longjmp, again and again): the innermost entry is overwritten,
+ * the lost ones belong to calls that will never return. */
+#define PROC_VFORK_DEPTH 16
+static __thread void *vfork_ret[PROC_VFORK_DEPTH] __attribute__((tls_model("initial-exec")));
+static __thread unsigned vfork_depth __attribute__((tls_model("initial-exec")));
+
 /* Called by the vfork entry point below, on the caller's stack, before the
- * real vfork.  Returns the function to jump to. */
-__attribute__((used)) PROC_HIDDEN vfork_fn proc_vfork_prepare(void);
-vfork_fn proc_vfork_prepare(void)
+ * next vfork, with the caller's return address.  Returns the function to
+ * call. */
+__attribute__((used)) PROC_HIDDEN vfork_fn proc_vfork_prepare(void *ret);
+vfork_fn proc_vfork_prepare(void *ret)
 {
 	vfork_fn f = __atomic_load_n(&real_vfork, __ATOMIC_ACQUIRE);
 	if (__builtin_expect(!f, 0)) {
@@ -70,8 +95,37 @@ vfork_fn proc_vfork_prepare(void)
 			f = vfork_syscall;
 		__atomic_store_n(&real_vfork, f, __ATOMIC_RELEASE);
 	}
+	unsigned d = vfork_depth < PROC_VFORK_DEPTH ? vfork_depth : PROC_VFORK_DEPTH - 1;
+	vfork_ret[d] = ret;
+	vfork_depth = d + 1;
 	proc_vm_here = 1;
 	return f;
+}
+
+/* The vfork (or CLONE_VFORK) returned in the caller: clears the mark, unless
+ * the caller is itself a vfork child that vforked again (it still runs in
+ * its parent's memory, on its parent's mark).  Touches no errno (getpid
+ * cannot fail). */
+static void vfork_returned(void)
+{
+	pid_t owner = __atomic_load_n(&proc_pid, __ATOMIC_RELAXED);
+	if (!owner || (pid_t)real_syscall(SYS_getpid) == owner)
+		proc_vm_here = 0;
+}
+
+/* Called by the vfork entry point once the next vfork returned pid: in the
+ * child (0), or in the parent (the child exec'd or exited, or vfork
+ * failed).  Returns the caller's return address. */
+__attribute__((used)) PROC_HIDDEN void *proc_vfork_returned(long pid);
+void *proc_vfork_returned(long pid)
+{
+	unsigned d = vfork_depth;
+	void *ret = vfork_ret[d ? d - 1 : 0];
+	if ((pid_t)pid != 0) {
+		vfork_depth = d ? d - 1 : 0;
+		vfork_returned();
+	}
+	return ret;
 }
 
 #if defined(__x86_64__)
@@ -80,20 +134,40 @@ vfork_fn proc_vfork_prepare(void)
 #else
 #define PROC_ENDBR ""
 #endif
-/* Entry rsp is 8 mod 16: one push of 8 aligns the call.  rax holds the
- * function to jump to; vfork takes no argument, so clobbering the
- * caller-saved registers is allowed. */
+/* Entry rsp is 8 mod 16, (%rsp) the caller's return address.  vfork takes
+ * no argument, so the caller-saved registers are ours.  The next vfork is
+ * called with rsp as the caller's call left it (0 mod 16), and we leave as a
+ * ret would (rsp 8 above the entry), the result in rax. */
 #define PROC_VFORK_BODY                                                                  \
-	PROC_ENDBR "sub $8, %rsp\n"                                                      \
+	PROC_ENDBR "mov (%rsp), %rdi\n"                                                  \
+		   "sub $8, %rsp\n"                                                      \
 		   "call proc_vfork_prepare\n"                                           \
+		   "add $16, %rsp\n"                                                     \
+		   "call *%rax\n"                                                        \
+		   "push %rax\n"                                                         \
+		   "sub $8, %rsp\n"                                                      \
+		   "movslq %eax, %rdi\n"                                                 \
+		   "call proc_vfork_returned\n"                                          \
+		   "mov %rax, %rcx\n"                                                    \
 		   "add $8, %rsp\n"                                                      \
-		   "jmp *%rax\n"
+		   "pop %rax\n"                                                          \
+		   "jmp *%rcx\n"
 #elif defined(__aarch64__)
+/* The caller's return address is in x30; sp is 16-aligned and ours below.
+ * We leave by ret x17 (a return, for branch protection), the result in x0,
+ * x29 as the caller left it. */
 #define PROC_VFORK_BODY                                                                  \
 	"stp x29, x30, [sp, #-16]!\n"                                                    \
+	"mov x0, x30\n"                                                                  \
 	"bl proc_vfork_prepare\n"                                                        \
 	"ldp x29, x30, [sp], #16\n"                                                      \
-	"br x0\n"
+	"blr x0\n"                                                                       \
+	"stp x0, x29, [sp, #-16]!\n"                                                     \
+	"sxtw x0, w0\n"                                                                  \
+	"bl proc_vfork_returned\n"                                                       \
+	"mov x17, x0\n"                                                                  \
+	"ldp x0, x29, [sp], #16\n"                                                       \
+	"ret x17\n"
 #else
 #error "graceshim: vfork entry point not written for this architecture"
 #endif
@@ -126,11 +200,17 @@ int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 		void *f = dlsym(RTLD_NEXT, "clone");
 		__atomic_store_n((void **)&real_clone, f, __ATOMIC_RELEASE);
 	}
+	int marked = 0;
 	if ((flags & CLONE_VM) && !(flags & CLONE_THREAD)) {
 		if ((flags & CLONE_VFORK) && !(flags & CLONE_SETTLS))
-			proc_vm_here = 1;
+			marked = proc_vm_here = 1;
 		else
 			__atomic_store_n(&proc_vm_children, 1, __ATOMIC_RELAXED);
 	}
-	return real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+	int r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+	/* Only the parent returns here (the child runs fn on its own stack),
+	 * once the CLONE_VFORK child exec'd or exited. */
+	if (marked)
+		vfork_returned();
+	return r;
 }

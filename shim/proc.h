@@ -16,8 +16,8 @@
  * set does proc_own() ask the kernel for the pid.  The vfork flag is
  * per-thread: the child runs on the vforking thread's TLS (same thread
  * pointer, same memory), no other thread of the parent sees it, and the
- * vforking thread resumes only once the child has exec'd or exited, so its
- * next check clears it.
+ * vforking thread resumes only once the child has exec'd or exited: vfork's
+ * return in the parent clears it (proc.c says why nothing earlier may).
  */
 #ifndef GRACESHIM_PROC_H
 #define GRACESHIM_PROC_H

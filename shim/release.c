@@ -213,6 +213,9 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	in.no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
 	in.multiplexed = pol_tls_multiplexed(tls);
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
+	/* Written to: by our count (none for a CONN_KERNEL record, whose
+	 * writes we do not see), or the kernel's below. */
+	in.wrote = conn_tx(c) > 0;
 	if (tcp) {
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
@@ -220,6 +223,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
 			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
+			in.wrote |= pol_tcp_sent(&ti, len);
 			if (in.kernel_rx > 0) /* no need to ask again before a trigger */
 				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
@@ -239,7 +243,14 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		int q = 0;
 		in.queued = ioctl(fd, SIOCINQ, &q) < 0 ? -1 : q;
 	}
-	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0)) {
+	if (in.rx == 0 && in.kernel_rx <= 0 && !in.wrote) {
+		/* Unused so far: bytes the host wrote that have not left yet
+		 * (corked, or a zero window) still make it a session; so does
+		 * a queue we cannot read. */
+		int unsent = 0;
+		in.wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
+	}
+	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0 || in.wrote)) {
 		int oq = 0;
 		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
 	}

@@ -33,7 +33,10 @@
  * worker timeout kills the worker.  Released here, at any time (not only
  * at a graceful stop), when all of these hold: a thread is in a read of it
  * that may block (conntab_blocked, set around the read by the wrappers); it
- * never received a byte (our count, and the kernel's); nothing is queued;
+ * never received a byte (our count, and the kernel's); the host wrote
+ * nothing to it (our count, the kernel's bytes sent, SIOCOUTQ: a server that
+ * speaks first, SMTP's banner, is in a session with a slow client, not
+ * holding a preconnect); nothing is queued;
  * it is at least GRACESHIM_UNBLOCK_AFTER old (the kernel's time since it
  * last received data: for one that never did, since it was established);
  * and a listener of this process has connections waiting to be accepted.
@@ -92,7 +95,8 @@ uint64_t unblock_pass(void)
 			continue;
 		conntab_lock();
 		struct conn *c = conntab_find_locked(refs[i].fd);
-		if (!c || c->gen != refs[i].gen || (c->flags & CONN_RELEASED) || conn_rx(c) != 0) {
+		if (!c || c->gen != refs[i].gen || (c->flags & CONN_RELEASED) || conn_rx(c) != 0 ||
+		    conn_tx(c) != 0) {
 			conntab_unlock();
 			continue;
 		}
@@ -100,7 +104,7 @@ uint64_t unblock_pass(void)
 		struct stat st;
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
-		int q = -1;
+		int q = -1, oq = -1;
 		memset(&ti, 0, sizeof ti);
 		bool ok = fstat(c->fd, &st) == 0 && (uint64_t)st.st_dev == shim_sock_dev() &&
 			  (uint32_t)st.st_ino == c->ino &&
@@ -108,8 +112,10 @@ uint64_t unblock_pass(void)
 			  len >= offsetof(struct tcp_info, tcpi_bytes_received) +
 					 sizeof ti.tcpi_bytes_received &&
 			  ti.tcpi_state == 1 /* TCP_ESTABLISHED */ && ti.tcpi_bytes_received == 0 &&
+			  !pol_tcp_sent(&ti, len) &&
 			  ti.tcpi_last_data_recv >= shim_cfg.unblock_after_ns / 1000000 &&
-			  ioctl(c->fd, SIOCINQ, &q) == 0 && q == 0;
+			  ioctl(c->fd, SIOCINQ, &q) == 0 && q == 0 &&
+			  ioctl(c->fd, SIOCOUTQ, &oq) == 0 && oq == 0;
 		if (ok && !asked) {
 			asked = true; /* once per pass, and only if something could go */
 			conntab_unlock();

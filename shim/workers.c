@@ -3,17 +3,24 @@
  *
  * The workers of a draining master (see workers.h).
  *
- * Which children: those that still hold one of our listeners (workers; see
- * release_child).  Which connections: a child's fd that is an established
- * TCP socket whose
- * local port is the port of one of this process's listeners (so the child
- * accepted it on a listener it inherited from us: never an outbound
- * connection, a pipe or a file), that the kernel says never received a byte
- * (TCP_INFO tcpi_bytes_received 0: no request, no FIN) and that has nothing
- * waiting (SIOCINQ 0).  The kernel's time since the last data received is,
- * for a connection that never received any, its age: compared with the
- * grace.  The copy we take of it is ours, so we may close it; shutdown() on
- * the copy acts on the one socket the child reads, whose read returns 0.
+ * Which children: workers, those that hold one of our listening sockets
+ * itself (the same socket, inherited across fork: its inode, read from the
+ * child's /proc/<pid>/fd link, is one we recorded; see release_child).  A
+ * child that listens on the same port number with a socket of its own (its
+ * own SO_REUSEPORT socket, or the port on another address) is not our
+ * worker: nothing of ours tells it to stop.  Which connections: a worker's
+ * fd that is an established TCP socket whose local address is the address
+ * of one of our listeners (its port, and its address unless the listener is
+ * bound to the wildcard; so the worker accepted it on a listener it
+ * inherited from us: never an outbound connection, a pipe or a file), that
+ * the kernel says never received a byte (TCP_INFO tcpi_bytes_received 0: no
+ * request, no FIN), to which the worker wrote nothing (pol_tcp_sent, SIOCOUTQ
+ * 0: a server that speaks first is in a session) and that has nothing
+ * waiting (SIOCINQ 0).  The kernel's time since the
+ * last data received is, for a connection that never received any, its age:
+ * compared with the grace.  The copy we take of it is ours, so we may close
+ * it; shutdown() on the copy acts on the one socket the child reads, whose
+ * read returns 0.
  *
  * Everything here is a raw system call over stack buffers: the handler of
  * a single-threaded master (no sweeper thread) calls it.
@@ -21,6 +28,7 @@
 #include "workers.h"
 
 #include "fdlinks.h"
+#include "policy.h"
 #include "real.h"
 
 #include <errno.h>
@@ -44,12 +52,23 @@
 #endif
 
 #define MAX_KIDS 1024 /* a ring: a fork-per-connection server overwrites old ones */
-#define MAX_PORTS 64
+#define MAX_LISTENERS 64
 
 static pid_t kids[MAX_KIDS];
 static unsigned kids_next; /* fork() only, under no lock: see workers_forked */
-static uint16_t ports[MAX_PORTS]; /* network order */
-static unsigned nports;
+
+/* One of our listening sockets: its identity (the socket inode, the same in
+ * every process that holds it) and the local address it accepts on. */
+struct workers_listener {
+	uint64_t ino;
+	uint16_t port; /* network order */
+	uint8_t family;
+	uint8_t wildcard; /* bound to 0.0.0.0 or :: */
+	unsigned char addr[16];
+	int ready; /* the fields above are written (release) */
+};
+static struct workers_listener lst[MAX_LISTENERS];
+static unsigned nlst; /* slots taken, may exceed MAX_LISTENERS */
 
 void workers_forked(pid_t child)
 {
@@ -64,45 +83,80 @@ int workers_any(void)
 	return __atomic_load_n(&kids_next, __ATOMIC_RELAXED) != 0;
 }
 
-static uint16_t local_port(int fd)
+/* The local address of a TCP socket over IPv4 or IPv6; false otherwise. */
+static int local_addr(int fd, struct workers_listener *a)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
 		return 0;
-	if (ss.ss_family == AF_INET)
-		return ((struct sockaddr_in *)&ss)->sin_port;
-	if (ss.ss_family == AF_INET6)
-		return ((struct sockaddr_in6 *)&ss)->sin6_port;
+	memset(a->addr, 0, sizeof a->addr);
+	a->family = (uint8_t)ss.ss_family;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		a->port = in->sin_port;
+		memcpy(a->addr, &in->sin_addr, 4);
+		a->wildcard = in->sin_addr.s_addr == htonl(INADDR_ANY);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		a->port = in6->sin6_port;
+		memcpy(a->addr, &in6->sin6_addr, 16);
+		a->wildcard = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+	} else {
+		return 0;
+	}
+	return a->port != 0;
+}
+
+static unsigned listeners_seen(void)
+{
+	unsigned n = __atomic_load_n(&nlst, __ATOMIC_ACQUIRE);
+	return n > MAX_LISTENERS ? MAX_LISTENERS : n;
+}
+
+static int known_listener(uint64_t ino)
+{
+	unsigned n = listeners_seen();
+	for (unsigned i = 0; i < n; i++)
+		if (__atomic_load_n(&lst[i].ready, __ATOMIC_ACQUIRE) && lst[i].ino == ino)
+			return 1;
 	return 0;
 }
 
 void workers_note_listener(int fd)
 {
 	int saved = errno;
-	uint16_t p = local_port(fd);
+	struct workers_listener a;
+	struct stat st;
+	int ok = fstat(fd, &st) == 0 && local_addr(fd, &a);
 	errno = saved;
-	if (!p)
+	if (!ok || known_listener((uint64_t)st.st_ino))
 		return;
-	unsigned n = __atomic_load_n(&nports, __ATOMIC_ACQUIRE);
-	for (unsigned i = 0; i < n; i++)
-		if (__atomic_load_n(&ports[i], __ATOMIC_RELAXED) == p)
-			return;
-	unsigned i = __atomic_fetch_add(&nports, 1, __ATOMIC_ACQ_REL);
-	if (i < MAX_PORTS)
-		__atomic_store_n(&ports[i], p, __ATOMIC_RELEASE);
-	else
-		__atomic_store_n(&nports, MAX_PORTS, __ATOMIC_RELEASE);
+	unsigned i = __atomic_fetch_add(&nlst, 1, __ATOMIC_ACQ_REL);
+	if (i >= MAX_LISTENERS)
+		return;
+	a.ino = (uint64_t)st.st_ino;
+	a.ready = 0;
+	lst[i] = a;
+	__atomic_store_n(&lst[i].ready, 1, __ATOMIC_RELEASE);
 }
 
-static int our_port(uint16_t p)
+/* Accepted on one of our listeners: the same family and port, and the
+ * listener's address unless it is bound to the wildcard. */
+static int on_our_listener(int fd)
 {
-	unsigned n = __atomic_load_n(&nports, __ATOMIC_ACQUIRE);
-	if (n > MAX_PORTS)
-		n = MAX_PORTS;
-	for (unsigned i = 0; i < n; i++)
-		if (__atomic_load_n(&ports[i], __ATOMIC_RELAXED) == p)
+	struct workers_listener a;
+	if (!local_addr(fd, &a))
+		return 0;
+	unsigned n = listeners_seen();
+	for (unsigned i = 0; i < n; i++) {
+		const struct workers_listener *l = &lst[i];
+		if (!__atomic_load_n(&l->ready, __ATOMIC_ACQUIRE))
+			continue;
+		if (l->family == a.family && l->port == a.port &&
+		    (l->wildcard || !memcmp(l->addr, a.addr, sizeof a.addr)))
 			return 1;
+	}
 	return 0;
 }
 
@@ -119,43 +173,44 @@ static char *put_uint(char *o, unsigned long v)
 	return o;
 }
 
-/* What one fd of the child is, looked at through our copy. */
-enum kind { OTHER, WORKER_LISTENER, CANDIDATE };
-
-static enum kind look(int fd, uint64_t grace_ms)
+/* Whether one fd of a worker, looked at through our copy, is a connection
+ * to release. */
+static int candidate(int fd, uint64_t grace_ms)
 {
 	int v = 0;
 	socklen_t l = sizeof v;
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
-		return OTHER;
+		return 0;
 	int listening = 0;
 	l = sizeof listening;
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) < 0)
-		return OTHER;
-	if (!our_port(local_port(fd)))
-		return OTHER; /* not one of our listeners, nor accepted on one */
-	if (listening)
-		return WORKER_LISTENER;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) < 0 || listening)
+		return 0;
+	if (!on_our_listener(fd))
+		return 0; /* not accepted on one of our listeners */
 	struct tcp_info ti;
 	memset(&ti, 0, sizeof ti);
 	l = sizeof ti;
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
 	    l < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-		return OTHER;
+		return 0;
 	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received != 0)
-		return OTHER;
+		return 0;
+	if (pol_tcp_sent(&ti, l))
+		return 0; /* the worker wrote to it (a banner): a session */
 	int q = 0;
 	if (real_syscall(SYS_ioctl, fd, SIOCINQ, &q) < 0 || q != 0)
-		return OTHER;
+		return 0;
+	if (real_syscall(SYS_ioctl, fd, SIOCOUTQ, &q) < 0 || q != 0)
+		return 0;
 	if (ti.tcpi_last_data_recv < grace_ms)
-		return OTHER; /* younger than the grace: a later pass looks again */
+		return 0; /* younger than the grace: a later pass looks again */
 	/* Already released (by us in an earlier pass, or by the child's own
 	 * shim): a read no longer waits, it sees the end at once.  (Not through
 	 * our recv(): this is our copy, no fd of the host's.) */
 	char b;
 	if (real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0)
-		return OTHER;
-	return CANDIDATE;
+		return 0;
+	return 1;
 }
 
 #define MAX_CANDIDATES 256 /* per child and pass; the rest at the next pass */
@@ -170,28 +225,41 @@ struct child_walk {
 	int cand[MAX_CANDIDATES]; /* copies, kept until we know it is a worker */
 };
 
+/* "socket:[123]" -> 123; 0 when the target is no socket. */
+static uint64_t socket_ino(const char *target)
+{
+	if (strncmp(target, "socket:[", 8) != 0)
+		return 0;
+	uint64_t ino = 0;
+	for (const char *c = target + 8; *c >= '0' && *c <= '9'; c++)
+		ino = ino * 10 + (uint64_t)(*c - '0');
+	return ino;
+}
+
 static void child_fd(int fd, const char *target, void *ctx)
 {
 	struct child_walk *w = ctx;
-	if (strncmp(target, "socket:[", 8) != 0)
+	uint64_t ino = socket_ino(target);
+	if (!ino)
 		return;
+	if (known_listener(ino)) {
+		w->worker = 1; /* it holds our listening socket itself */
+		return;
+	}
 	int copy = (int)real_syscall(SYS_pidfd_getfd, w->pidfd, fd, 0);
 	if (copy < 0) {
 		if (errno == EPERM || errno == ENOSYS || errno == EACCES)
 			*w->denied = 1;
 		return;
 	}
-	enum kind k = look(copy, w->grace_ms);
-	if (k == WORKER_LISTENER)
-		w->worker = 1;
-	if (k == CANDIDATE && w->nc < MAX_CANDIDATES)
+	if (candidate(copy, w->grace_ms) && w->nc < MAX_CANDIDATES)
 		w->cand[w->nc++] = copy;
 	else
 		real_syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
 }
 
 /* One child: its fds from /proc/<pid>/fd.  Only a worker is reached: a
- * child that still holds one of our listeners, i.e. accepts on it and
+ * child that still holds one of our listening sockets, i.e. accepts on it and
  * would be stopped with us (a pre-fork worker told over a pipe, or by a
  * signal that is not a trigger).  A fork-per-connection child (it closed
  * its copy of the listener and serves one connection, independently of

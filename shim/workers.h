@@ -16,11 +16,13 @@
 
 /* fork() returned child in a process that listens: a worker to reach. */
 void workers_forked(pid_t child);
-/* A listening socket of this process (its port identifies the connections
- * the workers accepted on it). */
+/* A listening socket of this process: a child that holds this very socket
+ * is a worker, and its address identifies the connections a worker accepted
+ * on it. */
 void workers_note_listener(int fd);
-/* Releases, in every recorded child still alive, the established TCP
- * connections on one of our listeners' ports that never received a byte,
+/* Releases, in every recorded child still alive that holds one of our
+ * listening sockets, the established TCP connections accepted on one of
+ * them (same local address) that never received a byte,
  * have nothing queued and are at least grace_ms old: shutdown(SHUT_RD) on a
  * copy taken with pidfd_getfd() (Linux 5.6+, ptrace permission over the
  * child).  Async-signal-safe (system calls only: no malloc, no stdio), so

@@ -25,11 +25,13 @@ struct pol_case {
 };
 
 /* rx, kernel_rx, queued, outq, age, quiet, server_last, shared, draining, deadline */
-#define IN(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 0, 0}
+#define IN(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 0, 0, 0}
 /* the same, for a connection whose client sent a TLS handshake and no request */
-#define IN_TLS(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 1, 0}
+#define IN_TLS(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 1, 0, 0}
+/* ... for one the host wrote to and that sent nothing (a server that speaks first) */
+#define IN_WROTE(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 0, 0, 1}
 /* ... and for one that may carry HTTP/2 (with or without a request yet) */
-#define IN_H2(rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr, 1}
+#define IN_H2(rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr, 1, 0}
 
 ParameterizedTestParameters(policy, decides)
 {
@@ -45,6 +47,11 @@ ParameterizedTestParameters(policy, decides)
 		/* used */
 		{"we saw bytes: keep", POLICY_UNUSED, 0, IN(5, 5, 0, -1, 300 * MS, 9000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
 		{"kernel saw bytes we did not: keep", POLICY_UNUSED, 0, IN(0, 17, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
+		/* a server that speaks first: written to, never "unused" */
+		{"banner sent, nothing received, trigger: keep", POLICY_UNUSED, 0, IN_WROTE(0, 0, 0, 0, 300 * MS, 2000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
+		{"banner sent, past the first-byte timeout: keep", POLICY_UNUSED, 10000 * MS, IN_WROTE(0, 0, 0, 0, 20000 * MS, 20000 * MS, 1, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
+		{"banner sent, idle: quiet after the banner: release as idle", POLICY_IDLE, 0, IN_WROTE(0, 0, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
+		{"banner still going out, idle: wait", POLICY_IDLE, 0, IN_WROTE(0, 0, 0, 10, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_SENDING, POL_RECHECK_NS},
 		/* fork */
 		{"shared, TCP count says unused: release", POLICY_UNUSED, 0, IN(0, 0, 0, -1, 300 * MS, -1, -1, 1, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
 		{"shared, no kernel count: keep", POLICY_UNUSED, 0, IN(0, -1, 0, -1, 300 * MS, -1, -1, 1, 1, 0), POL_KEEP, POL_R_SHARED, 0},
@@ -100,20 +107,21 @@ ParameterizedTest(struct pol_case *c, policy, decides)
 Test(policy, only_the_deadline_cuts_a_connection_with_bytes_waiting_or_in_use)
 {
 	/* Exhaustive over a grid: without the drain deadline, a connection with
-	 * bytes waiting is never released, and under policy unused neither is
-	 * one that carried a byte. */
+	 * bytes waiting is never released, under policy unused neither is one
+	 * that carried a byte or that the host wrote to, and one the host wrote
+	 * to is never released as unused nor for a missing first byte. */
 	int64_t krx[] = {-1, 0, 1000}, q[] = {-1, 0, 1, 65536}, oq[] = {-1, 0, 10}, quiet[] = {-1, 0, 5000 * MS};
 	uint64_t rx[] = {0, 1}, age[] = {0, 100 * MS, 20000 * MS}, fbt[] = {0, 10000 * MS};
 	int last[] = {-1, 0, 1};
 	int n = 0;
-	for (int nr = 0; nr < 2; nr++) for (int mx = 0; mx < 2; mx++)
+	for (int nr = 0; nr < 2; nr++) for (int mx = 0; mx < 2; mx++) for (int wr = 0; wr < 2; wr++)
 	for (int pol = 0; pol < 2; pol++)
 	for (size_t a = 0; a < 3; a++) for (size_t b = 0; b < 4; b++) for (size_t c = 0; c < 2; c++)
 	for (size_t d = 0; d < 3; d++) for (size_t e = 0; e < 3; e++) for (size_t f = 0; f < 3; f++)
 	for (size_t g = 0; g < 3; g++) for (size_t h = 0; h < 2; h++) for (int sh = 0; sh < 2; sh++)
 	for (int dr = 0; dr < 2; dr++) for (int dl = 0; dl < 2; dl++) {
 		struct pol_params p = {(enum policy)pol, 250 * MS, 1000 * MS, fbt[h]};
-		struct pol_input in = {rx[c], krx[a], q[b], oq[e], age[d], quiet[f], last[g], sh, dr, dl, nr, mx};
+		struct pol_input in = {rx[c], krx[a], q[b], oq[e], age[d], quiet[f], last[g], sh, dr, dl, nr, mx, wr};
 		struct pol_out out;
 		pol_decide(&p, &in, &out);
 		n++;
@@ -125,8 +133,12 @@ Test(policy, only_the_deadline_cuts_a_connection_with_bytes_waiting_or_in_use)
 		}
 		cr_assert_eq(in.queued, 0, "released with bytes waiting (case %d)", n);
 		if (pol == POLICY_UNUSED)
-			cr_assert(in.rx == 0 && in.kernel_rx <= 0, "unused released a used one (case %d)", n);
-		if (in.rx > 0 || in.kernel_rx > 0)
+			cr_assert(in.rx == 0 && in.kernel_rx <= 0 && !in.wrote,
+				  "unused released a used one (case %d)", n);
+		if (in.wrote)
+			cr_assert(out.reason != POL_R_UNUSED && out.reason != POL_R_FIRST_BYTE,
+				  "released one the host wrote to as never used (case %d)", n);
+		if (in.rx > 0 || in.kernel_rx > 0 || in.wrote)
 			cr_assert(((in.server_last == 1 && !in.multiplexed) || in.no_request) &&
 					  in.outq == 0 && in.quiet_ns >= (int64_t)(1000 * MS),
 				  "idle released a busy connection (case %d)", n);
