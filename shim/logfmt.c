@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Log line formatting without libc's locks (see logfmt.h).  Pure: no
  * system call, no global state, so the unit tests compare it with libc's
  * own snprintf().

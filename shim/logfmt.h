@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * Formatting a log line without libc's locks (pure): the time stamp from
  * seconds and a UTC offset fixed at start-up, and a printf subset.
  *

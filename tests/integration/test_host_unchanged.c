@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The host behaves as without the shim (invariant 1), in the shapes
  * CPython's own regression suite showed it did not: a vfork() that a signal
  * interrupts and the kernel restarts, children of a draining parent that are

@@ -1,4 +1,6 @@
 /*
+ * SPDX-License-Identifier: MIT
+ *
  * The lock-free log formatting (logfmt.c) against libc's own: the same
  * bytes as snprintf() for every conversion the shim's messages use, and the
  * same time stamps as gmtime_r() + strftime() at any offset.
