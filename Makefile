@@ -28,7 +28,7 @@ TEST_PREFIX ?=
 SHIM_SRC := $(wildcard shim/*.c)
 SHIM_OBJ := $(patsubst shim/%.c,$(B)/obj/%.o,$(SHIM_SRC))
 # The pure parts: unit tests link them as they are.
-PURE_OBJ := $(B)/obj/config.o $(B)/obj/conntab.o $(B)/obj/policy.o
+PURE_OBJ := $(B)/obj/config.o $(B)/obj/conntab.o $(B)/obj/policy.o $(B)/obj/sockview.o
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INTEG_SRC := $(wildcard tests/integration/*.c)
