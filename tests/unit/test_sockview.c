@@ -48,7 +48,7 @@ static void wait_inq(int fd, int n)
 			return;
 		usleep(1000);
 	}
-	cr_assert_fail("never %d bytes waiting", n);
+	cr_assert(0, "never %d bytes waiting", n);
 }
 
 static void wait_state(int fd, uint8_t state)
@@ -60,7 +60,7 @@ static void wait_state(int fd, uint8_t state)
 			return;
 		usleep(1000);
 	}
-	cr_assert_fail("never in state %d", state);
+	cr_assert(0, "never in state %d", state);
 }
 
 Test(sockview, never_used_connection)
