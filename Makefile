@@ -43,7 +43,7 @@ FIXTURE_SCRIPTS := $(patsubst tests/fixtures/%,$(B)/fixtures/%,\
 LIB := $(B)/libgraceshim.so
 
 .PHONY: all test unit integration check deps demo e2e harness clean format format-check
-all: $(LIB) $(B)/graceshim-check
+all: $(LIB) $(B)/graceshim-check $(B)/graceshim-outside
 
 uthash_check := $(shell test -f /usr/include/uthash.h && echo yes)
 $(B)/obj/%.o: shim/%.c $(wildcard shim/*.h) Makefile
@@ -63,6 +63,11 @@ $(B)/graceshim.map: shim/graceshim.map.in shim/symbols.h
 # The launcher's validator: the library's own parser, so the launcher and
 # the library can never disagree on what a valid value is.
 $(B)/graceshim-check: tools/graceshim-check.c $(B)/obj/config.o
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $^ $(LDSAN)
+
+# Outside mode: the release from outside the server (pidfd_getfd), with the
+# library's own view of a socket and its configuration parser.
+$(B)/graceshim-outside: tools/graceshim-outside.c $(B)/obj/sockview.o $(B)/obj/config.o
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $^ $(LDSAN)
 
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h tests/fixtures/threads.h
