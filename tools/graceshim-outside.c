@@ -17,6 +17,9 @@
  *   graceshim-outside --pid PID
  *       watches PID's process tree; a process closing its listeners is
  *       draining; releases until PID exits, then exits 0.
+ *   graceshim-outside [--reason TEXT] [--] COMMAND [ARGS...]
+ *       the same; TEXT (why the launcher chose outside mode) ends up in the
+ *       info line that says so.
  *   graceshim-outside --pid PID --release-once
  *       one release pass over the tree now (benchmarks), its time on stdout.
  *
@@ -66,6 +69,7 @@
 
 static struct cfg cfg;
 static bool release_once;
+static const char *reason; /* why the launcher chose outside mode */
 
 /* ---- log ------------------------------------------------------------------ */
 
@@ -698,7 +702,7 @@ static int run(pid_t child, int sfd)
 static void usage(const char *msg)
 {
 	fprintf(stderr,
-		"graceshim-outside: %s\nusage: graceshim-outside [--] COMMAND [ARGS...]\n"
+		"graceshim-outside: %s\nusage: graceshim-outside [--reason TEXT] [--] COMMAND [ARGS...]\n"
 		"       graceshim-outside --pid PID [--release-once]\n",
 		msg);
 	exit(2);
@@ -733,6 +737,10 @@ int main(int argc, char **argv)
 			if (errno || *end || end == argv[i] || v <= 0 || v > INT_MAX)
 				usage("--pid: not a process id");
 			pid = (pid_t)v;
+		} else if (!strcmp(argv[i], "--reason")) {
+			if (i + 1 >= argc)
+				usage("--reason needs a text");
+			reason = argv[++i];
 		} else if (!strcmp(argv[i], "--release-once")) {
 			release_once = true;
 		} else if (argv[i][0] == '-') {
@@ -803,7 +811,7 @@ int main(int argc, char **argv)
 		_exit(e == ENOENT ? 127 : 126);
 	}
 	root = child;
-	say(LOG_INFO, "outside mode: %s runs as pid %d; never-used connections are released from outside",
-	    argv[i], (int)child);
+	say(LOG_INFO, "outside mode: %s runs as pid %d%s%s%s; never-used connections are released from outside",
+	    argv[i], (int)child, reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
 	exit_like(run(child, sfd));
 }
