@@ -116,13 +116,19 @@ static void look_kind(int fd, struct sockview *v)
 	x = 0;
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &x, &l) == 0)
 		v->listener = x != 0;
-	if (v->family == AF_INET || v->family == AF_INET6) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof ss;
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			v->port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							   : ((struct sockaddr_in *)&ss)->sin_port;
-	}
+}
+
+static void look_addr(int fd, struct sockview *v)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	v->family = ss.ss_family;
+	if (ss.ss_family == AF_INET6)
+		v->port = ((struct sockaddr_in6 *)&ss)->sin6_port;
+	else if (ss.ss_family == AF_INET)
+		v->port = ((struct sockaddr_in *)&ss)->sin_port;
 }
 
 int sockview_look(int fd, unsigned want, struct sockview *v)
@@ -131,12 +137,13 @@ int sockview_look(int fd, unsigned want, struct sockview *v)
 	memset(v, 0, sizeof *v);
 	v->data_segs_in = -1;
 	v->inq = v->outq = -1;
-	if (want & SOCKVIEW_KIND) {
+	if (want & SOCKVIEW_KIND)
 		look_kind(fd, v);
-		if (!v->family) {
-			r = -1;
-			goto out;
-		}
+	if ((want & SOCKVIEW_ADDR) && (v->family || !(want & SOCKVIEW_KIND)))
+		look_addr(fd, v);
+	if ((want & (SOCKVIEW_KIND | SOCKVIEW_ADDR)) && !v->family) {
+		r = -1;
+		goto out;
 	}
 	if (want & SOCKVIEW_ID) {
 		struct stat st;
@@ -147,9 +154,10 @@ int sockview_look(int fd, unsigned want, struct sockview *v)
 		v->dev = (uint64_t)st.st_dev;
 		v->ino = (uint64_t)st.st_ino;
 	}
-	bool maybe_tcp = !(want & SOCKVIEW_KIND) ||
-			 ((v->family == AF_INET || v->family == AF_INET6) &&
-			  v->type == SOCK_STREAM && v->protocol == IPPROTO_TCP);
+	bool inet = v->family == AF_INET || v->family == AF_INET6;
+	bool maybe_tcp = (want & SOCKVIEW_KIND)
+				 ? inet && v->type == SOCK_STREAM && v->protocol == IPPROTO_TCP
+				 : !(want & SOCKVIEW_ADDR) || inet;
 	if ((want & SOCKVIEW_TCP) && maybe_tcp) {
 		struct tcp_info ti;
 		socklen_t len;
@@ -163,6 +171,7 @@ int sockview_look(int fd, unsigned want, struct sockview *v)
 		if (sockview_tcp_info(fd, &ti, &len) == 0) {
 			v->tcp = true;
 			v->state = ti.tcpi_state;
+			v->listener = v->listener || ti.tcpi_state == SOCKVIEW_LISTEN;
 			v->bytes_received = ti.tcpi_bytes_received;
 			sockview_data_bytes(&ti, len, &v->rx, &v->tx);
 			if (SOCKVIEW_HAS(len, tcpi_data_segs_in))

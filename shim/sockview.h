@@ -41,17 +41,20 @@ enum sockview_tcp_state {
 
 /* What to read in sockview_look(): each costs one system call. */
 enum {
-	SOCKVIEW_KIND = 1,  /* family, type, protocol, listener, local port */
-	SOCKVIEW_ID = 2,    /* st_dev, st_ino */
-	SOCKVIEW_TCP = 4,   /* TCP_INFO (TCP sockets; needs SOCKVIEW_KIND or a known family) */
-	SOCKVIEW_INQ = 8,   /* SIOCINQ */
-	SOCKVIEW_OUTQ = 16, /* SIOCOUTQ */
-	SOCKVIEW_ALL = 31,
+	SOCKVIEW_KIND = 1,  /* family, type, protocol, listener (4 getsockopt) */
+	SOCKVIEW_ADDR = 2,  /* family and local port (getsockname) */
+	SOCKVIEW_ID = 4,    /* st_dev, st_ino */
+	SOCKVIEW_TCP = 8,   /* TCP_INFO; also says listener (TCP_LISTEN) */
+	SOCKVIEW_INQ = 16,  /* SIOCINQ */
+	SOCKVIEW_OUTQ = 32, /* SIOCOUTQ */
+	SOCKVIEW_ALL = 63,
 };
 
 struct sockview {
-	/* SOCKVIEW_KIND: family 0 for an fd that is no socket (a pipe, a
-	 * file); port in network order, 0 for a family without ports. */
+	/* SOCKVIEW_KIND or SOCKVIEW_ADDR: family 0 for an fd that is no
+	 * socket (a pipe, a file).  SOCKVIEW_ADDR: port in network order, 0
+	 * for a family without ports.  TCP_INFO alone (SOCKVIEW_TCP) is the
+	 * cheap way to know a TCP socket: it answers for TCP sockets only. */
 	int family, type, protocol;
 	bool listener;
 	uint16_t port;
@@ -71,8 +74,9 @@ struct sockview {
 };
 
 /* Reads what the bits of want ask for.  Returns 0, or -1 when fd is not
- * open (EBADF) or, with SOCKVIEW_KIND asked, is no socket: family 0.  A
- * part the kernel refuses stays at its "unknown" value. */
+ * open (EBADF) or, with SOCKVIEW_KIND or SOCKVIEW_ADDR asked, is no
+ * socket: family 0.  A part the kernel refuses stays at its "unknown"
+ * value. */
 int sockview_look(int fd, unsigned want, struct sockview *v) SOCKVIEW_API;
 
 /* TCP_INFO into *ti (zeroed first) with its length in *len.  Returns 0 when

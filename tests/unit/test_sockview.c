@@ -249,3 +249,35 @@ Test(sockview, fin_arithmetic_by_kernel_version)
 	cr_assert(SOCKVIEW_HAS(v41, tcpi_bytes_received));
 	cr_assert_not(SOCKVIEW_HAS(v41, tcpi_data_segs_in));
 }
+
+/* The cheap look outside mode makes on every fd: getsockname and TCP_INFO
+ * alone tell an accepted TCP connection from a listener, a unix socket and
+ * a pipe. */
+Test(sockview, cheap_look_without_kind)
+{
+	const unsigned cheap = SOCKVIEW_ADDR | SOCKVIEW_TCP | SOCKVIEW_INQ;
+	struct pair p = loopback();
+	struct sockview v;
+	cr_assert_eq(sockview_look(p.sfd, cheap, &v), 0);
+	cr_assert(v.tcp);
+	cr_assert_not(v.listener);
+	cr_assert_eq(v.family, AF_INET);
+	cr_assert_neq(v.port, 0);
+	cr_assert(sockview_never_used(&v, 0));
+	cr_assert_eq(sockview_look(p.lfd, cheap, &v), 0);
+	cr_assert(v.listener, "TCP_LISTEN says listener");
+	cr_assert_not(sockview_never_used(&v, 0));
+	int sv[2], pf[2];
+	cr_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	cr_assert_eq(sockview_look(sv[0], cheap, &v), 0);
+	cr_assert_eq(v.family, AF_UNIX);
+	cr_assert_not(v.tcp);
+	cr_assert_not(sockview_never_used(&v, 0));
+	cr_assert(pipe(pf) == 0);
+	cr_assert_eq(sockview_look(pf[0], cheap, &v), -1);
+	cr_assert_not(v.tcp);
+	cr_assert_eq(sockview_look(pf[0], SOCKVIEW_TCP | SOCKVIEW_INQ, &v), 0, "nothing asked that says socket");
+	cr_assert_not(v.tcp);
+	close(sv[0]), close(sv[1]), close(pf[0]), close(pf[1]);
+	close(p.cfd), close(p.sfd), close(p.lfd);
+}
