@@ -39,6 +39,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -48,6 +51,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -155,8 +159,11 @@ static int root_pidfd = -1; /* --pid: its end is ours */
 static bool table_stale;    /* read_listen_table() before the next scan */
 static bool tree_draining; /* a stop signal was received */
 
-/* The listeners of the network namespace: inode and port, from
- * /proc/<root>/net/tcp and tcp6 (state 0A). */
+/* The listeners of the network namespace: inode and port.  From the
+ * kernel's socket diagnostics (NETLINK_SOCK_DIAG, listeners only) when the
+ * tree shares our network namespace; else from /proc/<root>/net/tcp and
+ * tcp6, whose every line (TIME_WAIT ones included: tens of thousands on a
+ * busy host) is read for the few listeners. */
 struct lsock {
 	uint64_t ino;
 	uint16_t port;
@@ -164,8 +171,83 @@ struct lsock {
 static struct lsock *lsocks;
 static size_t nlsocks, caplsocks;
 
+static void lsock_add(uint64_t ino, uint16_t port)
+{
+	if (nlsocks == caplsocks) {
+		size_t cap = caplsocks ? caplsocks * 2 : 64;
+		struct lsock *n = realloc(lsocks, cap * sizeof *n);
+		if (!n)
+			return;
+		lsocks = n, caplsocks = cap;
+	}
+	lsocks[nlsocks].ino = ino;
+	lsocks[nlsocks].port = port;
+	nlsocks++;
+}
+
+static bool same_netns(void)
+{
+	char path[64];
+	struct stat a, b;
+	snprintf(path, sizeof path, "/proc/%d/ns/net", (int)root);
+	return stat(path, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+/* Returns -1 when the kernel has no socket diagnostics for us. */
+static int read_listen_diag(void)
+{
+	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -1;
+	int r = 0;
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	for (int f = 0; f < 2 && r == 0; f++) {
+		struct {
+			struct nlmsghdr h;
+			struct inet_diag_req_v2 q;
+		} req = {
+			.h = {.nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			      .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+			.q = {.sdiag_family = families[f], .sdiag_protocol = IPPROTO_TCP,
+			      .idiag_states = 1u << SOCKVIEW_LISTEN},
+		};
+		if (send(nl, &req, sizeof req, 0) != (ssize_t)sizeof req) {
+			r = -1;
+			break;
+		}
+		for (bool end = false; !end;) {
+			static long buf[8192 / sizeof(long)];
+			ssize_t n = recv(nl, buf, sizeof buf, 0);
+			if (n <= 0) {
+				r = -1;
+				break;
+			}
+			for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+			     h = NLMSG_NEXT(h, n)) {
+				if (h->nlmsg_type == NLMSG_DONE) {
+					end = true;
+					break;
+				}
+				if (h->nlmsg_type == NLMSG_ERROR) {
+					end = true;
+					r = -1;
+					break;
+				}
+				struct inet_diag_msg *m = NLMSG_DATA(h);
+				lsock_add(m->idiag_inode, m->id.idiag_sport);
+			}
+		}
+	}
+	close(nl);
+	return r;
+}
+
 static void read_listen_table(void)
 {
+	nlsocks = 0;
+	if (same_netns() && read_listen_diag() == 0)
+		return;
 	nlsocks = 0;
 	static const char *const files[] = {"tcp", "tcp6"};
 	for (int f = 0; f < 2; f++) {
@@ -183,19 +265,8 @@ static void read_listen_table(void)
 			    st != 0x0A)
 				continue;
 			char *colon = strrchr(local, ':');
-			if (!colon)
-				continue;
-			if (nlsocks == caplsocks) {
-				size_t cap = caplsocks ? caplsocks * 2 : 64;
-				struct lsock *n = realloc(lsocks, cap * sizeof *n);
-				if (!n)
-					break;
-				lsocks = n, caplsocks = cap;
-			}
-			unsigned p = (unsigned)strtoul(colon + 1, NULL, 16);
-			lsocks[nlsocks].ino = ino;
-			lsocks[nlsocks].port = htons((uint16_t)p);
-			nlsocks++;
+			if (colon)
+				lsock_add(ino, htons((uint16_t)strtoul(colon + 1, NULL, 16)));
 		}
 		fclose(fp);
 	}

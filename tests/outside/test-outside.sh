@@ -263,6 +263,9 @@ EOF
 			[ -s "$work/nginx/nginx.pid" ] && get "$nport" / 2>/dev/null | grep -q 200 && break
 			sleep 0.05
 		done
+		# nginx's workers, to be killed by pid whatever happens
+		local w
+		for w in $(cat /proc/"$spid"/task/*/children 2>/dev/null); do pids+=("$w"); done
 		if [ "$watch" = yes ]; then
 			GRACESHIM_LOG=info "$launcher" --pid "$spid" 2>"$work/$name.watch" &
 			pids+=("$!")
@@ -333,7 +336,9 @@ log=$work/sig.log
 rp=$!
 pids+=("$rp")
 lp=$(child_of "$rp")
+pids+=("$lp")
 for i in $(seq 100); do grep -q READY "$log" && break; sleep 0.05; done
+pids+=("$(awk '/^READY /{print $2; exit}' "$log")")
 for s in USR1 HUP WINCH USR2 INT QUIT; do
 	kill -"$s" "$lp"
 	sleep 0.1
@@ -354,6 +359,7 @@ rp=$!
 pids+=("$rp")
 for i in $(seq 100); do grep -q READY "$log" && break; sleep 0.05; done
 cp=$(awk '/^READY /{print $2; exit}' "$log")
+pids+=("$(child_of "$rp")" "$cp")
 kill -KILL "$cp"
 gone_ms "$rp" 5000 0 >/dev/null
 if [ "$(cat "$work/kill.status" 2>/dev/null)" = "signal 9" ]; then
@@ -412,6 +418,7 @@ else
 		pids+=("$up")
 		sup=$(child_of "$up") # the launcher, PID 1 inside
 		sup=${sup%% *}
+		pids+=("$sup")
 		port=$(port_of "$log")
 		exec 3<>"/dev/tcp/127.0.0.1/$port"
 		sleep 0.6 # the orphan sleep ended: reaped or a zombie
