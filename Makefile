@@ -1,6 +1,8 @@
 # graceshim: one Makefile.
 #   make            build/libgraceshim.so (and the config validator)
 #   make test       unit + integration tests (the fast loop)
+#   make test-outside  outside mode (graceshim-outside) on Go, static, io_uring
+#                   servers and running ones (tests/outside/)
 #   make check      installs missing Debian packages (when root), then every test,
 #                   sanitizer builds (check-san) and fuzzing (fuzz-smoke) included,
 #                   each to its end; one summary block (scripts/check-all)
@@ -118,7 +120,7 @@ harness: all $(B)/fixtures/hyperlike
 
 # Every package first (scripts/install-deps --check: nothing installs
 # midway, nothing is skipped for want of a tool), then scripts/check-all:
-# test test-launcher reliability check-valgrind check-san fuzz-smoke check-cross test-deb e2e
+# test test-launcher test-outside reliability check-valgrind check-san fuzz-smoke check-cross test-deb e2e
 # harness mutants, each to its end even after a failure, quiet (full logs in
 # build/check/<target>.log), then one summary block whose last line is
 # "N passed, M failed, K skipped"; the status is non-zero when anything
@@ -152,3 +154,4 @@ include bench/bench.mk
 include tests/reliability.mk
 include tests/cross.mk
 include tests/mutants/mutants.mk
+include tests/outside/outside.mk
