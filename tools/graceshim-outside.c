@@ -65,6 +65,7 @@
 #endif
 
 #define LISTENER_TICK_MS 100 /* how soon a closed listener is noticed */
+#define SIGNAL_TICK_MS 10     /* ... for a second after a forwarded signal */
 #define DRAIN_TICK_MS 50     /* release passes while draining */
 #define TREE_TICK_MS 1000    /* new processes of the tree (workers) */
 #define RESCAN_MS 60000      /* listeners opened later (a walk of every fd) */
@@ -72,6 +73,7 @@
 #define MAX_WATCH 1024
 
 static struct cfg cfg;
+static int log_fd = 2; /* GRACESHIM_LOG_FILE, else stderr */
 static bool release_once;
 static const char *reason; /* why the launcher chose outside mode */
 
@@ -97,7 +99,7 @@ __attribute__((format(printf, 2, 3))) static void say(enum log_level l, const ch
 	va_end(ap);
 	o += n < 0 ? 0 : (size_t)n < sizeof line - o - 1 ? (size_t)n : sizeof line - o - 2;
 	line[o++] = '\n';
-	if (write(2, line, o) < 0) {
+	if (write(log_fd, line, o) < 0) {
 		/* nowhere else to say it */
 	}
 }
@@ -690,6 +692,9 @@ static int run(pid_t child, int sfd)
 	uint64_t t = now_ms(), next_tree = t, next_rescan = t + RESCAN_MS;
 	unsigned scan_backoff = 50;
 	uint64_t next_listen_scan = t; /* before the first listener is found */
+	/* A signal the server may stop on (WINCH, USR1 for some) is seen
+	 * through its listeners closing: looked at often for a while. */
+	uint64_t fast_until = 0;
 	walk_tree();
 	for (;;) {
 		t = now_ms();
@@ -714,7 +719,8 @@ static int run(pid_t child, int sfd)
 			release_pass();
 		/* Sleep until a signal, the end of the watched process, or the
 		 * next look. */
-		uint64_t wake = drain ? t + DRAIN_TICK_MS : nwatches ? t + LISTENER_TICK_MS : next_tree;
+		uint64_t tick = t < fast_until ? SIGNAL_TICK_MS : LISTENER_TICK_MS;
+		uint64_t wake = drain ? t + DRAIN_TICK_MS : nwatches ? t + tick : next_tree;
 		if (!nports && next_listen_scan < wake)
 			wake = next_listen_scan;
 		if (next_tree < wake)
@@ -756,6 +762,7 @@ static int run(pid_t child, int sfd)
 			}
 			/* A terminal's signal reached the child already (same
 			 * process group): forwarding it would deliver it twice. */
+			fast_until = now_ms() + 1000;
 			if ((int)si.ssi_code == SI_KERNEL && getpgid(child) == getpgrp())
 				continue;
 			kill(child, sig);
@@ -838,6 +845,14 @@ int main(int argc, char **argv)
 	} else {
 		nstop = 3;
 		stop_sigs[0] = SIGINT, stop_sigs[1] = SIGTERM, stop_sigs[2] = SIGQUIT;
+	}
+	if (cfg.log_file[0]) {
+		int fd = open(cfg.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			log_fd = fd;
+		else
+			fprintf(stderr, "graceshim: GRACESHIM_LOG_FILE=%s: %s; logging to stderr\n", cfg.log_file,
+				strerror(errno));
 	}
 	if (cfg.disable) {
 		if (pid)
