@@ -11,7 +11,9 @@
 #   - signals forwarded exactly: USR1, HUP, WINCH reach the child; a child
 #     that exits 3 on SIGTERM makes the launcher exit 3; a child killed by
 #     SIGKILL makes the launcher die of SIGKILL;
-#   - PID 1 of `unshare --pid --fork`: orphans reaped, release and exit.
+#   - PID 1 of `unshare --pid --fork`: orphans reaped, release and exit;
+#   - pidfd_getfd refused by seccomp (EPERM) or missing (ENOSYS): one line,
+#     exit 2, the command never started.
 # Usage: tests/outside/test-outside.sh   (make test-outside; needs root for
 # the permission and PID 1 cases, which are skipped otherwise)
 # Prints one line per case and "outside: N passed, M failed"; TIMES lines
@@ -50,6 +52,7 @@ build() { # name, then the compiler's arguments
 }
 build sigrec "$here/sigrec.c"
 build runstatus "$here/runstatus.c"
+build seccomp_deny "$here/seccomp_deny.c"
 build uring_server "$here/uring_server.c" -luring
 # static glibc warns about getaddrinfo in a static binary (not used here)
 "$cc" -O2 -std=c11 -D_GNU_SOURCE -static -pthread -o "$out/hyperlike-static" \
@@ -295,7 +298,7 @@ EOF
 		fi
 		exec 3<&-
 		if alive "$spid"; then
-			kill -TERM "$spid"
+			kill -TERM "$spid" 2>/dev/null
 			gone_ms "$spid" 3000 0 >/dev/null || kill -KILL "$spid"
 		fi
 		wait "$spid" 2>/dev/null
@@ -382,6 +385,25 @@ if [ "$a$b$c$d" = 2222 ] && grep -q 'no such process' "$work/nopid.err"; then
 else
 	bad "bad flags: statuses $a $b $c $d; $(cat "$work/nopid.err")"
 fi
+
+# A seccomp profile that refuses pidfd_getfd (Docker's default, without
+# CAP_SYS_PTRACE), and a kernel without it (older than 5.6): one line that
+# says what to do, exit 2, the command never started.
+for e in EPERM ENOSYS; do
+	rm -f "$work/marker"
+	"$out/seccomp_deny" "$e" "$launcher" --outside -- touch "$work/marker" >/dev/null 2>"$work/sc.err"
+	st=$?
+	case $e in
+	EPERM) want='pidfd_getfd is refused by a seccomp profile.*SYS_PTRACE' ;;
+	ENOSYS) want='needs pidfd_getfd (Linux 5.6 or later)' ;;
+	esac
+	if [ "$st" = 2 ] && [ "$(wc -l <"$work/sc.err")" = 1 ] && grep -q "$want" "$work/sc.err" &&
+		[ ! -e "$work/marker" ]; then
+		ok "pidfd_getfd $e: $(cat "$work/sc.err")"
+	else
+		bad "pidfd_getfd $e: status $st: $(cat "$work/sc.err")"
+	fi
+done
 
 # --- needs root ------------------------------------------------------------------
 if [ "$(id -u)" != 0 ]; then
