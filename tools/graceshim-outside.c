@@ -528,7 +528,10 @@ static const char *denied_reason(pid_t pid, char *buf, size_t len)
 		snprintf(buf, len,
 			 "it runs as another user (uid %ld, we are uid %ld): run graceshim as that user or as root (CAP_SYS_PTRACE)",
 			 uid, (long)geteuid());
-	else if (yama >= 1 && geteuid() != 0)
+	else if (geteuid() == 0)
+		snprintf(buf, len,
+			 "a security module (AppArmor, SELinux) or a seccomp profile refuses it, even to root");
+	else if (yama >= 1)
 		snprintf(buf, len,
 			 "Yama's kernel.yama.ptrace_scope is %d: only a parent may take its sockets; run the server under graceshim, as root, or set the scope to 0",
 			 yama);
