@@ -386,6 +386,63 @@ else
 	bad "bad flags: statuses $a $b $c $d; $(cat "$work/nopid.err")"
 fi
 
+# --- headless Chromium against the static Go server ------------------------------
+# A real browser's preconnect (tests/e2e/chromium-preconnect: one used and
+# one never-used connection), then the stop: Go waits ~5 s for the
+# never-used one; outside mode releases it.
+chromium_case() { # name, mode (none or -), expect (go or prompt)
+	local name=$1 mode=$2 expect=$3 log=$work/$1.log
+	if [ "$mode" = none ]; then
+		"$out/goserver" >"$log" 2>&1 &
+	else
+		GRACESHIM_LOG=info "$launcher" -- "$out/goserver" >"$log" 2>&1 &
+	fi
+	local pid=$!
+	pids+=("$pid")
+	local port
+	port=$(port_of "$log") || { bad "$name: no PORT line"; return; }
+	local pre
+	pre=$("$top/tests/e2e/chromium-preconnect" "http://127.0.0.1:$port/" "$port" 2>"$work/$name.chromium")
+	local cpid udd
+	cpid=$(echo "$pre" | awk '/^CHROMIUM_PID /{print $2}')
+	udd=$(echo "$pre" | awk '/^CHROMIUM_USER_DATA_DIR /{print $2}')
+	local unused
+	unused=$(echo "$pre" | awk '/^UNUSED /{print $2}')
+	local t0 ms
+	t0=$(now_ms)
+	kill -TERM "$pid"
+	ms=$(gone_ms "$pid" 9000 "$t0")
+	if [ -n "$cpid" ]; then
+		kill -TERM "$cpid" 2>/dev/null
+		for _ in $(seq 50); do
+			case $(ps -o stat= -p "$cpid" 2>/dev/null) in "" | Z*) break ;; esac
+			sleep 0.1
+		done
+		kill -KILL -- "-$cpid" 2>/dev/null
+	fi
+	[ -n "$udd" ] && rm -rf "$udd"
+	if [ "${unused:-0}" -lt 1 ]; then
+		skipped "$name: Chromium opened no never-used connection ($(echo "$pre" | tr '\n' ' '))"
+		return
+	fi
+	case $expect:$ms in
+	go:hung | prompt:hung) bad "$name: still running after 9 s"; kill -KILL "$pid" 2>/dev/null ;;
+	go:*) if [ "$ms" -ge 2500 ]; then ok "$name: $ms ms (Go waits for Chromium's preconnect)"
+		else bad "$name: only $ms ms: Chromium's preconnect did not hold Go"; fi ;;
+	prompt:*) if [ "$ms" -lt "$PROMPT_MS" ] && grep -q 'released [1-9][0-9]* never-used' "$log"; then
+			ok "$name: $ms ms, Chromium's preconnect released"
+		else bad "$name: $ms ms"; cat "$log"; fi ;;
+	esac
+	echo "TIMES $name $ms"
+	wait "$pid" 2>/dev/null
+}
+if [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && command -v ss >/dev/null 2>&1; then
+	chromium_case chromium-go-without none go
+	chromium_case chromium-go-outside - prompt
+else
+	skipped "Chromium: not installed (scripts/build-e2e)"
+fi
+
 # A seccomp profile that refuses pidfd_getfd (Docker's default, without
 # CAP_SYS_PTRACE), and a kernel without it (older than 5.6): one line that
 # says what to do, exit 2, the command never started.
