@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -676,6 +677,9 @@ __attribute__((noreturn)) static void exit_like(int status)
 		exit(WEXITSTATUS(status));
 	int sig = WTERMSIG(status);
 	if (getpid() != 1) { /* PID 1 cannot die of a signal it sends itself */
+		/* The child's core, if any, is the child's: none of ours. */
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
 		signal(sig, SIG_DFL);
 		sigset_t one;
 		sigemptyset(&one);
