@@ -68,6 +68,7 @@
 #define LISTENER_TICK_MS 100 /* how soon a closed listener is noticed */
 #define SIGNAL_TICK_MS 10     /* ... for a second after a forwarded signal */
 #define DRAIN_TICK_MS 50     /* release passes while draining */
+#define NEW_MIN_AGE_MS 250   /* a connection made during the drain, before its release */
 #define TREE_TICK_MS 1000    /* new processes of the tree (workers) */
 #define RESCAN_MS 60000      /* listeners opened later (a walk of every fd) */
 #define MAX_PROCS 4096
@@ -141,6 +142,7 @@ struct proc {
 	int pidfd;
 	bool listened;  /* held a listener once */
 	bool draining;  /* closed them all since */
+	uint64_t drain_ms; /* when (now_ms()) */
 	bool denied;    /* pidfd_getfd refused: said once */
 	bool alive;     /* seen at the last walk of the tree */
 };
@@ -161,6 +163,7 @@ static pid_t root;
 static int root_pidfd = -1; /* --pid: its end is ours */
 static bool table_stale;    /* read_listen_table() before the next scan */
 static bool tree_draining; /* a stop signal was received */
+static uint64_t tree_drain_ms;
 
 /* The listeners of the network namespace: inode and port.  From the
  * kernel's socket diagnostics (NETLINK_SOCK_DIAG, listeners only) when the
@@ -456,6 +459,7 @@ static void check_listeners(void)
 			holds = watches[j].pid == p->pid;
 		if (!holds) {
 			p->draining = true;
+			p->drain_ms = now_ms();
 			say(LOG_INFO, "outside: pid %d closed its listeners: releasing its never-used connections",
 			    (int)p->pid);
 		}
@@ -567,7 +571,16 @@ static void release_fd(struct proc *p, int fd, uint64_t ino, void *ctx)
 	if (sockview_look(copy, SOCKVIEW_ADDR | SOCKVIEW_TCP | SOCKVIEW_INQ, &v) == 0 && v.tcp &&
 	    !v.listener && our_port(v.port) && v.state == SOCKVIEW_ESTABLISHED && v.bytes_received == 0 &&
 	    v.inq == 0) {
-		if (sockview_never_used(&v, (uint32_t)(cfg.grace_ns / 1000000))) {
+		/* A connection made during the drain is a client that does not
+		 * know of the stop: its request may be a moment behind its
+		 * connect (a loaded client), so it is given NEW_MIN_AGE_MS.
+		 * For one that never received data, the kernel's time since
+		 * the last data received is its age. */
+		uint64_t start = tree_draining ? tree_drain_ms : p->drain_ms;
+		uint64_t min_ms = cfg.grace_ns / 1000000;
+		if (v.last_data_recv_ms < now_ms() - start && min_ms < NEW_MIN_AGE_MS)
+			min_ms = NEW_MIN_AGE_MS;
+		if (sockview_never_used(&v, (uint32_t)min_ms)) {
 			if (shutdown(copy, SHUT_RD) == 0) {
 				done_add(ino);
 				ps->released++;
@@ -763,6 +776,7 @@ static int run(pid_t child, int sfd)
 				uint64_t t0 = now_ms();
 				walk_tree();
 				tree_draining = true;
+				tree_drain_ms = t0;
 				struct pass ps = release_pass();
 				say(LOG_INFO, "outside: SIG%s: %u released in %llu ms before it was forwarded",
 				    cfg_signal_name(sig), ps.released, (unsigned long long)(now_ms() - t0));
@@ -881,6 +895,7 @@ int main(int argc, char **argv)
 		if (release_once) {
 			walk_tree();
 			tree_draining = true;
+			tree_drain_ms = now_ms();
 			/* Wall clock and CPU time: on a loaded machine the
 			 * first measures the machine as much as the pass. */
 			struct timespec a, b, ca, cb;

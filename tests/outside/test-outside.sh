@@ -233,7 +233,11 @@ run_case pid-hyperlike-without none hang TERM "$B/fixtures/hyperlike"
 
 # nginx: master and workers, stopped with its documented graceful stop.
 if command -v nginx >/dev/null 2>&1; then
-	nport=$(( (RANDOM % 20000) + 30000 ))
+	# a port nothing listens on (nginx cannot say which one it took)
+	for _ in $(seq 50); do
+		nport=$(((RANDOM % 20000) + 30000))
+		[ -z "$(ss -Htln "sport = :$nport" 2>/dev/null)" ] && break
+	done
 	mkdir -p "$work/nginx/logs"
 	cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes 2;
