@@ -40,6 +40,7 @@ cleanup() {
 trap cleanup EXIT
 "$OUT" -- "$HTTPD" --max-seconds 300 >"$log" 2>&1 &
 sup=$!
+disown "$sup" # killed by pid at the end, without a "Killed" notice
 port=
 for _ in $(seq 100); do
 	port=$(awk '/^PORT /{print $2; exit}' "$log")
