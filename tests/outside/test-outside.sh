@@ -16,8 +16,8 @@
 #     exit 2, the command never started.
 # Usage: tests/outside/test-outside.sh   (make test-outside; needs root for
 # the permission and PID 1 cases, which are skipped otherwise)
-# Prints one line per case and "outside: N passed, M failed"; TIMES lines
-# give signal -> exit in ms for the report.
+# Prints one line per case and "outside: N passed, M failed"; the signal ->
+# exit time of each case goes to $B/outside/times.
 
 set -u
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
@@ -38,6 +38,10 @@ trap cleanup EXIT
 PROMPT_MS=3000 # generous: a loaded 2-core machine; the shim's own pass is ~1 ms
 HANG_MS=3000   # "hangs": still running this long after the stop
 pass=0 fail=0 skip=0
+# signal -> exit per case, for the record: one "name ms" (or "hung") a line
+times_file=$out/times
+: >"$times_file"
+record_time() { echo "$1" >>"$times_file"; }
 ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$1"; }
 bad() { fail=$((fail + 1)); printf 'FAIL %s\n' "$1"; }
 skipped() { skip=$((skip + 1)); printf 'skip %s\n' "$1"; }
@@ -145,18 +149,18 @@ run_case() {
 	ms=$(gone_ms "$pid" "$limit" "$t0")
 	exec 3<&-
 	case $expect:$ms in
-	hang:hung) ok "$name: still waiting ${HANG_MS} ms after SIG$sig (hangs)"; echo "TIMES $name hung"
+	hang:hung) ok "$name: still waiting ${HANG_MS} ms after SIG$sig (hangs)"; record_time "$name hung"
 		kill -KILL "$pid" 2>/dev/null ;;
 	hang:*) bad "$name: exited after $ms ms, expected it to hang"; cat "$log" ;;
 	prompt:hung) bad "$name: still running after $PROMPT_MS ms"; cat "$log"; kill -KILL "$pid" 2>/dev/null ;;
 	prompt:*) wait "$pid"; local st=$?
 		if [ "$st" = 0 ] && grep -q 'outside mode:' "$log" && grep -q 'released 1 never-used' "$log"; then
-			ok "$name: exit 0 after $ms ms, the connection released"; echo "TIMES $name $ms"
+			ok "$name: exit 0 after $ms ms, the connection released"; record_time "$name $ms"
 		else
 			bad "$name: status $st after $ms ms"; cat "$log"
 		fi ;;
 	go:hung) bad "$name: still running after 9 s"; kill -KILL "$pid" 2>/dev/null ;;
-	go:*) if [ "$ms" -ge 4000 ]; then ok "$name: Go's own rule, $ms ms"; echo "TIMES $name $ms"
+	go:*) if [ "$ms" -ge 4000 ]; then ok "$name: Go's own rule, $ms ms"; record_time "$name $ms"
 		else bad "$name: only $ms ms (expected Go to wait ~5 s)"; fi ;;
 	esac
 	wait "$pid" 2>/dev/null
@@ -217,7 +221,7 @@ pid_case() { # name, expect, stop command (a function), server command...
 		local st=$?
 		if [ "$w" != hung ] && [ "$st" = 0 ] && grep -q 'released 1 never-used' "$work/$name.watch"; then
 			ok "$name: server gone $ms ms after its stop, watcher exit 0"
-			echo "TIMES $name $ms"
+			record_time "$name $ms"
 		else
 			bad "$name: watcher $w status $st"
 			cat "$work/$name.watch"
@@ -286,7 +290,7 @@ EOF
 			ms=$(gone_ms "$spid" "$PROMPT_MS" "$t0")
 			if [ "$ms" != hung ] && grep -q 'released 1 never-used' "$work/$name.watch"; then
 				ok "$name: nginx -s quit: gone after $ms ms"
-				echo "TIMES $name $ms"
+				record_time "$name $ms"
 			else
 				bad "$name: $ms"
 				cat "$work/$name.watch" "$log" "$work/nginx/logs/error.log"
@@ -295,7 +299,7 @@ EOF
 			ms=$(gone_ms "$spid" "$HANG_MS" "$t0")
 			if [ "$ms" = hung ]; then
 				ok "$name: nginx -s quit: still waiting after ${HANG_MS} ms (hangs)"
-				echo "TIMES $name hung"
+				record_time "$name hung"
 			else
 				bad "$name: nginx exited after $ms ms, expected it to wait"
 			fi
@@ -437,7 +441,7 @@ chromium_case() { # name, mode (none or -), expect (go or prompt)
 			ok "$name: $ms ms, Chromium's preconnect released"
 		else bad "$name: $ms ms"; cat "$log"; fi ;;
 	esac
-	echo "TIMES $name $ms"
+	record_time "$name $ms"
 	wait "$pid" 2>/dev/null
 }
 if [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && command -v ss >/dev/null 2>&1; then
@@ -517,7 +521,7 @@ else
 		st=$?
 		if [ "$zombies" = 0 ] && [ "$ms" != hung ] && [ "$st" = 0 ] && grep -q 'released 1 never-used' "$log"; then
 			ok "PID 1: orphan reaped, released, exit 0 after $ms ms"
-			echo "TIMES pid1-static-c $ms"
+			record_time "pid1-static-c $ms"
 		else
 			bad "PID 1: zombies $zombies, end $ms, status $st"
 			cat "$log"
@@ -527,5 +531,6 @@ else
 	fi
 fi
 
+echo "signal -> exit per case: ${times_file#"$top"/}"
 echo "outside: $pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]
