@@ -460,8 +460,9 @@ static void check_listeners(void)
 		if (!holds) {
 			p->draining = true;
 			p->drain_ms = now_ms();
-			say(LOG_INFO, "outside: pid %d closed its listeners: releasing its never-used connections",
-			    (int)p->pid);
+			if (!tree_draining)
+				say(LOG_INFO, "outside: pid %d closed its listeners: releasing its never-used connections",
+				    (int)p->pid);
 		}
 	}
 }
