@@ -44,7 +44,7 @@ times_file=$out/times
 record_time() { echo "$1" >>"$times_file"; }
 ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$1"; }
 bad() { fail=$((fail + 1)); printf 'FAIL %s\n' "$1"; }
-skipped() { skip=$((skip + 1)); printf 'skip %s\n' "$1"; }
+skipped() { skip=$((skip + 1)); printf 'SKIP %s\n' "$1"; } # check-all lists the reasons
 
 # --- build -------------------------------------------------------------------
 cc=${CC:-cc}
