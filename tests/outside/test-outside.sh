@@ -91,8 +91,7 @@ gone_ms() {
 }
 # The port a server printed ("PORT n") in file $1, waiting up to 10 s.
 port_of() {
-	local i
-	for i in $(seq 200); do
+	for _ in $(seq 200); do
 		grep -q '^PORT ' "$1" 2>/dev/null && { awk '/^PORT /{print $2; exit}' "$1"; return 0; }
 		sleep 0.05
 	done
@@ -100,8 +99,8 @@ port_of() {
 }
 # The child of a launcher that stays the parent.
 child_of() {
-	local i c
-	for i in $(seq 200); do
+	local c
+	for _ in $(seq 200); do
 		c=$(cat /proc/"$1"/task/*/children 2>/dev/null | awk '{print $1; exit}')
 		[ -n "$c" ] && { echo "$c"; return 0; }
 		sleep 0.02
@@ -277,14 +276,14 @@ EOF
 	# The master's pid is the one started (exec).
 	nginx_case() {
 		local name=$1 watch=$2
-		local log=$work/$name.log spid up='' try i
-		for try in 1 2 3; do
+		local log=$work/$name.log spid up=''
+		for _ in 1 2 3; do
 			nginx_conf
 			rm -f "$work/nginx/nginx.pid"
 			(nginx_run) >"$log" 2>&1 &
 			spid=$!
 			pids+=("$spid")
-			for i in $(seq 100); do
+			for _ in $(seq 100); do
 				alive "$spid" || break
 				[ -s "$work/nginx/nginx.pid" ] && get "$nport" / 2>/dev/null | grep -q 200 && { up=1; break; }
 				sleep 0.05
@@ -372,7 +371,7 @@ rp=$!
 pids+=("$rp")
 lp=$(child_of "$rp")
 pids+=("$lp")
-for i in $(seq 100); do grep -q READY "$log" && break; sleep 0.05; done
+for _ in $(seq 100); do grep -q READY "$log" && break; sleep 0.05; done
 pids+=("$(awk '/^READY /{print $2; exit}' "$log")")
 for s in USR1 HUP WINCH USR2 INT QUIT; do
 	kill -"$s" "$lp"
@@ -392,7 +391,7 @@ log=$work/kill.log
 "$out/runstatus" "$work/kill.status" "$launcher" --outside -- "$out/sigrec" >"$log" 2>&1 &
 rp=$!
 pids+=("$rp")
-for i in $(seq 100); do grep -q READY "$log" && break; sleep 0.05; done
+for _ in $(seq 100); do grep -q READY "$log" && break; sleep 0.05; done
 cp=$(awk '/^READY /{print $2; exit}' "$log")
 pids+=("$(child_of "$rp")" "$cp")
 kill -KILL "$cp"
