@@ -2,6 +2,8 @@
 # graceshim: one Makefile.
 #   make            build/libgraceshim.so (and the config validator)
 #   make test       unit + integration tests (the fast loop)
+#   make test-outside  outside mode (graceshim-outside) on Go, static, io_uring
+#                   servers and running ones (tests/outside/)
 #   make check      installs missing Debian packages (when root), then every test,
 #                   sanitizer builds (check-san) and fuzzing (fuzz-smoke) included,
 #                   each to its end; one summary block (scripts/check-all)
@@ -29,7 +31,7 @@ TEST_PREFIX ?=
 SHIM_SRC := $(wildcard shim/*.c)
 SHIM_OBJ := $(patsubst shim/%.c,$(B)/obj/%.o,$(SHIM_SRC))
 # The pure parts: unit tests link them as they are.
-PURE_OBJ := $(B)/obj/config.o $(B)/obj/conntab.o $(B)/obj/policy.o $(B)/obj/logfmt.o
+PURE_OBJ := $(B)/obj/config.o $(B)/obj/conntab.o $(B)/obj/policy.o $(B)/obj/logfmt.o $(B)/obj/sockview.o
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INTEG_SRC := $(wildcard tests/integration/*.c)
@@ -45,7 +47,7 @@ LIB := $(B)/libgraceshim.so
 
 .PHONY: all test unit integration check deps demo e2e harness servers clean format format-check \
 	license-check
-all: $(LIB) $(B)/graceshim-check
+all: $(LIB) $(B)/graceshim-check $(B)/graceshim-outside
 
 uthash_check := $(shell test -f /usr/include/uthash.h && echo yes)
 $(B)/obj/%.o: shim/%.c $(wildcard shim/*.h) Makefile
@@ -65,6 +67,11 @@ $(B)/graceshim.map: shim/graceshim.map.in shim/symbols.h
 # The launcher's validator: the library's own parser, so the launcher and
 # the library can never disagree on what a valid value is.
 $(B)/graceshim-check: tools/graceshim-check.c $(B)/obj/config.o
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $^ $(LDSAN)
+
+# Outside mode: the release from outside the server (pidfd_getfd), with the
+# library's own view of a socket and its configuration parser.
+$(B)/graceshim-outside: tools/graceshim-outside.c $(B)/obj/sockview.o $(B)/obj/config.o
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $^ $(LDSAN)
 
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h tests/fixtures/threads.h
@@ -124,8 +131,8 @@ servers: $(LIB)
 
 # Every package first (scripts/install-deps --check: nothing installs
 # midway, nothing is skipped for want of a tool), then scripts/check-all:
-# license-check test test-launcher reliability check-valgrind check-san fuzz-smoke check-cross
-# test-deb e2e harness servers mutants, each to its end even after a failure, quiet (full logs in
+# license-check test test-launcher test-outside reliability check-valgrind check-san fuzz-smoke
+# check-cross test-deb e2e harness servers mutants, each to its end even after a failure, quiet (full logs in
 # build/check/<target>.log), then one summary block whose last line is
 # "N passed, M failed, K skipped"; the status is non-zero when anything
 # failed.  CI runs it (.ci/run).  CHECK_TARGETS="test e2e" runs only those.
@@ -163,3 +170,4 @@ include bench/bench.mk
 include tests/reliability.mk
 include tests/cross.mk
 include tests/mutants/mutants.mk
+include tests/outside/outside.mk

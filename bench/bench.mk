@@ -5,6 +5,7 @@
 #                     whatever the figures say.
 #   make bench-build  only builds.
 #   make bench-drain  only section 8, the drain (bench/drain.sh).
+#   make bench-outside only section 9, outside mode (bench/outside.sh).
 # Everything lands in $(B)/bench/.  Needs valgrind (instruction counts) and
 # wrk (the real-server check); bench/run says which figures it had to skip.
 
@@ -13,9 +14,9 @@ BENCH_PROGS := $(BENCH_DIR)/micro $(BENCH_DIR)/sweep $(BENCH_DIR)/mem $(BENCH_DI
 	$(BENCH_DIR)/load $(BENCH_DIR)/drain
 BENCH_LIBS := $(BENCH_DIR)/libpassthrough.so $(BENCH_DIR)/libpassthrough-call.so
 
-.PHONY: bench bench-build bench-drain
+.PHONY: bench bench-build bench-drain bench-outside
 # hyperlike: the thread-per-connection server of the drain section.
-bench-build: $(LIB) $(BENCH_PROGS) $(BENCH_LIBS) $(B)/fixtures/hyperlike
+bench-build: $(LIB) $(BENCH_PROGS) $(BENCH_LIBS) $(B)/fixtures/hyperlike $(B)/graceshim-outside
 
 bench: bench-build
 	-bench/run $(B)
@@ -23,6 +24,10 @@ bench: bench-build
 # Section 8 alone (about a minute): a server's stop holding N connections.
 bench-drain: bench-build
 	-bench/drain.sh $(B)
+
+# Section 9 alone (about 30 s): outside mode's idle CPU and pass time.
+bench-outside: bench-build
+	-bench/outside.sh $(B)
 
 # Linked like the shim itself, so the floor differs from graceshim only in
 # what the wrappers do.

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Installation and the launcher's tests; included by the top-level Makefile.
-#   make install [PREFIX=/usr/local] [DESTDIR=]   the library and graceshim-check
+#   make install [PREFIX=/usr/local] [DESTDIR=]   the library, graceshim-check and graceshim-outside
 #       in PREFIX/lib/graceshim/, the launcher in PREFIX/bin/, its man page
 #   make uninstall [PREFIX=...] [DESTDIR=]        removes exactly those files, and
 #       the directories install created, when they are empty
@@ -30,7 +30,7 @@ man1dir_gs := $(DESTDIR)$(PREFIX)/share/man/man1
 # The directories install created (without DESTDIR), one a line.
 created_gs := $(libdir_gs)/created-dirs
 
-INSTALLED := $(libdir_gs)/libgraceshim.so $(libdir_gs)/graceshim-check \
+INSTALLED := $(libdir_gs)/libgraceshim.so $(libdir_gs)/graceshim-check $(libdir_gs)/graceshim-outside \
 	$(bindir_gs)/graceshim $(man1dir_gs)/graceshim.1
 
 .PHONY: install uninstall test-launcher deb test-deb
@@ -51,6 +51,7 @@ install: all
 	fi
 	$(INSTALL) -m 0644 $(B)/libgraceshim.so $(libdir_gs)/libgraceshim.so
 	$(INSTALL) -m 0755 $(B)/graceshim-check $(libdir_gs)/graceshim-check
+	$(INSTALL) -m 0755 $(B)/graceshim-outside $(libdir_gs)/graceshim-outside
 	$(INSTALL) -m 0755 scripts/graceshim $(bindir_gs)/graceshim
 	$(INSTALL) -m 0644 scripts/graceshim.1 $(man1dir_gs)/graceshim.1
 

@@ -93,17 +93,27 @@ static int run_one(const struct crl_test *t, void *param)
 int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, skipped = 0;
-	const char *reason = "cannot run here";
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--reason") && i + 1 < argc)
-			reason = argv[++i];
 	for (const struct crl_test *t = tests; t; t = t->next) {
 		char full[256];
 		snprintf(full, sizeof full, "%s/%s", t->suite, t->name);
 		int skip = t->opts.disabled;
+		/* Each --skip takes the reason given after it (the next
+		 * --reason), else the last one. */
+		const char *reason = "cannot run here";
 		for (int i = 1; i < argc; i++)
-			if (!strcmp(argv[i], "--skip") && i + 1 < argc && !strcmp(argv[++i], full))
+			if (!strcmp(argv[i], "--reason") && i + 1 < argc)
+				reason = argv[++i];
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--skip") && i + 1 < argc && !strcmp(argv[++i], full)) {
 				skip = 1;
+				for (int j = i + 1; j < argc; j++)
+					if (!strcmp(argv[j], "--reason") && j + 1 < argc) {
+						reason = argv[j + 1];
+						break;
+					}
+				break;
+			}
+		}
 		if (skip) {
 			printf("[SKIP] %s::%s: %s\n", t->suite, t->name, reason);
 			skipped++;

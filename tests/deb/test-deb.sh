@@ -87,7 +87,8 @@ check "the package's build ran the unit tests, and only those" "$(tail -n 20 "$t
 check "nothing is left beside the tree" "$(beside)" [ "$(beside)" = "$before" ]
 contents=$(dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|')
 for f in /usr/bin/graceshim "/usr/lib/$multiarch/graceshim/libgraceshim.so" \
-	"/usr/lib/$multiarch/graceshim/graceshim-check" /usr/share/man/man1/graceshim.1.gz \
+	"/usr/lib/$multiarch/graceshim/graceshim-check" "/usr/lib/$multiarch/graceshim/graceshim-outside" \
+	/usr/share/man/man1/graceshim.1.gz \
 	/usr/share/doc/graceshim/README.md.gz /usr/share/doc/graceshim/copyright; do
 	check "the package holds $f" "$contents" grep -qx -- "$f" <<<"$contents"
 done
