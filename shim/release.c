@@ -17,6 +17,7 @@
 #include "proc.h"
 #include "shim.h"
 #include "stats.h"
+#include "sweeper.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -140,6 +141,15 @@ static void unclaim(void)
 	__atomic_store_n(&conntab_claimed_fd, -1, __ATOMIC_RELEASE);
 }
 
+/* Whether the process still holds a listener (sweeper thread). */
+static bool still_listening(void)
+{
+	conntab_lock();
+	bool l = conntab_special_count_locked(CONN_KIND_LISTENER) != 0;
+	conntab_unlock();
+	return l;
+}
+
 /* Looks at one connection, and releases it if the policy says so.
  *
  * The table lock is held only to find the record and to change it, never
@@ -178,6 +188,14 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	uint32_t ino = c->ino, accepted_ms = c->accepted_ms;
 	__atomic_store_n(&conntab_claimed_fd, fd, __ATOMIC_RELEASE);
 	conntab_unlock();
+
+	/* Accepted after the trigger on a listener the process still holds:
+	 * a process that stops does not take new work on, one that goes on
+	 * serving does (README, "When it drains"). */
+	bool late = drain && accepted_ms && drain_start_ns &&
+		    (int32_t)(accepted_ms - conn_ms(drain_start_ns)) >= 0 && still_listening();
+	if (late && params.grace_ns < DRAIN_LATE_GRACE_NS)
+		params.grace_ns = DRAIN_LATE_GRACE_NS;
 
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
@@ -239,6 +257,11 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0)) {
 		int oq = 0;
 		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
+	}
+	if (late && (in.rx > 0 || in.kernel_rx > 0)) {
+		unclaim();
+		sweeper_drain_end("a connection accepted after the trigger carried a request");
+		return;
 	}
 	pol_decide(&params, &in, &out);
 	switch (out.verdict) {

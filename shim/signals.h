@@ -1,14 +1,43 @@
 /*
  * Signal interposition: our handler sits in front of the application's for
- * the trigger signals and chains to it with the application's semantics.
+ * the watched signals (sig_watched) and chains to it with the
+ * application's semantics.
  */
 #ifndef GRACESHIM_SIGNALS_H
 #define GRACESHIM_SIGNALS_H
 
+#include "shim.h"
+
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
-/* sigaction() for the shim: a trigger signal's handler goes behind ours.
+/* The signals we look at: those of GRACESHIM_SIGNALS (a trigger at once),
+ * and, with the listener trigger on, those a person or a supervisor sends
+ * to ask a server for something, stopping included (nginx, unicorn and thin
+ * stop on SIGQUIT, HAProxy on SIGUSR1, Apache on SIGWINCH, reloads use
+ * SIGHUP and SIGUSR2).  Handling one is not a stop by itself; closing the
+ * last listener soon after is (README, "When it drains").  Not the signals
+ * the kernel raises for faults, timers, children, I/O or job control: their
+ * handlers run often and never start a stop. */
+static inline bool sig_stop_candidate(int sig)
+{
+	return sig == SIGHUP || sig == SIGINT || sig == SIGQUIT || sig == SIGTERM ||
+	       sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGWINCH;
+}
+
+static inline bool sig_watched(int sig)
+{
+	return shim_is_trigger(sig) ||
+	       ((shim_cfg.triggers & TRIGGER_LISTENER) && sig_stop_candidate(sig));
+}
+
+/* The process took signal sig (its handler ran, or sigwait or a signalfd
+ * gave it): a trigger signal starts the drain, another watched one is
+ * noted.  Async-signal-safe. */
+void sig_noticed(int sig);
+
+/* sigaction() for the shim: a watched signal's handler goes behind ours.
  * The wrappers start the shim first (start.h); this reads only whether it
  * is active. */
 int sig_action(int sig, const struct sigaction *act, struct sigaction *oact);

@@ -20,9 +20,23 @@ extern int sweeper_wake_fd SHIM_HIDDEN;  /* the wake-up pipe's write end, or -1 
 extern int sweeper_wake_rd SHIM_HIDDEN;  /* its read end, or -1 */
 extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
 
+/* The triggers (README, "When it drains"; drain.h): a trigger signal; a
+ * handled signal that may ask for a stop (noted only); the process stopped
+ * listening (kind: DRAIN_LISTENER or DRAIN_STOP).  Async-signal-safe. */
 void sweeper_signal(int sig);
+void sweeper_noticed(int sig);
+void sweeper_stopped_listening(int kind);
+/* Whether a signal noted by sweeper_noticed() is recent enough for closing
+ * the last listener to confirm a stop. */
+bool sweeper_stop_asked(void);
+/* A drain just started on this thread, outside a signal handler: start the
+ * sweeper now if it waits (a single-threaded master's next call may be a
+ * waitpid() we never see). */
+void sweeper_drain_begun(void);
+/* The process shows it still serves (why: for the log): the drain ends, and
+ * nothing stays muted.  Sweeper thread. */
+void sweeper_drain_end(const char *why);
 void sweeper_ensure_started(void);
-void sweeper_listener_closed(void);
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
 void sweeper_hook(void);

@@ -159,8 +159,9 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd)
 	else if (dev != (uint64_t)st.st_dev)
 		goto out;
 	/* The accept time matters only to a setting that uses a connection's
-	 * age (grace, timeouts) and to the logs that print it. */
-	uint32_t now = shim_stamp_accepts ? conn_ms(shim_now_coarse_ns()) : 0;
+	 * age (grace, timeouts), to the logs that print it, and while draining
+	 * (a connection accepted after the trigger: release.c). */
+	uint32_t now = shim_stamp_accepts || sweeper_draining() ? conn_ms(shim_now_coarse_ns()) : 0;
 	if (!conntab_lock_unless_held())
 		goto out;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
@@ -400,34 +401,53 @@ static inline void forget_locked(struct conn *c)
 
 /* A listener or signalfd ends; the table lock is held.
  *
- * The listener trigger means "this worker is being stopped" and nothing
- * else: the last listener of the process closes, it was one the process
- * inherited (a pre-fork worker closing its master's listeners: nginx at
- * graceful stop and at reload, Apache, gunicorn), and the process itself
- * accepted on them since it was forked.  Not a fork-per-connection child
- * closing its copy (it accepted nothing), not an accept-once program closing
- * the listener it made (socat, a one-shot forwarder), not a process that
- * still listens somewhere, nor one with listeners we could not track. */
-static void forget_special_locked(struct conn *c)
+ * Stopping listening is how a server shows that its stop has begun (README,
+ * "When it drains"), when the last listener of the process closes and
+ *  - it was one the process inherited and it accepted on since it was
+ *    forked: a pre-fork worker being stopped, however its master told it
+ *    (nginx at graceful stop and at reload, Apache, gunicorn): DRAIN_LISTENER;
+ *  - or the process handled a signal that may ask for a stop shortly before
+ *    (sweeper_stop_asked), and served: it accepted since it was forked, or
+ *    forked workers while listening (HAProxy's soft-stop on SIGUSR1, thin on
+ *    SIGQUIT, a unicorn master on SIGQUIT): DRAIN_STOP; a master's drain
+ *    reaches its workers (workers.c).
+ * Not a fork-per-connection child closing its copy (it accepted nothing),
+ * not an accept-once program closing the listener it made (socat, a one-shot
+ * forwarder: no signal asked it to stop), not a process that still listens
+ * somewhere (an nginx master reloading on SIGHUP, SO_REUSEPORT siblings),
+ * nor one with listeners we could not track.  Returns the drain started, or
+ * DRAIN_NONE. */
+static int forget_special_locked(struct conn *c)
 {
-	bool inherited_listener = c->kind == CONN_KIND_LISTENER && (c->flags & CONN_INHERITED);
+	bool listener = c->kind == CONN_KIND_LISTENER;
+	bool inherited_listener = listener && (c->flags & CONN_INHERITED);
 	conntab_special_remove_locked(c);
-	if (inherited_listener && (shim_cfg.triggers & TRIGGER_LISTENER) &&
-	    conntab_stats.accepted > 0 && !__atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) &&
-	    conntab_special_count_locked(CONN_KIND_LISTENER) == 0)
-		sweeper_listener_closed();
+	if (!listener || !(shim_cfg.triggers & TRIGGER_LISTENER) ||
+	    __atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) ||
+	    conntab_special_count_locked(CONN_KIND_LISTENER) != 0 || sweeper_draining())
+		return DRAIN_NONE;
+	int kind = DRAIN_NONE;
+	if (inherited_listener && conntab_stats.accepted > 0)
+		kind = DRAIN_LISTENER;
+	else if ((conntab_stats.accepted > 0 || workers_any()) && sweeper_stop_asked())
+		kind = DRAIN_STOP;
+	if (kind)
+		sweeper_stopped_listening(kind);
+	return kind;
 }
 
-/* Forgets whatever the filter holds for fd; the table lock is held. */
-static inline void forget_fd_locked(int fd)
+/* Forgets whatever the filter holds for fd; the table lock is held.
+ * Returns the drain this started, or DRAIN_NONE. */
+static inline int forget_fd_locked(int fd)
 {
 	struct conn *c = conntab_slot_locked(fd);
 	if (!c)
-		return;
-	if (__builtin_expect(c->kind == CONN_KIND_CONN, 1))
+		return DRAIN_NONE;
+	if (__builtin_expect(c->kind == CONN_KIND_CONN, 1)) {
 		forget_locked(c);
-	else
-		forget_special_locked(c);
+		return DRAIN_NONE;
+	}
+	return forget_special_locked(c);
 }
 
 /* A tracked fd ends (the filter said so just now; it is looked up again
@@ -439,8 +459,10 @@ __attribute__((noinline)) void track_forget_tracked(int fd)
 	if (!conntab_lock_unless_held())
 		return;
 	conntab_wait_unclaimed_locked((unsigned)fd, (unsigned)fd);
-	forget_fd_locked(fd);
+	int drain = forget_fd_locked(fd);
 	conntab_unlock();
+	if (__builtin_expect(drain != DRAIN_NONE, 0))
+		sweeper_drain_begun();
 }
 
 /* Forgets the records of a range of fds in one walk of the table, with no
@@ -458,9 +480,12 @@ void track_forget_range(unsigned lo, unsigned hi)
 	conntab_wait_unclaimed_locked(lo, hi);
 	conntab_each_conn_in_locked(lo, hi, forget_locked);
 	k = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
+	int drain = DRAIN_NONE;
 	for (size_t i = 0; i < k; i++)
-		forget_fd_locked(sp[i]);
+		drain |= forget_fd_locked(sp[i]);
 	conntab_unlock();
+	if (drain != DRAIN_NONE)
+		sweeper_drain_begun();
 }
 
 /* newfd now refers to oldfd's socket: one socket, several fds.  The new fd
