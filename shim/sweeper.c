@@ -126,6 +126,28 @@ void sweeper_listening(void)
 	}
 }
 
+static int serving_seen; /* a late connection carried a request: see sweeper_serving_seen */
+
+void sweeper_serving_seen(void)
+{
+	if (!__atomic_exchange_n(&serving_seen, 1, __ATOMIC_ACQ_REL))
+		wake();
+}
+
+/* Sweeper thread: what sweeper_serving_seen() said, if the process still
+ * listens (a server that stopped listening has no new work: the request
+ * was one accepted as it stopped). */
+static void serving_check_seen(void)
+{
+	if (!__atomic_exchange_n(&serving_seen, 0, __ATOMIC_ACQ_REL))
+		return;
+	conntab_lock();
+	bool listening = conntab_special_count_locked(CONN_KIND_LISTENER) != 0;
+	conntab_unlock();
+	if (listening)
+		sweeper_drain_end("a connection accepted after the trigger carried a request");
+}
+
 static void unmute_one(struct conn *c)
 {
 	if (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_MUTED)
@@ -241,6 +263,7 @@ static void *sweeper_main(void *arg)
 		 * our look still wakes us. */
 		__atomic_store_n(&wants_kick, 1, __ATOMIC_RELEASE);
 		uint64_t next_wait = UINT64_MAX;
+		serving_check_seen();
 		if (sweeper_draining()) {
 			next_wait = sweep();
 			uint64_t w = workers_pass(shim_now_ns());
@@ -512,4 +535,5 @@ void sweeper_after_fork_child(void)
 	__atomic_store_n(&sweeper_drain, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&drain_noticed_sig, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&serving_seen, 0, __ATOMIC_RELAXED);
 }

@@ -36,6 +36,17 @@ void sweeper_drain_begun(void);
 /* The process shows it still serves (why: for the log): the drain ends, and
  * nothing stays muted.  Sweeper thread. */
 void sweeper_drain_end(const char *why);
+/* A connection accepted after the trigger carried a request: the sweeper
+ * ends the drain if the process still listens.  Async-signal-safe. */
+void sweeper_serving_seen(void);
+/* Whether c was accepted after the drain began (its accept time is taken
+ * while draining, see track_accepted). */
+static inline bool sweeper_accepted_late(uint32_t accepted_ms)
+{
+	uint64_t start = __atomic_load_n(&drain_start_ns, __ATOMIC_RELAXED);
+	return accepted_ms && start && sweeper_draining() &&
+	       (int32_t)(accepted_ms - (uint32_t)(start / 1000000 ? start / 1000000 : 1)) >= 0;
+}
 void sweeper_ensure_started(void);
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);

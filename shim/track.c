@@ -228,6 +228,8 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 			sig_fd_read(c, buf, r);
 		return r;
 	}
+	if (conn_rx(c) == 0 && sweeper_accepted_late(c->accepted_ms))
+		sweeper_serving_seen();
 	if (conn_rx(c) == 0 && log_on(LOG_TRACE))
 		first_byte(c);
 	tls_watch(c, r, buf);
@@ -392,8 +394,26 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 	errno = saved;
 }
 
+/* A connection accepted after the trigger, whose reads the kernel counts,
+ * ends: did it carry a request?  (One system call, only while draining.) */
+__attribute__((noinline, cold)) static void forget_late(struct conn *c)
+{
+	int saved = errno;
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof ti.tcpi_data_segs_in &&
+	    ti.tcpi_data_segs_in > 0)
+		sweeper_serving_seen();
+	errno = saved;
+}
+
 static inline void forget_locked(struct conn *c)
 {
+	if (__builtin_expect(sweeper_draining(), 0) && (c->flags & CONN_KERNEL) &&
+	    !(c->flags & CONN_RELEASED) && sweeper_accepted_late(c->accepted_ms))
+		forget_late(c);
 	if (__builtin_expect(shim_cfg.stats_file[0] != 0, 0) || log_on(LOG_TRACE))
 		forget_report(c);
 	conntab_remove_locked(c);
