@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "sweeper.h"
 #include "sync.h"
+#include "track.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -179,6 +180,7 @@ void shim_forked(pid_t pid)
 		}
 		if (n)
 			sweeper_ensure_started();
+		track_forked_child();
 		errno = saved;
 	}
 }

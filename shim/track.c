@@ -179,12 +179,75 @@ out:
 	return fd;
 }
 
-/* listen() succeeded on fd: a listener of this process's own making. */
+/* The ports the parent listened on when it forked this process.  A forked
+ * worker that makes a listener of its own on one of them, or one with
+ * SO_REUSEPORT (hitch's workers each bind the address anew, and a reload
+ * starts new ones beside the old), serves as a worker does on an inherited
+ * listener, and is stopped the same way: told over a pipe, it closes it. */
+#define PARENT_PORTS 16
+static uint16_t parent_ports[PARENT_PORTS]; /* network order; this thread, after fork */
+static unsigned nparent_ports;
+static bool forked_child; /* this process came from a fork (not an exec since) */
+
+static uint16_t sock_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&ss)->sin_port;
+	if (ss.ss_family == AF_INET6)
+		return ((struct sockaddr_in6 *)&ss)->sin6_port;
+	return 0;
+}
+
+void track_forked_child(void)
+{
+	int sp[CONNTAB_MAX_SPECIALS], lfd[PARENT_PORTS];
+	size_t n = 0;
+	nparent_ports = 0;
+	forked_child = true;
+	if (!conntab_lock_unless_held())
+		return;
+	size_t k = conntab_special_fds_locked(0, ~0u, sp, CONNTAB_MAX_SPECIALS);
+	for (size_t i = 0; i < k && n < PARENT_PORTS; i++) {
+		struct conn *c = conntab_slot_locked(sp[i]);
+		if (c && c->kind == CONN_KIND_LISTENER)
+			lfd[n++] = sp[i];
+	}
+	conntab_unlock();
+	int saved = errno;
+	for (size_t i = 0; i < n; i++) {
+		uint16_t p = sock_port(lfd[i]);
+		if (p)
+			parent_ports[nparent_ports++] = p;
+	}
+	errno = saved;
+}
+
+static bool worker_listener(int fd)
+{
+	if (!forked_child)
+		return false;
+	int saved = errno, on = 0;
+	socklen_t l = sizeof on;
+	bool w = getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &l) == 0 && on;
+	uint16_t p = w || !nparent_ports ? 0 : sock_port(fd);
+	for (unsigned i = 0; p && i < nparent_ports; i++)
+		if (parent_ports[i] == p)
+			w = true;
+	errno = saved;
+	return w;
+}
+
+/* listen() succeeded on fd: a listener of this process's own making, or a
+ * forked worker's share of an address (worker_listener). */
 void track_listening(int fd)
 {
 	struct conn *l = conntab_fast(fd);
 	if (!l || l->kind != CONN_KIND_LISTENER)
-		(void)listener_add(fd, false);
+		(void)listener_add(fd, worker_listener(fd));
 }
 
 /* ---- reads: count bytes ----------------------------------------------- */
