@@ -13,17 +13,18 @@
 #include <sys/types.h>
 
 /* The signals we look at: those of GRACESHIM_SIGNALS (a trigger at once),
- * and, with the listener trigger on, those a person or a supervisor sends
- * to ask a server for something, stopping included (nginx, unicorn and thin
- * stop on SIGQUIT, HAProxy on SIGUSR1, Apache on SIGWINCH, reloads use
- * SIGHUP and SIGUSR2).  Handling one is not a stop by itself; closing the
- * last listener soon after is (README, "When it drains").  Not the signals
- * the kernel raises for faults, timers, children, I/O or job control: their
- * handlers run often and never start a stop. */
+ * and, with the listener trigger on, those servers stop on (nginx, unicorn
+ * and thin stop on SIGQUIT, HAProxy on SIGUSR1, Apache on SIGWINCH, most on
+ * SIGINT or SIGTERM).  Handling one is not a stop by itself; closing the
+ * last listener soon after is (README, "When it drains").  Not SIGHUP nor
+ * SIGUSR2, which servers use to reload or re-exec (some close and reopen
+ * their listener then), nor the signals the kernel raises for faults,
+ * timers, children, I/O or job control: their handlers run often and never
+ * start a stop. */
 static inline bool sig_stop_candidate(int sig)
 {
-	return sig == SIGHUP || sig == SIGINT || sig == SIGQUIT || sig == SIGTERM ||
-	       sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGWINCH;
+	return sig == SIGINT || sig == SIGQUIT || sig == SIGTERM || sig == SIGUSR1 ||
+	       sig == SIGWINCH;
 }
 
 static inline bool sig_watched(int sig)
