@@ -27,7 +27,7 @@ enum { DRAIN_NONE, DRAIN_SIGNAL, DRAIN_LISTENER, DRAIN_STOP };
 #define TRIGGER_WINDOW_NS (60 * 1000000000ull)
 /* A connection accepted after the trigger is released only once it has been
  * this old without a byte: a process still serving gets its request first,
- * and then its drain ends (see drain_serving). */
+ * and then its drain ends (see sweeper_serving_seen). */
 #define DRAIN_LATE_GRACE_NS (200 * 1000000ull)
 
 extern int sweeper_drain DRAIN_HIDDEN;       /* DRAIN_*: the handler or the listener trigger */
