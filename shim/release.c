@@ -192,7 +192,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	/* Accepted after the trigger on a listener the process still holds:
 	 * a process that stops does not take new work on, one that goes on
 	 * serving does (README, "When it drains"). */
-	bool late = sweeper_accepted_late(accepted_ms) && still_listening();
+	bool late = !shim_in_handler() && sweeper_accepted_late(accepted_ms) && still_listening();
 	if (late && params.grace_ns < DRAIN_LATE_GRACE_NS)
 		params.grace_ns = DRAIN_LATE_GRACE_NS;
 

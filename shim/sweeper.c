@@ -127,6 +127,7 @@ void sweeper_listening(void)
 }
 
 static int serving_seen; /* a late connection carried a request: see sweeper_serving_seen */
+static int announced;    /* sweeper thread: the drain it last announced (DRAIN_*) */
 
 void sweeper_serving_seen(void)
 {
@@ -166,6 +167,7 @@ void sweeper_drain_end(const char *why)
 		return;
 	int sig = __atomic_exchange_n(&trigger_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&drain_noticed_sig, 0, __ATOMIC_RELEASE);
+	announced = DRAIN_NONE; /* a trigger from now on is a new drain */
 	conntab_lock();
 	conntab_each_conn_in_locked(0, ~0u, unmute_one);
 	conntab_unlock();
@@ -223,7 +225,6 @@ static void wake_replace(void);
 static void *sweeper_main(void *arg)
 {
 	(void)arg;
-	int announced = 0;
 	/* Before a trigger, first-byte timeouts are checked in batches: a
 	 * deadline is met within an eighth of the timeout (50 ms to 1 s), and
 	 * the table is not walked for every single connection's deadline. */
@@ -536,4 +537,5 @@ void sweeper_after_fork_child(void)
 	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&drain_noticed_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&serving_seen, 0, __ATOMIC_RELAXED);
+	announced = DRAIN_NONE;
 }

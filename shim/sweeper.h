@@ -34,7 +34,7 @@ bool sweeper_stop_asked(void);
  * waitpid() we never see). */
 void sweeper_drain_begun(void);
 /* The process shows it still serves (why: for the log): the drain ends, and
- * nothing stays muted.  Sweeper thread. */
+ * nothing stays muted.  Sweeper thread only. */
 void sweeper_drain_end(const char *why);
 /* A connection accepted after the trigger carried a request: the sweeper
  * ends the drain if the process still listens.  Async-signal-safe. */
