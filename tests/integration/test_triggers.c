@@ -488,3 +488,48 @@ Test(triggers, reuseport_sibling_stopped_leaves_the_other_serving)
 	cr_assert_gt(served, 0, "no connection landed on the sibling");
 	cr_assert_geq(ms, 0);
 }
+
+/* hitch's reload: SIGHUP to a master that listens on nothing; it starts a
+ * new worker and tells the old one over a pipe.  The old worker closes the
+ * SO_REUSEPORT listener it made itself (no signal reaches it): a forked
+ * worker's share of the address, so that is its stop.  Its never-used
+ * connection is released; a new connection is served by the new worker. */
+static long reload_shape(bool shim, bool *fresh_ok)
+{
+	const char *const args[] = {"tg_reload", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, shim, args, env);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(300);
+	long t0 = now_ms(), ms = -1;
+	kill(srv.pid, SIGHUP);
+	long bound = shim ? PROMPT_MS : HANG_MS;
+	while (now_ms() - t0 < bound) {
+		if (strstr(server_stderr(&srv), "old worker")) {
+			ms = now_ms() - t0;
+			break;
+		}
+		sleep_ms(20);
+	}
+	int fresh = tcp_connect(AF_INET, srv.port);
+	*fresh_ok = request_after(fresh, 0);
+	close(fresh);
+	close(spare);
+	return ms;
+}
+
+Test(triggers, reloaded_worker_told_over_a_pipe_closing_its_own_listener_drains)
+{
+	bool fresh;
+	long ms = reload_shape(true, &fresh);
+	cr_assert_geq(ms, 0, "the old worker still runs; stderr:\n%s", server_stderr(&srv));
+	cr_assert(fresh, "the new worker did not serve:\n%s", server_stderr(&srv));
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0);
+}
+
+Test(triggers, reloaded_worker_lingers_without_shim)
+{
+	bool fresh;
+	cr_assert_eq(reload_shape(false, &fresh), -1, "%s", server_stderr(&srv));
+	cr_assert(fresh);
+}
