@@ -124,10 +124,13 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 
 void sig_noticed(int sig)
 {
+	/* Noted for every watched signal: a drain that a trigger signal
+	 * started and the process ended by serving on (a lame-duck period)
+	 * starts again when it then stops listening. */
+	if (sig_stop_candidate(sig) || shim_is_trigger(sig))
+		sweeper_noticed(sig);
 	if (shim_is_trigger(sig))
 		sweeper_signal(sig);
-	else
-		sweeper_noticed(sig);
 }
 
 static int is_ours(const struct sigaction *k)

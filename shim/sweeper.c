@@ -157,8 +157,9 @@ static void unmute_one(struct conn *c)
 
 /* The drain ends: no more releases, and what was muted writes again (a
  * connection released by this drain keeps its EOF: that cannot be undone,
- * but its writes are the host's again).  A signal noted before is spent:
- * the process went on serving after it. */
+ * but its writes are the host's again).  The signal stays noted: a process
+ * that served on for a while (a lame-duck period) and then stops listening
+ * drains then (rule 2). */
 void sweeper_drain_end(const char *why)
 {
 	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
@@ -166,7 +167,6 @@ void sweeper_drain_end(const char *why)
 					       __ATOMIC_ACQUIRE))
 		return;
 	int sig = __atomic_exchange_n(&trigger_sig, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&drain_noticed_sig, 0, __ATOMIC_RELEASE);
 	announced = DRAIN_NONE; /* a trigger from now on is a new drain */
 	conntab_lock();
 	conntab_each_conn_in_locked(0, ~0u, unmute_one);

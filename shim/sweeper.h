@@ -21,7 +21,7 @@ extern int sweeper_wake_rd SHIM_HIDDEN;  /* its read end, or -1 */
 extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
 
 /* The triggers (README, "When it drains"; drain.h): a trigger signal; a
- * handled signal that may ask for a stop (noted only); the process stopped
+ * handled signal that may ask for a stop (noted); the process stopped
  * listening (kind: DRAIN_LISTENER or DRAIN_STOP).  Async-signal-safe. */
 void sweeper_signal(int sig);
 void sweeper_noticed(int sig);
