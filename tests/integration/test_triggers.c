@@ -533,3 +533,32 @@ Test(triggers, reloaded_worker_lingers_without_shim)
 	cr_assert_eq(reload_shape(false, &fresh), -1, "%s", server_stderr(&srv));
 	cr_assert(fresh);
 }
+
+/* A lame-duck period: after SIGINT the server goes on accepting and
+ * serving for a while (the drain ends when a late connection carries a
+ * request), then closes its listener: that starts the drain again, and a
+ * never-used connection from before the signal does not hold the exit. */
+Test(triggers, lame_duck_serving_then_closing_its_listener_drains_again)
+{
+	const char *const args[] = {"hyperlike", "--linger-accept-ms", "1200", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, true, args, env);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(200);
+	long t0 = now_ms();
+	kill(srv.pid, SIGINT);
+	sleep_ms(200);
+	int late = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(late, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_eq(http_read_response(late, 5000), 2048, "the late request was not answered:\n%s",
+		     server_stderr(&srv));
+	/* the server closes idle keep-alive connections itself at its stop */
+	long ms = server_wait(&srv, 1200 + PROMPT_MS);
+	const char *err = server_stderr(&srv);
+	cr_assert_geq(ms, 0, "still running after the lame-duck period; stderr:\n%s", err);
+	cr_assert(strstr(err, "the drain ends"), "the drain did not end while serving:\n%s", err);
+	cr_assert(strstr(err, "stopped listening after SIGINT"), "no new drain:\n%s", err);
+	cr_assert_lt(now_ms() - t0, 1200 + PROMPT_MS);
+	close(late);
+	close(spare);
+}
