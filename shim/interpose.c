@@ -444,9 +444,10 @@ SHIM_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigacti
 
 SHIM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
-	/* Non-trigger signals keep glibc's own signal(), which also honours
-	 * siginterrupt(); trigger signals get its BSD semantics through us. */
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !shim_is_trigger(sig))
+	/* Signals we do not watch keep glibc's own signal(), which also
+	 * honours siginterrupt(); watched signals get its BSD semantics
+	 * through us. */
+	if (sig <= 0 || sig >= NSIG || !shim_on() || !sig_watched(sig))
 		return REAL(signal)(sig, handler);
 	return sig_signal(sig, handler, SA_RESTART, 1);
 }
@@ -460,7 +461,7 @@ SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
  * mask and no flags and unblocks (as glibc's sysdeps/posix/sigset.c). */
 SHIM_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 {
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !shim_is_trigger(sig))
+	if (sig <= 0 || sig >= NSIG || !shim_on() || !sig_watched(sig))
 		return REAL(sigset)(sig, disp);
 	sigset_t set, oset;
 	sigemptyset(&set);
@@ -481,7 +482,7 @@ SHIM_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 	return sigismember(&oset, sig) ? SIG_HOLD : old;
 }
 
-/* Applications that block a trigger signal and take it from signalfd() or
+/* Applications that block a watched signal and take it from signalfd() or
  * sigwait*(): we notice it where they do, and take nothing away. */
 SHIM_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 {
@@ -493,8 +494,8 @@ SHIM_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 
 static void noticed(int sig)
 {
-	if (sig > 0 && sig < NSIG && shim_on() && shim_is_trigger(sig))
-		sweeper_signal(sig);
+	if (sig > 0 && sig < NSIG && shim_on() && sig_watched(sig))
+		sig_noticed(sig);
 }
 
 SHIM_EXPORT int sigwait(const sigset_t *set, int *sig)

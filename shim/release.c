@@ -19,6 +19,7 @@
 #include "proc.h"
 #include "shim.h"
 #include "stats.h"
+#include "sweeper.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -143,6 +144,15 @@ static void unclaim(void)
 	__atomic_store_n(&conntab_claimed_fd, -1, __ATOMIC_RELEASE);
 }
 
+/* Whether the process still holds a listener (sweeper thread). */
+static bool still_listening(void)
+{
+	conntab_lock();
+	bool l = conntab_special_count_locked(CONN_KIND_LISTENER) != 0;
+	conntab_unlock();
+	return l;
+}
+
 /* Looks at one connection, and releases it if the policy says so.
  *
  * The table lock is held only to find the record and to change it, never
@@ -181,6 +191,13 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	uint32_t ino = c->ino, accepted_ms = c->accepted_ms;
 	__atomic_store_n(&conntab_claimed_fd, fd, __ATOMIC_RELEASE);
 	conntab_unlock();
+
+	/* Accepted after the trigger on a listener the process still holds:
+	 * a process that stops does not take new work on, one that goes on
+	 * serving does (README, "When it drains"). */
+	bool late = !shim_in_handler() && sweeper_accepted_late(accepted_ms) && still_listening();
+	if (late && params.grace_ns < DRAIN_LATE_GRACE_NS)
+		params.grace_ns = DRAIN_LATE_GRACE_NS;
 
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
@@ -253,6 +270,11 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0 || in.wrote)) {
 		int oq = 0;
 		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
+	}
+	if (late && (in.rx > 0 || in.kernel_rx > 0)) {
+		unclaim();
+		sweeper_drain_end("a connection accepted after the trigger carried a request");
+		return;
 	}
 	pol_decide(&params, &in, &out);
 	switch (out.verdict) {

@@ -5,11 +5,13 @@
  * accept()): what it listens on, what triggers the drain, the policy.  Only
  * processes that serve say anything, not every process that inherited
  * LD_PRELOAD; a forked worker is a process of its own and says it again at
- * its first accept.  A trigger signal the process ignores (SIG_IGN inherited
- * by a server started with & from a script) is said at its first accept, at
- * warn: the shim cannot trigger on it, and nothing else would tell.  Not at
- * listen(): servers often set their handlers after binding (hyper with
- * tokio's ctrl_c()), and one that did so is not ignoring the signal.
+ * its first accept.  A process that ignores every trigger signal (SIG_IGN
+ * inherited by a server started with & from a script) and handles no other
+ * stop signal is told at its first accept, at warn: nothing can start its
+ * drain.  Not at listen(): servers often set their handlers after binding
+ * (hyper with tokio's ctrl_c()), and one that did so is not ignoring the
+ * signal.  A process that chose to ignore SIGINT and stops another way is
+ * not warned: its serving line says what triggers there.
  */
 #ifndef GRACESHIM_SERVING_H
 #define GRACESHIM_SERVING_H

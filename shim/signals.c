@@ -1,9 +1,10 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * Trigger signals.
+ * Watched signals (signals.h: the trigger signals, and the signals that may
+ * ask a server to stop).
  *
- * For a trigger signal the kernel holds our handler only while the
+ * For a watched signal the kernel holds our handler only while the
  * application has a handler of its own: SIG_DFL and SIG_IGN go to the kernel
  * unchanged, so the default action still terminates and an ignored signal
  * stays ignored, without us in the way.  When the application installs a
@@ -19,7 +20,11 @@
  *
  * The handler (huptime's sighandler and the JVM's libjsig are the models):
  * save errno, mark the process as draining and wake the sweeper with one
- * write, restore errno, then chain.  No lock, no malloc, no stdio.  errno is
+ * write (a trigger signal) or note the signal and its time (another watched
+ * one: two stores), restore errno, then chain.  When the application's
+ * handler itself stopped listening (Apache's children close their listeners
+ * in theirs), the drain it started is released from here after it returns,
+ * as for a trigger signal.  No lock, no malloc, no stdio.  errno is
  * restored before chaining so whatever the application's handler does to
  * errno reaches the interrupted code exactly as without the shim.
  */
@@ -80,10 +85,13 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 
 	/* In a vfork child the kernel's handler table is the child's own, but
 	 * the memory is the parent's: chain, and start no drain there. */
-	if (proc_own()) {
+	int own = proc_own();
+	bool after = !shim_is_trigger(sig) && !sweeper_draining();
+	if (own) {
 		shim_handler_depth++;
-		sweeper_signal(sig);
-		sweeper_release_in_handler();
+		sig_noticed(sig);
+		if (shim_is_trigger(sig))
+			sweeper_release_in_handler();
 		shim_handler_depth--;
 	}
 	errno = saved;
@@ -106,8 +114,25 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 		((void (*)(int, siginfo_t *, void *))v.fn)(sig, info, uctx);
 	else
 		((void (*)(int))v.fn)(sig);
-	shim_handler_depth--; /* not reached if the handler longjmps: then we stay
-			  * careful on this thread, which is only slower */
+	/* not reached if the handler longjmps: then we stay careful on this
+	 * thread, which is only slower */
+	if (own && after && sweeper_draining()) {
+		int e = errno;
+		sweeper_release_in_handler();
+		errno = e;
+	}
+	shim_handler_depth--;
+}
+
+void sig_noticed(int sig)
+{
+	/* Noted for every watched signal: a drain that a trigger signal
+	 * started and the process ended by serving on (a lame-duck period)
+	 * starts again when it then stops listening. */
+	if (sig_stop_candidate(sig) || shim_is_trigger(sig))
+		sweeper_noticed(sig);
+	if (shim_is_trigger(sig))
+		sweeper_signal(sig);
 }
 
 static int is_ours(const struct sigaction *k)
@@ -161,7 +186,7 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 	sigset_t all, old;
 	int rc, err, prev_hooked;
 
-	if (sig <= 0 || sig >= NSIG || !shim_active || !shim_is_trigger(sig))
+	if (sig <= 0 || sig >= NSIG || !shim_active || !sig_watched(sig))
 		return REAL(sigaction)(sig, act, oact);
 	if (!proc_own())
 		return sig_action_vfork_child(sig, act, oact);
@@ -209,10 +234,9 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 
 void sig_adopt_existing(void)
 {
-	for (int i = 0; i < shim_cfg.nsignals; i++) {
-		int sig = shim_cfg.signals[i];
+	for (int sig = 1; sig < NSIG && sig <= 64; sig++) {
 		struct sigaction cur;
-		if (!shim_is_trigger(sig) || REAL(sigaction)(sig, NULL, &cur) < 0)
+		if (!sig_watched(sig) || REAL(sigaction)(sig, NULL, &cur) < 0)
 			continue;
 		if (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN || is_ours(&cur))
 			continue;
@@ -242,28 +266,28 @@ __sighandler_t sig_signal(int sig, __sighandler_t handler, int flags, int mask_s
 	return oact.sa_handler;
 }
 
-/* A read from a signalfd that carries a trigger signal: the application
+/* A read from a signalfd that carries a watched signal: the application
  * consumes its signals there (the signal blocked, no handler), so this is
- * where the trigger shows.  We only look; the application gets every byte. */
+ * where the signal shows.  We only look; the application gets every byte. */
 __attribute__((noinline)) void sig_fd_read(const struct conn *c, const void *buf, ssize_t r)
 {
 	const struct signalfd_siginfo *si = buf;
 	for (ssize_t i = 0; i + (ssize_t)sizeof *si <= r; i += (ssize_t)sizeof *si, si++) {
 		uint32_t sig = si->ssi_signo;
-		if (sig >= 1 && sig <= 64 && (c->tx & (1ull << (sig - 1))) && shim_is_trigger((int)sig))
-			sweeper_signal((int)sig);
+		if (sig >= 1 && sig <= 64 && (c->tx & (1ull << (sig - 1))) && sig_watched((int)sig))
+			sig_noticed((int)sig);
 	}
 }
 
-/* signalfd() returned fd for mask: a signalfd that carries a trigger signal
- * is recorded with its mask of trigger signals (or forgotten, given a new
+/* signalfd() returned fd for mask: a signalfd that carries a watched signal
+ * is recorded with its mask of watched signals (or forgotten, given a new
  * mask without one), so that its reads are looked at (sig_fd_read). */
 void sig_fd_opened(int fd, const sigset_t *mask)
 {
 	int saved = errno;
 	uint64_t bits = 0;
 	for (int s = 1; s <= 64 && s < NSIG; s++)
-		if (sigismember(mask, s) == 1 && shim_is_trigger(s))
+		if (sigismember(mask, s) == 1 && sig_watched(s))
 			bits |= 1ull << (s - 1);
 	if (!conntab_lock_unless_held()) {
 		errno = saved;

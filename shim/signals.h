@@ -2,15 +2,45 @@
  * SPDX-License-Identifier: MIT
  *
  * Signal interposition: our handler sits in front of the application's for
- * the trigger signals and chains to it with the application's semantics.
+ * the watched signals (sig_watched) and chains to it with the
+ * application's semantics.
  */
 #ifndef GRACESHIM_SIGNALS_H
 #define GRACESHIM_SIGNALS_H
 
+#include "shim.h"
+
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
-/* sigaction() for the shim: a trigger signal's handler goes behind ours.
+/* The signals we look at: those of GRACESHIM_SIGNALS (a trigger at once),
+ * and, with the listener trigger on, those servers stop on (nginx, unicorn
+ * and thin stop on SIGQUIT, HAProxy on SIGUSR1, Apache on SIGWINCH, most on
+ * SIGINT or SIGTERM).  Handling one is not a stop by itself; closing the
+ * last listener soon after is (README, "When it drains").  Not SIGHUP nor
+ * SIGUSR2, which servers use to reload or re-exec (some close and reopen
+ * their listener then), nor the signals the kernel raises for faults,
+ * timers, children, I/O or job control: their handlers run often and never
+ * start a stop. */
+static inline bool sig_stop_candidate(int sig)
+{
+	return sig == SIGINT || sig == SIGQUIT || sig == SIGTERM || sig == SIGUSR1 ||
+	       sig == SIGWINCH;
+}
+
+static inline bool sig_watched(int sig)
+{
+	return shim_is_trigger(sig) ||
+	       ((shim_cfg.triggers & TRIGGER_LISTENER) && sig_stop_candidate(sig));
+}
+
+/* The process took signal sig (its handler ran, or sigwait or a signalfd
+ * gave it): a trigger signal starts the drain, another watched one is
+ * noted.  Async-signal-safe. */
+void sig_noticed(int sig);
+
+/* sigaction() for the shim: a watched signal's handler goes behind ours.
  * The wrappers start the shim first (start.h); this reads only whether it
  * is active. */
 int sig_action(int sig, const struct sigaction *act, struct sigaction *oact);

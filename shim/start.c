@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "sweeper.h"
 #include "sync.h"
+#include "track.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -260,6 +261,7 @@ void shim_forked(pid_t pid)
 		}
 		if (n)
 			sweeper_ensure_started();
+		track_forked_child();
 		errno = saved;
 	}
 }

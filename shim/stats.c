@@ -101,8 +101,7 @@ void stats_trigger_seen(int sig, uint64_t now_ns)
 
 void stats_trigger_withdrawn(void)
 {
-	int listener = -1;
-	__atomic_compare_exchange_n(&seen_sig, &listener, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	__atomic_store_n(&seen_sig, 0, __ATOMIC_RELEASE);
 }
 
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len)

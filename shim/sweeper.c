@@ -97,24 +97,95 @@ void sweeper_signal(int sig)
 	wake();
 }
 
-void sweeper_listener_closed(void)
+void sweeper_noticed(int sig)
+{
+	__atomic_store_n(&drain_noticed_ns, shim_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&drain_noticed_sig, sig, __ATOMIC_RELEASE);
+}
+
+bool sweeper_stop_asked(void)
+{
+	if (!__atomic_load_n(&drain_noticed_sig, __ATOMIC_ACQUIRE))
+		return false;
+	return shim_now_ns() - __atomic_load_n(&drain_noticed_ns, __ATOMIC_RELAXED) <= TRIGGER_WINDOW_NS;
+}
+
+void sweeper_stopped_listening(int kind)
 {
 	int expect = DRAIN_NONE;
-	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, DRAIN_LISTENER, 0, __ATOMIC_ACQ_REL,
+	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, kind, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
-		stats_trigger_seen(-1, shim_now_ns());
+		/* the statistics carry it even if the process exits before
+		 * the sweeper thread looks */
+		stats_trigger_seen(kind == DRAIN_STOP ? __atomic_load_n(&drain_noticed_sig, __ATOMIC_ACQUIRE) : -1,
+				   shim_now_ns());
 		wake();
 	}
 }
 
 void sweeper_listening(void)
 {
-	int expect = DRAIN_LISTENER;
-	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
+	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
+	if ((d == DRAIN_LISTENER || d == DRAIN_STOP) &&
+	    __atomic_compare_exchange_n(&sweeper_drain, &d, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
 		stats_trigger_withdrawn();
 		LOG(LOG_INFO, "listening again: the drain started by closing the last listener ends");
 		wake();
+	}
+}
+
+static int serving_seen; /* a late connection carried a request: see sweeper_serving_seen */
+static int announced;    /* sweeper thread: the drain it last announced (DRAIN_*) */
+
+void sweeper_serving_seen(void)
+{
+	if (!__atomic_exchange_n(&serving_seen, 1, __ATOMIC_ACQ_REL))
+		wake();
+}
+
+/* Sweeper thread: what sweeper_serving_seen() said, if the process still
+ * listens (a server that stopped listening has no new work: the request
+ * was one accepted as it stopped). */
+static void serving_check_seen(void)
+{
+	if (!__atomic_exchange_n(&serving_seen, 0, __ATOMIC_ACQ_REL))
+		return;
+	conntab_lock();
+	bool listening = conntab_special_count_locked(CONN_KIND_LISTENER) != 0;
+	conntab_unlock();
+	if (listening)
+		sweeper_drain_end("a connection accepted after the trigger carried a request");
+}
+
+static void unmute_one(struct conn *c)
+{
+	if (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_MUTED)
+		unmute(c);
+}
+
+/* The drain ends: no more releases, and what was muted writes again (a
+ * connection released by this drain keeps its EOF: that cannot be undone,
+ * but its writes are the host's again).  The signal stays noted: a process
+ * that served on for a while (a lame-duck period) and then stops listening
+ * drains then (rule 2). */
+void sweeper_drain_end(const char *why)
+{
+	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
+	if (!d || !__atomic_compare_exchange_n(&sweeper_drain, &d, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
+					       __ATOMIC_ACQUIRE))
+		return;
+	int sig = __atomic_exchange_n(&trigger_sig, 0, __ATOMIC_RELAXED);
+	stats_trigger_withdrawn();
+	announced = DRAIN_NONE; /* a trigger from now on is a new drain */
+	conntab_lock();
+	conntab_each_conn_in_locked(0, ~0u, unmute_one);
+	conntab_unlock();
+	__atomic_store_n(&drain_start_ns, 0, __ATOMIC_RELAXED);
+	if (log_on(LOG_INFO)) {
+		const char *n = sig > 0 ? cfg_signal_name(sig) : NULL;
+		log_msg(LOG_INFO, "still serving%s%s (%s): the drain ends", n ? " after SIG" : "",
+			n ? n : "", why);
 	}
 }
 
@@ -164,7 +235,6 @@ static void wake_replace(void);
 static void *sweeper_main(void *arg)
 {
 	(void)arg;
-	int announced = 0;
 	/* Before a trigger, first-byte timeouts are checked in batches: a
 	 * deadline is met within an eighth of the timeout (50 ms to 1 s), and
 	 * the table is not walked for every single connection's deadline. */
@@ -185,12 +255,18 @@ static void *sweeper_main(void *arg)
 				conntab_lock();
 				size_t count = conntab_count_locked();
 				conntab_unlock();
-				if (d == DRAIN_SIGNAL)
+				if (d == DRAIN_SIGNAL) {
 					log_msg(LOG_INFO, "SIG%s received: draining, %zu tracked connection(s)",
 						n ? n : "?", count);
-				else
+				} else if (d == DRAIN_STOP) {
+					const char *m = cfg_signal_name(
+						__atomic_load_n(&drain_noticed_sig, __ATOMIC_RELAXED));
+					log_msg(LOG_INFO, "stopped listening after SIG%s: draining, %zu tracked "
+							  "connection(s)", m ? m : "?", count);
+				} else {
 					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
 							  "connection(s)", count);
+				}
 				say_handler_releases();
 			}
 		}
@@ -198,6 +274,7 @@ static void *sweeper_main(void *arg)
 		 * our look still wakes us. */
 		__atomic_store_n(&wants_kick, 1, __ATOMIC_RELEASE);
 		uint64_t next_wait = UINT64_MAX;
+		serving_check_seen();
 		if (sweeper_draining()) {
 			next_wait = sweep();
 			uint64_t w = workers_pass(shim_now_ns());
@@ -387,6 +464,16 @@ void sweeper_ensure_started(void)
 	spawn();
 }
 
+void sweeper_drain_begun(void)
+{
+	if (!proc_own() || shim_in_handler() ||
+	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 || !sweeper_draining())
+		return;
+	int saved = errno;
+	spawn();
+	errno = saved;
+}
+
 void sweeper_hook(void)
 {
 	if (!proc_own())
@@ -458,4 +545,7 @@ void sweeper_after_fork_child(void)
 	__atomic_store_n(&wants_kick, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&sweeper_drain, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&drain_noticed_sig, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&serving_seen, 0, __ATOMIC_RELAXED);
+	announced = DRAIN_NONE;
 }

@@ -22,9 +22,34 @@ extern int sweeper_wake_fd SHIM_HIDDEN;  /* the wake-up pipe's write end, or -1 
 extern int sweeper_wake_rd SHIM_HIDDEN;  /* its read end, or -1 */
 extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
 
+/* The triggers (README, "When it drains"; drain.h): a trigger signal; a
+ * handled signal that may ask for a stop (noted); the process stopped
+ * listening (kind: DRAIN_LISTENER or DRAIN_STOP).  Async-signal-safe. */
 void sweeper_signal(int sig);
+void sweeper_noticed(int sig);
+void sweeper_stopped_listening(int kind);
+/* Whether a signal noted by sweeper_noticed() is recent enough for closing
+ * the last listener to confirm a stop. */
+bool sweeper_stop_asked(void);
+/* A drain just started on this thread, outside a signal handler: start the
+ * sweeper now if it waits (a single-threaded master's next call may be a
+ * waitpid() we never see). */
+void sweeper_drain_begun(void);
+/* The process shows it still serves (why: for the log): the drain ends, and
+ * nothing stays muted.  Sweeper thread only. */
+void sweeper_drain_end(const char *why);
+/* A connection accepted after the trigger carried a request: the sweeper
+ * ends the drain if the process still listens.  Async-signal-safe. */
+void sweeper_serving_seen(void);
+/* Whether c was accepted after the drain began (its accept time is taken
+ * while draining, see track_accepted). */
+static inline bool sweeper_accepted_late(uint32_t accepted_ms)
+{
+	uint64_t start = __atomic_load_n(&drain_start_ns, __ATOMIC_RELAXED);
+	return accepted_ms && start && sweeper_draining() &&
+	       (int32_t)(accepted_ms - (uint32_t)(start / 1000000 ? start / 1000000 : 1)) >= 0;
+}
 void sweeper_ensure_started(void);
-void sweeper_listener_closed(void);
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
 void sweeper_hook(void);

@@ -161,8 +161,9 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd)
 	else if (dev != (uint64_t)st.st_dev)
 		goto out;
 	/* The accept time matters only to a setting that uses a connection's
-	 * age (grace, timeouts) and to the logs that print it. */
-	uint32_t now = shim_stamp_accepts ? conn_ms(shim_now_coarse_ns()) : 0;
+	 * age (grace, timeouts), to the logs that print it, and while draining
+	 * (a connection accepted after the trigger: release.c). */
+	uint32_t now = shim_stamp_accepts || sweeper_draining() ? conn_ms(shim_now_coarse_ns()) : 0;
 	if (!conntab_lock_unless_held())
 		goto out;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
@@ -180,12 +181,75 @@ out:
 	return fd;
 }
 
-/* listen() succeeded on fd: a listener of this process's own making. */
+/* The ports the parent listened on when it forked this process.  A forked
+ * worker that makes a listener of its own on one of them, or one with
+ * SO_REUSEPORT (hitch's workers each bind the address anew, and a reload
+ * starts new ones beside the old), serves as a worker does on an inherited
+ * listener, and is stopped the same way: told over a pipe, it closes it. */
+#define PARENT_PORTS 16
+static uint16_t parent_ports[PARENT_PORTS]; /* network order; this thread, after fork */
+static unsigned nparent_ports;
+static bool forked_child; /* this process came from a fork (not an exec since) */
+
+static uint16_t sock_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&ss)->sin_port;
+	if (ss.ss_family == AF_INET6)
+		return ((struct sockaddr_in6 *)&ss)->sin6_port;
+	return 0;
+}
+
+void track_forked_child(void)
+{
+	int sp[CONNTAB_MAX_SPECIALS], lfd[PARENT_PORTS];
+	size_t n = 0;
+	nparent_ports = 0;
+	forked_child = true;
+	if (!conntab_lock_unless_held())
+		return;
+	size_t k = conntab_special_fds_locked(0, ~0u, sp, CONNTAB_MAX_SPECIALS);
+	for (size_t i = 0; i < k && n < PARENT_PORTS; i++) {
+		struct conn *c = conntab_slot_locked(sp[i]);
+		if (c && c->kind == CONN_KIND_LISTENER)
+			lfd[n++] = sp[i];
+	}
+	conntab_unlock();
+	int saved = errno;
+	for (size_t i = 0; i < n; i++) {
+		uint16_t p = sock_port(lfd[i]);
+		if (p)
+			parent_ports[nparent_ports++] = p;
+	}
+	errno = saved;
+}
+
+static bool worker_listener(int fd)
+{
+	if (!forked_child)
+		return false;
+	int saved = errno, on = 0;
+	socklen_t l = sizeof on;
+	bool w = getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &l) == 0 && on;
+	uint16_t p = w || !nparent_ports ? 0 : sock_port(fd);
+	for (unsigned i = 0; p && i < nparent_ports; i++)
+		if (parent_ports[i] == p)
+			w = true;
+	errno = saved;
+	return w;
+}
+
+/* listen() succeeded on fd: a listener of this process's own making, or a
+ * forked worker's share of an address (worker_listener). */
 void track_listening(int fd)
 {
 	struct conn *l = conntab_fast(fd);
 	if (!l || l->kind != CONN_KIND_LISTENER)
-		(void)listener_add(fd, false);
+		(void)listener_add(fd, worker_listener(fd));
 }
 
 /* ---- reads: count bytes ----------------------------------------------- */
@@ -229,6 +293,8 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 			sig_fd_read(c, buf, r);
 		return r;
 	}
+	if (conn_rx(c) == 0 && sweeper_accepted_late(c->accepted_ms))
+		sweeper_serving_seen();
 	if (conn_rx(c) == 0 && log_on(LOG_TRACE))
 		first_byte(c);
 	tls_watch(c, r, buf);
@@ -393,8 +459,26 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 	errno = saved;
 }
 
+/* A connection accepted after the trigger, whose reads the kernel counts,
+ * ends: did it carry a request?  (One system call, only while draining.) */
+__attribute__((noinline, cold)) static void forget_late(struct conn *c)
+{
+	int saved = errno;
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof ti.tcpi_data_segs_in &&
+	    ti.tcpi_data_segs_in > 0)
+		sweeper_serving_seen();
+	errno = saved;
+}
+
 static inline void forget_locked(struct conn *c)
 {
+	if (__builtin_expect(sweeper_draining(), 0) && (c->flags & CONN_KERNEL) &&
+	    !(c->flags & CONN_RELEASED) && sweeper_accepted_late(c->accepted_ms))
+		forget_late(c);
 	if (__builtin_expect(shim_cfg.stats_file[0] != 0, 0) || log_on(LOG_TRACE))
 		forget_report(c);
 	conntab_remove_locked(c);
@@ -402,34 +486,53 @@ static inline void forget_locked(struct conn *c)
 
 /* A listener or signalfd ends; the table lock is held.
  *
- * The listener trigger means "this worker is being stopped" and nothing
- * else: the last listener of the process closes, it was one the process
- * inherited (a pre-fork worker closing its master's listeners: nginx at
- * graceful stop and at reload, Apache, gunicorn), and the process itself
- * accepted on them since it was forked.  Not a fork-per-connection child
- * closing its copy (it accepted nothing), not an accept-once program closing
- * the listener it made (socat, a one-shot forwarder), not a process that
- * still listens somewhere, nor one with listeners we could not track. */
-static void forget_special_locked(struct conn *c)
+ * Stopping listening is how a server shows that its stop has begun (README,
+ * "When it drains"), when the last listener of the process closes and
+ *  - it was one the process inherited and it accepted on since it was
+ *    forked: a pre-fork worker being stopped, however its master told it
+ *    (nginx at graceful stop and at reload, Apache, gunicorn): DRAIN_LISTENER;
+ *  - or the process handled a signal that may ask for a stop shortly before
+ *    (sweeper_stop_asked), and served: it accepted since it was forked, or
+ *    forked workers while listening (HAProxy's soft-stop on SIGUSR1, thin on
+ *    SIGQUIT, a unicorn master on SIGQUIT): DRAIN_STOP; a master's drain
+ *    reaches its workers (workers.c).
+ * Not a fork-per-connection child closing its copy (it accepted nothing),
+ * not an accept-once program closing the listener it made (socat, a one-shot
+ * forwarder: no signal asked it to stop), not a process that still listens
+ * somewhere (an nginx master reloading on SIGHUP, SO_REUSEPORT siblings),
+ * nor one with listeners we could not track.  Returns the drain started, or
+ * DRAIN_NONE. */
+static int forget_special_locked(struct conn *c)
 {
-	bool inherited_listener = c->kind == CONN_KIND_LISTENER && (c->flags & CONN_INHERITED);
+	bool listener = c->kind == CONN_KIND_LISTENER;
+	bool inherited_listener = listener && (c->flags & CONN_INHERITED);
 	conntab_special_remove_locked(c);
-	if (inherited_listener && (shim_cfg.triggers & TRIGGER_LISTENER) &&
-	    conntab_stats.accepted > 0 && !__atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) &&
-	    conntab_special_count_locked(CONN_KIND_LISTENER) == 0)
-		sweeper_listener_closed();
+	if (!listener || !(shim_cfg.triggers & TRIGGER_LISTENER) ||
+	    __atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) ||
+	    conntab_special_count_locked(CONN_KIND_LISTENER) != 0 || sweeper_draining())
+		return DRAIN_NONE;
+	int kind = DRAIN_NONE;
+	if (inherited_listener && conntab_stats.accepted > 0)
+		kind = DRAIN_LISTENER;
+	else if ((conntab_stats.accepted > 0 || workers_any()) && sweeper_stop_asked())
+		kind = DRAIN_STOP;
+	if (kind)
+		sweeper_stopped_listening(kind);
+	return kind;
 }
 
-/* Forgets whatever the filter holds for fd; the table lock is held. */
-static inline void forget_fd_locked(int fd)
+/* Forgets whatever the filter holds for fd; the table lock is held.
+ * Returns the drain this started, or DRAIN_NONE. */
+static inline int forget_fd_locked(int fd)
 {
 	struct conn *c = conntab_slot_locked(fd);
 	if (!c)
-		return;
-	if (__builtin_expect(c->kind == CONN_KIND_CONN, 1))
+		return DRAIN_NONE;
+	if (__builtin_expect(c->kind == CONN_KIND_CONN, 1)) {
 		forget_locked(c);
-	else
-		forget_special_locked(c);
+		return DRAIN_NONE;
+	}
+	return forget_special_locked(c);
 }
 
 /* A tracked fd ends (the filter said so just now; it is looked up again
@@ -441,8 +544,10 @@ __attribute__((noinline)) void track_forget_tracked(int fd)
 	if (!conntab_lock_unless_held())
 		return;
 	conntab_wait_unclaimed_locked((unsigned)fd, (unsigned)fd);
-	forget_fd_locked(fd);
+	int drain = forget_fd_locked(fd);
 	conntab_unlock();
+	if (__builtin_expect(drain != DRAIN_NONE, 0))
+		sweeper_drain_begun();
 }
 
 /* Forgets the records of a range of fds in one walk of the table, with no
@@ -460,9 +565,12 @@ void track_forget_range(unsigned lo, unsigned hi)
 	conntab_wait_unclaimed_locked(lo, hi);
 	conntab_each_conn_in_locked(lo, hi, forget_locked);
 	k = conntab_special_fds_locked(lo, hi, sp, CONNTAB_MAX_SPECIALS);
+	int drain = DRAIN_NONE;
 	for (size_t i = 0; i < k; i++)
-		forget_fd_locked(sp[i]);
+		drain |= forget_fd_locked(sp[i]);
 	conntab_unlock();
+	if (drain != DRAIN_NONE)
+		sweeper_drain_begun();
 }
 
 /* newfd now refers to oldfd's socket: one socket, several fds.  The new fd

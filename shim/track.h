@@ -22,6 +22,9 @@ extern int track_nonblocking_host TRACK_HIDDEN; /* relaxed: set once an event lo
 int track_accepted(int lfd, int fd) TRACK_HIDDEN;
 /* listen() succeeded on fd. */
 void track_listening(int fd) TRACK_HIDDEN;
+/* In the child of a fork, once fork() returned: what it inherited (the
+ * ports its parent listened on, see track_listening). */
+void track_forked_child(void) TRACK_HIDDEN;
 /* A counted read of fd returned r (buf: its bytes, or NULL when they are
  * not in one buffer).  Returns r. */
 ssize_t track_rx(int fd, ssize_t r, const void *buf) TRACK_HIDDEN;

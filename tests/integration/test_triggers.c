@@ -280,3 +280,287 @@ Test(triggers, identity_check_leaves_the_hosts_file_on_a_wake_pipe_number)
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x\n%s\n%s", srv.status,
 		  out, err);
 }
+
+/* ---- the trigger model (README, "When it drains") -------------------------
+ * Servers whose graceful stop is neither SIGINT nor SIGTERM, each stopped as
+ * the real one is, and the shapes that must not look like a stop. */
+
+/* A single-process server that handles `sig` and on it closes the listener
+ * it made itself, then waits for its connections (HAProxy's soft-stop on
+ * SIGUSR1, thin on SIGQUIT): a used keep-alive connection and a never-used
+ * spare are open.  Returns ms until exit, -1 if still running. */
+static long own_listener_stop(bool shim, const char *sig_name, int sig, int *spare_port)
+{
+	const char *const args[] = {"tg_stopper", "--signal", sig_name, NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, shim, args, env);
+	int used = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(used, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_eq(http_read_response(used, 5000), 3);
+	int spare = tcp_connect(AF_INET, srv.port);
+	*spare_port = sock_port(spare);
+	sleep_ms(300);
+	long ms = server_signal_and_wait(&srv, sig, shim ? PROMPT_MS : HANG_MS);
+	close(used);
+	close(spare);
+	return ms;
+}
+
+static void own_listener_stop_drains(const char *sig_name, int sig)
+{
+	int port;
+	long ms = own_listener_stop(true, sig_name, sig, &port);
+	const char *err = server_stderr(&srv);
+	cr_assert_geq(ms, 0, "still running after SIG%s; stderr:\n%s", sig_name, err);
+	cr_assert_not_null(shim_release_line(err, port), "the spare was not released; stderr:\n%s", err);
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
+}
+
+Test(triggers, soft_stop_on_sigusr1_closing_its_own_listener_drains)
+{
+	own_listener_stop_drains("USR1", SIGUSR1);
+}
+
+Test(triggers, stop_on_sigquit_closing_its_own_listener_drains)
+{
+	own_listener_stop_drains("QUIT", SIGQUIT);
+}
+
+Test(triggers, stop_on_sigwinch_closing_its_own_listener_drains)
+{
+	own_listener_stop_drains("WINCH", SIGWINCH);
+}
+
+Test(triggers, own_listener_stop_hangs_without_shim)
+{
+	int port;
+	cr_assert_eq(own_listener_stop(false, "USR1", SIGUSR1, &port), -1);
+}
+
+/* unicorn's shape: SIGQUIT (no trigger signal) to the master, which closes
+ * its own listener and tells its sync worker over a pipe; the worker is
+ * blocked in recv() on a never-used connection (SA_RESTART, no signal of
+ * its own) and never looks at the pipe.  Only the master's drain reaches it
+ * (pidfd_getfd + shutdown, workers.c). */
+static long unicorn_shape(bool shim)
+{
+	const char *const args[] = {"syncworker", "--prefork", "1", "--stop",        "pipe",
+				    "--master-signal", "QUIT", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, shim, args, env);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(300); /* accepted: the worker is in recv() */
+	long ms = server_signal_and_wait(&srv, SIGQUIT, shim ? PROMPT_MS : HANG_MS);
+	close(spare);
+	return ms;
+}
+
+Test(triggers, master_stopped_by_sigquit_reaches_its_worker_over_a_pipe)
+{
+	long ms = unicorn_shape(true);
+	const char *err = server_stderr(&srv);
+	cr_assert_geq(ms, 0, "still running after SIGQUIT; stderr:\n%s", err);
+	cr_assert(strstr(err, "held by child processes"), "not released by the master:\n%s", err);
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
+}
+
+Test(triggers, master_stopped_by_sigquit_hangs_without_shim)
+{
+	cr_assert_eq(unicorn_shape(false), -1);
+}
+
+/* One request on a connection opened and answered after `delay_ms` of
+ * silence: true when the answer came whole. */
+static bool request_after(int fd, long delay_ms)
+{
+	sleep_ms(delay_ms);
+	return send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n") && http_read_response(fd, 3000) == 3;
+}
+
+/* A handled signal that stops nothing (a JVM's SIGQUIT thread dump, nginx's
+ * SIGUSR1 log reopen): no listener closes, so no drain: a connection open
+ * across it and one opened after it are served, and nothing is released. */
+static void handled_without_stopping(const char *sig_name, int sig)
+{
+	const char *const args[] = {"tg_stopper", "--signal", sig_name, "--on-signal", "keep", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
+	int before = tcp_connect(AF_INET, srv.port);
+	sleep_ms(200);
+	kill(srv.pid, sig);
+	sleep_ms(300);
+	int after = tcp_connect(AF_INET, srv.port);
+	cr_assert(request_after(after, 300), "the connection opened after SIG%s was not served:\n%s",
+		  sig_name, server_stderr(&srv));
+	cr_assert(request_after(before, 0), "the connection open across SIG%s was not served:\n%s",
+		  sig_name, server_stderr(&srv));
+	const char *err = server_stderr(&srv);
+	cr_assert(strstr(err, "tg_stopper"), "the signal was not handled:\n%s", err);
+	cr_assert(!strstr(err, " shut down ("), "released:\n%s", err);
+	close(before);
+	close(after);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0);
+}
+
+Test(triggers, sigquit_thread_dump_is_not_a_drain)
+{
+	handled_without_stopping("QUIT", SIGQUIT);
+}
+
+Test(triggers, sigusr1_log_reopen_is_not_a_drain)
+{
+	handled_without_stopping("USR1", SIGUSR1);
+}
+
+Test(triggers, sighup_reload_in_place_is_not_a_drain)
+{
+	handled_without_stopping("HUP", SIGHUP);
+}
+
+/* A program that catches SIGINT (a trigger signal) and goes on serving:
+ * the drain it started ends as soon as a connection accepted after the
+ * signal carries a request, so connections accepted afterwards, whose
+ * clients take their time to send, get their request and answer intact. */
+Test(triggers, caught_sigint_and_serving_on_ends_the_drain)
+{
+	const char *const args[] = {"tg_stopper", "--signal", "INT", "--on-signal", "keep", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
+	kill(srv.pid, SIGINT);
+	sleep_ms(300);
+	for (int i = 0; i < 4; i++) {
+		int fd = tcp_connect(AF_INET, srv.port);
+		/* 50 ms: a sweep 2-5 ms after the accept would have released it */
+		cr_assert(request_after(fd, i == 3 ? 600 : 50), "connection %d after SIGINT lost its "
+			  "request or answer:\n%s", i, server_stderr(&srv));
+		close(fd);
+	}
+	const char *err = server_stderr(&srv);
+	cr_assert(strstr(err, "the drain ends"), "the drain did not end:\n%s", err);
+	cr_assert(!strstr(err, "ended before its first byte"), "released:\n%s", err);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0);
+}
+
+/* An accept-once program (socat without fork): it closes the listener it
+ * made right after its one accept, with no signal: no drain, however long
+ * its client stays silent. */
+Test(triggers, accept_once_after_no_signal_is_not_a_drain)
+{
+	const char *const args[] = {"tg_stopper", "--accept-once", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	cr_assert(request_after(fd, 700), "the one connection was not served:\n%s", server_stderr(&srv));
+	close(fd);
+	cr_assert_geq(server_wait(&srv, PROMPT_MS), 0);
+	cr_assert(!strstr(server_stderr(&srv), " shut down ("), "released:\n%s", server_stderr(&srv));
+}
+
+/* SO_REUSEPORT siblings: SIGTERM to one drains that one; the other keeps
+ * serving, its connections untouched. */
+Test(triggers, reuseport_sibling_stopped_leaves_the_other_serving)
+{
+	const char *const args1[] = {"tg_stopper", "--reuseport", "0", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	server_start(&srv, true, args1, env);
+	char port[16];
+	snprintf(port, sizeof port, "%d", srv.port);
+	const char *const args2[] = {"tg_stopper", "--reuseport", port, NULL};
+	struct server other;
+	server_start(&other, true, args2, env);
+	int fds[12];
+	for (int i = 0; i < 12; i++)
+		fds[i] = tcp_connect(AF_INET, srv.port);
+	sleep_ms(300);
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	int served = 0;
+	for (int i = 0; i < 12; i++) {
+		served += request_after(fds[i], 0);
+		close(fds[i]);
+	}
+	int fresh = tcp_connect(AF_INET, srv.port);
+	bool fresh_ok = request_after(fresh, 300);
+	close(fresh);
+	const char *err = server_stderr(&other);
+	bool released = strstr(err, " shut down (") != NULL;
+	long ms = server_signal_and_wait(&other, SIGTERM, PROMPT_MS);
+	server_stop(&other);
+	cr_assert(fresh_ok, "the sibling did not serve a new connection:\n%s", err);
+	cr_assert(!released, "the sibling released connections:\n%s", err);
+	cr_assert_gt(served, 0, "no connection landed on the sibling");
+	cr_assert_geq(ms, 0);
+}
+
+/* hitch's reload: SIGHUP to a master that listens on nothing; it starts a
+ * new worker and tells the old one over a pipe.  The old worker closes the
+ * SO_REUSEPORT listener it made itself (no signal reaches it): a forked
+ * worker's share of the address, so that is its stop.  Its never-used
+ * connection is released; a new connection is served by the new worker. */
+static long reload_shape(bool shim, bool *fresh_ok)
+{
+	const char *const args[] = {"tg_reload", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, shim, args, env);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(300);
+	long t0 = now_ms(), ms = -1;
+	kill(srv.pid, SIGHUP);
+	long bound = shim ? PROMPT_MS : HANG_MS;
+	while (now_ms() - t0 < bound) {
+		if (strstr(server_stderr(&srv), "old worker")) {
+			ms = now_ms() - t0;
+			break;
+		}
+		sleep_ms(20);
+	}
+	int fresh = tcp_connect(AF_INET, srv.port);
+	*fresh_ok = request_after(fresh, 0);
+	close(fresh);
+	close(spare);
+	return ms;
+}
+
+Test(triggers, reloaded_worker_told_over_a_pipe_closing_its_own_listener_drains)
+{
+	bool fresh;
+	long ms = reload_shape(true, &fresh);
+	cr_assert_geq(ms, 0, "the old worker still runs; stderr:\n%s", server_stderr(&srv));
+	cr_assert(fresh, "the new worker did not serve:\n%s", server_stderr(&srv));
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0);
+}
+
+Test(triggers, reloaded_worker_lingers_without_shim)
+{
+	bool fresh;
+	cr_assert_eq(reload_shape(false, &fresh), -1, "%s", server_stderr(&srv));
+	cr_assert(fresh);
+}
+
+/* A lame-duck period: after SIGINT the server goes on accepting and
+ * serving for a while (the drain ends when a late connection carries a
+ * request), then closes its listener: that starts the drain again, and a
+ * never-used connection from before the signal does not hold the exit. */
+Test(triggers, lame_duck_serving_then_closing_its_listener_drains_again)
+{
+	const char *const args[] = {"hyperlike", "--linger-accept-ms", "1200", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	server_start(&srv, true, args, env);
+	int spare = tcp_connect(AF_INET, srv.port);
+	sleep_ms(200);
+	long t0 = now_ms();
+	kill(srv.pid, SIGINT);
+	sleep_ms(200);
+	int late = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(late, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_eq(http_read_response(late, 5000), 2048, "the late request was not answered:\n%s",
+		     server_stderr(&srv));
+	/* the server closes idle keep-alive connections itself at its stop */
+	long ms = server_wait(&srv, 1200 + PROMPT_MS);
+	const char *err = server_stderr(&srv);
+	cr_assert_geq(ms, 0, "still running after the lame-duck period; stderr:\n%s", err);
+	cr_assert(strstr(err, "the drain ends"), "the drain did not end while serving:\n%s", err);
+	cr_assert(strstr(err, "stopped listening after SIGINT"), "no new drain:\n%s", err);
+	cr_assert_lt(now_ms() - t0, 1200 + PROMPT_MS);
+	close(late);
+	close(spare);
+}
