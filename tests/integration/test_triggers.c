@@ -539,7 +539,9 @@ Test(triggers, reloaded_worker_lingers_without_shim)
 /* A lame-duck period: after SIGINT the server goes on accepting and
  * serving for a while (the drain ends when a late connection carries a
  * request), then closes its listener: that starts the drain again, and a
- * never-used connection from before the signal does not hold the exit. */
+ * never-used connection opened during the lame-duck period (after the
+ * first drain ended, so only the second can release it) does not hold the
+ * exit. */
 Test(triggers, lame_duck_serving_then_closing_its_listener_drains_again)
 {
 	const char *const args[] = {"hyperlike", "--linger-accept-ms", "1200", NULL};
@@ -547,20 +549,24 @@ Test(triggers, lame_duck_serving_then_closing_its_listener_drains_again)
 	server_start(&srv, true, args, env);
 	int spare = tcp_connect(AF_INET, srv.port);
 	sleep_ms(200);
-	long t0 = now_ms();
 	kill(srv.pid, SIGINT);
 	sleep_ms(200);
 	int late = tcp_connect(AF_INET, srv.port);
 	cr_assert(send_str(late, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
 	cr_assert_eq(http_read_response(late, 5000), 2048, "the late request was not answered:\n%s",
 		     server_stderr(&srv));
+	/* the drain has ended: a preconnect now is held by nothing but the
+	 * server's own wait */
+	for (int i = 0; i < 250 && !strstr(server_stderr(&srv), "the drain ends"); i++)
+		sleep_ms(20);
+	cr_assert(strstr(server_stderr(&srv), "the drain ends"), "the drain did not end while serving:\n%s",
+		  server_stderr(&srv));
+	int spare2 = tcp_connect(AF_INET, srv.port);
 	/* the server closes idle keep-alive connections itself at its stop */
 	long ms = server_wait(&srv, 1200 + PROMPT_MS);
 	const char *err = server_stderr(&srv);
 	cr_assert_geq(ms, 0, "still running after the lame-duck period; stderr:\n%s", err);
-	cr_assert(strstr(err, "the drain ends"), "the drain did not end while serving:\n%s", err);
-	cr_assert(strstr(err, "stopped listening after SIGINT"), "no new drain:\n%s", err);
-	cr_assert_lt(now_ms() - t0, 1200 + PROMPT_MS);
 	close(late);
 	close(spare);
+	close(spare2);
 }
