@@ -42,7 +42,7 @@ FIXTURE_SCRIPTS := $(patsubst tests/fixtures/%,$(B)/fixtures/%,\
 
 LIB := $(B)/libgraceshim.so
 
-.PHONY: all test unit integration check deps demo e2e harness clean format format-check
+.PHONY: all test unit integration check deps demo e2e harness check-cpython clean format format-check
 all: $(LIB) $(B)/graceshim-check
 
 uthash_check := $(shell test -f /usr/include/uthash.h && echo yes)
@@ -111,10 +111,16 @@ harness: all $(B)/fixtures/hyperlike
 	scripts/build-e2e >/dev/null
 	bash tests/harness/test-harness.sh
 
+# CPython's own regression modules (sockets, processes, signals, servers)
+# without and with the shim, both at once; fails on any test that passes
+# without and not with it (tests/cpython/run says which modules and why).
+check-cpython: $(LIB)
+	GRACESHIM_LIB=$(CURDIR)/$(LIB) tests/cpython/run
+
 # Every package first (scripts/install-deps --check: nothing installs
 # midway, nothing is skipped for want of a tool), then scripts/check-all:
 # test test-launcher reliability check-valgrind check-san fuzz-smoke check-cross test-deb e2e
-# harness mutants, each to its end even after a failure, quiet (full logs in
+# harness check-cpython mutants, each to its end even after a failure, quiet (full logs in
 # build/check/<target>.log), then one summary block whose last line is
 # "N passed, M failed, K skipped"; the status is non-zero when anything
 # failed.  CI runs it (.ci/run).  CHECK_TARGETS="test e2e" runs only those.
