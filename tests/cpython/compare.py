@@ -101,6 +101,49 @@ def from_log(logs, tid):
     return m.group(0).rstrip() if m else ""
 
 
+def unit_report(logs, unit):
+    """regrtest's verdict on a unit without per-test outcomes (killed at
+    its timeout, crashed): its line and what follows it, up to the next
+    progress line."""
+    out = []
+    for log in filter(None, (logs or "").split(",")):
+        try:
+            lines = open(log, errors="replace").read().splitlines()
+        except OSError:
+            continue
+        for i, line in enumerate(lines):
+            if re.search(r"\] " + re.escape(unit) + r" (?!passed|skipped)",
+                         line):
+                out.append(line)
+                for l in lines[i + 1:]:
+                    if re.match(r"\d+:\d\d:\d\d load avg|== Tests result", l):
+                        break
+                    out.append(l)
+    return fold("\n".join(out))
+
+
+FRAMEWORK = re.compile(r'File "(.*/(unittest/|test/libregrtest/|test/regrtest\.py'
+                       r'|test/support/__init__\.py|test/support/testresult)'
+                       r'|<frozen runpy>)')
+
+
+def fold(text):
+    """the same line repeated (a warning per process) once, with its count;
+    the stack frames of unittest and regrtest left out"""
+    out, seen = [], {}
+    for l in text.splitlines():
+        if FRAMEWORK.search(l):
+            continue
+        key = re.sub(r"^\S+ (\w+ \w+)\[\d+\]", r"\1", l)  # time, pid
+        if key in seen and key.strip():
+            seen[key] += 1
+            continue
+        seen[key] = 1
+        out.append(key)
+    return "\n".join(l + (" (x%d)" % seen[l] if seen[l] > 1 else "")
+                     for l in out)
+
+
 def show(text, limit=25):
     lines = text.splitlines()
     if len(lines) > limit:
@@ -135,8 +178,9 @@ def table(wo, wn, w, wn2):
     z = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
     for m in mods:
         a, b = cw.get(m, z), cn.get(m, z)
-        same = "" if (a["passed"], a["failed"], a["error"]) == (
-            b["passed"], b["failed"], b["error"]) else "  <- differs"
+        same = "  <- worse with the shim" if (
+            b["passed"] < a["passed"] or b["failed"] > a["failed"] or
+            b["error"] > a["error"]) else ""
         print("%-28s %7d %7d %7d   %7d %7d %7d  %d/%d%s" % (
             m, a["passed"], a["failed"], a["error"], b["passed"], b["failed"],
             b["error"], a["skipped"], b["skipped"], same))
@@ -151,9 +195,19 @@ def main(argv):
     first = regressions(wo, w)
     if not final:
         table(wo, wo_n, w, w_n)
+        units_w = {unit_of(t) for t in w}
+        lost = {}
+        for tid in first:
+            u = unit_of(tid)
+            lost[u] = lost.get(u, 0) + 1
+        for u, n in sorted(lost.items()):
+            if u not in units_w:
+                print("  differs: %s: no outcome with the shim for its %d "
+                      "tests that passed without (killed or crashed)" % (u, n))
         for tid in sorted(first):
-            print("  differs: %s: passed without the shim, %s with it" %
-                  (tid, first[tid][0]))
+            if unit_of(tid) in units_w:
+                print("  differs: %s: passed without the shim, %s with it" %
+                      (tid, first[tid][0]))
         units = sorted({unit_of(t) for t in first})
         print("RERUN " + " ".join(units))
         return 0
@@ -174,11 +228,27 @@ def main(argv):
         o, a, b = flaky[tid]
         print("  flaky, not counted: %s: %s with the shim, then on the rerun "
               "%s without and %s with" % (tid, o, a, b))
+    # a unit with no outcome at all with the shim: one report, not a line
+    # per test
+    whole = {}
+    for tid, (o, _, (o2, _)) in broken.items():
+        whole.setdefault(unit_of(tid), []).append(o == o2 == "no outcome")
+    units_w = {unit_of(t) for t in w}
+    whole = {u for u, v in whole.items() if all(v) and u not in units_w}
+    for u in sorted(whole):
+        n = sum(1 for t in broken if unit_of(t) == u)
+        print("  BROKEN by the shim: %s: no outcome with the shim, in both "
+              "runs, for its %d tests that passed without; regrtest said:" %
+              (u, n))
+        print(show(unit_report(logs[0], u) or unit_report(logs[1], u) or
+                   "(nothing: the run was killed at its bound?)", 40))
     for tid in sorted(broken):
+        if unit_of(tid) in whole:
+            continue
         o, text, (o2, text2) = broken[tid]
         print("  BROKEN by the shim: %s: %s with the shim (rerun: %s)" %
               (tid, o, o2))
-        print(show(text or from_log(logs[0], tid) or text2 or
+        print(show(fold(text) or from_log(logs[0], tid) or text2 or
                    from_log(logs[1], tid) or
                    "(no failure text: the test has no outcome; see the logs)"))
     compared = sum(1 for o, _ in wo.values() if o == "passed")
