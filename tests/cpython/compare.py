@@ -22,7 +22,7 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 
-MOD = re.compile(r"\btest\.(test_\w+)")
+MOD = re.compile(r"\btest\.(\w+)")
 
 
 def outcome(tc):
@@ -260,7 +260,7 @@ def main(argv):
 
 def unit_of(tid):
     """the regrtest name that runs tid: test_asyncio runs as its modules"""
-    m = re.search(r"\btest\.(test_asyncio\.test_\w+|test_\w+)", tid)
+    m = re.search(r"\btest\.(test_asyncio\.test_\w+|\w+)", tid)
     return m.group(1) if m else "?"
 
 
