@@ -224,10 +224,13 @@ def main(argv):
             broken[tid] = (o, text, r_with)
         else:
             flaky[tid] = (o, r_without, r_with[0])
+    groups = {}
     for tid in sorted(flaky):
-        o, a, b = flaky[tid]
+        groups.setdefault((unit_of(tid),) + flaky[tid], []).append(tid)
+    for (u, o, a, b), tids in sorted(groups.items()):
+        what = tids[0] if len(tids) == 1 else "%s: %d tests" % (u, len(tids))
         print("  flaky, not counted: %s: %s with the shim, then on the rerun "
-              "%s without and %s with" % (tid, o, a, b))
+              "%s without and %s with" % (what, o, a, b))
     # a unit with no outcome at all with the shim: one report, not a line
     # per test
     whole = {}
@@ -253,8 +256,9 @@ def main(argv):
                    "(no failure text: the test has no outcome; see the logs)"))
     compared = sum(1 for o, _ in wo.values() if o == "passed")
     not_compared = len(wo) - compared + sum(wo_n.values())
-    print("COUNTS %d %d %d" % (compared - len(broken), len(broken),
-                               not_compared))
+    # a flaky test is neither passed nor failed: skipped, with its reason
+    print("COUNTS %d %d %d %d" % (compared - len(broken) - len(flaky),
+                                  len(broken), not_compared, len(flaky)))
     return 0
 
 
