@@ -114,9 +114,10 @@ harness: all $(B)/fixtures/hyperlike
 # CPython's own regression modules (sockets, processes, signals, servers)
 # without and with the shim, both at once; fails on any test that passes
 # without and not with it (tests/cpython/run says which modules and why).
-# Measured on the 2-core machine, load average 15 to 30 from other work:
-# 5 min 15 s when nothing differs (5,700 tests compared); 12 min when units
-# hang with the shim (each is killed at its unit timeout, then rerun).
+# Measured on the 2-core machine, load average 10 to 30 from other work:
+# 4 min 30 s when nothing differs (5,700 tests compared); 14 min 30 s when
+# units hang with the shim (each is killed at its unit timeout, 6 min,
+# in the first run and again in the rerun).
 check-cpython: $(LIB)
 	GRACESHIM_LIB=$(CURDIR)/$(LIB) tests/cpython/run
 
