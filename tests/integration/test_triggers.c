@@ -21,8 +21,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROMPT_MS 4000
-#define HANG_MS 3000
 /* Trigger (or accept while draining) to release, as the shim logs it: it
  * takes about a millisecond; 500 ms holds on a loaded machine and fails a
  * sweeper that only looks every 2 s. */
@@ -30,12 +28,7 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(triggers, .fini = teardown, .timeout = 60);
+TestSuite(triggers, .fini = harness_teardown, .timeout = 60);
 
 /* A page on a kept-alive connection and an unused spare; the server keeps
  * its listener open when it stops, so nothing but the signal can start
