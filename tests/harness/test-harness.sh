@@ -104,11 +104,8 @@ check "try-browser: verdict names graceshim as the difference" "$(dump browser)"
 
 # --- options ----------------------------------------------------------------------------
 # --port (the server does not need to print PORT), --signal TERM, --url.
-port=''
-for _ in $(seq 50); do
-	p=$((20000 + RANDOM % 30000))
-	[ -z "$(ss -Hltn "( sport = :$p )")" ] && { port=$p; break; }
-done
+# A port chosen ahead: outside the kernel's range for outgoing ports.
+port=$("$top/tests/lib/free-port") || port=''
 run port 30 "$tc" --wait "$wait_s" --port "$port" --signal term --url /x --clients chrome,curl -- "$server" --port "$port"
 check "try-clients --port $port --signal term: exit status 0 (got $rc)" "$(dump port)" [ "$rc" = 0 ]
 check "try-clients --port: chrome without: still running after SIGTERM" "$(dump port)" \
