@@ -550,3 +550,12 @@ void harness_stats_remove(void)
 		unlink(stats_path);
 	stats_path[0] = 0;
 }
+
+long long harness_mono_to_real_us(long long mono_ns)
+{
+	struct timespec m, r;
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	long long off_ns = ((long long)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+	return (mono_ns + off_ns) / 1000;
+}

@@ -101,6 +101,9 @@ const char *shim_release_line(const char *log, int client_port);
 long long shim_line_us(const char *line);
 /* CLOCK_REALTIME in microseconds (the clock of the shim's time stamps). */
 long long realtime_us(void);
+/* A CLOCK_MONOTONIC time (the statistics' trigger_monotonic_ns) as
+ * CLOCK_REALTIME microseconds, to set beside the log's time stamps. */
+long long harness_mono_to_real_us(long long mono_ns);
 /* The "age N ms" of a release line (the connection's age when released),
  * or -1. */
 long shim_line_age_ms(const char *line);
