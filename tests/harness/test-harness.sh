@@ -74,7 +74,10 @@ u=$(unused_of "$r")
 check "try-clients: chrome without graceshim: unused >= 1 (got ${u:-none})" "$r" [ "${u:-0}" -ge 1 ]
 r=$(row "$tmp/clients.out" '^  chrome +with ')
 check "try-clients: chrome with graceshim: exited" "$(dump clients)" has "$r" 'exited after [0-9.]+ s \(status 0\)'
-check "try-clients: chrome with graceshim: released 1" "$r" has "$r" ' 1 +exited'
+# The preconnect, and the kept-alive connection too when its 1 s of quiet
+# (GRACESHIM_IDLE_QUIET) ended before the signal: how long the script takes
+# from the answer to the signal is the machine's load, not the shim's.
+check "try-clients: chrome with graceshim: released 1 or 2" "$r" has "$r" ' [12] +exited'
 for c in curl safari keepalive; do
 	for m in without with; do
 		r=$(row "$tmp/clients.out" "^  $c +$m ")
