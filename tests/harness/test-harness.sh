@@ -38,11 +38,29 @@ for f in "$build/fixtures/hyperlike" "$build/libgraceshim.so"; do
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/graceshim-harness.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-# The server under a name of its own, so that a leftover process of this run
-# can be recognised at the end (and only those).
+# The server under a name of its own, and the scripts' directories (so
+# Chromium's profiles) under this run's, so that a leftover process of this
+# run can be recognised (and only those: other runs share the machine).
 server=$tmp/hyperlike-harness-$$
 ln -s "$build/fixtures/hyperlike" "$server"
+export TMPDIR=$tmp
+left_of() { # "server" or "chromium": pid and command of what this run left
+	case $1 in
+	server) ps -e -o pid=,args= | grep -F -- "hyperlike-harness-$$" ;;
+	chromium) ps -e -o pid=,args= | grep -F -- "--user-data-dir=$tmp/" ;;
+	esac | grep -v -E 'defunct|grep'
+}
+# On every way out (a script killed by its timeout leaves what it started):
+# what this run left, by pid, then its directory.
+end() {
+	local pids
+	pids=$({ left_of server; left_of chromium; } | awk '{ print $1 }')
+	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null
+	rm -rf "$tmp"
+}
+trap end EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 export GRACESHIM_LIB=$build/libgraceshim.so
 
 # run NAME TIMEOUT SCRIPT ARGS...: output in $tmp/NAME.out (stdout) and .err;
@@ -183,9 +201,9 @@ check "try-browser: --clients is not its option: exit 2 (got $rc)" "$(dump usage
 
 # --- nothing left behind --------------------------------------------------------------------
 sleep 0.5
-left=$(ps -e -o pid=,args= | grep -F "hyperlike-harness-$$" | grep -v -F grep)
+left=$(left_of server)
 check "no server process of this run is left" "$left" [ -z "$left" ]
-left=$(ps -e -o pid=,args= | grep -E 'chromium.*--user-data-dir=[^ ]*/try-browser\.' | grep -v -E 'defunct|grep')
+left=$(left_of chromium)
 check "no Chromium of try-browser is left" "$left" [ -z "$left" ]
 
 echo "harness: $pass passed, $fail failed, $skipped skipped"
