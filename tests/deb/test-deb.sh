@@ -142,7 +142,7 @@ fi
 # The fixture (it shuts down like hyper 0.14) under the installed launcher:
 # a request, then an unused connection, then SIGINT: it must exit.  Without
 # the shim it waits for the unused connection forever.
-env -u LD_PRELOAD -u GRACESHIM_LIB GRACESHIM_LOG=info /usr/bin/graceshim -- "$server" >"$tmp/srv.out" 2>"$tmp/srv.err" &
+env --default-signal -u LD_PRELOAD -u GRACESHIM_LIB GRACESHIM_LOG=info /usr/bin/graceshim -- "$server" >"$tmp/srv.out" 2>"$tmp/srv.err" &
 spid=$!
 port=''
 for _ in $(seq 100); do

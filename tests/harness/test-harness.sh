@@ -39,11 +39,29 @@ for f in "$build/fixtures/hyperlike" "$build/libgraceshim.so"; do
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/graceshim-harness.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-# The server under a name of its own, so that a leftover process of this run
-# can be recognised at the end (and only those).
+# The server under a name of its own, and the scripts' directories (so
+# Chromium's profiles) under this run's, so that a leftover process of this
+# run can be recognised (and only those: other runs share the machine).
 server=$tmp/hyperlike-harness-$$
 ln -s "$build/fixtures/hyperlike" "$server"
+export TMPDIR=$tmp
+left_of() { # "server" or "chromium": pid and command of what this run left
+	case $1 in
+	server) ps -e -o pid=,args= | grep -F -- "hyperlike-harness-$$" ;;
+	chromium) ps -e -o pid=,args= | grep -F -- "--user-data-dir=$tmp/" ;;
+	esac | grep -v -E 'defunct|grep'
+}
+# On every way out (a script killed by its timeout leaves what it started):
+# what this run left, by pid, then its directory.
+end() {
+	local pids
+	pids=$({ left_of server; left_of chromium; } | awk '{ print $1 }')
+	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null
+	rm -rf "$tmp"
+}
+trap end EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 export GRACESHIM_LIB=$build/libgraceshim.so
 
 # run NAME TIMEOUT SCRIPT ARGS...: output in $tmp/NAME.out (stdout) and .err;
@@ -75,7 +93,10 @@ u=$(unused_of "$r")
 check "try-clients: chrome without graceshim: unused >= 1 (got ${u:-none})" "$r" [ "${u:-0}" -ge 1 ]
 r=$(row "$tmp/clients.out" '^  chrome +with ')
 check "try-clients: chrome with graceshim: exited" "$(dump clients)" has "$r" 'exited after [0-9.]+ s \(status 0\)'
-check "try-clients: chrome with graceshim: released 1" "$r" has "$r" ' 1 +exited'
+# The preconnect, and the kept-alive connection too when its 1 s of quiet
+# (GRACESHIM_IDLE_QUIET) ended before the signal: how long the script takes
+# from the answer to the signal is the machine's load, not the shim's.
+check "try-clients: chrome with graceshim: released 1 or 2" "$r" has "$r" ' [12] +exited'
 for c in curl safari keepalive; do
 	for m in without with; do
 		r=$(row "$tmp/clients.out" "^  $c +$m ")
@@ -105,11 +126,8 @@ check "try-browser: verdict names graceshim as the difference" "$(dump browser)"
 
 # --- options ----------------------------------------------------------------------------
 # --port (the server does not need to print PORT), --signal TERM, --url.
-port=''
-for _ in $(seq 50); do
-	p=$((20000 + RANDOM % 30000))
-	[ -z "$(ss -Hltn "( sport = :$p )")" ] && { port=$p; break; }
-done
+# A port chosen ahead: outside the kernel's range for outgoing ports.
+port=$("$top/tests/lib/free-port") || port=''
 run port 30 "$tc" --wait "$wait_s" --port "$port" --signal term --url /x --clients chrome,curl -- "$server" --port "$port"
 check "try-clients --port $port --signal term: exit status 0 (got $rc)" "$(dump port)" [ "$rc" = 0 ]
 check "try-clients --port: chrome without: still running after SIGTERM" "$(dump port)" \
@@ -184,9 +202,9 @@ check "try-browser: --clients is not its option: exit 2 (got $rc)" "$(dump usage
 
 # --- nothing left behind --------------------------------------------------------------------
 sleep 0.5
-left=$(ps -e -o pid=,args= | grep -F "hyperlike-harness-$$" | grep -v -F grep)
+left=$(left_of server)
 check "no server process of this run is left" "$left" [ -z "$left" ]
-left=$(ps -e -o pid=,args= | grep -E 'chromium.*--user-data-dir=[^ ]*/try-browser\.' | grep -v -E 'defunct|grep')
+left=$(left_of chromium)
 check "no Chromium of try-browser is left" "$left" [ -z "$left" ]
 
 echo "harness: $pass passed, $fail failed, $skipped skipped"

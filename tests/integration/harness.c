@@ -20,7 +20,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 extern char **environ;
 
@@ -65,7 +64,172 @@ static const char *build_dir(void)
 	return b;
 }
 
+/* ---- process groups ------------------------------------------------------
+ * Each fixture leads a process group of its own (its workers and helpers
+ * join it), so that one kill(-pgid) ends all of it.  A test can end without
+ * its .fini (Criterion's timeout kills the worker; Ctrl-C of the suite kills
+ * the worker's whole group, which no longer holds the fixtures): a guard
+ * process, forked at the first start and in a group of its own, holds the
+ * read end of a pipe on which the worker writes each group it made; at EOF
+ * (the worker gone, however) it kills those still listed.  The worker lists
+ * a group as gone once kill(-pgid, 0) says so, so that the guard never
+ * signals a number the kernel may have given to someone else.  Only groups
+ * this worker created are ever signalled. */
+#define MAX_GROUPS 64
+
+static pid_t groups[MAX_GROUPS];
+static int ngroups;
+static int guard_fd = -1;
+static pid_t guard_pid;
+
+static void guard_run(int rfd)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	int sigs[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU};
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaction(sigs[i], &ign, NULL);
+	setpgid(0, 0);
+	int null = open("/dev/null", O_RDWR);
+	for (int fd = 0; fd < 3; fd++)
+		dup2(null, fd);
+	/* nothing of the worker's (Criterion's pipes, the fixtures' stdout)
+	 * may stay open here */
+	for (int fd = 3; fd < 1024; fd++)
+		if (fd != rfd)
+			close(fd);
+	pid_t list[MAX_GROUPS];
+	int n = 0;
+	int v;
+	for (;;) {
+		ssize_t r = read(rfd, &v, sizeof v);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != sizeof v)
+			break;
+		if (v > 0 && n < MAX_GROUPS) {
+			list[n++] = v;
+		} else if (v < 0) {
+			for (int i = 0; i < n; i++)
+				if (list[i] == -v)
+					list[i--] = list[--n];
+		}
+	}
+	for (int i = 0; i < n; i++)
+		kill(-list[i], SIGKILL);
+	_exit(0);
+}
+
+static void guard_tell(int v)
+{
+	if (guard_fd < 0 || getpid() == guard_pid)
+		return;
+	while (write(guard_fd, &v, sizeof v) < 0 && errno == EINTR)
+		;
+}
+
+static void guard_start(void)
+{
+	/* one guard per test process (a forked test process starts its own) */
+	static pid_t owner;
+	if (guard_fd >= 0 && owner == getpid())
+		return;
+	int p[2];
+	cr_assert(pipe2(p, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
+	pid_t g = fork();
+	cr_assert(g >= 0, "fork: %s", strerror(errno));
+	if (g == 0)
+		guard_run(p[0]);
+	close(p[0]);
+	guard_fd = p[1];
+	guard_pid = g;
+	owner = getpid();
+	ngroups = 0;
+}
+
+static void group_add(pid_t pg)
+{
+	for (int i = 0; i < ngroups; i++)
+		if (groups[i] == pg)
+			return;
+	if (ngroups < MAX_GROUPS)
+		groups[ngroups++] = pg;
+	guard_tell(pg);
+}
+
+/* Forgets pg if nothing is left of it. */
+static bool group_gone(pid_t pg)
+{
+	if (kill(-pg, 0) == 0 || errno != ESRCH)
+		return false;
+	for (int i = 0; i < ngroups; i++)
+		if (groups[i] == pg) {
+			groups[i] = groups[--ngroups];
+			guard_tell(-pg);
+		}
+	return true;
+}
+
+/* SIGKILLs the group of a server this process started and its leader (in
+ * case it left the group), reaps the leader (status into *status, when not
+ * NULL) and gives the rest of the group a moment to go; the guard ends what
+ * is left.  The number pg cannot belong to anyone else while it is listed:
+ * a listed group has members, or its leader is not reaped yet. */
+static bool group_kill(pid_t pg, int *status)
+{
+	bool mine = false, reaped = false;
+	for (int i = 0; i < ngroups; i++)
+		mine |= groups[i] == pg;
+	if (!mine)
+		return false;
+	kill(-pg, SIGKILL);
+	kill(pg, SIGKILL);
+	for (int i = 0; i < 100; i++) {
+		if (!reaped && waitpid(pg, status, WNOHANG) == pg)
+			reaped = true;
+		if (group_gone(pg))
+			break;
+		sleep_ms(2);
+	}
+	return reaped;
+}
+
+void harness_teardown(void)
+{
+	while (ngroups > 0) {
+		pid_t pg = groups[0];
+		group_kill(pg, NULL);
+		if (ngroups > 0 && groups[0] == pg) /* still there: the guard ends it */
+			groups[0] = groups[--ngroups];
+	}
+	harness_stats_remove();
+}
+
+void harness_default_dispositions(void)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL); /* glibc's own two say EINVAL */
+}
+
+void harness_child_signals(const int *ignored)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	harness_default_dispositions();
+	for (; ignored && *ignored; ignored++)
+		sigaction(*ignored, &ign, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 void server_start(struct server *s, bool shim, const char *const *argv, const char *const *env)
+{
+	server_start_ignoring(s, shim, argv, env, NULL);
+}
+
+void server_start_ignoring(struct server *s, bool shim, const char *const *argv,
+			   const char *const *env, const int *ignored)
 {
 	int out[2], err[2];
 	char path[1024], preload[1100];
@@ -89,16 +253,24 @@ void server_start(struct server *s, bool shim, const char *const *argv, const ch
 		args[a++] = argv[i];
 	args[a] = NULL;
 
+	guard_start();
 	cr_assert(pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0);
 	s->pid = fork();
 	cr_assert(s->pid >= 0, "fork");
 	if (s->pid == 0) {
+		setpgid(0, 0);
+		harness_child_signals(ignored);
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
 		dup2(out[1], 1);
 		dup2(err[1], 2);
 		execve(path, (char *const *)args, (char *const *)envp);
 		dprintf(2, "exec %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
+	/* both sides, so that the group exists before either goes on */
+	setpgid(s->pid, s->pid);
+	group_add(s->pid);
 	close(out[1]);
 	close(err[1]);
 	s->out_fd = out[0];
@@ -143,6 +315,7 @@ long server_wait(struct server *s, long timeout_ms)
 		pid_t r = waitpid(s->pid, &s->status, WNOHANG);
 		if (r == s->pid) {
 			s->exited = true;
+			group_gone(s->pid);
 			break;
 		}
 		if (now_ms() - start >= timeout_ms)
@@ -161,10 +334,16 @@ long server_signal_and_wait(struct server *s, int sig, long timeout_ms)
 
 void server_stop(struct server *s)
 {
-	if (s->pid > 0 && !s->exited) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, &s->status, 0);
+	if (s->pid <= 0)
+		return;
+	if (!s->exited) {
+		if (!group_kill(s->pid, &s->status)) {
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, &s->status, 0);
+		}
 		s->exited = true;
+	} else {
+		group_kill(s->pid, NULL);
 	}
 }
 
@@ -333,4 +512,52 @@ long shim_line_age_ms(const char *line)
 	if (!a || (end && a > end))
 		return -1;
 	return strtol(a + 6, NULL, 10);
+}
+
+static char stats_path[96];
+
+const char *harness_stats_env(void)
+{
+	static char env[128];
+	snprintf(stats_path, sizeof stats_path, "/tmp/graceshim-harness-%d.json", (int)getpid());
+	unlink(stats_path);
+	snprintf(env, sizeof env, "GRACESHIM_STATS=%s", stats_path);
+	return env;
+}
+
+long harness_stats_num(const char *key)
+{
+	char buf[8192], k[64];
+	FILE *f = *stats_path ? fopen(stats_path, "r") : NULL;
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	snprintf(k, sizeof k, "\"%s\":", key);
+	const char *p = strstr(buf, k);
+	if (!p)
+		return -1;
+	p += strlen(k);
+	while (*p == ' ')
+		p++;
+	if (!strchr("0123456789", *p)) /* null */
+		return -1;
+	return strtol(p, NULL, 10);
+}
+
+void harness_stats_remove(void)
+{
+	if (*stats_path)
+		unlink(stats_path);
+	stats_path[0] = 0;
+}
+
+long long harness_mono_to_real_us(long long mono_ns)
+{
+	struct timespec m, r;
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	long long off_ns = ((long long)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+	return (mono_ns + off_ns) / 1000;
 }

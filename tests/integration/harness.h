@@ -12,6 +12,18 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* The suite's timing constants, one set for every test file.  Bounds, not
+ * expectations: with the shim a graceful stop takes milliseconds (seen
+ * 2.6 s at load 13 on 2 cores); without it the same stop must still be
+ * waiting after HANG_MS, which no slow machine shortens.  A test that
+ * asserts how soon the shim acted reads the shim's own timeline
+ * (harness_stats_num()), not the test's clock. */
+#define PROMPT_MS 4000
+#define HANG_MS 3000
+/* The shim's release at the default settings: at the trigger, or when an
+ * idle keep-alive connection's 1 s of quiet ends (README, GRACESHIM_POLICY). */
+#define RELEASE_BOUND_MS 2500
+
 struct server {
 	pid_t pid;
 	int port;
@@ -22,14 +34,45 @@ struct server {
 };
 
 /* argv[0] is a fixture name under $GRACESHIM_BUILD/fixtures; env entries
- * ("NAME=value") are added to the child's environment.  NULL-terminated. */
+ * ("NAME=value") are added to the child's environment.  NULL-terminated.
+ * The fixture starts with what it would get from a terminal, whatever the
+ * suite inherited: every signal SIG_DFL and unblocked, stdin /dev/null;
+ * and in a process group of its own, which harness_teardown() (or
+ * server_stop()) kills, and which a guard process kills if the test process
+ * dies first (a Criterion timeout, Ctrl-C of the suite). */
 void server_start(struct server *s, bool shim, const char *const *argv, const char *const *env);
+/* The same with the signals of `ignored` (0-terminated) SIG_IGN, as a
+ * program started with & from a script inherits SIGINT and SIGQUIT: for the
+ * tests about an inherited SIG_IGN. */
+void server_start_ignoring(struct server *s, bool shim, const char *const *argv,
+			   const char *const *env, const int *ignored);
 /* Milliseconds from kill(sig) to exit, or -1 if still running after
  * timeout_ms. */
 long server_signal_and_wait(struct server *s, int sig, long timeout_ms);
 long server_wait(struct server *s, long timeout_ms);
-/* Kills (SIGKILL, by pid) if still running; always reaps. */
+/* For a test that forks and execs a program itself, in the child: what
+ * server_start() gives a fixture.  harness_child_signals(): every signal
+ * SIG_DFL but those of `ignored` (0-terminated, or NULL) SIG_IGN, none
+ * blocked (a script's `make test &` ignores SIGINT and SIGQUIT, nohup
+ * SIGHUP); harness_default_dispositions(): the dispositions only, the mask
+ * left as it is. */
+void harness_child_signals(const int *ignored);
+void harness_default_dispositions(void);
+/* Kills its process group (SIGKILL), and the fixture itself; always reaps. */
 void server_stop(struct server *s);
+/* Every test file's .fini: kills the process group of every server this
+ * test process started, removes the statistics file.
+ *     static struct server srv;
+ *     TestSuite(name, .fini = harness_teardown, .timeout = 60); */
+void harness_teardown(void);
+
+/* "GRACESHIM_STATS=<path>", a file of this test process's own, for a
+ * server's env; after the server exited, harness_stats_num("last_release_us")
+ * is the shim's own time from the trigger to its last release (README,
+ * GRACESHIM_STATS), -1 when absent or null.  harness_teardown() removes it. */
+const char *harness_stats_env(void);
+long harness_stats_num(const char *key);
+void harness_stats_remove(void);
 /* Everything the fixture wrote to stderr so far (bounded). */
 const char *server_stderr(struct server *s);
 
@@ -60,6 +103,9 @@ const char *shim_release_line(const char *log, int client_port);
 long long shim_line_us(const char *line);
 /* CLOCK_REALTIME in microseconds (the clock of the shim's time stamps). */
 long long realtime_us(void);
+/* A CLOCK_MONOTONIC time (the statistics' trigger_monotonic_ns) as
+ * CLOCK_REALTIME microseconds, to set beside the log's time stamps. */
+long long harness_mono_to_real_us(long long mono_ns);
 /* The "age N ms" of a release line (the connection's age when released),
  * or -1. */
 long shim_line_age_ms(const char *line);

@@ -15,17 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROMPT_MS 3000 /* generous: the shim takes milliseconds */
-#define HANG_MS 3000   /* without the shim the server must still run then */
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(hyperlike, .fini = teardown, .timeout = 60);
+TestSuite(hyperlike, .fini = harness_teardown, .timeout = 60);
 
 /* Chrome: one connection loads the page (and stays open for keep-alive),
  * a second, preconnected one never sends a byte. */

@@ -20,12 +20,7 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(invariants, .fini = teardown, .timeout = 60);
+TestSuite(invariants, .fini = harness_teardown, .timeout = 60);
 
 /* sigsem prints no PORT line: run it directly. */
 static int run_sigsem(bool shim, char *out, size_t len)
@@ -40,6 +35,7 @@ static int run_sigsem(bool shim, char *out, size_t len)
 	pid_t pid = fork();
 	if (pid == 0) {
 		char *env[] = {shim ? pre : NULL, NULL};
+		harness_child_signals(NULL);
 		dup2(p[1], 1);
 		execve(path, (char *[]){path, NULL}, env);
 		_exit(127);

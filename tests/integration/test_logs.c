@@ -17,16 +17,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PROMPT_MS 4000
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(logs, .fini = teardown, .timeout = 60);
+TestSuite(logs, .fini = harness_teardown, .timeout = 60);
 
 static int count(const char *hay, const char *needle)
 {
@@ -109,9 +103,8 @@ Test(logs, warn_level_says_nothing_about_serving)
 Test(logs, ignored_sigint_is_not_warned_where_sigterm_reaches)
 {
 	const char *const args[] = {"hyperlike", "--keep-ignored", NULL};
-	signal(SIGINT, SIG_IGN); /* inherited across the exec in server_start */
-	server_start(&srv, true, args, NULL);
-	signal(SIGINT, SIG_DFL);
+	const int ignored[] = {SIGINT, SIGQUIT, 0};
+	server_start_ignoring(&srv, true, args, NULL, ignored);
 	for (int i = 0; i < 2; i++) {
 		int fd = tcp_connect(AF_INET, srv.port);
 		close(fd);
@@ -145,9 +138,8 @@ Test(logs, ignored_sigint_is_said_in_the_serving_line)
 Test(logs, handler_set_after_listen_is_not_reported)
 {
 	const char *const args[] = {"hyperlike", "--handlers-after-listen", NULL};
-	signal(SIGINT, SIG_IGN);
-	server_start(&srv, true, args, NULL);
-	signal(SIGINT, SIG_DFL);
+	const int ignored[] = {SIGINT, SIGQUIT, 0};
+	server_start_ignoring(&srv, true, args, NULL, ignored);
 	int fd = tcp_connect(AF_INET, srv.port);
 	sleep_ms(200);
 	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s", server_stderr(&srv));

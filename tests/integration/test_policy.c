@@ -22,17 +22,20 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-#define PROMPT_MS 4000
-#define HANG_MS 3000
-
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
+TestSuite(policy, .fini = harness_teardown, .timeout = 60);
 
-TestSuite(policy, .fini = teardown, .timeout = 60);
+/* How soon the shim released, from its own statistics (trigger to last
+ * release): the test's clock would add how late a loaded machine runs the
+ * test and the server's exit. */
+static void assert_released_in_time(void)
+{
+	long us = harness_stats_num("last_release_us");
+	cr_assert_geq(us, 0, "the shim's statistics show no release\n%s", server_stderr(&srv));
+	cr_assert_leq(us, RELEASE_BOUND_MS * 1000L, "the shim released %ld ms after the trigger",
+		      us / 1000);
+}
 
 /* A keep-alive client: one request answered, the connection kept open. */
 static long keepalive_idle(const char *const *env)
@@ -59,10 +62,11 @@ Test(policy, unused_policy_leaves_keepalive_idle_connection)
  * it, well within the 2.5 s the issue asks. */
 Test(policy, default_releases_keepalive_idle_connection)
 {
-	long ms = keepalive_idle(NULL);
+	const char *const env[] = {harness_stats_env(), NULL};
+	long ms = keepalive_idle(env);
 	cr_assert_geq(ms, 0, "the default settings must release the idle keep-alive connection\n%s",
 		      server_stderr(&srv));
-	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+	assert_released_in_time();
 }
 
 Test(policy, idle_policy_releases_keepalive_idle_connection)
@@ -125,10 +129,11 @@ Test(policy, tls_handshake_then_idle_not_released_by_unused)
  * word, then silence. */
 Test(policy, default_releases_tls_handshake_then_idle)
 {
-	long ms = tls_idle(NULL);
+	const char *const env[] = {harness_stats_env(), NULL};
+	long ms = tls_idle(env);
 	cr_assert_geq(ms, 0, "the default settings must release a TLS preconnect\n%s",
 		      server_stderr(&srv));
-	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+	assert_released_in_time();
 }
 
 Test(policy, tls_handshake_then_idle_released_by_idle)
@@ -141,9 +146,10 @@ Test(policy, tls_handshake_then_idle_released_by_idle)
 Test(policy, default_releases_tls12_handshake_then_idle)
 {
 	const char *const args[] = {"tlsserver", "--tls12", NULL};
-	long ms = tls_client(args, NULL, NULL);
+	const char *const env[] = {harness_stats_env(), NULL};
+	long ms = tls_client(args, env, NULL);
 	cr_assert_geq(ms, 0, "TLS 1.2 preconnect not released\n%s", server_stderr(&srv));
-	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+	assert_released_in_time();
 }
 
 /* TLS 1.3 without session tickets: the client's Finished is the last word,
@@ -153,9 +159,10 @@ Test(policy, default_releases_tls12_handshake_then_idle)
 Test(policy, default_releases_tls13_without_tickets_handshake_then_idle)
 {
 	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
-	long ms = tls_client(args, NULL, NULL);
+	const char *const env[] = {harness_stats_env(), NULL};
+	long ms = tls_client(args, env, NULL);
 	cr_assert_geq(ms, 0, "ticketless TLS 1.3 preconnect not released\n%s", server_stderr(&srv));
-	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+	assert_released_in_time();
 }
 
 Test(policy, unused_keeps_tls13_without_tickets)
@@ -202,10 +209,11 @@ Test(policy, default_keeps_used_tls_connection_offering_h2)
 Test(policy, default_releases_used_tls_connection_offering_http11_only)
 {
 	const char *const args[] = {"tlsserver", NULL};
-	long ms = tls_client_alpn(args, NULL, NULL, alpn_h1, sizeof alpn_h1 - 1, true);
+	const char *const env[] = {harness_stats_env(), NULL};
+	long ms = tls_client_alpn(args, env, NULL, alpn_h1, sizeof alpn_h1 - 1, true);
 	cr_assert_geq(ms, 0, "an idle HTTP/1.1 keep-alive TLS connection was not released\n%s",
 		      server_stderr(&srv));
-	cr_assert_leq(ms, 2500, "released after %ld ms", ms);
+	assert_released_in_time();
 }
 
 /* A download in progress, stalled by a slow client: the server has more

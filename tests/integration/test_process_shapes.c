@@ -29,8 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROMPT_MS 4000 /* generous: a loaded 2-core machine (seen: 2.6 s at load 13); typically 10-50 ms */
-#define HANG_MS 3000
 
 static struct server srv;
 static char stats_dir[64];
@@ -47,7 +45,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	server_stop(&srv);
+	harness_teardown();
 	char cmd[128];
 	/* only what this test made: a fresh mkdtemp directory */
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", stats_dir);

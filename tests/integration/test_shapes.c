@@ -16,17 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROMPT_MS 4000
-#define HANG_MS 3000
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(shapes, .fini = teardown, .timeout = 60);
+TestSuite(shapes, .fini = harness_teardown, .timeout = 60);
 
 /* Chrome-like: a page on a kept-alive connection and an unused spare. */
 static long chrome(bool shim, const char *const *args, const char *const *env)

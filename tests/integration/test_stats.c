@@ -21,16 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROMPT_MS 4000
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(stats, .fini = teardown, .timeout = 60);
+TestSuite(stats, .fini = harness_teardown, .timeout = 60);
 
 /* The value of "key": in the stats object, or -1 when absent or null. */
 static long stat_num(const char *json, const char *key)

@@ -17,17 +17,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PROMPT_MS 4000
-#define HANG_MS 3000
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(syscall, .fini = teardown, .timeout = 60);
+TestSuite(syscall, .fini = harness_teardown, .timeout = 60);
 
 /* A request answered, then the client's EOF: the server ends the connection
  * with syscall(SYS_close).  The trace log has its close line, and the exit

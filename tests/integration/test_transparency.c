@@ -34,17 +34,10 @@
 #include <unistd.h>
 
 #define EXIT_MS 10000 /* a program that should exit: generous (loaded CI) */
-#define PROMPT_MS 4000 /* with the shim, a graceful stop with a spare connection */
-#define HANG_MS 2000   /* without it, the same stop still waiting this long */
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(transparency, .fini = teardown, .timeout = 120);
+TestSuite(transparency, .fini = harness_teardown, .timeout = 120);
 
 /* What one run showed. */
 struct outcome {
@@ -358,7 +351,7 @@ static void remove_tmpdir(void);
 /* For the tests with a directory: the server first, then its files. */
 static void fini_all(void)
 {
-	teardown();
+	harness_teardown();
 	remove_tmpdir();
 }
 
@@ -607,6 +600,7 @@ static int run_plain(bool shim, const char *const *argv, const char *const *env)
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		harness_child_signals(NULL);
 		execve(argv[0], (char *const *)argv, (char *const *)envp);
 		_exit(127);
 	}

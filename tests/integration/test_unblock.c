@@ -20,12 +20,7 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(unblock, .fini = teardown, .timeout = 60);
+TestSuite(unblock, .fini = harness_teardown, .timeout = 60);
 
 #define REQ "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 

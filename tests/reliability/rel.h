@@ -13,8 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PROMPT_MS 3000 /* with the shim: a prompt exit takes milliseconds */
-#define HANG_MS 2000   /* without it: still running after this long */
 
 /* Reads one line (without its newline) byte by byte, so that nothing after
  * it is consumed.  False on timeout, EOF or an over-long line. */

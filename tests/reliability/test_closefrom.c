@@ -20,12 +20,7 @@
 static struct server srv;
 static char fds_at_hang[2048]; /* the server's fds when it did not exit */
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(closefrom, .fini = teardown, .timeout = 60);
+TestSuite(closefrom, .fini = harness_teardown, .timeout = 60);
 
 /* The fds of the server, still running: "3 pipe, 4 pipe, 5 socket, ...";
  * the shim's sweeper needs an anon_inode:[eventfd] among them to be woken. */

@@ -18,12 +18,7 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(early_init, .fini = teardown, .timeout = 60);
+TestSuite(early_init, .fini = harness_teardown, .timeout = 60);
 
 /* The kill switch with an unused connection: SIGINT must change nothing. */
 static long disabled_run(bool early)

@@ -19,12 +19,7 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(errno_parity, .fini = teardown, .timeout = 120);
+TestSuite(errno_parity, .fini = harness_teardown, .timeout = 120);
 
 static void transcript(bool shim, char *out, size_t len)
 {

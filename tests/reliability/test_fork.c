@@ -31,11 +31,6 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
 /* Not under TSan: it kills a child that starts a thread after a
  * multi-threaded fork (the shim's sweeper, in a child that inherited
  * connections), and the children's checks fail there (seen in check-san). */
@@ -46,7 +41,7 @@ static void setup(void)
 		cr_skip_test("fork tests not under TSan (die_after_fork)");
 }
 
-TestSuite(fork, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(fork, .init = setup, .fini = harness_teardown, .timeout = 120);
 
 struct forks {
 	int forks, ok, hung, bad, overlap, fdleak, efd, nint, usr1;

@@ -40,7 +40,7 @@ static char *long_a, *long_digits, *long_path;
 
 static void teardown(void)
 {
-	server_stop(&srv);
+	harness_teardown();
 	free(long_a);
 	free(long_digits);
 	free(long_path);

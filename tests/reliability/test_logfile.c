@@ -22,7 +22,7 @@ static char dir[64];
 
 static void teardown(void)
 {
-	server_stop(&srv);
+	harness_teardown();
 	rel_rmtree(dir);
 }
 

@@ -62,12 +62,7 @@ static const struct plan fork_cold = {"fork", "accept", "150", "5", 5, true};
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(reenter, .fini = teardown, .timeout = 180);
+TestSuite(reenter, .fini = harness_teardown, .timeout = 180);
 
 struct counts {
 	int signals, accepts, pooled, closes, dup2s, dups, forks, forkbad;

@@ -46,7 +46,7 @@ static struct server srv;
 static void teardown(void)
 {
 	char p[1024];
-	server_stop(&srv);
+	harness_teardown();
 	/* No setuid binaries left behind in the build directory. */
 	const char *b = getenv("GRACESHIM_BUILD");
 	for (int i = 0; b && i < 2; i++) {

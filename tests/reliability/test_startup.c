@@ -33,7 +33,7 @@ static pid_t storm_pid;
 
 static void teardown(void)
 {
-	server_stop(&srv);
+	harness_teardown();
 	if (storm_pid > 0) {
 		kill(storm_pid, SIGKILL);
 		waitpid(storm_pid, NULL, 0);
@@ -79,6 +79,7 @@ static void storm_run(const char *stage, bool shim, struct storm *st)
 	long t0 = now_ms();
 	storm_pid = fork();
 	if (storm_pid == 0) {
+		harness_default_dispositions(); /* SIGINT stays blocked until exec */
 		int devnull = open("/dev/null", O_WRONLY);
 		dup2(devnull, 1);
 		dup2(errp[1], 2);

@@ -19,12 +19,7 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
-TestSuite(storm, .fini = teardown, .timeout = 120);
+TestSuite(storm, .fini = harness_teardown, .timeout = 120);
 
 static long storm(bool shim, int nusr1)
 {

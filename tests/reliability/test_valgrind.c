@@ -20,11 +20,6 @@
 
 static struct server srv;
 
-static void teardown(void)
-{
-	server_stop(&srv);
-}
-
 static void need_valgrind(void)
 {
 	const char *v = getenv("GRACESHIM_VALGRIND");
@@ -32,7 +27,7 @@ static void need_valgrind(void)
 		cr_skip_test("set GRACESHIM_VALGRIND=1 (make check-valgrind)");
 }
 
-TestSuite(valgrind, .fini = teardown, .timeout = 180);
+TestSuite(valgrind, .fini = harness_teardown, .timeout = 180);
 
 static void expect_clean(long ms)
 {
