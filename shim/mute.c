@@ -11,7 +11,7 @@
 #include "gate.h"
 #include "log.h"
 #include "shim.h"
-#include "release.h"
+#include "sockview.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,15 +40,13 @@ __attribute__((noinline, cold)) bool mute_drop(struct conn *c, int fd, size_t n)
 {
 	int saved = errno;
 	bool drop = false;
-	struct stat st;
 	uint8_t f = __atomic_load_n(&c->flags, __ATOMIC_ACQUIRE);
 
 	if (!(f & CONN_MUTED) || n > SSIZE_MAX || c->kind != CONN_KIND_CONN)
 		goto out;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() ||
-	    (uint32_t)st.st_ino != c->ino)
+	if (!sockview_same(fd, shim_sock_dev(), c->ino))
 		goto out;
-	int64_t now = (f & CONN_KERNEL) ? sweeper_tcp_read_bytes(fd) : (int64_t)conn_rx(c);
+	int64_t now = (f & CONN_KERNEL) ? sockview_read_bytes(fd) : (int64_t)conn_rx(c);
 	if (now < 0 || (uint32_t)now != __atomic_load_n(&c->rx_at_release, __ATOMIC_RELAXED)) {
 		/* Read since the release (or cannot tell): the host's for good. */
 		if (conntab_lock_unless_held()) {

@@ -20,6 +20,7 @@
 #include "shim.h"
 #include "stats.h"
 #include "sweeper.h"
+#include "sockview.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -33,7 +34,6 @@
 #include <string.h>
 #include <sys/single_threaded.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 
 struct pass {
 	uint64_t now;
@@ -60,33 +60,6 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
 	return (int64_t)(uint32_t)(ms - since) * 1000000;
-}
-
-int64_t sweeper_tcp_read_bytes(int fd)
-{
-	/* States from include/net/tcp_states.h (netinet/tcp.h clashes with
-	 * linux/tcp.h): the peer's FIN has arrived. */
-	enum { TIME_WAIT = 6, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	int saved = errno, q = 0;
-	int64_t r = -1;
-
-	/* Waiting bytes first, the received count second: a byte arriving in
-	 * between is then counted as read, which lets the host's write through
-	 * (the direction that loses no request). */
-	memset(&ti, 0, sizeof ti);
-	if (ioctl(fd, SIOCINQ, &q) == 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-	    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
-		/* tcpi_bytes_received counts a FIN as a byte; SIOCINQ does not. */
-		uint8_t st = ti.tcpi_state;
-		bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT;
-		r = (int64_t)ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received) - q;
-		if (r < 0)
-			r = 0;
-	}
-	errno = saved;
-	return r;
 }
 
 /* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
@@ -123,7 +96,7 @@ void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx, int64_t
  * host's close() waits on it).  Only an idle one can have read anything. */
 static int64_t mute_kernel_read(uint8_t flags, int fd, const struct pol_out *out)
 {
-	return (flags & CONN_KERNEL) && out->reason == POL_R_IDLE ? sweeper_tcp_read_bytes(fd) : 0;
+	return (flags & CONN_KERNEL) && out->reason == POL_R_IDLE ? sockview_read_bytes(fd) : 0;
 }
 
 void unmute(struct conn *c)
@@ -153,6 +126,169 @@ static bool still_listening(void)
 	return l;
 }
 
+/* A request can arrive between our look (TCP_INFO, SIOCINQ) and shutdown(),
+ * and this thread can be preempted there.  After SHUT_RDWR the host would
+ * read that request and fail to answer it (EPIPE): a request read and lost.
+ * SHUT_RD alone makes the host's read return 0 once nothing is queued (Linux
+ * still delivers bytes that came before that read) and leaves it able to
+ * answer one that slipped in; the host then closes the connection itself
+ * (FIN, or RST for bytes it never read: safe to resend).  The drain timeout
+ * cuts with SHUT_RDWR: it must also stop a host blocked writing.
+ * (tests/reliability/test_nolost.c lost such requests under ASan with
+ * SHUT_RDWR.) */
+bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t looked_rx,
+		 bool locked)
+{
+	bool cut = out->reason == POL_R_DRAIN_TIMEOUT;
+	if (c && !cut) {
+		uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+		int64_t k = mute_kernel_read(flags, fd, out);
+		if (!locked)
+			conntab_lock(); /* mute() may add it to the read/write filter */
+		mute(c, out, looked_rx, k);
+		if (!locked)
+			conntab_unlock();
+	}
+	if (shutdown(fd, cut ? SHUT_RDWR : SHUT_RD) == 0 || errno == ENOTCONN) {
+		if (c)
+			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
+		return true;
+	}
+	if (c) {
+		int e = errno;
+		unmute(c); /* not released: its writes are the host's as before */
+		/* rx_at_release shared its place: restart the clock, stop the
+		 * TLS watch (both start again from nothing) */
+		__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
+		errno = e;
+	}
+	return false;
+}
+
+/* What examine() read of a record under the table lock. */
+struct look {
+	int fd;
+	uint8_t flags, family;
+	uint32_t ino, accepted_ms;
+};
+
+/* Finds and claims the record of ref (conntab_claimed_fd), unless nothing
+ * can apply to it: false then, with the pass's count kept. */
+static bool examine_claim(const struct conn_ref *ref, const struct pol_params *params, int drain,
+			  struct pass *ps, struct conn **cp, struct look *lk)
+{
+	conntab_lock();
+	struct conn *c = ref_find_locked(ref);
+	if (!c || (c->flags & CONN_RELEASED)) {
+		conntab_unlock();
+		return false;
+	}
+	/* Before a trigger only the first-byte timeout can apply, and only to
+	 * unused connections: skip the rest without a system call. */
+	if (!drain && (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params->first_byte_timeout_ns)) {
+		ps->kept++;
+		conntab_unlock();
+		return false;
+	}
+	/* What the look needs of the record, read under the lock. */
+	lk->fd = c->fd;
+	lk->flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+	lk->family = c->family;
+	lk->ino = c->ino;
+	lk->accepted_ms = c->accepted_ms;
+	__atomic_store_n(&conntab_claimed_fd, lk->fd, __ATOMIC_RELEASE);
+	conntab_unlock();
+	*cp = c;
+	return true;
+}
+
+/* The policy's input for a claimed record: our counts, and the kernel's. */
+static void examine_input(struct conn *c, const struct look *lk, int drain,
+			  const struct pol_params *params, const struct pass *ps,
+			  struct pol_input *in)
+{
+	int fd = lk->fd;
+	uint8_t flags = lk->flags;
+	memset(in, 0, sizeof *in);
+	in->rx = conn_rx(c);
+	in->kernel_rx = -1;
+	in->quiet_ns = -1;
+	in->outq = -1;
+	/* Not taken: no setting uses the age; as old as the clock. */
+	in->age_ns = lk->accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - lk->accepted_ms) * 1000000
+				     : ps->now;
+	in->shared = !!(flags & CONN_SHARED);
+	in->draining = drain;
+	in->deadline_passed = drain && shim_cfg.drain_timeout_ns &&
+			      ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
+	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
+	/* What the host read of it is a TLS handshake and no more: only if it
+	 * read all of it through this record (not shared: a dup or a fork may
+	 * read what we never see). */
+	bool tcp = lk->family == AF_INET || lk->family == AF_INET6;
+	uint32_t tls = tcp && !(flags & CONN_KERNEL) ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
+	in->no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
+	in->multiplexed = pol_tls_multiplexed(tls);
+	in->server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
+	/* Written to: by our count (none for a CONN_KERNEL record, whose
+	 * writes we do not see), or the kernel's below. */
+	in->wrote = conn_tx(c) > 0;
+	if (tcp) {
+		struct tcp_info ti;
+		socklen_t len;
+		if (sockview_tcp_info(fd, &ti, &len) == 0) {
+			in->kernel_rx = (int64_t)ti.tcpi_bytes_received;
+			in->wrote |= pol_tcp_sent(&ti, len);
+			if (in->kernel_rx > 0) /* no need to ask again before a trigger */
+				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
+			in->quiet_ns = (int64_t)sockview_quiet_ms(&ti) * 1000000;
+		}
+	} else {
+		in->quiet_ns = sampled_quiet(c, ps->now);
+	}
+	/* Bytes waiting to be read.  A TCP connection the kernel has never
+	 * received a byte on has none (nor a FIN): one system call fewer per
+	 * connection of a sweep. */
+	if (in->kernel_rx == 0) {
+		in->queued = 0;
+	} else {
+		int q = 0;
+		in->queued = ioctl(fd, SIOCINQ, &q) < 0 ? -1 : q;
+	}
+	if (in->rx == 0 && in->kernel_rx <= 0 && !in->wrote) {
+		/* Unused so far: bytes the host wrote that have not left yet
+		 * (corked, or a zero window) still make it a session; so does
+		 * a queue we cannot read. */
+		int unsent = 0;
+		in->wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
+	}
+	if (drain && params->policy == POLICY_IDLE && (in->rx > 0 || in->kernel_rx > 0 || in->wrote)) {
+		int oq = 0;
+		in->outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
+	}
+}
+
+/* The release examine() decided, counted and logged. */
+static void examine_release(struct conn *c, int fd, const struct pol_input *in,
+			    const struct pol_out *out, struct pass *ps)
+{
+	char peer[64];
+	if (!release_one(c, fd, out, in->rx, false)) {
+		LOG(LOG_WARN, "shutdown(fd %d) failed: %s", fd, strerror(errno));
+		return;
+	}
+	ps->released[out->reason]++;
+	stats_released(out->reason);
+	enum log_level l = out->reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
+	if (log_on(l)) {
+		log_peer(fd, peer, sizeof peer);
+		log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)", peer,
+			out->reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
+			pol_reason_name(out->reason), (unsigned long long)in->rx,
+			(unsigned long long)conn_tx(c), (unsigned long long)(in->age_ns / 1000000));
+	}
+}
+
 /* Looks at one connection, and releases it if the policy says so.
  *
  * The table lock is held only to find the record and to change it, never
@@ -163,45 +299,26 @@ static bool still_listening(void)
 static void examine(const struct conn_ref *ref, struct pass *ps)
 {
 	struct conn *c;
-	struct stat st;
+	struct look lk;
 	struct pol_input in;
 	struct pol_out out;
 	struct pol_params params = {shim_cfg.policy, shim_cfg.grace_ns, shim_cfg.idle_quiet_ns,
 				    shim_cfg.first_byte_timeout_ns};
 	int drain = sweeper_draining();
-	char peer[64];
 
-	conntab_lock();
-	c = ref_find_locked(ref);
-	if (!c || (c->flags & CONN_RELEASED)) {
-		conntab_unlock();
+	if (!examine_claim(ref, &params, drain, ps, &c, &lk))
 		return;
-	}
-	/* Before a trigger only the first-byte timeout can apply, and only to
-	 * unused connections: skip the rest without a system call. */
-	if (!drain && (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params.first_byte_timeout_ns)) {
-		ps->kept++;
-		conntab_unlock();
-		return;
-	}
-	/* What the look needs of the record, read under the lock. */
-	int fd = c->fd;
-	uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
-	uint8_t family = c->family;
-	uint32_t ino = c->ino, accepted_ms = c->accepted_ms;
-	__atomic_store_n(&conntab_claimed_fd, fd, __ATOMIC_RELEASE);
-	conntab_unlock();
-
+	int fd = lk.fd;
 	/* Accepted after the trigger on a listener the process still holds:
 	 * a process that stops does not take new work on, one that goes on
 	 * serving does (README, "When it drains"). */
-	bool late = !shim_in_handler() && sweeper_accepted_late(accepted_ms) && still_listening();
+	bool late = !shim_in_handler() && sweeper_accepted_late(lk.accepted_ms) && still_listening();
 	if (late && params.grace_ns < DRAIN_LATE_GRACE_NS)
 		params.grace_ns = DRAIN_LATE_GRACE_NS;
 
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() || (uint32_t)st.st_ino != ino) {
+	if (!sockview_same(fd, shim_sock_dev(), lk.ino)) {
 		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped", fd);
 		conntab_lock();
 		if ((c = ref_find_locked(ref)))
@@ -210,122 +327,21 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		conntab_unlock();
 		return;
 	}
-	memset(&in, 0, sizeof in);
-	in.rx = conn_rx(c);
-	in.kernel_rx = -1;
-	in.quiet_ns = -1;
-	in.outq = -1;
-	/* Not taken: no setting uses the age; as old as the clock. */
-	in.age_ns = accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - accepted_ms) * 1000000 : ps->now;
-	in.shared = !!(flags & CONN_SHARED);
-	in.draining = drain;
-	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
-			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
-	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
-	/* What the host read of it is a TLS handshake and no more: only if it
-	 * read all of it through this record (not shared: a dup or a fork may
-	 * read what we never see). */
-	bool tcp = family == AF_INET || family == AF_INET6;
-	uint32_t tls = tcp && !(flags & CONN_KERNEL) ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
-	in.no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
-	in.multiplexed = pol_tls_multiplexed(tls);
-	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
-	/* Written to: by our count (none for a CONN_KERNEL record, whose
-	 * writes we do not see), or the kernel's below. */
-	in.wrote = conn_tx(c) > 0;
-	if (tcp) {
-		struct tcp_info ti;
-		socklen_t len = sizeof ti;
-		memset(&ti, 0, sizeof ti);
-		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
-			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
-			in.wrote |= pol_tcp_sent(&ti, len);
-			if (in.kernel_rx > 0) /* no need to ask again before a trigger */
-				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
-			uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
-						 ? ti.tcpi_last_data_recv
-						 : ti.tcpi_last_data_sent;
-			in.quiet_ns = (int64_t)quiet * 1000000;
-		}
-	} else {
-		in.quiet_ns = sampled_quiet(c, ps->now);
-	}
-	/* Bytes waiting to be read.  A TCP connection the kernel has never
-	 * received a byte on has none (nor a FIN): one system call fewer per
-	 * connection of a sweep. */
-	if (in.kernel_rx == 0) {
-		in.queued = 0;
-	} else {
-		int q = 0;
-		in.queued = ioctl(fd, SIOCINQ, &q) < 0 ? -1 : q;
-	}
-	if (in.rx == 0 && in.kernel_rx <= 0 && !in.wrote) {
-		/* Unused so far: bytes the host wrote that have not left yet
-		 * (corked, or a zero window) still make it a session; so does
-		 * a queue we cannot read. */
-		int unsent = 0;
-		in.wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
-	}
-	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0 || in.wrote)) {
-		int oq = 0;
-		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
-	}
+	examine_input(c, &lk, drain, &params, ps, &in);
 	if (late && (in.rx > 0 || in.kernel_rx > 0)) {
 		unclaim();
 		sweeper_drain_end("a connection accepted after the trigger carried a request");
 		return;
 	}
 	pol_decide(&params, &in, &out);
-	switch (out.verdict) {
-	case POL_RELEASE:
-		/* A request can arrive between our look (TCP_INFO, SIOCINQ) and
-		 * shutdown(), and this thread can be preempted there.  After
-		 * SHUT_RDWR the host would read that request and fail to answer
-		 * it (EPIPE): a request read and lost.  SHUT_RD alone makes the
-		 * host's read return 0 once nothing is queued (Linux still
-		 * delivers bytes that came before that read) and leaves it able
-		 * to answer one that slipped in; the host then closes the
-		 * connection itself (FIN, or RST for bytes it never read: safe
-		 * to resend).  The drain timeout cuts with SHUT_RDWR: it must
-		 * also stop a host blocked writing.  (tests/reliability/
-		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
-		if (out.reason != POL_R_DRAIN_TIMEOUT) {
-			int64_t k = mute_kernel_read(flags, fd, &out);
-			conntab_lock(); /* mute() may add it to the read/write filter */
-			mute(c, &out, in.rx, k);
-			conntab_unlock();
-		}
-		if (shutdown(fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
-		    errno == ENOTCONN) {
-			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
-			ps->released[out.reason]++;
-			stats_released(out.reason);
-			enum log_level l = out.reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
-			if (log_on(l)) {
-				log_peer(fd, peer, sizeof peer);
-				log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
-					peer, out.reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
-					pol_reason_name(out.reason), (unsigned long long)in.rx,
-					(unsigned long long)conn_tx(c),
-					(unsigned long long)(in.age_ns / 1000000));
-			}
-		} else {
-			unmute(c); /* not released: its writes are the host's as before */
-			/* rx_at_release shared its place: restart the clock, stop
-			 * the TLS watch (both start again from nothing) */
-			__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
-			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", fd, strerror(errno));
-		}
-		break;
-	case POL_WAIT:
+	if (out.verdict == POL_RELEASE) {
+		examine_release(c, fd, &in, &out, ps);
+	} else if (out.verdict == POL_WAIT) {
 		ps->waiting++;
 		if (out.wait_ns < ps->next_wait)
 			ps->next_wait = out.wait_ns;
-		break;
-	case POL_KEEP:
+	} else {
 		ps->kept++;
-		break;
 	}
 	unclaim();
 }

@@ -11,11 +11,18 @@
 #include "conntab.h"
 #include "policy.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* The bytes the host has read from TCP socket fd so far, from the kernel;
- * -1 when it cannot tell.  Errno-neutral. */
-int64_t sweeper_tcp_read_bytes(int fd);
+/* The release: shutdown(fd, SHUT_RD), or SHUT_RDWR for the drain timeout's
+ * cut (out->reason).  With a record c (claimed, or under the table lock when
+ * locked), c is muted before a SHUT_RD and marked CONN_RELEASED after, or
+ * unmuted when shutdown() failed; looked_rx: see mute().  Returns whether it
+ * is released (ENOTCONN: the peer has gone, as good); errno as shutdown()
+ * left it when not.  System calls and the table only: the signal handler's
+ * release makes it too. */
+bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t looked_rx,
+		 bool locked);
 /* Mark c muted before its release, and undo it when the release failed
  * (table lock held): see release.c. */
 void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx, int64_t kernel_read);

@@ -30,6 +30,7 @@
 #include "fdlinks.h"
 #include "policy.h"
 #include "real.h"
+#include "sockview.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -188,12 +189,9 @@ static int candidate(int fd, uint64_t grace_ms)
 	if (!on_our_listener(fd))
 		return 0; /* not accepted on one of our listeners */
 	struct tcp_info ti;
-	memset(&ti, 0, sizeof ti);
-	l = sizeof ti;
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
-	    l < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+	if (sockview_tcp_info(fd, &ti, &l) < 0)
 		return 0;
-	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received != 0)
+	if (ti.tcpi_state != SOCKVIEW_ESTABLISHED || ti.tcpi_bytes_received != 0)
 		return 0;
 	if (pol_tcp_sent(&ti, l))
 		return 0; /* the worker wrote to it (a banner): a session */
