@@ -166,7 +166,7 @@ static unsigned count_unseen_accepted(int *uring)
  * evidence (a server that simply never accepted anything gets no line it
  * would not print without us): an io_uring instance in the process, or
  * connections it accepted without libc's accept(). */
-void warn_blind_spots(void)
+void blind_warn(void)
 {
 	static int warned;
 	int uring = 0;

@@ -1,11 +1,10 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * The exported wrappers, and nothing else.  Each one calls the real function
- * first; then, for an fd, asks the lock-free filter whether it is tracked at
- * all, so an fd we do not track costs a few loads and no lock.  errno is left
- * exactly as the real call left it: bookkeeping that may touch errno saves and
- * restores it, and nothing here ever writes errno = 0.
+ * The exported wrappers of the interposed functions (symbols.h) and their
+ * out-of-line slow paths.  Each calls the real function first, then asks the
+ * lock-free filter whether the fd is tracked at all (an fd we do not track
+ * costs a few loads and no lock), and leaves errno as the real call left it.
  */
 #include "conntab.h"
 #include "gate.h"
@@ -409,11 +408,11 @@ SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout
 }
 
 /* ---- processes ------------------------------------------------------------
- * What a fork means to the shim is start.c's (shim_forked). */
+ * What a fork means to the shim is start.c's (start_forked). */
 SHIM_EXPORT pid_t fork(void)
 {
 	pid_t pid = REAL(fork)();
-	shim_forked(pid);
+	start_forked(pid);
 	return pid;
 }
 

@@ -1,25 +1,22 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * One pass over the connection table: each connection is looked at
- * (identity, the kernel's counts, the policy) and released by
- * shutdown(fd, SHUT_RD) when the policy says so (SHUT_RDWR only at the
- * drain deadline).  shutdown(), never close(): the fd number stays the
- * host's, its pending read returns 0, and the host closes the connection
- * through its own code path.  The sweeper thread (sweeper.c) runs sweep();
- * a single-threaded host without that thread yet gets the same pass in our
- * signal handler (sweeper_release_in_handler).
+ * The release: release_one() (shutdown(fd, SHUT_RD), never close(): the
+ * host reads EOF and closes through its own code), and the pass over the
+ * table that decides it, run by the sweeper thread (release_sweep) or, in a
+ * single-threaded host without that thread yet, in our signal handler
+ * (release_in_handler).
  */
 #include "release.h"
 
 #include "conntab.h"
 #include "drain.h"
 #include "log.h"
+#include "mute.h"
 #include "policy.h"
 #include "proc.h"
 #include "shim.h"
 #include "stats.h"
-#include "sweeper.h"
 #include "sockview.h"
 #include "workers.h"
 
@@ -62,46 +59,12 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 	return (int64_t)(uint32_t)(ms - since) * 1000000;
 }
 
-/* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
- * host's writes on c are looked at (CONN_MUTED) until it reads a byte again,
- * and dropped once it can only be answering the EOF we cause (interpose.c,
- * muted_drop).  Set before shutdown(): the host may read that EOF and write
- * at once.  A connection that never received a byte cannot be owed
- * anything: its writes are dropped from the start. */
-/* looked_rx: the count of bytes the host had read when the policy looked
- * (not the counter now: a request that raced the release and that the host
- * has read since must make its answer pass; nolost caught one dropped). */
-/* kernel_read: for a CONN_KERNEL record, what the kernel says the host read
- * (mute_kernel_read(), asked before the lock is taken). */
-void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx, int64_t kernel_read)
-{
-	uint64_t base = looked_rx;
-	if (c->flags & CONN_KERNEL) {
-		/* Its reads are not counted: the kernel's count of what the host
-		 * read.  Unknown: nothing was (it never received a byte) or the
-		 * base is 0 and the host's first read lets its writes through. */
-		base = kernel_read > 0 ? (uint64_t)kernel_read : 0;
-		conntab_rw_add_locked(c);
-	}
-	/* The word is c->tls too, which a reading thread may store to. */
-	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
-	uint8_t f = CONN_MUTED;
-	if (out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE)
-		f |= CONN_EOF_READ;
-	__atomic_or_fetch(&c->flags, f, __ATOMIC_RELEASE);
-}
-
 /* The kernel's count of what the host read of a CONN_KERNEL connection
  * about to be muted: two system calls, made outside the table lock (the
  * host's close() waits on it).  Only an idle one can have read anything. */
 static int64_t mute_kernel_read(uint8_t flags, int fd, const struct pol_out *out)
 {
 	return (flags & CONN_KERNEL) && out->reason == POL_R_IDLE ? sockview_read_bytes(fd) : 0;
-}
-
-void unmute(struct conn *c)
-{
-	__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
 }
 
 /* The record of ref, if it is still the one the pass listed; the table
@@ -144,8 +107,9 @@ bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t loo
 		uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
 		int64_t k = mute_kernel_read(flags, fd, out);
 		if (!locked)
-			conntab_lock(); /* mute() may add it to the read/write filter */
-		mute(c, out, looked_rx, k);
+			conntab_lock(); /* mute_begin() may add it to the read/write filter */
+		mute_begin(c, looked_rx, k,
+			   out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE);
 		if (!locked)
 			conntab_unlock();
 	}
@@ -156,7 +120,7 @@ bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t loo
 	}
 	if (c) {
 		int e = errno;
-		unmute(c); /* not released: its writes are the host's as before */
+		mute_end(c); /* not released: its writes are the host's as before */
 		/* rx_at_release shared its place: restart the clock, stop the
 		 * TLS watch (both start again from nothing) */
 		__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
@@ -304,7 +268,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	struct pol_out out;
 	struct pol_params params = {shim_cfg.policy, shim_cfg.grace_ns, shim_cfg.idle_quiet_ns,
 				    shim_cfg.first_byte_timeout_ns};
-	int drain = sweeper_draining();
+	int drain = drain_active();
 
 	if (!examine_claim(ref, &params, drain, ps, &c, &lk))
 		return;
@@ -312,7 +276,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	/* Accepted after the trigger on a listener the process still holds:
 	 * a process that stops does not take new work on, one that goes on
 	 * serving does (README, "When it drains"). */
-	bool late = !shim_in_handler() && sweeper_accepted_late(lk.accepted_ms) && still_listening();
+	bool late = !shim_in_handler() && drain_accepted_late(lk.accepted_ms) && still_listening();
 	if (late && params.grace_ns < DRAIN_LATE_GRACE_NS)
 		params.grace_ns = DRAIN_LATE_GRACE_NS;
 
@@ -330,7 +294,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	examine_input(c, &lk, drain, &params, ps, &in);
 	if (late && (in.rx > 0 || in.kernel_rx > 0)) {
 		unclaim();
-		sweeper_drain_end("a connection accepted after the trigger carried a request");
+		drain_end("a connection accepted after the trigger carried a request");
 		return;
 	}
 	pol_decide(&params, &in, &out);
@@ -407,12 +371,12 @@ static void say_pass(const struct pass *ps, unsigned rel)
 	if (ps->kept)
 		SAY("; %u kept (in use: the server's to close)", ps->kept);
 #undef SAY
-	log_msg(LOG_INFO, "%s: %s", sweeper_draining() ? "drain" : "first_byte_timeout", line);
+	log_msg(LOG_INFO, "%s: %s", drain_active() ? "drain" : "first_byte_timeout", line);
 }
 
 /* One pass over the table.  Returns the time until something may qualify,
  * or UINT64_MAX when nothing is pending. */
-uint64_t sweep(void)
+uint64_t release_sweep(void)
 {
 	struct pass ps;
 	struct conn_ref *refs;
@@ -446,7 +410,7 @@ uint64_t sweep(void)
 		       ps.released[POL_R_FIRST_BYTE];
 	if ((rel || ps.released[POL_R_DRAIN_TIMEOUT]) && log_on(LOG_INFO))
 		say_pass(&ps, rel);
-	if (sweeper_draining() && shim_cfg.drain_timeout_ns) {
+	if (drain_active() && shim_cfg.drain_timeout_ns) {
 		uint64_t end = drain_start_ns + shim_cfg.drain_timeout_ns;
 		uint64_t left = end > ps.now ? end - ps.now : 0;
 		if (left && left < ps.next_wait)
@@ -474,7 +438,7 @@ static unsigned released_in_workers; /* by workers_release in the handler */
 
 /* What the handler released, said once by whoever comes first: the
  * sweeper when it starts, or the exit. */
-void say_handler_releases(void)
+void release_say_handler(void)
 {
 	unsigned n = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
 	if (n)
@@ -483,7 +447,7 @@ void say_handler_releases(void)
 }
 
 /* n released in the workers, plus what the handler released there. */
-void say_worker_releases(unsigned n)
+void release_say_workers(unsigned n)
 {
 	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
 	if (n)
@@ -491,13 +455,13 @@ void say_worker_releases(unsigned n)
 			      "workers that inherited our listeners)", n);
 }
 
-void sweeper_release_in_handler(void)
+void release_in_handler(void)
 {
 	static int busy; /* one at a time: a nested trigger signal returns */
 	static struct conn_ref chunk[64];
 
-	if (!__libc_single_threaded || __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-	    conntab_held_here || !sweeper_draining() || busy)
+	if (!__libc_single_threaded || __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+	    conntab_held_here || !drain_active() || busy)
 		return;
 	busy = 1;
 	int saved = errno;
@@ -509,8 +473,8 @@ void sweeper_release_in_handler(void)
 	ps.now = shim_now_ns();
 	if (!drain_start_ns)
 		drain_start_ns = ps.now; /* the sweeper sets it again when it starts */
-	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
-	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1,
+	int d = __atomic_load_n(&drain_kind, __ATOMIC_ACQUIRE);
+	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED) : -1,
 			ps.now);
 	/* The lock is free: single-threaded, and not held by this thread. */
 	examine_in_chunks(chunk, sizeof chunk / sizeof *chunk, &ps);
@@ -518,9 +482,10 @@ void sweeper_release_in_handler(void)
 	 * nothing itself (gunicorn's, stopped over a pipe): walking a child's
 	 * fds costs four system calls each, and a process that serves its own
 	 * connections handles their EOFs only once this handler returns; its
-	 * sweeper thread, started at its next libc call, walks them instead.
-	 * (bench/sweep: 10,000 released in 23 ms, then 70 ms walking its
-	 * holder child's 10,000 fds.)  Single-threaded: a plain read. */
+	 * sweeper thread, started at its next libc call, walks them instead
+	 * (walking a child's fds takes longer than releasing as many
+	 * connections of our own: bench/sweep).  Single-threaded: a plain
+	 * read. */
 	int denied;
 	unsigned kids = workers_any() && !conntab_stats.accepted
 				? workers_release(shim_cfg.grace_ns / 1000000, &denied)
@@ -541,6 +506,6 @@ __attribute__((destructor)) static void report_handler_releases(void)
 {
 	if (!proc_own())
 		return;
-	say_handler_releases();
-	say_worker_releases(0);
+	release_say_handler();
+	release_say_workers(0);
 }

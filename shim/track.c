@@ -160,7 +160,7 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd)
 	/* The accept time matters only to a setting that uses a connection's
 	 * age (grace, timeouts), to the logs that print it, and while draining
 	 * (a connection accepted after the trigger: release.c). */
-	uint32_t now = shim_stamp_accepts || sweeper_draining() ? conn_ms(shim_now_coarse_ns()) : 0;
+	uint32_t now = shim_stamp_accepts || drain_active() ? conn_ms(shim_now_coarse_ns()) : 0;
 	if (!conntab_lock_unless_held())
 		goto out;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
@@ -290,7 +290,7 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 			sig_fd_read(c, buf, r);
 		return r;
 	}
-	if (conn_rx(c) == 0 && sweeper_accepted_late(c->accepted_ms))
+	if (conn_rx(c) == 0 && drain_accepted_late(c->accepted_ms))
 		sweeper_serving_seen();
 	if (conn_rx(c) == 0 && log_on(LOG_TRACE))
 		first_byte(c);
@@ -352,12 +352,12 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
 	/* Not while draining: every never-used connection is being released
 	 * anyway, and a server reading the EOFs of thousands (nginx) would
 	 * otherwise wake the sweeper into a pass over the table again and
-	 * again, beside the drain (issue 17).  Nor once released: the read
+	 * again, beside the drain.  Nor once released: the read
 	 * ends at EOF. */
-	if ((flags & MSG_DONTWAIT) || sweeper_draining() ||
+	if ((flags & MSG_DONTWAIT) || drain_active() ||
 	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_RELEASED))
 		return NULL;
-	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
+	if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
 		if (__atomic_load_n(&track_nonblocking_host, __ATOMIC_RELAXED) || shim_in_handler())
 			return NULL;
 		int saved = errno;
@@ -374,8 +374,8 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
 			return NULL;
 	}
 	__atomic_store_n(&conntab_blocked[fd], c->gen, __ATOMIC_RELAXED);
-	if (!__atomic_load_n(&sweeper_blocked_readers, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
+	if (!__atomic_load_n(&unblock_readers, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
 		int saved = errno;
 		sweeper_watch_blocked();
 		errno = saved;
@@ -427,8 +427,8 @@ __attribute__((noinline, cold)) static void forget_late(struct conn *c)
 
 static inline void forget_locked(struct conn *c)
 {
-	if (__builtin_expect(sweeper_draining(), 0) && (c->flags & CONN_KERNEL) &&
-	    !(c->flags & CONN_RELEASED) && sweeper_accepted_late(c->accepted_ms))
+	if (__builtin_expect(drain_active(), 0) && (c->flags & CONN_KERNEL) &&
+	    !(c->flags & CONN_RELEASED) && drain_accepted_late(c->accepted_ms))
 		forget_late(c);
 	if (__builtin_expect(shim_cfg.stats_file[0] != 0, 0) || log_on(LOG_TRACE))
 		forget_report(c);
@@ -460,7 +460,7 @@ static int forget_special_locked(struct conn *c)
 	conntab_special_remove_locked(c);
 	if (!listener || !(shim_cfg.triggers & TRIGGER_LISTENER) ||
 	    __atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) ||
-	    conntab_special_count_locked(CONN_KIND_LISTENER) != 0 || sweeper_draining())
+	    conntab_special_count_locked(CONN_KIND_LISTENER) != 0 || drain_active())
 		return DRAIN_NONE;
 	int kind = DRAIN_NONE;
 	if (inherited_listener && conntab_stats.accepted > 0)

@@ -43,7 +43,7 @@
  * Nothing waits: nothing is released, exactly as without the shim.  As at
  * a graceful stop: SHUT_RD, nothing written (the browser resends on
  * another connection). */
-int sweeper_blocked_readers; /* set by the wrappers: someone may be blocked */
+int unblock_readers; /* set by the wrappers: someone may be blocked */
 #define UNBLOCK_EVERY_NS (100 * 1000000ull)
 
 /* Whether a listener of this process has clients waiting to be accepted. */
@@ -137,7 +137,7 @@ uint64_t unblock_pass(void)
 	free(refs);
 	if (!any) {
 		int one = 1;
-		__atomic_compare_exchange_n(&sweeper_blocked_readers, &one, 0, 0, __ATOMIC_ACQ_REL,
+		__atomic_compare_exchange_n(&unblock_readers, &one, 0, 0, __ATOMIC_ACQ_REL,
 					    __ATOMIC_ACQUIRE);
 		return UINT64_MAX;
 	}
