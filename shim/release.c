@@ -5,7 +5,7 @@
  * host reads EOF and closes through its own code), and the pass over the
  * table that decides it, run by the sweeper thread (release_sweep) or, in a
  * single-threaded host without that thread yet, in our signal handler
- * (release_in_handler).
+ * (sigrelease.c).
  */
 #include "release.h"
 
@@ -14,11 +14,9 @@
 #include "log.h"
 #include "mute.h"
 #include "policy.h"
-#include "proc.h"
 #include "shim.h"
 #include "stats.h"
 #include "sockview.h"
-#include "workers.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -419,93 +417,18 @@ uint64_t release_sweep(void)
 	return ps.next_wait;
 }
 
-/* The release without a sweeper thread.  A single-threaded host gets its
- * sweeper only at its next libc call after the trigger (see
- * sweeper_ensure_started), and a sync worker may make none: gunicorn's sync
- * worker sets SA_RESTART on SIGTERM, so its recv() on the never-used
- * connection is restarted by the kernel after the handler and blocks until
- * the client leaves.  So the release is made here, in our signal handler,
- * when that is safe: the process is single-threaded (no other thread can
- * hold or take the table lock) and the interrupted code is not inside the
- * table (conntab_held_here).  Everything examine() does is a system call
- * (fstat, getsockopt, ioctl, shutdown), a lookup in the table or the pure
- * policy; its log lines are muted here (stdio is not async-signal-safe:
- * log_level_cur is swapped, which no other thread can read meanwhile) and
- * counted, and the sweeper, started at the next libc call, says what was
- * done.  Connections that only qualify later are left to that sweeper. */
-static unsigned released_in_handler;
-static unsigned released_in_workers; /* by workers_release in the handler */
-
-/* What the handler released, said once by whoever comes first: the
- * sweeper when it starts, or the exit. */
-void release_say_handler(void)
+/* The pass of our signal handler (sigrelease.c), at now: through a fixed
+ * array, without allocating.  Returns how many connections it released. */
+unsigned release_sweep_fixed(uint64_t now)
 {
-	unsigned n = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
-	if (n)
-		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
-			      "yet)", n);
-}
-
-/* n released in the workers, plus what the handler released there. */
-void release_say_workers(unsigned n)
-{
-	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
-	if (n)
-		LOG(LOG_INFO, "released %u connection(s) held by child processes (unused; "
-			      "workers that inherited our listeners)", n);
-}
-
-void release_in_handler(void)
-{
-	static int busy; /* one at a time: a nested trigger signal returns */
 	static struct conn_ref chunk[64];
-
-	if (!__libc_single_threaded || __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-	    conntab_held_here || !drain_active() || busy)
-		return;
-	busy = 1;
-	int saved = errno;
-	int level = log_level_cur;
-	log_level_cur = LOG_OFF;
 	struct pass ps;
 	memset(&ps, 0, sizeof ps);
 	ps.next_wait = UINT64_MAX;
-	ps.now = shim_now_ns();
-	if (!drain_start_ns)
-		drain_start_ns = ps.now; /* the sweeper sets it again when it starts */
-	int d = __atomic_load_n(&drain_kind, __ATOMIC_ACQUIRE);
-	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED) : -1,
-			ps.now);
-	/* The lock is free: single-threaded, and not held by this thread. */
+	ps.now = now;
 	examine_in_chunks(chunk, sizeof chunk / sizeof *chunk, &ps);
-	/* The workers' connections here only for a master that accepted
-	 * nothing itself (gunicorn's, stopped over a pipe): walking a child's
-	 * fds costs four system calls each, and a process that serves its own
-	 * connections handles their EOFs only once this handler returns; its
-	 * sweeper thread, started at its next libc call, walks them instead
-	 * (walking a child's fds takes longer than releasing as many
-	 * connections of our own: bench/sweep).  Single-threaded: a plain
-	 * read. */
-	int denied;
-	unsigned kids = workers_any() && !conntab_stats.accepted
-				? workers_release(shim_cfg.grace_ns / 1000000, &denied)
-				: 0;
-	__atomic_fetch_add(&released_in_workers, kids, __ATOMIC_RELAXED);
-	log_level_cur = level;
 	unsigned rel = 0;
 	for (size_t i = 0; i < sizeof ps.released / sizeof *ps.released; i++)
 		rel += ps.released[i];
-	__atomic_fetch_add(&released_in_handler, rel, __ATOMIC_RELAXED);
-	errno = saved;
-	busy = 0;
-}
-
-/* What the handler released and nobody reported yet (the process exits
- * before its next libc call started the sweeper): said at exit. */
-__attribute__((destructor)) static void report_handler_releases(void)
-{
-	if (!proc_own())
-		return;
-	release_say_handler();
-	release_say_workers(0);
+	return rel;
 }

@@ -16,20 +16,17 @@
 /* The release: shutdown(fd, SHUT_RD), or SHUT_RDWR for the drain timeout's
  * cut (out->reason).  With a record c (claimed, or under the table lock when
  * locked), c is muted before a SHUT_RD and marked CONN_RELEASED after, or
- * unmuted when shutdown() failed; looked_rx: see mute_begin().  Returns whether it
- * is released (ENOTCONN: the peer has gone, as good); errno as shutdown()
- * left it when not.  System calls and the table only: the signal handler's
+ * unmuted when shutdown() failed; looked_rx: see mute_begin().  Returns
+ * whether it is released (ENOTCONN: the peer has gone, as good); errno as
+ * shutdown() left it when not.  System calls and the table only: the signal handler's
  * release makes it too. */
 bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t looked_rx,
 		 bool locked);
 /* One pass over the table.  Returns the time until something may qualify,
  * or UINT64_MAX when nothing is pending. */
 uint64_t release_sweep(void);
-/* From our signal handler, after sweeper_signal(): see release.c. */
-void release_in_handler(void);
-/* What the handler released, said once by whoever comes first. */
-void release_say_handler(void);
-/* n released in the workers, plus what the handler released there. */
-void release_say_workers(unsigned n);
+/* The pass of our signal handler (sigrelease.c), at now, without
+ * allocating.  Returns how many connections it released. */
+unsigned release_sweep_fixed(uint64_t now);
 
 #endif

@@ -32,7 +32,7 @@
 
 #include "conntab.h"
 #include "gate.h"
-#include "release.h"
+#include "sigrelease.h"
 #include "shim.h"
 #include "sweeper.h"
 #include "sync.h"
@@ -91,7 +91,7 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 		shim_handler_depth++;
 		sig_noticed(sig);
 		if (shim_is_trigger(sig))
-			release_in_handler();
+			sigrelease_run();
 		shim_handler_depth--;
 	}
 	errno = saved;
@@ -118,7 +118,7 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	 * thread, which is only slower */
 	if (own && after && drain_active()) {
 		int e = errno;
-		release_in_handler();
+		sigrelease_run();
 		errno = e;
 	}
 	shim_handler_depth--;

@@ -24,6 +24,7 @@
 #include "gate.h"
 #include "log.h"
 #include "release.h"
+#include "sigrelease.h"
 #include "shim.h"
 #include "stats.h"
 #include "unblock.h"
@@ -181,7 +182,7 @@ static uint64_t workers_pass(uint64_t now)
 	if (!workers_any() || now - drain_start_ns > WORKERS_WINDOW_NS)
 		return UINT64_MAX;
 	int denied = 0;
-	release_say_workers(workers_release(shim_cfg.grace_ns / 1000000, &denied));
+	sigrelease_say_workers(workers_release(shim_cfg.grace_ns / 1000000, &denied));
 	if (denied && !told_denied++)
 		LOG(LOG_INFO, "cannot reach the connections of some child processes (pidfd_getfd: "
 			      "Linux 5.6 or later and ptrace permission over the child are needed); "
@@ -234,7 +235,7 @@ static void *sweeper_main(void *arg)
 					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
 							  "connection(s)", count);
 				}
-				release_say_handler();
+				sigrelease_say();
 			}
 		}
 		/* Ask to be kicked before looking: an accept that lands after

@@ -30,6 +30,7 @@
 #include "fdlinks.h"
 #include "policy.h"
 #include "real.h"
+#include "release.h"
 #include "sockview.h"
 
 #include <errno.h>
@@ -279,8 +280,10 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 	struct child_walk w = {.pidfd = pidfd, .grace_ms = grace_ms, .denied = denied};
 	fdlinks_each(path, child_fd, &w);
 	unsigned released = 0;
+	/* Our copy: no record of ours to mute or mark. */
+	struct pol_out out = {POL_RELEASE, POL_R_UNUSED, 0};
 	for (unsigned i = 0; i < w.nc; i++) {
-		if (w.worker && shutdown(w.cand[i], SHUT_RD) == 0)
+		if (w.worker && release_one(NULL, w.cand[i], &out, 0, false))
 			released++;
 		real_syscall(SYS_close, w.cand[i]);
 	}
