@@ -36,7 +36,7 @@ SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n);
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
 	int r = REAL(accept)(fd, addr, addrlen);
-	if (r >= 0 && shim_on())
+	if (r >= 0 && start_on())
 		return track_accepted(fd, r);
 	return r;
 }
@@ -44,7 +44,7 @@ SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 SHIM_EXPORT int listen(int fd, int backlog)
 {
 	int r = REAL(listen)(fd, backlog);
-	if (r == 0 && shim_on()) {
+	if (r == 0 && start_on()) {
 		track_listening(fd);
 		serving_check(fd, true);
 		sweeper_listening();
@@ -61,7 +61,7 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 	if (__builtin_expect((flags & SOCK_NONBLOCK) && r >= 0, 0) &&
 	    !__atomic_load_n(&track_nonblocking_host, __ATOMIC_RELAXED))
 		__atomic_store_n(&track_nonblocking_host, 1, __ATOMIC_RELAXED); /* an event loop */
-	if (r >= 0 && shim_on())
+	if (r >= 0 && start_on())
 		return track_accepted(fd, r);
 	return r;
 }
@@ -423,7 +423,7 @@ SHIM_EXPORT pid_t fork(void)
 static inline void start_for(int sig)
 {
 	if (sig > 0 && sig < NSIG)
-		shim_start();
+		start_ensure();
 }
 
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
@@ -446,7 +446,7 @@ SHIM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	/* Signals we do not watch keep glibc's own signal(), which also
 	 * honours siginterrupt(); watched signals get its BSD semantics
 	 * through us. */
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !sig_watched(sig))
+	if (sig <= 0 || sig >= NSIG || !start_on() || !sig_watched(sig))
 		return REAL(signal)(sig, handler);
 	return sig_signal(sig, handler, SA_RESTART, 1);
 }
@@ -460,7 +460,7 @@ SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
  * mask and no flags and unblocks (as glibc's sysdeps/posix/sigset.c). */
 SHIM_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 {
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !sig_watched(sig))
+	if (sig <= 0 || sig >= NSIG || !start_on() || !sig_watched(sig))
 		return REAL(sigset)(sig, disp);
 	sigset_t set, oset;
 	sigemptyset(&set);
@@ -486,14 +486,14 @@ SHIM_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 SHIM_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 {
 	int r = REAL(signalfd)(fd, mask, flags);
-	if (r >= 0 && shim_on())
+	if (r >= 0 && start_on())
 		sig_fd_opened(r, mask);
 	return r;
 }
 
 static void noticed(int sig)
 {
-	if (sig > 0 && sig < NSIG && shim_on() && sig_watched(sig))
+	if (sig > 0 && sig < NSIG && start_on() && sig_watched(sig))
 		sig_noticed(sig);
 }
 

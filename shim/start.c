@@ -5,7 +5,7 @@
  * register the fork handlers.  Secure-execution processes (setuid, setgid,
  * file capabilities: AT_SECURE) stay inert: the environment there belongs to
  * a less privileged user.  The top of the shim's modules: only the wrappers
- * (start.h: shim_on) and the constructor come here.
+ * (start.h: start_on) and the constructor come here.
  */
 #include "start.h"
 
@@ -268,5 +268,5 @@ void start_forked(pid_t pid)
 
 __attribute__((constructor)) static void shim_ctor(void)
 {
-	shim_on();
+	start_on();
 }

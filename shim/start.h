@@ -18,16 +18,16 @@ void start_init(void) HIDDEN;
 void start_forked(pid_t pid) HIDDEN;
 
 /* Initialises unless done (or under way on this thread). */
-static inline void shim_start(void)
+static inline void start_ensure(void)
 {
 	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
 		start_init();
 }
 
 /* True when the shim should act. */
-static inline bool shim_on(void)
+static inline bool start_on(void)
 {
-	shim_start();
+	start_ensure();
 	/* A vfork child runs in our memory: it must change nothing of ours. */
 	return shim_active && proc_own();
 }
