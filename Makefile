@@ -159,11 +159,13 @@ demo: deps
 	$(MAKE) all $(FIXTURES)
 	scripts/demo
 
+# The C sources of shim/, tools/ and tests/ (.clang-format says how).
+FORMAT_SRC := $(wildcard shim/*.c shim/*.h tools/*.c tests/*/*.c tests/*/*.h tests/*/*/*.c)
 format:
-	clang-format -i shim/*.c shim/*.h tests/*/*.c tests/*/*.h tools/*.c
+	clang-format -i $(FORMAT_SRC)
 
 format-check:
-	clang-format --dry-run --Werror shim/*.c shim/*.h tests/*/*.c tests/*/*.h tools/*.c
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 # Every source file says its licence in its first comment (SPDX): the check
 # lists those that do not; tools/spdx-add (no argument) adds the line.

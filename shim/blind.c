@@ -11,6 +11,7 @@
 #include "fdlinks.h"
 #include "log.h"
 #include "real.h"
+#include "sockview.h"
 
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -74,7 +75,10 @@ static bool known_to_table(const struct sock_fd *s)
 }
 
 /* TCP state and local port of a socket fd: 'L' listening, 'E' established,
- * 0 anything else. */
+ * 0 anything else.  Not sockview_look(): these fds are the host's, not
+ * records of ours, and a sanitizer that intercepts getsockopt/getsockname
+ * would see this thread racing the host's own calls on them, so raw
+ * system calls; only the state is read (no length check needed). */
 static char tcp_look(int fd, unsigned *port)
 {
 	int v = 0;
@@ -96,7 +100,7 @@ static char tcp_look(int fd, unsigned *port)
 	l = sizeof ti;
 	if (real_syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
 		return 0;
-	return ti.tcpi_state == 1 /* TCP_ESTABLISHED */ ? 'E' : 0;
+	return ti.tcpi_state == SOCKVIEW_ESTABLISHED ? 'E' : 0;
 }
 
 static unsigned count_unseen_accepted(int *uring)
@@ -162,7 +166,7 @@ static unsigned count_unseen_accepted(int *uring)
  * evidence (a server that simply never accepted anything gets no line it
  * would not print without us): an io_uring instance in the process, or
  * connections it accepted without libc's accept(). */
-void warn_blind_spots(void)
+void blind_warn(void)
 {
 	static int warned;
 	int uring = 0;

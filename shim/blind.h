@@ -8,6 +8,6 @@
 #define GRACESHIM_BLIND_H
 
 /* Said once at the first drain, and only on evidence.  Sweeper thread only. */
-void warn_blind_spots(void);
+void blind_warn(void);
 
 #endif

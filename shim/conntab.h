@@ -1,10 +1,10 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * The connection table: one record per accepted socket, kept in a uthash
- * hash table keyed by fd, plus a lock-free filter indexed by fd in front of
- * it so that the read path of an fd we do not track costs no lock and no
- * hashing.
+ * The connection table: one record per accepted socket, found by fd through
+ * a lock-free filter (arrays indexed by fd) and listed through a uthash
+ * table, so that the read path of an fd we do not track costs no lock and
+ * no hashing.
  *
  * Locking: conntab_mu guards the hash table, the free list and every write to
  * the filter.  The filter is read without the lock (acquire loads).  Records
@@ -14,10 +14,19 @@
  * relaxed stores (no lock prefix); concurrent readers of one fd may lose an
  * increment, never turn a used connection into an unused one.
  *
- * Pure: no system calls except mmap/munmap for its memory; callers pass identities in.
+ * What uthash is for: the set of records, so that a pass, a count or the
+ * fork child's reset walks the records (HASH_ITER) instead of the whole fd
+ * range.  No lookup hashes: every lookup by fd, locked or not, reads the
+ * filter (conntab_fast, conntab_find_locked); the hash is only added to,
+ * deleted from and iterated.
+ *
+ * Pure: no system calls except mmap/munmap for its memory; callers pass
+ * identities in.
  */
 #ifndef GRACESHIM_CONNTAB_H
 #define GRACESHIM_CONNTAB_H
+
+#include "hidden.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -117,23 +126,22 @@ static inline uint32_t conn_ms(uint64_t ns)
 #define CONNTAB_PAGES 4096 /* fds below 4M are tracked */
 #define CONNTAB_MAX_FD (CONNTAB_PAGES * CONNTAB_PAGE_SIZE)
 
-#define CONNTAB_HIDDEN __attribute__((visibility("hidden")))
-extern struct conn *conntab_low[CONNTAB_LOW] CONNTAB_HIDDEN;
+extern struct conn *conntab_low[CONNTAB_LOW] HIDDEN;
 /* The read/write filter: only the records whose bytes we count (Unix
  * sockets, signalfds; TCP too when the kernel lacks the counters or the log
  * level is trace).  A TCP connection the kernel counts for us costs its
  * reads and writes no more than an untracked fd. */
-extern struct conn *conntab_rw[CONNTAB_LOW] CONNTAB_HIDDEN;
-extern struct conn **conntab_pages[CONNTAB_PAGES] CONNTAB_HIDDEN;
+extern struct conn *conntab_rw[CONNTAB_LOW] HIDDEN;
+extern struct conn **conntab_pages[CONNTAB_PAGES] HIDDEN;
 /* By fd: the gen of the connection a thread of the host is reading while it
  * may block, before its first byte; 0 otherwise (track.h, track_read_watch;
  * unblock.c, unblock_pass).  Apart from the record, whose flags only the
  * table lock's holders write: the reading thread holds no lock.  Relaxed
  * atomics; fds below CONNTAB_LOW only. */
-extern uint32_t conntab_blocked[CONNTAB_LOW] CONNTAB_HIDDEN;
-extern int conntab_mu CONNTAB_HIDDEN; /* spin lock: guards the table, free list, filter writes */
+extern uint32_t conntab_blocked[CONNTAB_LOW] HIDDEN;
+extern int conntab_mu HIDDEN; /* spin lock: guards the table, free list, filter writes */
 
-struct conn *conntab_fast_high(int fd) CONNTAB_HIDDEN;
+struct conn *conntab_fast_high(int fd) HIDDEN;
 
 /* Lock-free: the record for fd if we count its bytes, else NULL. */
 static inline struct conn *conntab_rw_fast(int fd)
@@ -243,20 +251,20 @@ void conntab_lock_contended(void);
 /* The fd whose record the sweeper is acting on outside the lock (its
  * system calls: fstat, TCP_INFO, shutdown), -1 when none.  Holding the table
  * lock across them made the host's close() wait a whole sweep on a spin
- * lock it hardly ever won: nginx handled none of the EOFs while 6,000
- * connections were released (issue 17).  Now the sweeper claims the one fd
+ * lock it hardly ever won: nginx handled none of the EOFs while thousands
+ * of connections were released.  So the sweeper claims the one fd
  * instead: the record is neither forgotten nor reused meanwhile, because
  * every close path of ours waits for the claim on its number to end before
  * the real close (conntab_wait_unclaimed_locked).  One examiner at a time:
  * the sweeper thread, or our handler in a single-threaded host. */
-extern int conntab_claimed_fd CONNTAB_HIDDEN;
+extern int conntab_claimed_fd HIDDEN;
 
 /* Whether this thread holds (or is taking or releasing) conntab_mu.  Set
  * before the exchange and cleared after the release: a signal handler that
  * interrupts its own thread anywhere in between and calls a wrapper (close()
  * and fork() are async-signal-safe) sees it and skips the bookkeeping instead
  * of spinning forever on a lock its thread will never release. */
-extern __thread int conntab_held_here __attribute__((tls_model("initial-exec"))) CONNTAB_HIDDEN;
+extern __thread int conntab_held_here __attribute__((tls_model("initial-exec"))) HIDDEN;
 
 static inline void conntab_lock(void)
 {

@@ -17,26 +17,26 @@
 #ifndef GRACESHIM_GATE_H
 #define GRACESHIM_GATE_H
 
+#include "hidden.h"
 #include "real.h"
 
-#define GATE_HIDDEN __attribute__((visibility("hidden")))
 
-extern int gate_is_open GATE_HIDDEN; /* __atomic_load_n(ACQUIRE) */
+extern int gate_is_open HIDDEN; /* __atomic_load_n(ACQUIRE) */
 /* Where the exported fast wrappers (symbols.h: path fast, fast_nohook) jump
  * for an untracked fd: libc's function while the gate is open, its door
  * through the gate (gate.c) while it is closed.  Plain pointer stores. */
-extern struct real_fns gate_fast GATE_HIDDEN;
+extern struct real_fns gate_fast HIDDEN;
 
 /* REAL() with the gate closed: binds, or runs the deferred work, or opens. */
-void gate_pass(void) GATE_HIDDEN;
+void gate_pass(void) HIDDEN;
 /* The same without the deferred work: binds (and opens after binding). */
-void gate_pass_nohook(void) GATE_HIDDEN;
+void gate_pass_nohook(void) HIDDEN;
 /* Opens the gate (once the table is bound). */
-void gate_open(void) GATE_HIDDEN;
+void gate_open(void) HIDDEN;
 /* Closes it: the next REAL() call runs the deferred work.  Async-signal-safe. */
-void gate_close(void) GATE_HIDDEN;
+void gate_close(void) HIDDEN;
 /* The deferred work, set once at start-up; it calls gate_open() when done. */
-void gate_set_work(void (*work)(void)) GATE_HIDDEN;
+void gate_set_work(void (*work)(void)) HIDDEN;
 
 #define REAL(f)                                                                \
 	(*(__builtin_expect(!__atomic_load_n(&gate_is_open, __ATOMIC_ACQUIRE), 0) \

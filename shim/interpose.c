@@ -1,11 +1,10 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * The exported wrappers, and nothing else.  Each one calls the real function
- * first; then, for an fd, asks the lock-free filter whether it is tracked at
- * all, so an fd we do not track costs a few loads and no lock.  errno is left
- * exactly as the real call left it: bookkeeping that may touch errno saves and
- * restores it, and nothing here ever writes errno = 0.
+ * The exported wrappers of the interposed functions (symbols.h) and their
+ * out-of-line slow paths.  Each calls the real function first, then asks the
+ * lock-free filter whether the fd is tracked at all (an fd we do not track
+ * costs a few loads and no lock), and leaves errno as the real call left it.
  */
 #include "conntab.h"
 #include "gate.h"
@@ -37,7 +36,7 @@ SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n);
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
 	int r = REAL(accept)(fd, addr, addrlen);
-	if (r >= 0 && shim_on())
+	if (r >= 0 && start_on())
 		return track_accepted(fd, r);
 	return r;
 }
@@ -45,7 +44,7 @@ SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 SHIM_EXPORT int listen(int fd, int backlog)
 {
 	int r = REAL(listen)(fd, backlog);
-	if (r == 0 && shim_on()) {
+	if (r == 0 && start_on()) {
 		track_listening(fd);
 		serving_check(fd, true);
 		sweeper_listening();
@@ -62,7 +61,7 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 	if (__builtin_expect((flags & SOCK_NONBLOCK) && r >= 0, 0) &&
 	    !__atomic_load_n(&track_nonblocking_host, __ATOMIC_RELAXED))
 		__atomic_store_n(&track_nonblocking_host, 1, __ATOMIC_RELAXED); /* an event loop */
-	if (r >= 0 && shim_on())
+	if (r >= 0 && start_on())
 		return track_accepted(fd, r);
 	return r;
 }
@@ -409,11 +408,11 @@ SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout
 }
 
 /* ---- processes ------------------------------------------------------------
- * What a fork means to the shim is start.c's (shim_forked). */
+ * What a fork means to the shim is start.c's (start_forked). */
 SHIM_EXPORT pid_t fork(void)
 {
 	pid_t pid = REAL(fork)();
-	shim_forked(pid);
+	start_forked(pid);
 	return pid;
 }
 
@@ -424,7 +423,7 @@ SHIM_EXPORT pid_t fork(void)
 static inline void start_for(int sig)
 {
 	if (sig > 0 && sig < NSIG)
-		shim_start();
+		start_ensure();
 }
 
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
@@ -447,7 +446,7 @@ SHIM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	/* Signals we do not watch keep glibc's own signal(), which also
 	 * honours siginterrupt(); watched signals get its BSD semantics
 	 * through us. */
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !sig_watched(sig))
+	if (sig <= 0 || sig >= NSIG || !start_on() || !sig_watched(sig))
 		return REAL(signal)(sig, handler);
 	return sig_signal(sig, handler, SA_RESTART, 1);
 }
@@ -461,7 +460,7 @@ SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
  * mask and no flags and unblocks (as glibc's sysdeps/posix/sigset.c). */
 SHIM_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 {
-	if (sig <= 0 || sig >= NSIG || !shim_on() || !sig_watched(sig))
+	if (sig <= 0 || sig >= NSIG || !start_on() || !sig_watched(sig))
 		return REAL(sigset)(sig, disp);
 	sigset_t set, oset;
 	sigemptyset(&set);
@@ -487,14 +486,14 @@ SHIM_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 SHIM_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 {
 	int r = REAL(signalfd)(fd, mask, flags);
-	if (r >= 0 && shim_on())
+	if (r >= 0 && start_on())
 		sig_fd_opened(r, mask);
 	return r;
 }
 
 static void noticed(int sig)
 {
-	if (sig > 0 && sig < NSIG && shim_on() && sig_watched(sig))
+	if (sig > 0 && sig < NSIG && start_on() && sig_watched(sig))
 		sig_noticed(sig);
 }
 

@@ -11,7 +11,7 @@
 #include "gate.h"
 #include "log.h"
 #include "shim.h"
-#include "release.h"
+#include "sockview.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,11 +21,46 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* ---- the mark, set before a release and undone when it failed ---- */
+
+/* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
+ * host's writes on c are looked at (CONN_MUTED) until it reads a byte again,
+ * and dropped once it can only be answering the EOF we cause (mute_drop).
+ * Set before shutdown(): the host may read that EOF and write at once.  A connection that never received a byte cannot be owed
+ * anything: its writes are dropped from the start (eof_read: see mute_drop). */
+/* looked_rx: the count of bytes the host had read when the policy looked
+ * (not the counter now: a request that raced the release and that the host
+ * has read since must make its answer pass; nolost caught one dropped). */
+/* kernel_read: for a CONN_KERNEL record, what the kernel says the host read
+ * (release.c asks it before the lock is taken). */
+void mute_begin(struct conn *c, uint64_t looked_rx, int64_t kernel_read, bool eof_read)
+{
+	uint64_t base = looked_rx;
+	if (c->flags & CONN_KERNEL) {
+		/* Its reads are not counted: the kernel's count of what the host
+		 * read.  Unknown: nothing was (it never received a byte) or the
+		 * base is 0 and the host's first read lets its writes through. */
+		base = kernel_read > 0 ? (uint64_t)kernel_read : 0;
+		conntab_rw_add_locked(c);
+	}
+	/* The word is c->tls too, which a reading thread may store to. */
+	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
+	uint8_t f = CONN_MUTED;
+	if (eof_read)
+		f |= CONN_EOF_READ;
+	__atomic_or_fetch(&c->flags, f, __ATOMIC_RELEASE);
+}
+
+void mute_end(struct conn *c)
+{
+	__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
+}
+
 /* ---- writes on a released connection ---------------------------------
  * After a release (SHUT_RD) the host may answer the EOF we caused: HAProxy
  * writes "400 Bad request" to an empty connection, other servers a 408.  A
  * browser whose request raced the release onto that socket would show it.
- * So a write on a muted connection (release.c, mute()) is dropped and
+ * So a write on a muted connection (mute_begin()) is dropped and
  * reported as fully written, with no system call (no EPIPE, no SIGPIPE: what
  * a client that closed would cause, less the error), while both hold:
  *   - the host has read no byte since the release: a request that raced the
@@ -40,21 +75,18 @@ __attribute__((noinline, cold)) bool mute_drop(struct conn *c, int fd, size_t n)
 {
 	int saved = errno;
 	bool drop = false;
-	struct stat st;
 	uint8_t f = __atomic_load_n(&c->flags, __ATOMIC_ACQUIRE);
 
 	if (!(f & CONN_MUTED) || n > SSIZE_MAX || c->kind != CONN_KIND_CONN)
 		goto out;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() ||
-	    (uint32_t)st.st_ino != c->ino)
+	if (!sockview_same(fd, shim_sock_dev(), c->ino))
 		goto out;
-	int64_t now = (f & CONN_KERNEL) ? sweeper_tcp_read_bytes(fd) : (int64_t)conn_rx(c);
+	int64_t now = (f & CONN_KERNEL) ? sockview_read_bytes(fd) : (int64_t)conn_rx(c);
 	if (now < 0 || (uint32_t)now != __atomic_load_n(&c->rx_at_release, __ATOMIC_RELAXED)) {
 		/* Read since the release (or cannot tell): the host's for good. */
 		if (conntab_lock_unless_held()) {
 			if (conntab_find_locked(fd) == c)
-				__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ),
-						   __ATOMIC_RELAXED);
+				mute_end(c);
 			conntab_unlock();
 		}
 		goto out;

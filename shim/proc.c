@@ -85,7 +85,7 @@ static __thread unsigned vfork_depth __attribute__((tls_model("initial-exec")));
 /* Called by the vfork entry point below, on the caller's stack, before the
  * next vfork, with the caller's return address.  Returns the function to
  * call. */
-__attribute__((used)) PROC_HIDDEN vfork_fn proc_vfork_prepare(void *ret);
+__attribute__((used)) HIDDEN vfork_fn proc_vfork_prepare(void *ret);
 vfork_fn proc_vfork_prepare(void *ret)
 {
 	vfork_fn f = __atomic_load_n(&real_vfork, __ATOMIC_ACQUIRE);
@@ -116,7 +116,7 @@ static void vfork_returned(void)
 /* Called by the vfork entry point once the next vfork returned pid: in the
  * child (0), or in the parent (the child exec'd or exited, or vfork
  * failed).  Returns the caller's return address. */
-__attribute__((used)) PROC_HIDDEN void *proc_vfork_returned(long pid);
+__attribute__((used)) HIDDEN void *proc_vfork_returned(long pid);
 void *proc_vfork_returned(long pid)
 {
 	unsigned d = vfork_depth;

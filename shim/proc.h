@@ -22,19 +22,20 @@
 #ifndef GRACESHIM_PROC_H
 #define GRACESHIM_PROC_H
 
+#include "hidden.h"
+
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define PROC_HIDDEN __attribute__((visibility("hidden")))
 
-extern pid_t proc_pid PROC_HIDDEN; /* the process that owns the state */
+extern pid_t proc_pid HIDDEN; /* the process that owns the state */
 /* Set by our vfork() on the calling thread (so also in its child). */
-extern __thread int proc_vm_here __attribute__((tls_model("initial-exec"))) PROC_HIDDEN;
+extern __thread int proc_vm_here __attribute__((tls_model("initial-exec"))) HIDDEN;
 /* Sticky: a clone(CLONE_VM) child that does not run on our thread's TLS
  * (no CLONE_VFORK, or CLONE_SETTLS) may run at any time. */
-extern int proc_vm_children PROC_HIDDEN;
+extern int proc_vm_children HIDDEN;
 
-bool proc_own_slow(void) PROC_HIDDEN;
+bool proc_own_slow(void) HIDDEN;
 
 /* True when the caller runs in the process that owns the shim's state.
  * Async-signal-safe. */
@@ -48,6 +49,6 @@ static inline bool proc_own(void)
 
 /* At start-up and in the child of a fork (pthread_atfork): this process now
  * owns the state. */
-void proc_set_owner(void) PROC_HIDDEN;
+void proc_set_owner(void) HIDDEN;
 
 #endif

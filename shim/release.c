@@ -1,26 +1,22 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * One pass over the connection table: each connection is looked at
- * (identity, the kernel's counts, the policy) and released by
- * shutdown(fd, SHUT_RD) when the policy says so (SHUT_RDWR only at the
- * drain deadline).  shutdown(), never close(): the fd number stays the
- * host's, its pending read returns 0, and the host closes the connection
- * through its own code path.  The sweeper thread (sweeper.c) runs sweep();
- * a single-threaded host without that thread yet gets the same pass in our
- * signal handler (sweeper_release_in_handler).
+ * The release: release_one() (shutdown(fd, SHUT_RD), never close(): the
+ * host reads EOF and closes through its own code), and the pass over the
+ * table that decides it, run by the sweeper thread (release_sweep) or, in a
+ * single-threaded host without that thread yet, in our signal handler
+ * (sigrelease.c).
  */
 #include "release.h"
 
 #include "conntab.h"
 #include "drain.h"
 #include "log.h"
+#include "mute.h"
 #include "policy.h"
-#include "proc.h"
 #include "shim.h"
 #include "stats.h"
-#include "sweeper.h"
-#include "workers.h"
+#include "sockview.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -33,7 +29,6 @@
 #include <string.h>
 #include <sys/single_threaded.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 
 struct pass {
 	uint64_t now;
@@ -62,73 +57,12 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 	return (int64_t)(uint32_t)(ms - since) * 1000000;
 }
 
-int64_t sweeper_tcp_read_bytes(int fd)
-{
-	/* States from include/net/tcp_states.h (netinet/tcp.h clashes with
-	 * linux/tcp.h): the peer's FIN has arrived. */
-	enum { TIME_WAIT = 6, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	int saved = errno, q = 0;
-	int64_t r = -1;
-
-	/* Waiting bytes first, the received count second: a byte arriving in
-	 * between is then counted as read, which lets the host's write through
-	 * (the direction that loses no request). */
-	memset(&ti, 0, sizeof ti);
-	if (ioctl(fd, SIOCINQ, &q) == 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-	    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
-		/* tcpi_bytes_received counts a FIN as a byte; SIOCINQ does not. */
-		uint8_t st = ti.tcpi_state;
-		bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT;
-		r = (int64_t)ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received) - q;
-		if (r < 0)
-			r = 0;
-	}
-	errno = saved;
-	return r;
-}
-
-/* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
- * host's writes on c are looked at (CONN_MUTED) until it reads a byte again,
- * and dropped once it can only be answering the EOF we cause (interpose.c,
- * muted_drop).  Set before shutdown(): the host may read that EOF and write
- * at once.  A connection that never received a byte cannot be owed
- * anything: its writes are dropped from the start. */
-/* looked_rx: the count of bytes the host had read when the policy looked
- * (not the counter now: a request that raced the release and that the host
- * has read since must make its answer pass; nolost caught one dropped). */
-/* kernel_read: for a CONN_KERNEL record, what the kernel says the host read
- * (mute_kernel_read(), asked before the lock is taken). */
-void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx, int64_t kernel_read)
-{
-	uint64_t base = looked_rx;
-	if (c->flags & CONN_KERNEL) {
-		/* Its reads are not counted: the kernel's count of what the host
-		 * read.  Unknown: nothing was (it never received a byte) or the
-		 * base is 0 and the host's first read lets its writes through. */
-		base = kernel_read > 0 ? (uint64_t)kernel_read : 0;
-		conntab_rw_add_locked(c);
-	}
-	/* The word is c->tls too, which a reading thread may store to. */
-	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
-	uint8_t f = CONN_MUTED;
-	if (out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE)
-		f |= CONN_EOF_READ;
-	__atomic_or_fetch(&c->flags, f, __ATOMIC_RELEASE);
-}
-
 /* The kernel's count of what the host read of a CONN_KERNEL connection
  * about to be muted: two system calls, made outside the table lock (the
  * host's close() waits on it).  Only an idle one can have read anything. */
 static int64_t mute_kernel_read(uint8_t flags, int fd, const struct pol_out *out)
 {
-	return (flags & CONN_KERNEL) && out->reason == POL_R_IDLE ? sweeper_tcp_read_bytes(fd) : 0;
-}
-
-void unmute(struct conn *c)
-{
-	__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
+	return (flags & CONN_KERNEL) && out->reason == POL_R_IDLE ? sockview_read_bytes(fd) : 0;
 }
 
 /* The record of ref, if it is still the one the pass listed; the table
@@ -153,6 +87,170 @@ static bool still_listening(void)
 	return l;
 }
 
+/* A request can arrive between our look (TCP_INFO, SIOCINQ) and shutdown(),
+ * and this thread can be preempted there.  After SHUT_RDWR the host would
+ * read that request and fail to answer it (EPIPE): a request read and lost.
+ * SHUT_RD alone makes the host's read return 0 once nothing is queued (Linux
+ * still delivers bytes that came before that read) and leaves it able to
+ * answer one that slipped in; the host then closes the connection itself
+ * (FIN, or RST for bytes it never read: safe to resend).  The drain timeout
+ * cuts with SHUT_RDWR: it must also stop a host blocked writing.
+ * (tests/reliability/test_nolost.c lost such requests under ASan with
+ * SHUT_RDWR.) */
+bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t looked_rx,
+		 bool locked)
+{
+	bool cut = out->reason == POL_R_DRAIN_TIMEOUT;
+	if (c && !cut) {
+		uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+		int64_t k = mute_kernel_read(flags, fd, out);
+		if (!locked)
+			conntab_lock(); /* mute_begin() may add it to the read/write filter */
+		mute_begin(c, looked_rx, k,
+			   out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE);
+		if (!locked)
+			conntab_unlock();
+	}
+	if (shutdown(fd, cut ? SHUT_RDWR : SHUT_RD) == 0 || errno == ENOTCONN) {
+		if (c)
+			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
+		return true;
+	}
+	if (c) {
+		int e = errno;
+		mute_end(c); /* not released: its writes are the host's as before */
+		/* rx_at_release shared its place: restart the clock, stop the
+		 * TLS watch (both start again from nothing) */
+		__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
+		errno = e;
+	}
+	return false;
+}
+
+/* What examine() read of a record under the table lock. */
+struct look {
+	int fd;
+	uint8_t flags, family;
+	uint32_t ino, accepted_ms;
+};
+
+/* Finds and claims the record of ref (conntab_claimed_fd), unless nothing
+ * can apply to it: false then, with the pass's count kept. */
+static bool examine_claim(const struct conn_ref *ref, const struct pol_params *params, int drain,
+			  struct pass *ps, struct conn **cp, struct look *lk)
+{
+	conntab_lock();
+	struct conn *c = ref_find_locked(ref);
+	if (!c || (c->flags & CONN_RELEASED)) {
+		conntab_unlock();
+		return false;
+	}
+	/* Before a trigger only the first-byte timeout can apply, and only to
+	 * unused connections: skip the rest without a system call. */
+	if (!drain && (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params->first_byte_timeout_ns)) {
+		ps->kept++;
+		conntab_unlock();
+		return false;
+	}
+	/* What the look needs of the record, read under the lock. */
+	lk->fd = c->fd;
+	lk->flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+	lk->family = c->family;
+	lk->ino = c->ino;
+	lk->accepted_ms = c->accepted_ms;
+	__atomic_store_n(&conntab_claimed_fd, lk->fd, __ATOMIC_RELEASE);
+	conntab_unlock();
+	*cp = c;
+	return true;
+}
+
+/* The policy's input for a claimed record: our counts, and the kernel's. */
+static void examine_input(struct conn *c, const struct look *lk, int drain,
+			  const struct pol_params *params, const struct pass *ps,
+			  struct pol_input *in)
+{
+	int fd = lk->fd;
+	uint8_t flags = lk->flags;
+	memset(in, 0, sizeof *in);
+	in->rx = conn_rx(c);
+	in->kernel_rx = -1;
+	in->quiet_ns = -1;
+	in->outq = -1;
+	/* Not taken: no setting uses the age; as old as the clock. */
+	in->age_ns = lk->accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - lk->accepted_ms) * 1000000
+				     : ps->now;
+	in->shared = !!(flags & CONN_SHARED);
+	in->draining = drain;
+	in->deadline_passed = drain && shim_cfg.drain_timeout_ns &&
+			      ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
+	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
+	/* What the host read of it is a TLS handshake and no more: only if it
+	 * read all of it through this record (not shared: a dup or a fork may
+	 * read what we never see). */
+	bool tcp = lk->family == AF_INET || lk->family == AF_INET6;
+	uint32_t tls = tcp && !(flags & CONN_KERNEL) ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
+	in->no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
+	in->multiplexed = pol_tls_multiplexed(tls);
+	in->server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
+	/* Written to: by our count (none for a CONN_KERNEL record, whose
+	 * writes we do not see), or the kernel's below. */
+	in->wrote = conn_tx(c) > 0;
+	if (tcp) {
+		struct tcp_info ti;
+		socklen_t len;
+		if (sockview_tcp_info(fd, &ti, &len) == 0) {
+			in->kernel_rx = (int64_t)ti.tcpi_bytes_received;
+			in->wrote |= pol_tcp_sent(&ti, len);
+			if (in->kernel_rx > 0) /* no need to ask again before a trigger */
+				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
+			in->quiet_ns = (int64_t)sockview_quiet_ms(&ti) * 1000000;
+		}
+	} else {
+		in->quiet_ns = sampled_quiet(c, ps->now);
+	}
+	/* Bytes waiting to be read.  A TCP connection the kernel has never
+	 * received a byte on has none (nor a FIN): one system call fewer per
+	 * connection of a sweep. */
+	if (in->kernel_rx == 0) {
+		in->queued = 0;
+	} else {
+		int q = 0;
+		in->queued = ioctl(fd, SIOCINQ, &q) < 0 ? -1 : q;
+	}
+	if (in->rx == 0 && in->kernel_rx <= 0 && !in->wrote) {
+		/* Unused so far: bytes the host wrote that have not left yet
+		 * (corked, or a zero window) still make it a session; so does
+		 * a queue we cannot read. */
+		int unsent = 0;
+		in->wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
+	}
+	if (drain && params->policy == POLICY_IDLE && (in->rx > 0 || in->kernel_rx > 0 || in->wrote)) {
+		int oq = 0;
+		in->outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
+	}
+}
+
+/* The release examine() decided, counted and logged. */
+static void examine_release(struct conn *c, int fd, const struct pol_input *in,
+			    const struct pol_out *out, struct pass *ps)
+{
+	char peer[64];
+	if (!release_one(c, fd, out, in->rx, false)) {
+		LOG(LOG_WARN, "shutdown(fd %d) failed: %s", fd, strerror(errno));
+		return;
+	}
+	ps->released[out->reason]++;
+	stats_released(out->reason);
+	enum log_level l = out->reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
+	if (log_on(l)) {
+		log_peer(fd, peer, sizeof peer);
+		log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)", peer,
+			out->reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
+			pol_reason_name(out->reason), (unsigned long long)in->rx,
+			(unsigned long long)conn_tx(c), (unsigned long long)(in->age_ns / 1000000));
+	}
+}
+
 /* Looks at one connection, and releases it if the policy says so.
  *
  * The table lock is held only to find the record and to change it, never
@@ -163,45 +261,26 @@ static bool still_listening(void)
 static void examine(const struct conn_ref *ref, struct pass *ps)
 {
 	struct conn *c;
-	struct stat st;
+	struct look lk;
 	struct pol_input in;
 	struct pol_out out;
 	struct pol_params params = {shim_cfg.policy, shim_cfg.grace_ns, shim_cfg.idle_quiet_ns,
 				    shim_cfg.first_byte_timeout_ns};
-	int drain = sweeper_draining();
-	char peer[64];
+	int drain = drain_active();
 
-	conntab_lock();
-	c = ref_find_locked(ref);
-	if (!c || (c->flags & CONN_RELEASED)) {
-		conntab_unlock();
+	if (!examine_claim(ref, &params, drain, ps, &c, &lk))
 		return;
-	}
-	/* Before a trigger only the first-byte timeout can apply, and only to
-	 * unused connections: skip the rest without a system call. */
-	if (!drain && (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params.first_byte_timeout_ns)) {
-		ps->kept++;
-		conntab_unlock();
-		return;
-	}
-	/* What the look needs of the record, read under the lock. */
-	int fd = c->fd;
-	uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
-	uint8_t family = c->family;
-	uint32_t ino = c->ino, accepted_ms = c->accepted_ms;
-	__atomic_store_n(&conntab_claimed_fd, fd, __ATOMIC_RELEASE);
-	conntab_unlock();
-
+	int fd = lk.fd;
 	/* Accepted after the trigger on a listener the process still holds:
 	 * a process that stops does not take new work on, one that goes on
 	 * serving does (README, "When it drains"). */
-	bool late = !shim_in_handler() && sweeper_accepted_late(accepted_ms) && still_listening();
+	bool late = !shim_in_handler() && drain_accepted_late(lk.accepted_ms) && still_listening();
 	if (late && params.grace_ns < DRAIN_LATE_GRACE_NS)
 		params.grace_ns = DRAIN_LATE_GRACE_NS;
 
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != shim_sock_dev() || (uint32_t)st.st_ino != ino) {
+	if (!sockview_same(fd, shim_sock_dev(), lk.ino)) {
 		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped", fd);
 		conntab_lock();
 		if ((c = ref_find_locked(ref)))
@@ -210,122 +289,21 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 		conntab_unlock();
 		return;
 	}
-	memset(&in, 0, sizeof in);
-	in.rx = conn_rx(c);
-	in.kernel_rx = -1;
-	in.quiet_ns = -1;
-	in.outq = -1;
-	/* Not taken: no setting uses the age; as old as the clock. */
-	in.age_ns = accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - accepted_ms) * 1000000 : ps->now;
-	in.shared = !!(flags & CONN_SHARED);
-	in.draining = drain;
-	in.deadline_passed = drain && shim_cfg.drain_timeout_ns &&
-			     ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
-	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
-	/* What the host read of it is a TLS handshake and no more: only if it
-	 * read all of it through this record (not shared: a dup or a fork may
-	 * read what we never see). */
-	bool tcp = family == AF_INET || family == AF_INET6;
-	uint32_t tls = tcp && !(flags & CONN_KERNEL) ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
-	in.no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
-	in.multiplexed = pol_tls_multiplexed(tls);
-	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
-	/* Written to: by our count (none for a CONN_KERNEL record, whose
-	 * writes we do not see), or the kernel's below. */
-	in.wrote = conn_tx(c) > 0;
-	if (tcp) {
-		struct tcp_info ti;
-		socklen_t len = sizeof ti;
-		memset(&ti, 0, sizeof ti);
-		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
-			in.kernel_rx = (int64_t)ti.tcpi_bytes_received;
-			in.wrote |= pol_tcp_sent(&ti, len);
-			if (in.kernel_rx > 0) /* no need to ask again before a trigger */
-				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
-			uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
-						 ? ti.tcpi_last_data_recv
-						 : ti.tcpi_last_data_sent;
-			in.quiet_ns = (int64_t)quiet * 1000000;
-		}
-	} else {
-		in.quiet_ns = sampled_quiet(c, ps->now);
-	}
-	/* Bytes waiting to be read.  A TCP connection the kernel has never
-	 * received a byte on has none (nor a FIN): one system call fewer per
-	 * connection of a sweep. */
-	if (in.kernel_rx == 0) {
-		in.queued = 0;
-	} else {
-		int q = 0;
-		in.queued = ioctl(fd, SIOCINQ, &q) < 0 ? -1 : q;
-	}
-	if (in.rx == 0 && in.kernel_rx <= 0 && !in.wrote) {
-		/* Unused so far: bytes the host wrote that have not left yet
-		 * (corked, or a zero window) still make it a session; so does
-		 * a queue we cannot read. */
-		int unsent = 0;
-		in.wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
-	}
-	if (drain && params.policy == POLICY_IDLE && (in.rx > 0 || in.kernel_rx > 0 || in.wrote)) {
-		int oq = 0;
-		in.outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
-	}
+	examine_input(c, &lk, drain, &params, ps, &in);
 	if (late && (in.rx > 0 || in.kernel_rx > 0)) {
 		unclaim();
-		sweeper_drain_end("a connection accepted after the trigger carried a request");
+		drain_end("a connection accepted after the trigger carried a request");
 		return;
 	}
 	pol_decide(&params, &in, &out);
-	switch (out.verdict) {
-	case POL_RELEASE:
-		/* A request can arrive between our look (TCP_INFO, SIOCINQ) and
-		 * shutdown(), and this thread can be preempted there.  After
-		 * SHUT_RDWR the host would read that request and fail to answer
-		 * it (EPIPE): a request read and lost.  SHUT_RD alone makes the
-		 * host's read return 0 once nothing is queued (Linux still
-		 * delivers bytes that came before that read) and leaves it able
-		 * to answer one that slipped in; the host then closes the
-		 * connection itself (FIN, or RST for bytes it never read: safe
-		 * to resend).  The drain timeout cuts with SHUT_RDWR: it must
-		 * also stop a host blocked writing.  (tests/reliability/
-		 * test_nolost.c lost such requests under ASan with SHUT_RDWR.) */
-		if (out.reason != POL_R_DRAIN_TIMEOUT) {
-			int64_t k = mute_kernel_read(flags, fd, &out);
-			conntab_lock(); /* mute() may add it to the read/write filter */
-			mute(c, &out, in.rx, k);
-			conntab_unlock();
-		}
-		if (shutdown(fd, out.reason == POL_R_DRAIN_TIMEOUT ? SHUT_RDWR : SHUT_RD) == 0 ||
-		    errno == ENOTCONN) {
-			__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
-			ps->released[out.reason]++;
-			stats_released(out.reason);
-			enum log_level l = out.reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
-			if (log_on(l)) {
-				log_peer(fd, peer, sizeof peer);
-				log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
-					peer, out.reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
-					pol_reason_name(out.reason), (unsigned long long)in.rx,
-					(unsigned long long)conn_tx(c),
-					(unsigned long long)(in.age_ns / 1000000));
-			}
-		} else {
-			unmute(c); /* not released: its writes are the host's as before */
-			/* rx_at_release shared its place: restart the clock, stop
-			 * the TLS watch (both start again from nothing) */
-			__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
-			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", fd, strerror(errno));
-		}
-		break;
-	case POL_WAIT:
+	if (out.verdict == POL_RELEASE) {
+		examine_release(c, fd, &in, &out, ps);
+	} else if (out.verdict == POL_WAIT) {
 		ps->waiting++;
 		if (out.wait_ns < ps->next_wait)
 			ps->next_wait = out.wait_ns;
-		break;
-	case POL_KEEP:
+	} else {
 		ps->kept++;
-		break;
 	}
 	unclaim();
 }
@@ -391,12 +369,12 @@ static void say_pass(const struct pass *ps, unsigned rel)
 	if (ps->kept)
 		SAY("; %u kept (in use: the server's to close)", ps->kept);
 #undef SAY
-	log_msg(LOG_INFO, "%s: %s", sweeper_draining() ? "drain" : "first_byte_timeout", line);
+	log_msg(LOG_INFO, "%s: %s", drain_active() ? "drain" : "first_byte_timeout", line);
 }
 
 /* One pass over the table.  Returns the time until something may qualify,
  * or UINT64_MAX when nothing is pending. */
-uint64_t sweep(void)
+uint64_t release_sweep(void)
 {
 	struct pass ps;
 	struct conn_ref *refs;
@@ -430,7 +408,7 @@ uint64_t sweep(void)
 		       ps.released[POL_R_FIRST_BYTE];
 	if ((rel || ps.released[POL_R_DRAIN_TIMEOUT]) && log_on(LOG_INFO))
 		say_pass(&ps, rel);
-	if (sweeper_draining() && shim_cfg.drain_timeout_ns) {
+	if (drain_active() && shim_cfg.drain_timeout_ns) {
 		uint64_t end = drain_start_ns + shim_cfg.drain_timeout_ns;
 		uint64_t left = end > ps.now ? end - ps.now : 0;
 		if (left && left < ps.next_wait)
@@ -439,92 +417,18 @@ uint64_t sweep(void)
 	return ps.next_wait;
 }
 
-/* The release without a sweeper thread.  A single-threaded host gets its
- * sweeper only at its next libc call after the trigger (see
- * sweeper_ensure_started), and a sync worker may make none: gunicorn's sync
- * worker sets SA_RESTART on SIGTERM, so its recv() on the never-used
- * connection is restarted by the kernel after the handler and blocks until
- * the client leaves.  So the release is made here, in our signal handler,
- * when that is safe: the process is single-threaded (no other thread can
- * hold or take the table lock) and the interrupted code is not inside the
- * table (conntab_held_here).  Everything examine() does is a system call
- * (fstat, getsockopt, ioctl, shutdown), a lookup in the table or the pure
- * policy; its log lines are muted here (stdio is not async-signal-safe:
- * log_level_cur is swapped, which no other thread can read meanwhile) and
- * counted, and the sweeper, started at the next libc call, says what was
- * done.  Connections that only qualify later are left to that sweeper. */
-static unsigned released_in_handler;
-static unsigned released_in_workers; /* by workers_release in the handler */
-
-/* What the handler released, said once by whoever comes first: the
- * sweeper when it starts, or the exit. */
-void say_handler_releases(void)
+/* The pass of our signal handler (sigrelease.c), at now: through a fixed
+ * array, without allocating.  Returns how many connections it released. */
+unsigned release_sweep_fixed(uint64_t now)
 {
-	unsigned n = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
-	if (n)
-		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
-			      "yet)", n);
-}
-
-/* n released in the workers, plus what the handler released there. */
-void say_worker_releases(unsigned n)
-{
-	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
-	if (n)
-		LOG(LOG_INFO, "released %u connection(s) held by child processes (unused; "
-			      "workers that inherited our listeners)", n);
-}
-
-void sweeper_release_in_handler(void)
-{
-	static int busy; /* one at a time: a nested trigger signal returns */
 	static struct conn_ref chunk[64];
-
-	if (!__libc_single_threaded || __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-	    conntab_held_here || !sweeper_draining() || busy)
-		return;
-	busy = 1;
-	int saved = errno;
-	int level = log_level_cur;
-	log_level_cur = LOG_OFF;
 	struct pass ps;
 	memset(&ps, 0, sizeof ps);
 	ps.next_wait = UINT64_MAX;
-	ps.now = shim_now_ns();
-	if (!drain_start_ns)
-		drain_start_ns = ps.now; /* the sweeper sets it again when it starts */
-	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
-	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1,
-			ps.now);
-	/* The lock is free: single-threaded, and not held by this thread. */
+	ps.now = now;
 	examine_in_chunks(chunk, sizeof chunk / sizeof *chunk, &ps);
-	/* The workers' connections here only for a master that accepted
-	 * nothing itself (gunicorn's, stopped over a pipe): walking a child's
-	 * fds costs four system calls each, and a process that serves its own
-	 * connections handles their EOFs only once this handler returns; its
-	 * sweeper thread, started at its next libc call, walks them instead.
-	 * (bench/sweep: 10,000 released in 23 ms, then 70 ms walking its
-	 * holder child's 10,000 fds.)  Single-threaded: a plain read. */
-	int denied;
-	unsigned kids = workers_any() && !conntab_stats.accepted
-				? workers_release(shim_cfg.grace_ns / 1000000, &denied)
-				: 0;
-	__atomic_fetch_add(&released_in_workers, kids, __ATOMIC_RELAXED);
-	log_level_cur = level;
 	unsigned rel = 0;
 	for (size_t i = 0; i < sizeof ps.released / sizeof *ps.released; i++)
 		rel += ps.released[i];
-	__atomic_fetch_add(&released_in_handler, rel, __ATOMIC_RELAXED);
-	errno = saved;
-	busy = 0;
-}
-
-/* What the handler released and nobody reported yet (the process exits
- * before its next libc call started the sweeper): said at exit. */
-__attribute__((destructor)) static void report_handler_releases(void)
-{
-	if (!proc_own())
-		return;
-	say_handler_releases();
-	say_worker_releases(0);
+	return rel;
 }

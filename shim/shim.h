@@ -11,6 +11,7 @@
 #define GRACESHIM_SHIM_H
 
 #include "config.h"
+#include "hidden.h"
 #include "proc.h"
 
 #include <stdbool.h>
@@ -18,13 +19,12 @@
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
-#define SHIM_HIDDEN __attribute__((visibility("hidden")))
-extern struct cfg shim_cfg SHIM_HIDDEN;   /* immutable after shim_init() */
-extern int shim_init_state SHIM_HIDDEN;   /* 0 not yet, 1 in progress, 2 done */
-extern int shim_active SHIM_HIDDEN;       /* not disabled, not secure-execution */
+extern struct cfg shim_cfg HIDDEN;   /* immutable after start_init() */
+extern int shim_init_state HIDDEN;   /* 0 not yet, 1 in progress, 2 done */
+extern int shim_active HIDDEN;       /* not disabled, not secure-execution */
 /* Derived from the configuration at init, for the accept path: */
-extern int shim_kernel_may_count SHIM_HIDDEN; /* TCP bytes may be left to TCP_INFO */
-extern int shim_stamp_accepts SHIM_HIDDEN;    /* something uses a connection's age */
+extern int shim_kernel_may_count HIDDEN; /* TCP bytes may be left to TCP_INFO */
+extern int shim_stamp_accepts HIDDEN;    /* something uses a connection's age */
 
 static inline bool shim_is_trigger(int sig)
 {
@@ -41,7 +41,7 @@ uint64_t shim_now_coarse_ns(void); /* CLOCK_MONOTONIC_COARSE: cheaper, ~4 ms ste
 
 /* All sockets live on the one sockfs device: a record keeps only the inode,
  * and this is compared once per identity check.  Set at the first accept. */
-extern uint64_t shim_sockfs_dev SHIM_HIDDEN;
+extern uint64_t shim_sockfs_dev HIDDEN;
 static inline uint64_t shim_sock_dev(void) /* 0 before the first accept */
 {
 	return __atomic_load_n(&shim_sockfs_dev, __ATOMIC_RELAXED);
@@ -50,7 +50,7 @@ static inline uint64_t shim_sock_dev(void) /* 0 before the first accept */
 /* How deep this thread is in our signal handler (signals.c), the
  * application's handler it chains included: > 0 there, where nothing may
  * take a lock or start a thread. */
-extern __thread int shim_handler_depth __attribute__((tls_model("initial-exec"))) SHIM_HIDDEN;
+extern __thread int shim_handler_depth __attribute__((tls_model("initial-exec"))) HIDDEN;
 static inline bool shim_in_handler(void)
 {
 	return shim_handler_depth > 0;

@@ -32,7 +32,7 @@
 
 #include "conntab.h"
 #include "gate.h"
-#include "release.h"
+#include "sigrelease.h"
 #include "shim.h"
 #include "sweeper.h"
 #include "sync.h"
@@ -86,12 +86,12 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 	/* In a vfork child the kernel's handler table is the child's own, but
 	 * the memory is the parent's: chain, and start no drain there. */
 	int own = proc_own();
-	bool after = !shim_is_trigger(sig) && !sweeper_draining();
+	bool after = !shim_is_trigger(sig) && !drain_active();
 	if (own) {
 		shim_handler_depth++;
 		sig_noticed(sig);
 		if (shim_is_trigger(sig))
-			sweeper_release_in_handler();
+			sigrelease_run();
 		shim_handler_depth--;
 	}
 	errno = saved;
@@ -116,9 +116,9 @@ static void shim_handler(int sig, siginfo_t *info, void *uctx)
 		((void (*)(int))v.fn)(sig);
 	/* not reached if the handler longjmps: then we stay careful on this
 	 * thread, which is only slower */
-	if (own && after && sweeper_draining()) {
+	if (own && after && drain_active()) {
 		int e = errno;
-		sweeper_release_in_handler();
+		sigrelease_run();
 		errno = e;
 	}
 	shim_handler_depth--;

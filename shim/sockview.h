@@ -12,15 +12,13 @@
 #ifndef GRACESHIM_SOCKVIEW_H
 #define GRACESHIM_SOCKVIEW_H
 
+#include "hidden.h"
+
 #include <linux/tcp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
-
-#ifndef SOCKVIEW_API
-#define SOCKVIEW_API __attribute__((visibility("hidden")))
-#endif
 
 /* TCP states (include/net/tcp_states.h; netinet/tcp.h, which names them,
  * clashes with linux/tcp.h). */
@@ -79,36 +77,36 @@ struct sockview {
  * open (EBADF) or, with SOCKVIEW_KIND or SOCKVIEW_ADDR asked, is no
  * socket: family 0.  A part the kernel refuses stays at its "unknown"
  * value. */
-int sockview_look(int fd, unsigned want, struct sockview *v) SOCKVIEW_API;
+int sockview_look(int fd, unsigned want, struct sockview *v) HIDDEN;
 
 /* TCP_INFO into *ti (zeroed first) with its length in *len.  Returns 0 when
  * the answer covers tcpi_bytes_received, else -1. */
-int sockview_tcp_info(int fd, struct tcp_info *ti, socklen_t *len) SOCKVIEW_API;
+int sockview_tcp_info(int fd, struct tcp_info *ti, socklen_t *len) HIDDEN;
 
 /* The bytes of a connection from its TCP_INFO, FINs left out: data
  * received (rx) and data of ours the peer acknowledged (tx). */
 void sockview_data_bytes(const struct tcp_info *ti, socklen_t len, uint64_t *rx,
-			 uint64_t *tx) SOCKVIEW_API;
+			 uint64_t *tx) HIDDEN;
 
 /* Bytes the owner of fd has read from it: data received less data
  * waiting.  SIOCINQ is asked first, so a byte arriving in between counts
  * as read (the side that loses no request).  -1 when unknown. */
-int64_t sockview_read_bytes(int fd) SOCKVIEW_API;
+int64_t sockview_read_bytes(int fd) HIDDEN;
 
 /* The time since anything moved either way, from TCP_INFO. */
-uint32_t sockview_quiet_ms(const struct tcp_info *ti) SOCKVIEW_API;
+uint32_t sockview_quiet_ms(const struct tcp_info *ti) HIDDEN;
 
 /* fd is still the socket identified by (dev, ino): the "is this still my
  * socket" check before any write or shutdown() on a number.  dev 0 skips
  * the device; an ino that fits 32 bits is compared on 32 bits (a record
  * that keeps only those). */
-bool sockview_same(int fd, uint64_t dev, uint64_t ino) SOCKVIEW_API;
+bool sockview_same(int fd, uint64_t dev, uint64_t ino) HIDDEN;
 
 /* A TCP connection nobody has used: established, never received a byte
  * (nor a FIN), nothing waiting, and at least grace_ms old (for a
  * connection that never received data, the kernel's time since the last
  * data received is its age).  v needs SOCKVIEW_TCP and SOCKVIEW_INQ
  * (a listener never qualifies, when SOCKVIEW_KIND was read too). */
-bool sockview_never_used(const struct sockview *v, uint32_t grace_ms) SOCKVIEW_API;
+bool sockview_never_used(const struct sockview *v, uint32_t grace_ms) HIDDEN;
 
 #endif

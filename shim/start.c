@@ -5,7 +5,7 @@
  * register the fork handlers.  Secure-execution processes (setuid, setgid,
  * file capabilities: AT_SECURE) stay inert: the environment there belongs to
  * a less privileged user.  The top of the shim's modules: only the wrappers
- * (start.h: shim_on) and the constructor come here.
+ * (start.h: start_on) and the constructor come here.
  */
 #include "start.h"
 
@@ -173,7 +173,7 @@ static void atfork_child(void)
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
-void shim_init(void)
+void start_init(void)
 {
 	if (init_here)
 		return; /* re-entered while initialising: inactive until done */
@@ -237,7 +237,7 @@ void shim_init(void)
  * workers all the time).  A child that inherited connections gets its
  * sweeper now, since it may never accept again.  errno is left as fork()
  * left it. */
-void shim_forked(pid_t pid)
+void start_forked(pid_t pid)
 {
 	if (pid > 0 && shim_active && proc_own()) {
 		/* A child forked while we listen is a worker we may have to
@@ -268,5 +268,5 @@ void shim_forked(pid_t pid)
 
 __attribute__((constructor)) static void shim_ctor(void)
 {
-	shim_on();
+	start_on();
 }

@@ -13,21 +13,21 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-void shim_init(void) SHIM_HIDDEN;
+void start_init(void) HIDDEN;
 /* fork() returned pid: a worker to remember, a child's sweeper to start. */
-void shim_forked(pid_t pid) SHIM_HIDDEN;
+void start_forked(pid_t pid) HIDDEN;
 
 /* Initialises unless done (or under way on this thread). */
-static inline void shim_start(void)
+static inline void start_ensure(void)
 {
 	if (__builtin_expect(__atomic_load_n(&shim_init_state, __ATOMIC_ACQUIRE) != 2, 0))
-		shim_init();
+		start_init();
 }
 
 /* True when the shim should act. */
-static inline bool shim_on(void)
+static inline bool start_on(void)
 {
-	shim_start();
+	start_ensure();
 	/* A vfork child runs in our memory: it must change nothing of ours. */
 	return shim_active && proc_own();
 }

@@ -106,17 +106,17 @@ void stats_trigger_withdrawn(void)
 
 int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
 {
-	const char *name = s->trigger_sig > 0 ? cfg_signal_name(s->trigger_sig) : NULL;
+	const char *name = s->drain_trigger_sig > 0 ? cfg_signal_name(s->drain_trigger_sig) : NULL;
 	char trig[32];
 
-	if (!s->trigger_sig)
+	if (!s->drain_trigger_sig)
 		snprintf(trig, sizeof trig, "null");
-	else if (s->trigger_sig < 0)
+	else if (s->drain_trigger_sig < 0)
 		snprintf(trig, sizeof trig, "\"listener closed\"");
 	else if (name)
 		snprintf(trig, sizeof trig, "\"SIG%s\"", name);
 	else
-		snprintf(trig, sizeof trig, "%d", s->trigger_sig);
+		snprintf(trig, sizeof trig, "%d", s->drain_trigger_sig);
 	char t2e[32], tl[160];
 	if (s->trigger_to_exit_ms < 0) {
 		snprintf(t2e, sizeof t2e, "null");
@@ -242,13 +242,13 @@ static void write_stats(void)
 	s.released_first_byte = __atomic_load_n(&released[POL_R_FIRST_BYTE], __ATOMIC_RELAXED);
 	s.cut_drain_timeout = __atomic_load_n(&released[POL_R_DRAIN_TIMEOUT], __ATOMIC_RELAXED);
 	s.released_blocking = __atomic_load_n(&unblocked, __ATOMIC_RELAXED);
-	s.trigger_sig = __atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE);
+	s.drain_trigger_sig = __atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE);
 	uint64_t now = shim_now_ns(), t0 = __atomic_load_n(&trig_ns, __ATOMIC_RELAXED);
-	if (!s.trigger_sig && (s.trigger_sig = __atomic_load_n(&seen_sig, __ATOMIC_ACQUIRE)))
+	if (!s.drain_trigger_sig && (s.drain_trigger_sig = __atomic_load_n(&seen_sig, __ATOMIC_ACQUIRE)))
 		t0 = __atomic_load_n(&seen_ns, __ATOMIC_RELAXED); /* not noted yet: as it came */
 	uint64_t first = __atomic_load_n(&first_rel_ns, __ATOMIC_RELAXED);
 	uint64_t last = __atomic_load_n(&last_rel_ns, __ATOMIC_RELAXED);
-	s.trigger_to_exit_ms = s.trigger_sig ? (int64_t)((now - t0) / 1000000) : -1;
+	s.trigger_to_exit_ms = s.drain_trigger_sig ? (int64_t)((now - t0) / 1000000) : -1;
 	s.trigger_monotonic_ns = t0;
 	s.exit_us = (int64_t)((now - t0) / 1000);
 	/* A release the signal handler made can come before the sweeper

@@ -24,6 +24,7 @@
 #include "gate.h"
 #include "log.h"
 #include "release.h"
+#include "sigrelease.h"
 #include "shim.h"
 #include "stats.h"
 #include "unblock.h"
@@ -90,10 +91,10 @@ static void wake(void)
 void sweeper_signal(int sig)
 {
 	int expect = 0;
-	__atomic_compare_exchange_n(&trigger_sig, &expect, sig, 0, __ATOMIC_RELAXED,
+	__atomic_compare_exchange_n(&drain_trigger_sig, &expect, sig, 0, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
-	__atomic_store_n(&sweeper_drain, DRAIN_SIGNAL, __ATOMIC_RELEASE);
-	stats_trigger_seen(__atomic_load_n(&trigger_sig, __ATOMIC_RELAXED), shim_now_ns());
+	__atomic_store_n(&drain_kind, DRAIN_SIGNAL, __ATOMIC_RELEASE);
+	stats_trigger_seen(__atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED), shim_now_ns());
 	wake();
 }
 
@@ -113,7 +114,7 @@ bool sweeper_stop_asked(void)
 void sweeper_stopped_listening(int kind)
 {
 	int expect = DRAIN_NONE;
-	if (__atomic_compare_exchange_n(&sweeper_drain, &expect, kind, 0, __ATOMIC_ACQ_REL,
+	if (__atomic_compare_exchange_n(&drain_kind, &expect, kind, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
 		/* the statistics carry it even if the process exits before
 		 * the sweeper thread looks */
@@ -125,9 +126,9 @@ void sweeper_stopped_listening(int kind)
 
 void sweeper_listening(void)
 {
-	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
+	int d = __atomic_load_n(&drain_kind, __ATOMIC_ACQUIRE);
 	if ((d == DRAIN_LISTENER || d == DRAIN_STOP) &&
-	    __atomic_compare_exchange_n(&sweeper_drain, &d, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
+	    __atomic_compare_exchange_n(&drain_kind, &d, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
 		stats_trigger_withdrawn();
 		LOG(LOG_INFO, "listening again: the drain started by closing the last listener ends");
@@ -136,7 +137,6 @@ void sweeper_listening(void)
 }
 
 static int serving_seen; /* a late connection carried a request: see sweeper_serving_seen */
-static int announced;    /* sweeper thread: the drain it last announced (DRAIN_*) */
 
 void sweeper_serving_seen(void)
 {
@@ -155,40 +155,8 @@ static void serving_check_seen(void)
 	bool listening = conntab_special_count_locked(CONN_KIND_LISTENER) != 0;
 	conntab_unlock();
 	if (listening)
-		sweeper_drain_end("a connection accepted after the trigger carried a request");
+		drain_end("a connection accepted after the trigger carried a request");
 }
-
-static void unmute_one(struct conn *c)
-{
-	if (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_MUTED)
-		unmute(c);
-}
-
-/* The drain ends: no more releases, and what was muted writes again (a
- * connection released by this drain keeps its EOF: that cannot be undone,
- * but its writes are the host's again).  The signal stays noted: a process
- * that served on for a while (a lame-duck period) and then stops listening
- * drains then (rule 2). */
-void sweeper_drain_end(const char *why)
-{
-	int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
-	if (!d || !__atomic_compare_exchange_n(&sweeper_drain, &d, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
-					       __ATOMIC_ACQUIRE))
-		return;
-	int sig = __atomic_exchange_n(&trigger_sig, 0, __ATOMIC_RELAXED);
-	stats_trigger_withdrawn();
-	announced = DRAIN_NONE; /* a trigger from now on is a new drain */
-	conntab_lock();
-	conntab_each_conn_in_locked(0, ~0u, unmute_one);
-	conntab_unlock();
-	__atomic_store_n(&drain_start_ns, 0, __ATOMIC_RELAXED);
-	if (log_on(LOG_INFO)) {
-		const char *n = sig > 0 ? cfg_signal_name(sig) : NULL;
-		log_msg(LOG_INFO, "still serving%s%s (%s): the drain ends", n ? " after SIG" : "",
-			n ? n : "", why);
-	}
-}
-
 
 void sweeper_accepted_slow(void)
 {
@@ -196,7 +164,7 @@ void sweeper_accepted_slow(void)
 	/* While draining every new connection is looked at; with a first-byte
 	 * timeout only a sweeper asleep without deadline needs telling (later
 	 * connections have later deadlines than the one it waits for). */
-	if (sweeper_draining() ||
+	if (drain_active() ||
 	    (shim_cfg.first_byte_timeout_ns && __atomic_exchange_n(&wants_kick, 0, __ATOMIC_ACQ_REL)))
 		wake();
 }
@@ -214,7 +182,7 @@ static uint64_t workers_pass(uint64_t now)
 	if (!workers_any() || now - drain_start_ns > WORKERS_WINDOW_NS)
 		return UINT64_MAX;
 	int denied = 0;
-	say_worker_releases(workers_release(shim_cfg.grace_ns / 1000000, &denied));
+	sigrelease_say_workers(workers_release(shim_cfg.grace_ns / 1000000, &denied));
 	if (denied && !told_denied++)
 		LOG(LOG_INFO, "cannot reach the connections of some child processes (pidfd_getfd: "
 			      "Linux 5.6 or later and ptrace permission over the child are needed); "
@@ -242,12 +210,12 @@ static void *sweeper_main(void *arg)
 	batch = batch < 50000000 ? 50000000 : batch > 1000000000 ? 1000000000 : batch;
 
 	for (;;) {
-		int d = __atomic_load_n(&sweeper_drain, __ATOMIC_ACQUIRE);
-		if (d != announced) {
+		int d = __atomic_load_n(&drain_kind, __ATOMIC_ACQUIRE);
+		if (d != drain_announced) {
 			/* A new drain (or a listener drain ended by a new listen). */
-			announced = d;
+			drain_announced = d;
 			drain_start_ns = shim_now_ns();
-			int sig = d == DRAIN_SIGNAL ? __atomic_load_n(&trigger_sig, __ATOMIC_RELAXED) : -1;
+			int sig = d == DRAIN_SIGNAL ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED) : -1;
 			if (d)
 				stats_triggered(sig, drain_start_ns);
 			if (d && log_on(LOG_INFO)) {
@@ -267,7 +235,7 @@ static void *sweeper_main(void *arg)
 					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
 							  "connection(s)", count);
 				}
-				say_handler_releases();
+				sigrelease_say();
 			}
 		}
 		/* Ask to be kicked before looking: an accept that lands after
@@ -275,19 +243,19 @@ static void *sweeper_main(void *arg)
 		__atomic_store_n(&wants_kick, 1, __ATOMIC_RELEASE);
 		uint64_t next_wait = UINT64_MAX;
 		serving_check_seen();
-		if (sweeper_draining()) {
-			next_wait = sweep();
+		if (drain_active()) {
+			next_wait = release_sweep();
 			uint64_t w = workers_pass(shim_now_ns());
 			if (w < next_wait)
 				next_wait = w;
-			warn_blind_spots(); /* after the first pass: it reads /proc */
+			blind_warn(); /* after the first pass: it reads /proc */
 		} else if (shim_cfg.first_byte_timeout_ns) {
-			next_wait = sweep();
+			next_wait = release_sweep();
 			if (next_wait < batch)
 				next_wait = batch;
 		}
 		if (shim_cfg.unblock_after_ns &&
-		    __atomic_load_n(&sweeper_blocked_readers, __ATOMIC_ACQUIRE)) {
+		    __atomic_load_n(&unblock_readers, __ATOMIC_ACQUIRE)) {
 			uint64_t w = unblock_pass();
 			if (w < next_wait)
 				next_wait = w;
@@ -420,7 +388,7 @@ static void spawn_locked(void)
 	}
 	/* Started or failed for good: do not retry on every accept. */
 	__atomic_store_n(&sweeper_deferred, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&sweeper_started, 2, __ATOMIC_RELEASE);
+	__atomic_store_n(&drain_sweeper_started, 2, __ATOMIC_RELEASE);
 }
 
 /* Every signal blocked throughout (two system calls, once per process): a
@@ -436,11 +404,11 @@ static void spawn(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_mutex_lock(&start_mu);
-	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2)
+	if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2)
 		spawn_locked();
 	pthread_mutex_unlock(&start_mu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (sweeper_draining())
+	if (drain_active())
 		wake();
 }
 
@@ -452,12 +420,12 @@ static void spawn(void)
  * starts it (sweeper_hook).  The first-byte timeout needs it from the start. */
 void sweeper_ensure_started(void)
 {
-	if (__builtin_expect(__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+	if (__builtin_expect(__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
 				     (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
 				      __libc_single_threaded),
 			     1))
 		return;
-	if (__libc_single_threaded && !shim_cfg.first_byte_timeout_ns && !sweeper_draining()) {
+	if (__libc_single_threaded && !shim_cfg.first_byte_timeout_ns && !drain_active()) {
 		__atomic_store_n(&sweeper_deferred, 1, __ATOMIC_RELEASE);
 		return;
 	}
@@ -467,7 +435,7 @@ void sweeper_ensure_started(void)
 void sweeper_drain_begun(void)
 {
 	if (!proc_own() || shim_in_handler() ||
-	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 || !sweeper_draining())
+	    __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 || !drain_active())
 		return;
 	int saved = errno;
 	spawn();
@@ -480,7 +448,7 @@ void sweeper_hook(void)
 		return; /* a vfork child: nothing is started there */
 	if (shim_in_handler())
 		return; /* the fast path stays closed: the next call starts it */
-	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && sweeper_draining())
+	if (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) && drain_active())
 		spawn();
 	gate_open();
 }
@@ -490,9 +458,9 @@ void sweeper_hook(void)
  * it now, and have it watch.  Not from a signal handler of ours. */
 void sweeper_watch_blocked(void)
 {
-	if (!__atomic_exchange_n(&sweeper_blocked_readers, 1, __ATOMIC_ACQ_REL) ||
-	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
-		if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2 && !shim_in_handler())
+	if (!__atomic_exchange_n(&unblock_readers, 1, __ATOMIC_ACQ_REL) ||
+	    __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
+		if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2 && !shim_in_handler())
 			spawn();
 		wake();
 	}
@@ -540,12 +508,12 @@ void sweeper_after_fork_child(void)
 	 * is not its drain. */
 	wake_give_up();
 	pthread_mutex_init(&start_mu, NULL);
-	__atomic_store_n(&sweeper_started, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&drain_sweeper_started, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&sweeper_deferred, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&wants_kick, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&sweeper_drain, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&trigger_sig, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&drain_kind, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&drain_trigger_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&drain_noticed_sig, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&serving_seen, 0, __ATOMIC_RELAXED);
-	announced = DRAIN_NONE;
+	drain_announced = DRAIN_NONE;
 }

@@ -1,9 +1,8 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * The sweeper thread (sweeper.c): its start, its wake-up pipe and the
- * triggers that wake it; inline, the checks the accept and close paths make
- * on every connection.
+ * The sweeper thread (sweeper.c): its start, its wake-up pipe and what
+ * wakes it; inline, the checks accept and close make on every connection.
  */
 #ifndef GRACESHIM_SWEEPER_H
 #define GRACESHIM_SWEEPER_H
@@ -17,10 +16,10 @@
 
 /* Written by sweeper.c only; read here so that accept and close, which call
  * in on every connection, pay a few loads instead of calls (the drain state
- * and sweeper_started: drain.h). */
-extern int sweeper_wake_fd SHIM_HIDDEN;  /* the wake-up pipe's write end, or -1 */
-extern int sweeper_wake_rd SHIM_HIDDEN;  /* its read end, or -1 */
-extern int sweeper_deferred SHIM_HIDDEN; /* waits for a trigger (single-threaded host) */
+ * and drain_sweeper_started: drain.h). */
+extern int sweeper_wake_fd HIDDEN;  /* the wake-up pipe's write end, or -1 */
+extern int sweeper_wake_rd HIDDEN;  /* its read end, or -1 */
+extern int sweeper_deferred HIDDEN; /* waits for a trigger (single-threaded host) */
 
 /* The triggers (README, "When it drains"; drain.h): a trigger signal; a
  * handled signal that may ask for a stop (noted); the process stopped
@@ -35,20 +34,9 @@ bool sweeper_stop_asked(void);
  * sweeper now if it waits (a single-threaded master's next call may be a
  * waitpid() we never see). */
 void sweeper_drain_begun(void);
-/* The process shows it still serves (why: for the log): the drain ends, and
- * nothing stays muted.  Sweeper thread only. */
-void sweeper_drain_end(const char *why);
 /* A connection accepted after the trigger carried a request: the sweeper
  * ends the drain if the process still listens.  Async-signal-safe. */
 void sweeper_serving_seen(void);
-/* Whether c was accepted after the drain began (its accept time is taken
- * while draining, see track_accepted). */
-static inline bool sweeper_accepted_late(uint32_t accepted_ms)
-{
-	uint64_t start = __atomic_load_n(&drain_start_ns, __ATOMIC_RELAXED);
-	return accepted_ms && start && sweeper_draining() &&
-	       (int32_t)(accepted_ms - (uint32_t)(start / 1000000 ? start / 1000000 : 1)) >= 0;
-}
 void sweeper_ensure_started(void);
 void sweeper_listening(void);
 void sweeper_after_fork_child(void);
@@ -66,10 +54,10 @@ static inline void sweeper_accepted(void)
 {
 	/* A deferred sweeper waits only while the host stays single-threaded:
 	 * once it has threads, the release cannot be made in our handler. */
-	if (__builtin_expect((__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+	if (__builtin_expect((__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
 			      (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
 			       __libc_single_threaded)) &&
-				     !sweeper_draining() && !shim_cfg.first_byte_timeout_ns,
+				     !drain_active() && !shim_cfg.first_byte_timeout_ns,
 			     1))
 		return;
 	sweeper_accepted_slow();

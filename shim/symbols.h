@@ -31,6 +31,8 @@
 #ifndef GRACESHIM_SYMBOLS_H
 #define GRACESHIM_SYMBOLS_H
 
+/* The tables are laid out by hand, one entry a line. */
+// clang-format off
 #define SHIM_SYMBOLS(X)                                                                                \
 	X(int, accept, accept, (int fd, struct sockaddr *addr, socklen_t *alen), (fd, addr, alen),     \
 	  must, own)                                                                                   \
@@ -123,5 +125,6 @@
 #define SHIM_OTHER_EXPORTS(X)                                                                          \
 	X(sendfile64) X(__sigaction) X(bsd_signal) X(sysv_signal) X(__sysv_signal) X(vfork)            \
 	X(__vfork) X(clone)
+// clang-format on
 
 #endif

@@ -16,6 +16,7 @@
 #include "serving.h"
 #include "shim.h"
 #include "signals.h"
+#include "sockview.h"
 #include "sweeper.h"
 #include "unblock.h"
 #include "workers.h"
@@ -45,12 +46,8 @@ static int tcp_kernel_counts;
 __attribute__((noinline, cold)) static bool tcp_kernel_counts_probe(int fd)
 {
 	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	int k = shim_kernel_may_count && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-				len >= offsetof(struct tcp_info, tcpi_bytes_received) +
-					       sizeof ti.tcpi_bytes_received
-			? 1
-			: -1;
+	socklen_t len;
+	int k = shim_kernel_may_count && sockview_tcp_info(fd, &ti, &len) == 0 ? 1 : -1;
 	__atomic_store_n(&tcp_kernel_counts, k, __ATOMIC_RELAXED);
 	return k > 0;
 }
@@ -163,7 +160,7 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd)
 	/* The accept time matters only to a setting that uses a connection's
 	 * age (grace, timeouts), to the logs that print it, and while draining
 	 * (a connection accepted after the trigger: release.c). */
-	uint32_t now = shim_stamp_accepts || sweeper_draining() ? conn_ms(shim_now_coarse_ns()) : 0;
+	uint32_t now = shim_stamp_accepts || drain_active() ? conn_ms(shim_now_coarse_ns()) : 0;
 	if (!conntab_lock_unless_held())
 		goto out;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
@@ -293,7 +290,7 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 			sig_fd_read(c, buf, r);
 		return r;
 	}
-	if (conn_rx(c) == 0 && sweeper_accepted_late(c->accepted_ms))
+	if (conn_rx(c) == 0 && drain_accepted_late(c->accepted_ms))
 		sweeper_serving_seen();
 	if (conn_rx(c) == 0 && log_on(LOG_TRACE))
 		first_byte(c);
@@ -355,12 +352,12 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
 	/* Not while draining: every never-used connection is being released
 	 * anyway, and a server reading the EOFs of thousands (nginx) would
 	 * otherwise wake the sweeper into a pass over the table again and
-	 * again, beside the drain (issue 17).  Nor once released: the read
+	 * again, beside the drain.  Nor once released: the read
 	 * ends at EOF. */
-	if ((flags & MSG_DONTWAIT) || sweeper_draining() ||
+	if ((flags & MSG_DONTWAIT) || drain_active() ||
 	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_RELEASED))
 		return NULL;
-	if (__atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
+	if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
 		if (__atomic_load_n(&track_nonblocking_host, __ATOMIC_RELAXED) || shim_in_handler())
 			return NULL;
 		int saved = errno;
@@ -377,8 +374,8 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
 			return NULL;
 	}
 	__atomic_store_n(&conntab_blocked[fd], c->gen, __ATOMIC_RELAXED);
-	if (!__atomic_load_n(&sweeper_blocked_readers, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&sweeper_started, __ATOMIC_ACQUIRE) != 2) {
+	if (!__atomic_load_n(&unblock_readers, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
 		int saved = errno;
 		sweeper_watch_blocked();
 		errno = saved;
@@ -391,48 +388,6 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
  * a new connection accepted on another thread, whose fresh record we would
  * wrongly drop. */
 
-/* The bytes of a connection from its TCP_INFO, FINs left out.  The kernel
- * counts a FIN as one byte of sequence space: in tcpi_bytes_received once it
- * arrives, in tcpi_bytes_acked once the peer acknowledged ours.  Which FINs
- * are counted is not a matter of the state alone: after the peer's FIN and
- * our shutdown(SHUT_WR) the socket is in TCP_CLOSE with both counted, as it
- * is after a reset with neither.  So, state-free where the kernel allows:
- *  - sent: tcpi_bytes_sent - tcpi_bytes_retrans is the data sent (a FIN
- *    carries none; Linux 4.19+), and the acknowledged bytes beyond it can
- *    only be our FIN: sent = min(acked, data);
- *  - received: no segment with data (tcpi_data_segs_in, Linux 4.6+) means
- *    nothing but a FIN was counted: 0.  Otherwise the peer's FIN was counted
- *    in the states that follow it, and in TCP_CLOSE when our own FIN was
- *    acknowledged too (the orderly end; a reset after our half-close is the
- *    one case left one byte high).
- * States from include/net/tcp_states.h (netinet/tcp.h, which names them,
- * clashes with linux/tcp.h). */
-static void kernel_bytes(const struct tcp_info *ti, socklen_t len, uint64_t *rx, uint64_t *tx)
-{
-	enum { FIN_WAIT2 = 5, TIME_WAIT = 6, CLOSE = 7, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11 };
-	uint8_t st = ti->tcpi_state;
-	uint64_t in = ti->tcpi_bytes_received, acked = ti->tcpi_bytes_acked;
-	bool fin_out_acked;
-	if (len >= offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof ti->tcpi_bytes_retrans) {
-		uint64_t data = ti->tcpi_bytes_sent - ti->tcpi_bytes_retrans;
-		fin_out_acked = acked > data;
-		if (fin_out_acked)
-			acked = data;
-	} else {
-		fin_out_acked = st == FIN_WAIT2 || st == TIME_WAIT || st == CLOSE;
-		acked -= fin_out_acked && acked;
-	}
-	bool fin_in = st == CLOSE_WAIT || st == LAST_ACK || st == CLOSING || st == TIME_WAIT ||
-		      (st == CLOSE && fin_out_acked);
-	if (len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof ti->tcpi_data_segs_in &&
-	    ti->tcpi_data_segs_in == 0)
-		in = 0;
-	else
-		in -= fin_in && in;
-	*rx = in;
-	*tx = acked;
-}
-
 /* What a forgotten connection still owes: the kernel's byte counts for the
  * exit statistics, the trace line.  Out of line: off by default. */
 __attribute__((noinline, cold)) static void forget_report(struct conn *c)
@@ -442,11 +397,9 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 		/* Our counters are zero for these: take the kernel's for the
 		 * exit statistics. */
 		struct tcp_info ti;
-		socklen_t len = sizeof ti;
-		memset(&ti, 0, sizeof ti);
-		if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-		    len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-			kernel_bytes(&ti, len, &c->rx, &c->tx);
+		socklen_t len;
+		if (sockview_tcp_info(c->fd, &ti, &len) == 0)
+			sockview_data_bytes(&ti, len, &c->rx, &c->tx);
 	}
 	if (log_on(LOG_TRACE)) {
 		char p[64];
@@ -465,10 +418,8 @@ __attribute__((noinline, cold)) static void forget_late(struct conn *c)
 {
 	int saved = errno;
 	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	memset(&ti, 0, sizeof ti);
-	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-	    len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof ti.tcpi_data_segs_in &&
+	socklen_t len;
+	if (sockview_tcp_info(c->fd, &ti, &len) == 0 && SOCKVIEW_HAS(len, tcpi_data_segs_in) &&
 	    ti.tcpi_data_segs_in > 0)
 		sweeper_serving_seen();
 	errno = saved;
@@ -476,8 +427,8 @@ __attribute__((noinline, cold)) static void forget_late(struct conn *c)
 
 static inline void forget_locked(struct conn *c)
 {
-	if (__builtin_expect(sweeper_draining(), 0) && (c->flags & CONN_KERNEL) &&
-	    !(c->flags & CONN_RELEASED) && sweeper_accepted_late(c->accepted_ms))
+	if (__builtin_expect(drain_active(), 0) && (c->flags & CONN_KERNEL) &&
+	    !(c->flags & CONN_RELEASED) && drain_accepted_late(c->accepted_ms))
 		forget_late(c);
 	if (__builtin_expect(shim_cfg.stats_file[0] != 0, 0) || log_on(LOG_TRACE))
 		forget_report(c);
@@ -509,7 +460,7 @@ static int forget_special_locked(struct conn *c)
 	conntab_special_remove_locked(c);
 	if (!listener || !(shim_cfg.triggers & TRIGGER_LISTENER) ||
 	    __atomic_load_n(&listeners_lost, __ATOMIC_RELAXED) ||
-	    conntab_special_count_locked(CONN_KIND_LISTENER) != 0 || sweeper_draining())
+	    conntab_special_count_locked(CONN_KIND_LISTENER) != 0 || drain_active())
 		return DRAIN_NONE;
 	int kind = DRAIN_NONE;
 	if (inherited_listener && conntab_stats.accepted > 0)

@@ -8,28 +8,28 @@
 #define GRACESHIM_TRACK_H
 
 #include "conntab.h"
+#include "hidden.h"
 #include "shim.h"
 #include "sweeper.h"
 
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define TRACK_HIDDEN __attribute__((visibility("hidden")))
 
-extern int track_nonblocking_host TRACK_HIDDEN; /* relaxed: set once an event loop shows */
+extern int track_nonblocking_host HIDDEN; /* relaxed: set once an event loop shows */
 
 /* accept() returned fd on listener lfd: starts tracking it.  Returns fd. */
-int track_accepted(int lfd, int fd) TRACK_HIDDEN;
+int track_accepted(int lfd, int fd) HIDDEN;
 /* listen() succeeded on fd. */
-void track_listening(int fd) TRACK_HIDDEN;
+void track_listening(int fd) HIDDEN;
 /* In the child of a fork, once fork() returned: what it inherited (the
  * ports its parent listened on, see track_listening). */
-void track_forked_child(void) TRACK_HIDDEN;
+void track_forked_child(void) HIDDEN;
 /* A counted read of fd returned r (buf: its bytes, or NULL when they are
  * not in one buffer).  Returns r. */
-ssize_t track_rx(int fd, ssize_t r, const void *buf) TRACK_HIDDEN;
+ssize_t track_rx(int fd, ssize_t r, const void *buf) HIDDEN;
 
-struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) TRACK_HIDDEN;
+struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) HIDDEN;
 /* c: the record of fd in the read/write filter.  Returns c when the read
  * is watched (see track_read_unwatch). */
 static inline struct conn *track_read_watch(struct conn *c, int fd, int flags)
@@ -50,9 +50,9 @@ static inline ssize_t track_read_unwatch(int fd, struct conn *w, ssize_t r)
 }
 
 /* ---- fd ends: forget (see track.c) ---- */
-void track_forget_tracked(int fd) TRACK_HIDDEN;
-void track_forget_range(unsigned lo, unsigned hi) TRACK_HIDDEN;
-void track_dup_slow(int oldfd, int newfd) TRACK_HIDDEN;
+void track_forget_tracked(int fd) HIDDEN;
+void track_forget_range(unsigned lo, unsigned hi) HIDDEN;
+void track_dup_slow(int oldfd, int newfd) HIDDEN;
 
 /* fd is about to be closed or replaced: its record (if any) is forgotten
  * first. */

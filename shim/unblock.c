@@ -12,6 +12,7 @@
 #include "policy.h"
 #include "release.h"
 #include "shim.h"
+#include "sockview.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 /* ---- a worker blocked on a never-used connection -----------------------
  * A sync worker (one connection at a time, blocking reads: gunicorn's
@@ -43,7 +43,7 @@
  * Nothing waits: nothing is released, exactly as without the shim.  As at
  * a graceful stop: SHUT_RD, nothing written (the browser resends on
  * another connection). */
-int sweeper_blocked_readers; /* set by the wrappers: someone may be blocked */
+int unblock_readers; /* set by the wrappers: someone may be blocked */
 #define UNBLOCK_EVERY_NS (100 * 1000000ull)
 
 /* Whether a listener of this process has clients waiting to be accepted. */
@@ -63,17 +63,15 @@ static bool clients_waiting(void)
 	}
 	conntab_unlock();
 	for (size_t i = 0; i < n; i++) {
-		struct stat st;
 		struct tcp_info ti;
-		socklen_t len = sizeof ti;
+		socklen_t len;
 		/* The listener's identity first: the number may be another fd now. */
-		if (fstat(fds[i], &st) < 0 || (uint32_t)st.st_ino != inos[i])
+		if (!sockview_same(fds[i], 0, inos[i]))
 			continue;
-		memset(&ti, 0, sizeof ti);
 		/* For a listening socket the kernel reports its accept queue's
 		 * length in tcpi_unacked. */
-		if (getsockopt(fds[i], IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-		    ti.tcpi_state == 10 /* TCP_LISTEN */ && ti.tcpi_unacked > 0)
+		if (sockview_tcp_info(fds[i], &ti, &len) == 0 && ti.tcpi_state == SOCKVIEW_LISTEN &&
+		    ti.tcpi_unacked > 0)
 			return true;
 	}
 	return false;
@@ -101,17 +99,12 @@ uint64_t unblock_pass(void)
 			continue;
 		}
 		any = true;
-		struct stat st;
 		struct tcp_info ti;
-		socklen_t len = sizeof ti;
+		socklen_t len;
 		int q = -1, oq = -1;
-		memset(&ti, 0, sizeof ti);
-		bool ok = fstat(c->fd, &st) == 0 && (uint64_t)st.st_dev == shim_sock_dev() &&
-			  (uint32_t)st.st_ino == c->ino &&
-			  getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-			  len >= offsetof(struct tcp_info, tcpi_bytes_received) +
-					 sizeof ti.tcpi_bytes_received &&
-			  ti.tcpi_state == 1 /* TCP_ESTABLISHED */ && ti.tcpi_bytes_received == 0 &&
+		bool ok = sockview_same(c->fd, shim_sock_dev(), c->ino) &&
+			  sockview_tcp_info(c->fd, &ti, &len) == 0 &&
+			  ti.tcpi_state == SOCKVIEW_ESTABLISHED && ti.tcpi_bytes_received == 0 &&
 			  !pol_tcp_sent(&ti, len) &&
 			  ti.tcpi_last_data_recv >= shim_cfg.unblock_after_ns / 1000000 &&
 			  ioctl(c->fd, SIOCINQ, &q) == 0 && q == 0 &&
@@ -127,9 +120,8 @@ uint64_t unblock_pass(void)
 		}
 		if (ok && waiting) {
 			struct pol_out out = {POL_RELEASE, POL_R_UNUSED, 0};
-			mute(c, &out, 0, 0); /* looked at: it had read nothing */
-			if (shutdown(c->fd, SHUT_RD) == 0 || errno == ENOTCONN) {
-				__atomic_or_fetch(&c->flags, CONN_RELEASED, __ATOMIC_RELAXED);
+			/* looked at: it had read nothing */
+			if (release_one(c, c->fd, &out, 0, true)) {
 				stats_unblocked();
 				if (log_on(LOG_INFO)) {
 					char peer[64];
@@ -138,8 +130,6 @@ uint64_t unblock_pass(void)
 							  "byte in %u ms while a thread waited on it and clients "
 							  "waited to be accepted)", peer, ti.tcpi_last_data_recv);
 				}
-			} else {
-				unmute(c);
 			}
 		}
 		conntab_unlock();
@@ -147,7 +137,7 @@ uint64_t unblock_pass(void)
 	free(refs);
 	if (!any) {
 		int one = 1;
-		__atomic_compare_exchange_n(&sweeper_blocked_readers, &one, 0, 0, __ATOMIC_ACQ_REL,
+		__atomic_compare_exchange_n(&unblock_readers, &one, 0, 0, __ATOMIC_ACQ_REL,
 					    __ATOMIC_ACQUIRE);
 		return UINT64_MAX;
 	}

@@ -13,7 +13,7 @@
 
 /* A read that may block on a never-used connection begins: see unblock.c,
  * unblock_pass().  Set by the wrappers, cleared by the pass. */
-extern int sweeper_blocked_readers SHIM_HIDDEN;
+extern int unblock_readers HIDDEN;
 /* One look at the blocked readers (sweeper thread).  Returns when to look
  * again, or UINT64_MAX when no thread is blocked on one any more. */
 uint64_t unblock_pass(void);

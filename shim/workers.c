@@ -30,6 +30,8 @@
 #include "fdlinks.h"
 #include "policy.h"
 #include "real.h"
+#include "release.h"
+#include "sockview.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -188,12 +190,9 @@ static int candidate(int fd, uint64_t grace_ms)
 	if (!on_our_listener(fd))
 		return 0; /* not accepted on one of our listeners */
 	struct tcp_info ti;
-	memset(&ti, 0, sizeof ti);
-	l = sizeof ti;
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
-	    l < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+	if (sockview_tcp_info(fd, &ti, &l) < 0)
 		return 0;
-	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received != 0)
+	if (ti.tcpi_state != SOCKVIEW_ESTABLISHED || ti.tcpi_bytes_received != 0)
 		return 0;
 	if (pol_tcp_sent(&ti, l))
 		return 0; /* the worker wrote to it (a banner): a session */
@@ -281,8 +280,10 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 	struct child_walk w = {.pidfd = pidfd, .grace_ms = grace_ms, .denied = denied};
 	fdlinks_each(path, child_fd, &w);
 	unsigned released = 0;
+	/* Our copy: no record of ours to mute or mark. */
+	struct pol_out out = {POL_RELEASE, POL_R_UNUSED, 0};
 	for (unsigned i = 0; i < w.nc; i++) {
-		if (w.worker && shutdown(w.cand[i], SHUT_RD) == 0)
+		if (w.worker && release_one(NULL, w.cand[i], &out, 0, false))
 			released++;
 		real_syscall(SYS_close, w.cand[i]);
 	}
