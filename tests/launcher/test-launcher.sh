@@ -375,6 +375,8 @@ if cc -static -o "$T/static" "$T/static.c" 2>/dev/null; then
 	run -v "$T/static"
 	check "static binary: runs under outside mode, said in one line at info, its status kept" \
 		eval '[ "$rc" = 3 ] && no_warning && has_err "INFO .*outside mode: $T/static runs as pid [0-9]* (statically linked"'
+	check "static binary: outside mode stamps its lines as the library does (UTC offset)" \
+		has_err '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:]\{8\}\.[0-9]\{6\}[+-][0-9][0-9]:[0-9][0-9] INFO graceshim\['
 	run "$T/static"
 	check "static binary: outside mode says nothing at the default level" eval '[ "$rc" = 3 ] && [ ! -s "$T/err" ]'
 
