@@ -304,7 +304,7 @@ SHIM_EXPORT int dup2(int oldfd, int newfd)
 	int r = REAL(dup2)(oldfd, newfd);
 	if (r >= 0)
 		track_dup(oldfd, r);
-	if (r == 2)
+	if (r == 2 && proc_own()) /* not a vfork child's, in our memory */
 		log_stderr_note(); /* the host's own redirect of its stderr */
 	return r;
 }
@@ -317,7 +317,7 @@ SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 			   : (int)real_syscall(SYS_dup3, oldfd, newfd, flags);
 	if (r >= 0)
 		track_dup(oldfd, r);
-	if (r == 2)
+	if (r == 2 && proc_own())
 		log_stderr_note();
 	return r;
 }
@@ -582,7 +582,7 @@ __attribute__((noinline)) static long syscall_fds(long nr, long a, long b, long 
 	long r = real_syscall6(nr, a, b, c, d, e, f);
 	if (r >= 0)
 		track_dup(oldfd, (int)r);
-	if (r == 2)
+	if (r == 2 && proc_own())
 		log_stderr_note();
 	return r;
 }

@@ -334,3 +334,25 @@ Test(host_unchanged, stderr_redirected_with_dup2_gets_shim_lines)
 	cr_expect(strstr(got, "WARN graceshim[") && strstr(got, "host data\n"),
 		  "with the shim, the redirected stderr holds \"%s\"", got);
 }
+
+/* A vfork() child's dup2() onto its fd 2 (CPython's subprocess with
+ * stderr=PIPE) is the child's redirect, made in our memory: the parent's
+ * stderr is unchanged and still gets the shim's lines. */
+Test(host_unchanged, vfork_child_redirecting_its_stderr_leaves_ours)
+{
+	char path[1100];
+	snprintf(path, sizeof path, "%s/hu_stderr.vfork.%d", getenv("GRACESHIM_BUILD"),
+		 (int)getpid());
+	const char *const args[] = {"hu_stderr", path, "vfork", NULL};
+	struct outcome o;
+	for (int run = 0; run < 2; run++) {
+		bool shim = run > 0;
+		memset(&o, 0, sizeof o);
+		server_start(&srv, shim, args, NULL);
+		finish_within(&o, "hu_stderr vfork", shim, EXIT_MS);
+		cr_expect(exited_with(o.status, 0), "%s the shim: status 0x%x",
+			  shim ? "with" : "without", o.status);
+		cr_expect(shim ? strstr(o.err, "WARN graceshim[") != NULL : !o.err[0],
+			  "%s the shim, the host's stderr got \"%s\"", shim ? "with" : "without", o.err);
+	}
+}
