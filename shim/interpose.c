@@ -8,6 +8,7 @@
  */
 #include "conntab.h"
 #include "gate.h"
+#include "log.h"
 #include "mute.h"
 #include "serving.h"
 #include "shim.h"
@@ -302,6 +303,8 @@ SHIM_EXPORT int dup2(int oldfd, int newfd)
 	int r = REAL(dup2)(oldfd, newfd);
 	if (r >= 0)
 		track_dup(oldfd, r);
+	if (r == 2 && proc_own()) /* not a vfork child's, in our memory */
+		log_stderr_note(); /* the host's own redirect of its stderr */
 	return r;
 }
 
@@ -313,6 +316,8 @@ SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 			   : (int)real_syscall(SYS_dup3, oldfd, newfd, flags);
 	if (r >= 0)
 		track_dup(oldfd, r);
+	if (r == 2 && proc_own())
+		log_stderr_note();
 	return r;
 }
 
@@ -576,6 +581,8 @@ __attribute__((noinline)) static long syscall_fds(long nr, long a, long b, long 
 	long r = real_syscall6(nr, a, b, c, d, e, f);
 	if (r >= 0)
 		track_dup(oldfd, (int)r);
+	if (r == 2 && proc_own())
+		log_stderr_note();
 	return r;
 }
 

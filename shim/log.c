@@ -41,10 +41,50 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
+/* fd 2 is written only while it is the stderr the process started with, or
+ * one the host put there itself with dup2()/dup3() (a daemon's /dev/null,
+ * nginx's error log): a host that closed fd 2 and then opened a file, a
+ * socket or an accepted connection that landed on that number owns what is
+ * there now, and a line written to it would be a byte in the host's data
+ * (invariant 3).  The identity (device, inode) is read at start-up and at
+ * each dup onto 2; 0/0 when fd 2 was not open. */
+static uint64_t stderr_dev, stderr_ino;
+static int stderr_noted;
+
+void log_stderr_note(void)
+{
+	int saved = errno;
+	struct stat st;
+	uint64_t dev = 0, ino = 0;
+	if (fstat(2, &st) == 0) {
+		dev = (uint64_t)st.st_dev;
+		ino = (uint64_t)st.st_ino;
+	}
+	__atomic_store_n(&stderr_dev, dev, __ATOMIC_RELAXED);
+	__atomic_store_n(&stderr_ino, ino, __ATOMIC_RELAXED);
+	__atomic_store_n(&stderr_noted, 1, __ATOMIC_RELEASE);
+	errno = saved;
+}
+
+/* 2 when fd 2 is still the stderr noted, else -1 (the line is dropped). */
+static int stderr_fd(void)
+{
+	if (!__atomic_load_n(&stderr_noted, __ATOMIC_ACQUIRE))
+		log_stderr_note();
+	struct stat st;
+	uint64_t ino = __atomic_load_n(&stderr_ino, __ATOMIC_RELAXED);
+	if (!ino || fstat(2, &st) < 0 || (uint64_t)st.st_ino != ino ||
+	    (uint64_t)st.st_dev != __atomic_load_n(&stderr_dev, __ATOMIC_RELAXED))
+		return -1;
+	return 2;
+}
+
 void log_raw_stderr(const char *line)
 {
 	int saved = errno;
-	write_all(2, line, strlen(line));
+	int fd = stderr_fd();
+	if (fd >= 0)
+		write_all(fd, line, strlen(line));
 	errno = saved;
 }
 
@@ -114,11 +154,11 @@ static int log_open(void)
 }
 
 /* Where the next line goes: the log file (opened now if need be) or
- * stderr. */
+ * stderr; -1: nowhere (stderr is no longer ours to write). */
 static int log_target(void)
 {
 	if (!log_path)
-		return 2;
+		return stderr_fd();
 	int st = __atomic_load_n(&log_open_state, __ATOMIC_ACQUIRE);
 	if (st != 2) {
 		int expect = 0;
@@ -130,12 +170,12 @@ static int log_target(void)
 			/* Another thread is opening it: this line goes to stderr
 			 * rather than waiting (a log line must never block). */
 			if (__atomic_load_n(&log_open_state, __ATOMIC_ACQUIRE) != 2)
-				return 2;
+				return stderr_fd();
 		}
 	}
 	int fd = __atomic_load_n(&log_file_fd, __ATOMIC_ACQUIRE);
 	if (fd < 0)
-		return 2;
+		return stderr_fd();
 	struct stat sb;
 	if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_dev == log_file_dev &&
 	    (uint64_t)sb.st_ino == log_file_ino)
@@ -145,11 +185,11 @@ static int log_target(void)
 	int expect = 2;
 	if (!__atomic_compare_exchange_n(&log_open_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
-		return 2;
+		return stderr_fd();
 	int nfd = log_open();
 	__atomic_store_n(&log_file_fd, nfd, __ATOMIC_RELEASE);
 	__atomic_store_n(&log_open_state, 2, __ATOMIC_RELEASE);
-	return nfd >= 0 ? nfd : 2;
+	return nfd >= 0 ? nfd : stderr_fd();
 }
 
 static const char *const level_tag[] = {"OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
@@ -171,7 +211,9 @@ void log_msg(enum log_level l, const char *fmt, ...)
 	o += logfmt_vformat(line + o, sizeof line - o - 1, fmt, ap);
 	va_end(ap);
 	line[o++] = '\n';
-	write_all(log_target(), line, o);
+	int fd = log_target();
+	if (fd >= 0)
+		write_all(fd, line, o);
 	errno = saved;
 }
 

@@ -29,6 +29,8 @@ void log_init(enum log_level level, const char *path);
 void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes a ready line to stderr (config problems, before log_init). */
 void log_raw_stderr(const char *line);
+/* fd 2 is (again) the host's stderr: at start-up, after a dup onto 2. */
+void log_stderr_note(void);
 
 /* "127.0.0.1:49501", "[::1]:8080", "unix" for an open socket fd (asks the
  * kernel: the table does not store addresses). */

@@ -187,6 +187,7 @@ void start_init(void)
 	init_here = 1;
 
 	proc_set_owner();
+	log_stderr_note(); /* the stderr the process started with */
 	cfg_defaults(&shim_cfg);
 	if (getauxval(AT_SECURE)) {
 		shim_active = 0;

@@ -96,8 +96,12 @@ __attribute__((format(printf, 2, 3))) static void say(enum log_level l, const ch
 	clock_gettime(CLOCK_REALTIME, &ts);
 	localtime_r(&ts.tv_sec, &tm);
 	size_t o = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-	o += (size_t)snprintf(line + o, sizeof line - o, ".%06ld %s graceshim[%d] ", ts.tv_nsec / 1000,
-			      level_tag[l], (int)getpid());
+	/* The library's stamp (logfmt_time): the UTC offset after the
+	 * microseconds, so that lines of both modes sort and read alike. */
+	long off = tm.tm_gmtoff < 0 ? -tm.tm_gmtoff : tm.tm_gmtoff;
+	o += (size_t)snprintf(line + o, sizeof line - o, ".%06ld%c%02ld:%02ld %s graceshim[%d] ",
+			      ts.tv_nsec / 1000, tm.tm_gmtoff < 0 ? '-' : '+', off / 3600,
+			      off % 3600 / 60, level_tag[l], (int)getpid());
 	va_start(ap, fmt);
 	int n = vsnprintf(line + o, sizeof line - o - 1, fmt, ap);
 	va_end(ap);

@@ -282,3 +282,77 @@ Test(host_unchanged, forked_child_logs_while_other_threads_hold_libc_locks)
 			  shim ? "with" : "without", o.status, o.out, o.err);
 	}
 }
+
+/* ---- G. fd 2 after the host made it a file of its own ------------------------- */
+
+/* Reads the file hu_stderr wrote (PATH in build/), without and with the shim,
+ * at the default log level: the shim has a warning to write (SIGINT and
+ * SIGTERM ignored) once the host has rearranged fd 2. */
+static void run_stderr(const char *mode, bool shim, char *got, size_t len)
+{
+	char path[1100];
+	snprintf(path, sizeof path, "%s/hu_stderr.%s.%d", getenv("GRACESHIM_BUILD"), mode,
+		 (int)getpid());
+	const char *const args[] = {"hu_stderr", path, mode, NULL};
+	struct outcome o;
+	memset(&o, 0, sizeof o);
+	server_start(&srv, shim, args, NULL);
+	finish_within(&o, "hu_stderr", shim, EXIT_MS);
+	cr_expect(exited_with(o.status, 0), "hu_stderr %s %s the shim: status 0x%x", mode,
+		  shim ? "with" : "without", o.status);
+	got[0] = 0;
+	FILE *f = fopen(path, "r");
+	if (f) {
+		size_t n = fread(got, 1, len - 1, f);
+		got[n] = 0;
+		fclose(f);
+	}
+	unlink(path);
+}
+
+/* close(2) then open(): the file is the host's data that happens to sit on
+ * fd 2.  The shim's line must not land in it (invariant 3: an identity
+ * check before every write, stderr's included). */
+Test(host_unchanged, file_opened_on_fd_2_gets_no_shim_line)
+{
+	char got[4096];
+	for (int run = 0; run < 2; run++) {
+		run_stderr("open", run > 0, got, sizeof got);
+		cr_expect_str_eq(got, "host data\n", "%s the shim, the host's file holds \"%s\"",
+				 run ? "with" : "without", got);
+	}
+}
+
+/* dup2() onto 2 is how a host redirects its stderr (nginx's error log):
+ * the shim's lines follow it there. */
+Test(host_unchanged, stderr_redirected_with_dup2_gets_shim_lines)
+{
+	char got[4096];
+	run_stderr("dup2", false, got, sizeof got);
+	cr_expect_str_eq(got, "host data\n", "without the shim the file holds \"%s\"", got);
+	run_stderr("dup2", true, got, sizeof got);
+	cr_expect(strstr(got, "WARN graceshim[") && strstr(got, "host data\n"),
+		  "with the shim, the redirected stderr holds \"%s\"", got);
+}
+
+/* A vfork() child's dup2() onto its fd 2 (CPython's subprocess with
+ * stderr=PIPE) is the child's redirect, made in our memory: the parent's
+ * stderr is unchanged and still gets the shim's lines. */
+Test(host_unchanged, vfork_child_redirecting_its_stderr_leaves_ours)
+{
+	char path[1100];
+	snprintf(path, sizeof path, "%s/hu_stderr.vfork.%d", getenv("GRACESHIM_BUILD"),
+		 (int)getpid());
+	const char *const args[] = {"hu_stderr", path, "vfork", NULL};
+	struct outcome o;
+	for (int run = 0; run < 2; run++) {
+		bool shim = run > 0;
+		memset(&o, 0, sizeof o);
+		server_start(&srv, shim, args, NULL);
+		finish_within(&o, "hu_stderr vfork", shim, EXIT_MS);
+		cr_expect(exited_with(o.status, 0), "%s the shim: status 0x%x",
+			  shim ? "with" : "without", o.status);
+		cr_expect(shim ? strstr(o.err, "WARN graceshim[") != NULL : !o.err[0],
+			  "%s the shim, the host's stderr got \"%s\"", shim ? "with" : "without", o.err);
+	}
+}

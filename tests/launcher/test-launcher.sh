@@ -123,6 +123,14 @@ check "missing value exits 2" eval '[ "$rc" = 2 ] && has_err "needs a value" && 
 run --disable=1 sh -c "$MARK"
 check "value given to a switch exits 2" eval '[ "$rc" = 2 ] && no_marker'
 
+# --pid: a number the kernel could give a process, else the launcher's own
+# usage error (not graceshim-outside's, whose name the user never typed).
+for bad_pid in 0 00 abc 4194305 4294967296 99999999999999999999; do
+	run --pid "$bad_pid"
+	check "--pid $bad_pid: exits 2, the launcher's usage error" eval \
+		'[ "$rc" = 2 ] && has_err "^graceshim: option --pid: \"$bad_pid\" is not a process id" && usage_line && ! has_err graceshim-outside'
+done
+
 # --- bad values, judged by graceshim-check ---------------------------------------
 # In the launcher's words: the option and its value, and no "; using 0"
 # (the library's fallback: the launcher refuses instead).
@@ -367,6 +375,8 @@ if cc -static -o "$T/static" "$T/static.c" 2>/dev/null; then
 	run -v "$T/static"
 	check "static binary: runs under outside mode, said in one line at info, its status kept" \
 		eval '[ "$rc" = 3 ] && no_warning && has_err "INFO .*outside mode: $T/static runs as pid [0-9]* (statically linked"'
+	check "static binary: outside mode stamps its lines as the library does (UTC offset)" \
+		has_err '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:]\{8\}\.[0-9]\{6\}[+-][0-9][0-9]:[0-9][0-9] INFO graceshim\['
 	run "$T/static"
 	check "static binary: outside mode says nothing at the default level" eval '[ "$rc" = 3 ] && [ ! -s "$T/err" ]'
 
