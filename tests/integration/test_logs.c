@@ -120,9 +120,8 @@ Test(logs, ignored_sigint_is_said_in_the_serving_line)
 {
 	const char *const args[] = {"hyperlike", "--keep-ignored", NULL};
 	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
-	signal(SIGINT, SIG_IGN);
-	server_start(&srv, true, args, env);
-	signal(SIGINT, SIG_DFL);
+	const int ignored[] = {SIGINT, 0};
+	server_start_ignoring(&srv, true, args, env, ignored);
 	int fd = tcp_connect(AF_INET, srv.port);
 	close(fd);
 	sleep_ms(200);
