@@ -104,10 +104,10 @@ struct conn {
 					 * pol_tls_feed()'s state, written by the
 					 * reading thread (relaxed), 0: not watched */
 	};
-	uint8_t flags;        /* conn_flags, under conntab_mu */
-	uint8_t family;       /* AF_INET, AF_INET6, AF_UNIX */
-	uint8_t last_dir;     /* conn_dir of the last transfer: hot path */
-	uint8_t kind;         /* conn_kind */
+	uint8_t flags;    /* conn_flags, under conntab_mu */
+	uint8_t family;   /* AF_INET, AF_INET6, AF_UNIX */
+	uint8_t last_dir; /* conn_dir of the last transfer: hot path */
+	uint8_t kind;     /* conn_kind */
 };
 
 /* A time for the record: milliseconds, never 0 (0 means "not taken"). */
@@ -150,7 +150,7 @@ static inline struct conn *conntab_rw_fast(int fd)
 		return __atomic_load_n(&conntab_rw[fd], __ATOMIC_ACQUIRE);
 	struct conn *c = conntab_fast_high(fd);
 	return c && (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & (CONN_KERNEL | CONN_MUTED)) !=
-			    CONN_KERNEL
+				       CONN_KERNEL
 		       ? c
 		       : NULL;
 }

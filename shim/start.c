@@ -207,7 +207,8 @@ void start_init(void)
 			/* Policy idle must know who spoke last, which the kernel's
 			 * millisecond times cannot tell when a request and its answer
 			 * share a millisecond; trace logs first bytes: both count. */
-			shim_kernel_may_count = shim_cfg.policy == POLICY_UNUSED && !log_on(LOG_TRACE);
+			shim_kernel_may_count = shim_cfg.policy == POLICY_UNUSED &&
+						!log_on(LOG_TRACE);
 			/* Only these read a connection's age: the clock read on every
 			 * accept is skipped otherwise. */
 			shim_stamp_accepts = shim_cfg.grace_ns || shim_cfg.first_byte_timeout_ns ||
@@ -215,10 +216,12 @@ void start_init(void)
 			if (log_on(LOG_DEBUG)) {
 				char sigs[128] = "";
 				size_t o = 0;
-				for (int i = 0; i < shim_cfg.nsignals && o < sizeof sigs - 16; i++) {
+				for (int i = 0; i < shim_cfg.nsignals && o < sizeof sigs - 16;
+				     i++) {
 					const char *n = cfg_signal_name(shim_cfg.signals[i]);
 					o += (size_t)snprintf(sigs + o, sizeof sigs - o, "%s%s%s",
-							      i ? "," : "", n ? "SIG" : "", n ? n : "?");
+							      i ? "," : "", n ? "SIG" : "",
+							      n ? n : "?");
 				}
 				log_msg(LOG_DEBUG, "active: signals %s, grace %llu ms", sigs,
 					(unsigned long long)(shim_cfg.grace_ns / 1000000));
