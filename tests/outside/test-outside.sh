@@ -410,7 +410,9 @@ a=$?
 b=$?
 "$B/graceshim-outside" --bogus >/dev/null 2>&1
 c=$?
-"$launcher" --pid 999999999 >/dev/null 2>"$work/nopid.err"
+nopid=4194000 # a valid pid number (at most pid_max) that no process has
+while [ -e "/proc/$nopid" ] && [ "$nopid" -gt 4193000 ]; do nopid=$((nopid - 1)); done
+"$launcher" --pid "$nopid" >/dev/null 2>"$work/nopid.err"
 d=$?
 if [ "$a$b$c$d" = 2222 ] && grep -q 'no such process' "$work/nopid.err"; then
 	ok "bad flags and a pid that does not exist: exit 2"
