@@ -42,7 +42,7 @@ void drain_end(const char *why)
 	conntab_lock();
 	conntab_each_conn_in_locked(0, ~0u, unmute_one);
 	conntab_unlock();
-	__atomic_store_n(&drain_start_ns, 0, __ATOMIC_RELAXED);
+	drain_set_started(0);
 	if (log_on(LOG_INFO)) {
 		const char *n = sig > 0 ? cfg_signal_name(sig) : NULL;
 		log_msg(LOG_INFO, "still serving%s%s (%s): the drain ends", n ? " after SIG" : "",

@@ -42,6 +42,18 @@ extern int drain_noticed_sig HIDDEN;
 extern uint64_t drain_noticed_ns HIDDEN;
 extern int drain_announced HIDDEN; /* the sweeper thread: the drain it last announced */
 
+/* When the drain began (CLOCK_MONOTONIC ns, 0: none): the sweeper and the
+ * handler's release write it, the read path and the sweeper read it. */
+static inline uint64_t drain_started(void)
+{
+	return __atomic_load_n(&drain_start_ns, __ATOMIC_RELAXED);
+}
+
+static inline void drain_set_started(uint64_t ns)
+{
+	__atomic_store_n(&drain_start_ns, ns, __ATOMIC_RELAXED);
+}
+
 static inline bool drain_active(void)
 {
 	return __atomic_load_n(&drain_kind, __ATOMIC_ACQUIRE);
@@ -51,7 +63,7 @@ static inline bool drain_active(void)
  * while draining, see track_accepted). */
 static inline bool drain_accepted_late(uint32_t accepted_ms)
 {
-	uint64_t start = __atomic_load_n(&drain_start_ns, __ATOMIC_RELAXED);
+	uint64_t start = drain_started();
 	return accepted_ms && start && drain_active() &&
 	       (int32_t)(accepted_ms - (uint32_t)(start / 1000000 ? start / 1000000 : 1)) >= 0;
 }

@@ -183,7 +183,7 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 	in->shared = !!(flags & CONN_SHARED);
 	in->draining = drain;
 	in->deadline_passed = drain && shim_cfg.drain_timeout_ns &&
-			      ps->now - drain_start_ns >= shim_cfg.drain_timeout_ns;
+			      ps->now - drain_started() >= shim_cfg.drain_timeout_ns;
 	uint8_t dir = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
 	/* What the host read of it is a TLS handshake and no more: only if it
 	 * read all of it through this record (not shared: a dup or a fork may
@@ -414,7 +414,7 @@ uint64_t release_sweep(void)
 	if ((rel || ps.released[POL_R_DRAIN_TIMEOUT]) && log_on(LOG_INFO))
 		say_pass(&ps, rel);
 	if (drain_active() && shim_cfg.drain_timeout_ns) {
-		uint64_t end = drain_start_ns + shim_cfg.drain_timeout_ns;
+		uint64_t end = drain_started() + shim_cfg.drain_timeout_ns;
 		uint64_t left = end > ps.now ? end - ps.now : 0;
 		if (left && left < ps.next_wait)
 			ps.next_wait = left;

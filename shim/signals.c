@@ -51,8 +51,8 @@ struct app_view {
 static struct sig_slot {
 	struct sigaction app; /* what the application last set through us */
 	struct app_view view[2];
-	int cur;    /* index of the view the handler reads */
-	int hooked; /* the kernel holds our handler */
+	unsigned gen; /* version of the action: the handler reads view[gen & 1] */
+	int hooked;   /* the kernel holds our handler */
 } slots[NSIG];
 
 static int spin; /* guards slots[] writes */
@@ -76,12 +76,40 @@ void sig_unlock_after_fork(void)
 	spin_unlock();
 }
 
+/* The application's action as the handler sees it.  A writer (sig_action,
+ * under the spin lock) fills the view the handler is not reading, then
+ * publishes it by bumping gen; two writes while the handler copies would
+ * reuse the view it is reading, so the copy is taken again when gen moved
+ * under it (a few times at most: a storm of sigaction calls cannot hold
+ * the handler here). */
+static struct app_view read_view(struct sig_slot *s)
+{
+	struct app_view v = {0, 0};
+	for (int tries = 0; tries < 8; tries++) {
+		unsigned g = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+		/* acquire: the second look at gen cannot move before these */
+		v.fn = __atomic_load_n(&s->view[g & 1].fn, __ATOMIC_ACQUIRE);
+		v.flags = __atomic_load_n(&s->view[g & 1].flags, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&s->gen, __ATOMIC_RELAXED) == g)
+			break;
+	}
+	return v;
+}
+
+/* Publishes a new view of the application's action (under the spin lock). */
+static void publish_view(struct sig_slot *s, uintptr_t fn, int flags)
+{
+	unsigned g = s->gen + 1;
+	__atomic_store_n(&s->view[g & 1].fn, fn, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->view[g & 1].flags, flags, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->gen, g, __ATOMIC_RELEASE);
+}
+
 static void shim_handler(int sig, siginfo_t *info, void *uctx)
 {
 	int saved = errno;
 	struct sig_slot *s = &slots[sig];
-	int i = __atomic_load_n(&s->cur, __ATOMIC_ACQUIRE);
-	struct app_view v = s->view[i];
+	struct app_view v = read_view(s);
 
 	/* In a vfork child the kernel's handler table is the child's own, but
 	 * the memory is the parent's: chain, and start no drain there. */
@@ -202,11 +230,11 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 		int custom = act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
 		/* Publish the application's action before the kernel can
 		 * deliver to our handler. */
-		int ni = !s->cur;
-		s->view[ni].fn = (act->sa_flags & SA_SIGINFO) ? (uintptr_t)act->sa_sigaction
-							      : (uintptr_t)act->sa_handler;
-		s->view[ni].flags = act->sa_flags;
-		__atomic_store_n(&s->cur, ni, __ATOMIC_RELEASE);
+		struct app_view prev = s->view[s->gen & 1];
+		publish_view(s,
+			     (act->sa_flags & SA_SIGINFO) ? (uintptr_t)act->sa_sigaction
+							  : (uintptr_t)act->sa_handler,
+			     act->sa_flags);
 		if (custom) {
 			kact.sa_sigaction = shim_handler;
 			kact.sa_flags |= SA_SIGINFO;
@@ -217,7 +245,7 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 			s->app = *act;
 			s->hooked = custom;
 		} else {
-			__atomic_store_n(&s->cur, !ni, __ATOMIC_RELEASE);
+			publish_view(s, prev.fn, prev.flags);
 		}
 	} else {
 		rc = REAL(sigaction)(sig, NULL, &kold);

@@ -73,8 +73,8 @@ void sigrelease_run(void)
 	int level = log_level_cur;
 	log_level_cur = LOG_OFF;
 	uint64_t now = shim_now_ns();
-	if (!drain_start_ns)
-		drain_start_ns = now; /* the sweeper sets it again when it starts */
+	if (!drain_started())
+		drain_set_started(now); /* the sweeper sets it again when it starts */
 	int d = __atomic_load_n(&drain_kind, __ATOMIC_ACQUIRE);
 	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED)
 					  : -1,

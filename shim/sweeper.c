@@ -183,7 +183,7 @@ void sweeper_accepted_slow(void)
 static uint64_t workers_pass(uint64_t now)
 {
 	static int told_denied;
-	if (!workers_any() || now - drain_start_ns > WORKERS_WINDOW_NS)
+	if (!workers_any() || now - drain_started() > WORKERS_WINDOW_NS)
 		return UINT64_MAX;
 	int denied = 0;
 	sigrelease_say_workers(workers_release(shim_cfg.grace_ns / 1000000, &denied));
@@ -219,12 +219,12 @@ static void *sweeper_main(void *arg)
 		if (d != drain_announced) {
 			/* A new drain (or a listener drain ended by a new listen). */
 			drain_announced = d;
-			drain_start_ns = shim_now_ns();
+			drain_set_started(shim_now_ns());
 			int sig = d == DRAIN_SIGNAL
 					  ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED)
 					  : -1;
 			if (d)
-				stats_triggered(sig, drain_start_ns);
+				stats_triggered(sig, drain_started());
 			if (d && log_on(LOG_INFO)) {
 				const char *n = cfg_signal_name(sig);
 				conntab_lock();

@@ -73,7 +73,7 @@ arch=$(dpkg --print-architecture)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 # What dpkg-buildpackage writes beside the tree it builds (the tree's parent
 # holds other checkouts: only these names are ours to look for).
-beside() { ls -A "$top/.." | grep -E '^graceshim[_-]' ; }
+beside() { ls -A "$top/.." | grep -E '^graceshim(-dbgsym)?_' ; }
 before=$(beside)
 timeout 900 make -s -C "$top" deb DEBDIR="$tmp/out" >"$tmp/build.out" 2>&1
 rc=$?

@@ -401,6 +401,13 @@ Test(promises, drain_deadline_on_a_quiet_server)
 static void clone_child_reset(const char *how, bool shim)
 {
 	const char *const args[] = {"promises", "clonevm", how, NULL};
+	/* ThreadSanitizer defers signal handlers to its own points, which a
+	 * raw clone(CLONE_VM) child never reaches: the handler does not run
+	 * there even without the shim. */
+	const char *san = getenv("GRACESHIM_SAN");
+	if (san && !strcmp(san, "thread"))
+		cr_skip_test("not under ThreadSanitizer: its deferred signal handlers never run "
+			     "around a raw clone(CLONE_VM) child, without the shim as with it");
 	char out[256] = "";
 	server_start(&srv, shim, args, NULL);
 	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, 5000), 0, "%s", server_stderr(&srv));
