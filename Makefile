@@ -146,11 +146,11 @@ check-cpython: $(LIB)
 # build/check/<target>.log), then one summary block whose last line is
 # "N passed, M failed, K skipped"; the status is non-zero when anything
 # failed.  CI runs it (.ci/run).  CHECK_TARGETS="test e2e" runs only those.
-# Measured on the 2-core machine from a clean tree, with stress-ng --cpu 2
-# and other work running (load average 7 to 16): 17 min 40 s in all;
-# check-san 8 min 30 s, e2e 2 min 45 s (the first cargo build of hyper),
-# test 2 min 15 s, reliability 2 min, the rest under a minute each.  An
-# earlier run, from a fresh clone under the same hogs: 12 min 15 s.
+# Measured on the 2-core machine from a fresh clone, started as a background
+# job of a script (SIGINT/SIGQUIT inherited ignored) with stress-ng --cpu 2
+# running: 25 min 47 s in all; check-san 10 min 30 s, test 2 min 51 s,
+# check-cpython 2 min 50 s, mutants 2 min 27 s, e2e 1 min 36 s, servers
+# 1 min 34 s, reliability 1 min 7 s, the rest under a minute each.
 check:
 	@scripts/install-deps --check
 	@scripts/check-all $(CHECK_TARGETS)
