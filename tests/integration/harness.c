@@ -50,6 +50,27 @@ size_t read_all_for(int fd, char *buf, size_t len, long timeout_ms)
 	return have;
 }
 
+/* Reads up to and including the first '\n' (bounded); NUL-terminates. */
+size_t read_line_for(int fd, char *buf, size_t len, long timeout_ms)
+{
+	size_t have = 0;
+	long deadline = now_ms() + timeout_ms;
+	while (have < len - 1 && !(have && buf[have - 1] == '\n')) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		long left = deadline - now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		ssize_t r = read(fd, buf + have, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		have++;
+	}
+	buf[have] = 0;
+	return have;
+}
+
 void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};

@@ -87,6 +87,8 @@ long wait_eof(int fd, long timeout_ms);
 /* Reads until EOF, a full buffer or timeout_ms; NUL-terminates; returns
  * the bytes read. */
 size_t read_all_for(int fd, char *buf, size_t len, long timeout_ms);
+/* Reads up to and including the first '\n' (bounded); NUL-terminates. */
+size_t read_line_for(int fd, char *buf, size_t len, long timeout_ms);
 void sleep_ms(long ms);
 long now_ms(void);
 

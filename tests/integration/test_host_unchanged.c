@@ -127,27 +127,6 @@ static int connect_to(const char *addr, int port)
 	return fd;
 }
 
-/* Reads up to and including the first '\n' (bounded); NUL-terminates. */
-static size_t read_line_for(int fd, char *buf, size_t len, long timeout_ms)
-{
-	size_t have = 0;
-	long deadline = now_ms() + timeout_ms;
-	while (have < len - 1 && !(have && buf[have - 1] == '\n')) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		long left = deadline - now_ms();
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		ssize_t r = read(fd, buf + have, 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		have++;
-	}
-	buf[have] = 0;
-	return have;
-}
-
 /* The client opens its connection to the child, the parent alone is told
  * to stop, and a second later the client sends its request. */
 static void run_sibling(bool shim, const char *mode, const char *addr, struct outcome *o,

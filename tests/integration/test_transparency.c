@@ -75,27 +75,6 @@ static void finish(struct outcome *o, const char *what, bool shim)
 	close(srv.out_fd);
 }
 
-/* Reads up to and including the first '\n' (bounded); NUL-terminates. */
-static size_t read_line_for(int fd, char *buf, size_t len, long timeout_ms)
-{
-	size_t have = 0;
-	long deadline = now_ms() + timeout_ms;
-	while (have < len - 1 && !(have && buf[have - 1] == '\n')) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		long left = deadline - now_ms();
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		ssize_t r = read(fd, buf + have, 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		have++;
-	}
-	buf[have] = 0;
-	return have;
-}
-
 static void append(char *dst, size_t len, const char *src)
 {
 	size_t n = strlen(dst);
