@@ -79,24 +79,27 @@ void stats_released(enum pol_reason r)
 	__atomic_store_n(&last_rel_ns, t, __ATOMIC_RELAXED);
 }
 
+/* Keeps the first trigger noted in (sig_at, ns_at): a later one changes
+ * nothing.  Async-signal-safe. */
+static void note_first(int *sig_at, uint64_t *ns_at, int sig, uint64_t now_ns)
+{
+	int none = 0;
+	if (__atomic_load_n(sig_at, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(ns_at, now_ns, __ATOMIC_RELAXED);
+	__atomic_compare_exchange_n(sig_at, &none, sig, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
 /* The first trigger counts (the signal handler may record it before the
  * sweeper does).  Async-signal-safe. */
 void stats_triggered(int sig, uint64_t now_ns)
 {
-	int none = 0;
-	if (__atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE))
-		return;
-	__atomic_store_n(&trig_ns, now_ns, __ATOMIC_RELAXED);
-	__atomic_compare_exchange_n(&trig_sig, &none, sig, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	note_first(&trig_sig, &trig_ns, sig, now_ns);
 }
 
 void stats_trigger_seen(int sig, uint64_t now_ns)
 {
-	int none = 0;
-	if (__atomic_load_n(&seen_sig, __ATOMIC_ACQUIRE))
-		return;
-	__atomic_store_n(&seen_ns, now_ns, __ATOMIC_RELAXED);
-	__atomic_compare_exchange_n(&seen_sig, &none, sig, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	note_first(&seen_sig, &seen_ns, sig, now_ns);
 }
 
 void stats_trigger_withdrawn(void)
