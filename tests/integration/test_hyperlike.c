@@ -272,6 +272,18 @@ static long forked_child_serves_spare(bool shim)
 
 Test(hyperlike, forked_child_releases_inherited_connection)
 {
+	/* gcc 12's libasan takes none of its locks around fork(): when another
+	 * thread of the parent (the shim's sweeper, a connection thread ending)
+	 * held its allocator's lock at the fork, every thread the child starts
+	 * waits on it for ever in ASan's own thread start, the fixture's
+	 * connection thread as much as the shim's sweeper (seen in one CI run
+	 * under load; gdb: FutexWait <- SizeClassAllocator64::GetFromAllocator
+	 * <- free <- pthread_getattr_np <- AsanThread::ThreadStart).  The same
+	 * limit as tests/reliability/test_fork.c; the plain build and TSan run it. */
+	const char *san = getenv("GRACESHIM_SAN");
+	if (san && !strcmp(san, "address"))
+		cr_skip_test("not under ASan: gcc 12's libasan takes no lock around fork, a child "
+			     "creating a thread can wait forever on ASan's allocator");
 	cr_assert_geq(forked_child_serves_spare(true), 0, "stderr:\n%s", server_stderr(&srv));
 }
 
