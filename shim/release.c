@@ -52,7 +52,6 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 	uint8_t d = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
 	uint32_t since = __atomic_load_n(&c->sample_ms, __ATOMIC_RELAXED);
 	if (!since || !(d & CONN_DIR_SEEN)) {
-		/* atomic: the read path looks at this word (as c->tls) */
 		__atomic_store_n(&c->sample_ms, since = ms, __ATOMIC_RELAXED);
 		if (!(d & CONN_DIR_SEEN))
 			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN), 0,
@@ -88,6 +87,25 @@ int64_t sweeper_tcp_read_bytes(int fd)
 	return r;
 }
 
+/* Who spoke last on a connection whose transfers we do not see
+ * (CONN_KERNEL), from TCP_INFO: the time since the last data segment each
+ * way.  A host that never sent data cannot have spoken last.  The times
+ * are in the kernel's clock ticks (1 to 10 ms): a request and its answer
+ * within one tick tie, which is read as the host having answered (the
+ * answer follows the request; a tie the other way needs the next request
+ * to arrive within the tick that sent the last answer, and to be still
+ * unanswered after the quiet time; its answer still passes the mute, see
+ * mute.c). */
+static int kernel_server_last(const struct tcp_info *ti, socklen_t len)
+{
+	uint64_t sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti->tcpi_bytes_sent
+				? ti->tcpi_bytes_sent
+				: ti->tcpi_bytes_acked;
+	if (sent == 0)
+		return 0;
+	return ti->tcpi_last_data_sent <= ti->tcpi_last_data_recv;
+}
+
 /* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
  * host's writes on c are looked at (CONN_MUTED) until it reads a byte again,
  * and dropped once it can only be answering the EOF we cause (interpose.c,
@@ -109,7 +127,6 @@ void mute(struct conn *c, const struct pol_out *out, uint64_t looked_rx, int64_t
 		base = kernel_read > 0 ? (uint64_t)kernel_read : 0;
 		conntab_rw_add_locked(c);
 	}
-	/* The word is c->tls too, which a reading thread may store to. */
 	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
 	uint8_t f = CONN_MUTED;
 	if (out->reason == POL_R_UNUSED || out->reason == POL_R_FIRST_BYTE)
@@ -209,7 +226,7 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	 * read all of it through this record (not shared: a dup or a fork may
 	 * read what we never see). */
 	bool tcp = family == AF_INET || family == AF_INET6;
-	uint32_t tls = tcp && !(flags & CONN_KERNEL) ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
+	uint32_t tls = tcp ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
 	in.no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
 	in.multiplexed = pol_tls_multiplexed(tls);
 	in.server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
@@ -226,6 +243,8 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 						 ? ti.tcpi_last_data_recv
 						 : ti.tcpi_last_data_sent;
 			in.quiet_ns = (int64_t)quiet * 1000000;
+			if (flags & CONN_KERNEL)
+				in.server_last = kernel_server_last(&ti, len);
 		}
 	} else {
 		in.quiet_ns = sampled_quiet(c, ps->now);
@@ -273,15 +292,15 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 				log_peer(fd, peer, sizeof peer);
 				log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
 					peer, out.reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
-					pol_reason_name(out.reason), (unsigned long long)in.rx,
+					pol_reason_name(out.reason),
+					(unsigned long long)((flags & CONN_KERNEL) && in.kernel_rx > 0
+								     ? (uint64_t)in.kernel_rx
+								     : in.rx),
 					(unsigned long long)conn_tx(c),
 					(unsigned long long)(in.age_ns / 1000000));
 			}
 		} else {
 			unmute(c); /* not released: its writes are the host's as before */
-			/* rx_at_release shared its place: restart the clock, stop
-			 * the TLS watch (both start again from nothing) */
-			__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
 			LOG(LOG_WARN, "shutdown(fd %d) failed: %s", fd, strerror(errno));
 		}
 		break;
