@@ -243,8 +243,14 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 						 ? ti.tcpi_last_data_recv
 						 : ti.tcpi_last_data_sent;
 			in.quiet_ns = (int64_t)quiet * 1000000;
+			/* Still CONN_FIRST with the classifier not watching: we never
+			 * saw what it read (io_uring, a read past our wrappers), so
+			 * not whether it may be HTTP/2: who spoke last proves
+			 * nothing, as for a counted one whose reads we missed. */
 			if (flags & CONN_KERNEL)
-				in.server_last = kernel_server_last(&ti, len);
+				in.server_last = (flags & CONN_FIRST) && !(tls & POL_TLS_WATCHING)
+							 ? -1
+							 : kernel_server_last(&ti, len);
 		}
 	} else {
 		in.quiet_ns = sampled_quiet(c, ps->now);
