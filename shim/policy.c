@@ -96,6 +96,11 @@ void pol_decide(const struct pol_params *p, const struct pol_input *in, struct p
 		decide_unused(p, in, out);
 }
 
+int pol_kernel_server_last(uint64_t sent, uint32_t last_recv_ms, uint32_t last_sent_ms)
+{
+	return sent > 0 && last_sent_ms <= last_recv_ms;
+}
+
 const char *pol_reason_name(enum pol_reason r)
 {
 	switch (r) {

@@ -88,22 +88,17 @@ int64_t sweeper_tcp_read_bytes(int fd)
 }
 
 /* Who spoke last on a connection whose transfers we do not see
- * (CONN_KERNEL), from TCP_INFO: the time since the last data segment each
- * way.  A host that never sent data cannot have spoken last.  The times
- * are in the kernel's clock ticks (1 to 10 ms): a request and its answer
- * within one tick tie, which is read as the host having answered (the
- * answer follows the request; a tie the other way needs the next request
- * to arrive within the tick that sent the last answer, and to be still
- * unanswered after the quiet time; its answer still passes the mute, see
- * mute.c). */
+ * (CONN_KERNEL), from TCP_INFO (see pol_kernel_server_last).  The times
+ * are in the kernel's clock ticks (1 to 10 ms): a tie the wrong way needs
+ * the next request to arrive within the tick that sent the last answer,
+ * and to be still unanswered after the quiet time; its answer still
+ * passes the mute (mute.c). */
 static int kernel_server_last(const struct tcp_info *ti, socklen_t len)
 {
 	uint64_t sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti->tcpi_bytes_sent
 				? ti->tcpi_bytes_sent
 				: ti->tcpi_bytes_acked;
-	if (sent == 0)
-		return 0;
-	return ti->tcpi_last_data_sent <= ti->tcpi_last_data_recv;
+	return pol_kernel_server_last(sent, ti->tcpi_last_data_recv, ti->tcpi_last_data_sent);
 }
 
 /* Before a release (SHUT_RD, not the drain timeout's cut): from now on the
