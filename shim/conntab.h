@@ -69,6 +69,11 @@ enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
  * transfer stores a bare direction, which clears it: so the sweeper knows the
  * counters moved since its last look without keeping their sum. */
 #define CONN_DIR_SEEN 0x80
+/* Set in last_dir (with CONN_DIR_NONE) by the sweeper when it puts a
+ * CONN_KERNEL connection whose speaker the kernel cannot tell back into the
+ * read/write filter (release.c, tie_watch): a bare direction there since is
+ * the last transfer after that look. */
+#define CONN_DIR_WATCH 0x40
 
 /* What an fd in the filter is.  Only connections live in the uthash table;
  * listeners (for the listener trigger) and signalfds (to notice a trigger
@@ -108,7 +113,10 @@ struct conn {
 				 * moving (see CONN_DIR_SEEN); 0: not yet */
 	uint32_t rx_at_release; /* CONN_MUTED: the low 32 bits of the bytes the
 				 * host had read when released (the kernel's
-				 * count for CONN_KERNEL) */
+				 * count for CONN_KERNEL); a CONN_KERNEL one
+				 * never released: what it had read before the
+				 * write that took it out of the filter
+				 * (track_answered), 0: not out that way */
 	uint32_t tls;           /* TCP under policy idle: pol_tls_feed()'s state,
 				 * written by the reading thread (relaxed); 0:
 				 * not watched (yet) */

@@ -26,7 +26,9 @@ struct pol_input {
 	int64_t outq;         /* SIOCOUTQ: bytes sent but not yet taken by the peer, -1 if unknown */
 	uint64_t age_ns;      /* since accept */
 	int64_t quiet_ns;     /* since a byte last moved either way, -1 if unknown */
-	int server_last;      /* the host wrote last: 1, the peer did: 0, unknown: -1 */
+	int server_last;      /* the host wrote last: 1, the peer did: 0, unknown: -1,
+			       * POL_SPEAKER_TIE: the kernel cannot tell, and the
+			       * shim watches for the next transfer */
 	int shared;           /* crossed a fork: other processes may read it */
 	int draining;         /* a trigger came */
 	int deadline_passed;  /* GRACESHIM_DRAIN_TIMEOUT is up */
@@ -120,9 +122,12 @@ int pol_tls_multiplexed(uint32_t st);
 /* Who spoke last on a TCP connection, from the kernel's view (TCP_INFO):
  * the data bytes the host sent, and the times since the last data segment
  * received and sent (ms, in the kernel's clock ticks).  1: the host, 0: the
- * peer.  A host that sent nothing did not; a tie (both within one tick)
- * counts as the host having answered, the order a request and its answer
- * come in. */
+ * peer.  A host that sent nothing did not.  A tie (both within one tick)
+ * is POL_SPEAKER_TIE: a request answered within the tick, or an answer
+ * followed within the tick by the next request (a keep-alive client on a
+ * fast link sends it the moment the answer lands), which the host may
+ * still be working on.  Nothing else the kernel shows orders the two. */
+#define POL_SPEAKER_TIE (-2)
 int pol_kernel_server_last(uint64_t sent, uint32_t last_recv_ms, uint32_t last_sent_ms);
 const char *pol_reason_name(enum pol_reason r);
 

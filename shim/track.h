@@ -28,6 +28,9 @@ void track_forked_child(void) HIDDEN;
 /* A counted read of fd returned r (buf: its bytes, or NULL when they are
  * not in one buffer).  Returns r. */
 ssize_t track_rx(int fd, ssize_t r, const void *buf) HIDDEN;
+/* A write of a CONN_FIRST connection returned r > 0; rx_before: what the
+ * host had read of it before the write began (track.c). */
+void track_answered(int fd, struct conn *c, uint64_t rx_before) HIDDEN;
 
 struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) HIDDEN;
 /* c: the record of fd in the read/write filter.  Returns c when the read
