@@ -292,7 +292,8 @@ void conntab_rw_add_locked(struct conn *c)
 void conntab_rw_remove_locked(struct conn *c)
 {
 	__atomic_and_fetch(&c->flags, (uint8_t)~CONN_FIRST, __ATOMIC_RELAXED);
-	if (!(c->flags & CONN_MUTED) && (unsigned)c->fd < CONNTAB_LOW && conntab_rw[c->fd] == c)
+	if (!conntab_kernel_first && !(c->flags & CONN_MUTED) && (unsigned)c->fd < CONNTAB_LOW &&
+	    conntab_rw[c->fd] == c)
 		set_rw(c->fd, NULL);
 }
 

@@ -57,10 +57,13 @@ enum conn_flags {
 	CONN_EOF_READ = 1u << 5,
 	CONN_INHERITED = 1u << 6, /* a listener this process did not listen() on itself: it came
 				   * across a fork, or was first seen at an accept (exec, a
-				   * message): the process is a worker of someone else's */	/* CONN_KERNEL, and its first bytes not yet classified (policy idle:
-	 * TLS handshake or request? HTTP/2?): in the read/write filter until
-	 * the classifier is done with it (track.c, tls_watch), then out of it,
-	 * so that its reads and writes cost what an untracked fd's do. */
+				   * message): the process is a worker of someone else's */
+	/* CONN_KERNEL, and its first bytes not yet classified (policy idle:
+	 * TLS handshake or request? HTTP/2?): its reads are counted and fed to
+	 * the classifier (track.c, tls_watch) until it is done with them.  From
+	 * then on the filter keeps only the direction of its transfers
+	 * (last_dir): the kernel counts its bytes, but its clock cannot order a
+	 * request and an answer within one tick. */
 	CONN_FIRST = 1u << 7,
 };
 
@@ -69,11 +72,6 @@ enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
  * transfer stores a bare direction, which clears it: so the sweeper knows the
  * counters moved since its last look without keeping their sum. */
 #define CONN_DIR_SEEN 0x80
-/* Set in last_dir (with CONN_DIR_NONE) by the sweeper when it puts a
- * CONN_KERNEL connection whose speaker the kernel cannot tell back into the
- * read/write filter (release.c, tie_watch): a bare direction there since is
- * the last transfer after that look. */
-#define CONN_DIR_WATCH 0x40
 
 /* What an fd in the filter is.  Only connections live in the uthash table;
  * listeners (for the listener trigger) and signalfds (to notice a trigger
@@ -113,10 +111,7 @@ struct conn {
 				 * moving (see CONN_DIR_SEEN); 0: not yet */
 	uint32_t rx_at_release; /* CONN_MUTED: the low 32 bits of the bytes the
 				 * host had read when released (the kernel's
-				 * count for CONN_KERNEL); a CONN_KERNEL one
-				 * never released: what it had read before the
-				 * write that took it out of the filter
-				 * (track_answered), 0: not out that way */
+				 * count for CONN_KERNEL) */
 	uint32_t tls;           /* TCP under policy idle: pol_tls_feed()'s state,
 				 * written by the reading thread (relaxed); 0:
 				 * not watched (yet) */
@@ -143,11 +138,14 @@ static inline uint32_t conn_ms(uint64_t ns)
 #define CONNTAB_MAX_FD (CONNTAB_PAGES * CONNTAB_PAGE_SIZE)
 
 extern struct conn *conntab_low[CONNTAB_LOW] HIDDEN;
-/* The read/write filter: only the records whose bytes we count (Unix
- * sockets, signalfds; TCP too when the kernel lacks the counters or the log
- * level is trace; a TCP connection under policy idle until its first bytes
- * are classified, CONN_FIRST; a released one, CONN_MUTED).  A TCP connection the kernel counts for us costs its
- * reads and writes no more than an untracked fd. */
+/* The read/write filter: the records whose bytes we count (Unix sockets,
+ * signalfds; TCP too when the kernel lacks the counters or the log level is
+ * trace; a TCP connection under policy idle until its first bytes are
+ * classified, CONN_FIRST; a released one, CONN_MUTED), and under policy
+ * idle every TCP connection the kernel counts for us, for the direction of
+ * its transfers only (interpose.c, TRACKED_READ: a read stores one byte).
+ * Under policy unused such a connection is not in it: its reads and writes
+ * cost what an untracked fd's do. */
 extern struct conn *conntab_rw[CONNTAB_LOW] HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] HIDDEN;
 /* By fd: the gen of the connection a thread of the host is reading while it
@@ -158,8 +156,8 @@ extern struct conn **conntab_pages[CONNTAB_PAGES] HIDDEN;
 extern uint32_t conntab_blocked[CONNTAB_LOW] HIDDEN;
 extern int conntab_mu HIDDEN; /* spin lock: guards the table, free list, filter writes */
 /* CONN_FIRST when a new CONN_KERNEL record starts in the read/write filter
- * to have its first bytes classified (policy idle), else 0.  Set once at
- * start-up. */
+ * to have its first bytes classified (policy idle; it stays there for its
+ * direction), else 0.  Set once at start-up. */
 extern uint8_t conntab_kernel_first HIDDEN;
 
 struct conn *conntab_fast_high(int fd) HIDDEN;
@@ -170,8 +168,8 @@ static inline struct conn *conntab_rw_fast(int fd)
 	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1))
 		return __atomic_load_n(&conntab_rw[fd], __ATOMIC_ACQUIRE);
 	struct conn *c = conntab_fast_high(fd);
-	return c && (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
-		     (CONN_KERNEL | CONN_MUTED | CONN_FIRST)) != CONN_KERNEL
+	return c && (conntab_kernel_first || (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+					      (CONN_KERNEL | CONN_MUTED | CONN_FIRST)) != CONN_KERNEL)
 		       ? c
 		       : NULL;
 }
@@ -246,8 +244,9 @@ size_t conntab_special_fds_locked(unsigned lo, unsigned hi, int *out, size_t max
 /* Puts a connection into the read/write filter (a released CONN_KERNEL one:
  * its writes must be looked at). */
 void conntab_rw_add_locked(struct conn *c);
-/* Takes a CONN_KERNEL connection out of the read/write filter (its first
- * bytes are classified), unless it is muted. */
+/* A CONN_KERNEL connection's first bytes are classified: CONN_FIRST off; out
+ * of the read/write filter unless it is muted or the policy is idle (which
+ * needs its direction). */
 void conntab_rw_remove_locked(struct conn *c);
 /* Marks every record CONN_SHARED (at fork, in parent and child). */
 void conntab_mark_shared_locked(void);

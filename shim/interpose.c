@@ -69,26 +69,14 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 
 /* ---- reads and writes: counted -------------------------------------------
  * A write on a tracked connection is counted here, a read by track_rx. */
-static ssize_t tx_done(int fd, ssize_t r, const struct conn *c0, uint64_t rx0)
+static ssize_t tx_done(int fd, ssize_t r)
 {
 	if (r > 0) {
 		struct conn *c = conntab_rw_fast(fd);
-		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1) && proc_own()) {
+		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1) && proc_own())
 			conn_add_tx(c, (uint64_t)r);
-			if (__builtin_expect(__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_FIRST, 0) &&
-			    c == c0)
-				track_answered(fd, c, rx0);
-		}
 	}
 	return r;
-}
-
-/* What the host had read of fd's connection before a write began (see
- * track_answered): taken before the call, so that a read in another thread
- * that returns bytes sent after this write's cannot count among them. */
-static inline uint64_t rx_before(const struct conn *c)
-{
-	return c ? conn_rx(c) : 0;
 }
 
 static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
@@ -106,6 +94,8 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
 		struct conn *c_ = conntab_rw_fast(fd);                                      \
 		if (!c_ || ((flags) & MSG_PEEK))                                            \
 			return call;                                                        \
+		if (__builtin_expect(track_dir_only(c_), 1))                                \
+			return track_rx_dir(c_, call);                                      \
 		struct conn *w_ = track_read_watch(c_, fd, flags);                          \
 		return track_rx(fd, track_read_unwatch(fd, w_, call), buf);                 \
 	} while (0)
@@ -181,8 +171,7 @@ __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, siz
 		return REAL_NOHOOK(write)(fd, buf, n);
 	if (mute_active(c) && mute_drop(c, fd, n))
 		return (ssize_t)n;
-	uint64_t rx0 = rx_before(c);
-	return tx_done(fd, REAL_NOHOOK(write)(fd, buf, n), c, rx0);
+	return tx_done(fd, REAL_NOHOOK(write)(fd, buf, n));
 }
 
 __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
@@ -195,8 +184,7 @@ __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec 
 		if (t >= 0 && mute_drop(c, fd, (size_t)t))
 			return t;
 	}
-	uint64_t rx0 = rx_before(c);
-	return tx_done(fd, REAL_NOHOOK(writev)(fd, iov, iovcnt), c, rx0);
+	return tx_done(fd, REAL_NOHOOK(writev)(fd, iov, iovcnt));
 }
 
 __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t n, int flags)
@@ -206,8 +194,7 @@ __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size
 		return REAL_NOHOOK(send)(fd, buf, n, flags);
 	if (mute_active(c) && mute_drop(c, fd, n))
 		return (ssize_t)n;
-	uint64_t rx0 = rx_before(c);
-	return tx_done(fd, REAL_NOHOOK(send)(fd, buf, n, flags), c, rx0);
+	return tx_done(fd, REAL_NOHOOK(send)(fd, buf, n, flags));
 }
 
 __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
@@ -217,8 +204,7 @@ __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, si
 		return REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen);
 	if (mute_active(c) && mute_drop(c, fd, n))
 		return (ssize_t)n;
-	uint64_t rx0 = rx_before(c);
-	return tx_done(fd, REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen), c, rx0);
+	return tx_done(fd, REAL_NOHOOK(sendto)(fd, buf, n, flags, addr, alen));
 }
 
 __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
@@ -231,8 +217,7 @@ __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghd
 		if (t >= 0 && mute_drop(c, fd, (size_t)t))
 			return t;
 	}
-	uint64_t rx0 = rx_before(c);
-	return tx_done(fd, REAL_NOHOOK(sendmsg)(fd, msg, flags), c, rx0);
+	return tx_done(fd, REAL_NOHOOK(sendmsg)(fd, msg, flags));
 }
 
 __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags)
@@ -243,10 +228,9 @@ __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *v, un
 	int r;
 	if (mute_active(c) && mute_mmsg_drop(c, fd, v, n, &r))
 		return r;
-	uint64_t rx0 = rx_before(c);
 	r = REAL_NOHOOK(sendmmsg)(fd, v, n, flags);
 	if (r > 0)
-		tx_done(fd, mmsg_bytes(v, r), c, rx0);
+		tx_done(fd, mmsg_bytes(v, r));
 	return r;
 }
 
@@ -258,8 +242,7 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 		return REAL(sendfile)(out, in, off, n);
 	if (mute_active(c) && mute_sendfile_drop(c, out, in, off, n, &r))
 		return r;
-	uint64_t rx0 = rx_before(c);
-	return tx_done(out, REAL(sendfile)(out, in, off, n), c, rx0);
+	return tx_done(out, REAL(sendfile)(out, in, off, n));
 }
 
 /* The exported wrappers of the fast symbols (symbols.h: path fast): an fd
@@ -296,10 +279,9 @@ SHIM_EXPORT ssize_t splice(int in, off_t *ioff, int out, off_t *ooff, size_t n, 
 		return REAL(splice)(in, ioff, out, ooff, n, flags);
 	if (oc && mute_active(oc) && mute_splice_drop(oc, in, ioff, out, n, flags, &dropped))
 		return track_rx(in, dropped, NULL);
-	uint64_t rx0 = rx_before(oc);
 	ssize_t r = REAL(splice)(in, ioff, out, ooff, n, flags);
 	track_rx(in, r, NULL);
-	return tx_done(out, r, oc, rx0);
+	return tx_done(out, r);
 }
 
 SHIM_EXPORT int close(int fd)

@@ -72,12 +72,6 @@ static void decide_used(const struct pol_params *p, const struct pol_input *in,
 		set(out, POL_KEEP, POL_R_SHARED, 0); /* its traffic may go through another fd */
 	else if (in->queued > 0)
 		set(out, POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS);
-	else if (in->server_last == POL_SPEAKER_TIE && !in->no_request && in->outq >= 0 &&
-		 in->quiet_ns >= 0)
-		/* Watched until a transfer tells (release.c, tie_watch): only
-		 * the host's next write lets it go. */
-		set(out, POL_WAIT, POL_R_UNKNOWN,
-		    p->idle_quiet_ns > POL_RECHECK_NS ? p->idle_quiet_ns : POL_RECHECK_NS);
 	else if (in->outq < 0 || (in->server_last < 0 && !in->no_request) || in->quiet_ns < 0)
 		set(out, POL_KEEP, POL_R_UNKNOWN, 0);
 	else if (in->outq > 0)

@@ -26,9 +26,7 @@ struct pol_input {
 	int64_t outq;         /* SIOCOUTQ: bytes sent but not yet taken by the peer, -1 if unknown */
 	uint64_t age_ns;      /* since accept */
 	int64_t quiet_ns;     /* since a byte last moved either way, -1 if unknown */
-	int server_last;      /* the host wrote last: 1, the peer did: 0, unknown: -1,
-			       * POL_SPEAKER_TIE: the kernel cannot tell, and the
-			       * shim watches for the next transfer */
+	int server_last;      /* the host wrote last: 1, the peer did: 0, unknown: -1 */
 	int shared;           /* crossed a fork: other processes may read it */
 	int draining;         /* a trigger came */
 	int deadline_passed;  /* GRACESHIM_DRAIN_TIMEOUT is up */

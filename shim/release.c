@@ -56,69 +56,20 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 	return (int64_t)(uint32_t)(ms - since) * 1000000;
 }
 
-/* Who spoke last on a connection whose transfers we do not see
- * (CONN_KERNEL), from TCP_INFO (see pol_kernel_server_last).  The times
- * are in the kernel's clock ticks (1 to 10 ms): a tie is settled by
- * tie_watch. */
+/* Who spoke last on a connection the kernel counts for us (CONN_KERNEL),
+ * from TCP_INFO (see pol_kernel_server_last).  The times are in the
+ * kernel's clock ticks (1 to 10 ms): a tie (POL_SPEAKER_TIE) cannot tell a
+ * request answered within the tick from an answer followed within it by
+ * the next request, which the host may still be working on.  Nothing else
+ * the kernel shows orders the two (counts and times of segments, acks):
+ * the direction comes from our filter (last_dir); the kernel can only
+ * overrule it, where its reads went past our wrappers. */
 static int kernel_server_last(const struct tcp_info *ti, socklen_t len)
 {
 	uint64_t sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti->tcpi_bytes_sent
 				? ti->tcpi_bytes_sent
 				: ti->tcpi_bytes_acked;
 	return pol_kernel_server_last(sent, ti->tcpi_last_data_recv, ti->tcpi_last_data_sent);
-}
-
-/* Who spoke last on a CONN_KERNEL connection out of the filter, when the
- * kernel's clock cannot tell (pol_kernel_server_last: a tie).
- *
- * First, what the host had read when it began its first write after its
- * first bytes (rx_at_release, track_answered): if the kernel has received
- * no more than that (tcpi_bytes_received counts every byte that ever came
- * in, in order, and a peer's FIN as one more; our count, what the host's
- * reads through our wrappers returned, and no peek), every byte came
- * before that write began, so the host's data left after the peer's last:
- * it spoke last.  Our count must still be that snapshot (a read in flight
- * at the write could add to it).  Anything read past our wrappers, or by
- * another process, leaves the kernel's count above ours: not settled.
- *
- * Otherwise its next transfer tells.  The first such look puts it back into
- * the read/write filter with CONN_DIR_WATCH in last_dir; a later look finds
- * there the direction of the last transfer since (a bare direction clears
- * the bit).  A transfer that ran before the filter held it is not seen, but
- * it moved the kernel's times: then the kernel's order is used.  A record
- * above the flat filter is not watched: it stays a tie (kept).  Only
- * connections the kernel cannot order pay for the filter, and only from a
- * look while draining on. */
-static int tie_watch(struct conn *c, int fd, int kernel, uint64_t kernel_rx)
-{
-	uint8_t d0 = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
-	if (kernel != POL_SPEAKER_TIE && !(d0 & CONN_DIR_WATCH))
-		return kernel;
-	uint64_t rx = conn_rx(c);
-	uint32_t snap = __atomic_load_n(&c->rx_at_release, __ATOMIC_RELAXED);
-	if (kernel == POL_SPEAKER_TIE && snap && (uint32_t)rx == snap && kernel_rx == rx)
-		return 1;
-	conntab_lock();
-	int r = kernel;
-	if (conntab_find_locked(fd) == c && (unsigned)fd < CONNTAB_LOW) {
-		uint8_t d = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) & ~CONN_DIR_SEEN;
-		if (conntab_rw[fd] == c && !(d & CONN_DIR_WATCH) && d != CONN_DIR_NONE)
-			r = d == CONN_DIR_TX; /* watched, and it moved since */
-		else if (kernel == POL_SPEAKER_TIE && conntab_rw[fd] != c && rx > 0) {
-			__atomic_store_n(&c->last_dir, CONN_DIR_NONE | CONN_DIR_WATCH,
-					 __ATOMIC_RELAXED);
-			conntab_rw_add_locked(c);
-		}
-	}
-	conntab_unlock();
-	return r;
-}
-
-/* Who spoke last on a CONN_KERNEL connection out of the filter: the
- * kernel's clock, and tie_watch where it cannot tell. */
-static int kernel_speaker(struct conn *c, int fd, const struct tcp_info *ti, socklen_t len)
-{
-	return tie_watch(c, fd, kernel_server_last(ti, len), ti->tcpi_bytes_received);
 }
 
 /* The kernel's count of what the host read of a CONN_KERNEL connection
@@ -265,15 +216,18 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 			if (in->kernel_rx > 0) /* no need to ask again before a trigger */
 				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			in->quiet_ns = (int64_t)sockview_quiet_ms(&ti) * 1000000;
-			/* Still CONN_FIRST: in the filter since its accept, so our
+			/* In the filter since its accept (policy idle), so our
 			 * direction is the truth, unless we never saw it read
 			 * (io_uring, a read past our wrappers): then not whether
 			 * it may be HTTP/2 either, and who spoke last proves
-			 * nothing, as for a counted one whose reads we missed. */
-			if ((flags & CONN_KERNEL) && (flags & CONN_FIRST))
-				in->server_last = in->rx > 0 ? in->server_last : -1;
-			else if (flags & CONN_KERNEL)
-				in->server_last = kernel_speaker(c, fd, &ti, len);
+			 * nothing, as for a counted one whose reads we missed.
+			 * Where the kernel saw data come in a tick after the
+			 * last it sent, the peer spoke last, whatever we saw. */
+			if (flags & CONN_KERNEL)
+				in->server_last = in->rx == 0 ? -1
+						  : in->server_last == 1 && !kernel_server_last(&ti, len)
+						      ? 0
+						      : in->server_last;
 		}
 	} else {
 		in->quiet_ns = sampled_quiet(c, ps->now);

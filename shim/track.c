@@ -281,33 +281,23 @@ static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 				 __ATOMIC_RELAXED);
 }
 
-/* The host wrote to a connection the kernel counts for us (CONN_FIRST),
- * having read rx_before bytes through our wrappers before the write began:
- * once tls_watch is done with it and it has read something, it leaves the
- * read/write filter here, so that its later reads and writes cost what an
- * untracked fd's do.  rx_before is kept (rx_at_release, low 32 bits): if
- * the kernel later counts no more bytes received than that, nothing came
- * in after this answer began, and who spoke last is settled whatever the
- * kernel's clock ticks say (release.c, kernel_speaker).  Under the lock,
- * like every write to the filter; once per connection.  If this thread is
- * inside the table (a signal handler's write) it simply stays in the
- * filter. */
-__attribute__((noinline, cold)) void track_answered(int fd, struct conn *c, uint64_t rx_before)
+/* A connection the kernel counts for us is classified (tls_watch is done
+ * with it): out of the read/write filter, under the lock like every write
+ * to the filter; once per connection.  If this thread is inside the table
+ * (a signal handler's read) it simply stays in the filter. */
+__attribute__((noinline, cold)) static void first_bytes_done(int fd, struct conn *c)
 {
-	if (!rx_before || (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING) ||
-	    !conntab_lock_unless_held())
+	if (!conntab_lock_unless_held())
 		return;
-	if (conntab_find_locked(fd) == c && (c->flags & CONN_FIRST) && !(c->flags & CONN_MUTED)) {
-		__atomic_store_n(&c->rx_at_release, (uint32_t)rx_before, __ATOMIC_RELAXED);
+	if (conntab_find_locked(fd) == c)
 		conntab_rw_remove_locked(c);
-	}
 	conntab_unlock();
 }
 
 /* Rare cases of a counted read, out of line so that track_rx needs no frame:
  * a signalfd, the first bytes of a connection (a trace line, the TLS
  * classifier), a released one. */
-__attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r,
+__attribute__((noinline, cold)) static ssize_t rx_rare(int fd, struct conn *c, ssize_t r,
 						       const void *buf)
 {
 	if (c->kind != CONN_KIND_CONN) {
@@ -321,6 +311,9 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 		first_byte(c);
 	tls_watch(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
+	if ((__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_FIRST) &&
+	    !(__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING))
+		first_bytes_done(fd, c);
 	return r;
 }
 
@@ -356,7 +349,7 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf)
 	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
 				     (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING),
 			     0))
-		return rx_rare(c, r, buf);
+		return rx_rare(fd, c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
 }
