@@ -282,9 +282,11 @@ static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 }
 
 /* A connection the kernel counts for us is classified (tls_watch is done
- * with it): out of the read/write filter, under the lock like every write
- * to the filter; once per connection.  If this thread is inside the table
- * (a signal handler's read) it simply stays in the filter. */
+ * with it): CONN_FIRST off, under the lock like every change of flags; once
+ * per connection.  It stays in the read/write filter (policy idle, the only
+ * one that sets CONN_FIRST), where its reads now only note their direction
+ * (track.h, track_dir_only).  If this thread is inside the table (a signal
+ * handler's read) it simply stays CONN_FIRST. */
 __attribute__((noinline, cold)) static void first_bytes_done(int fd, struct conn *c)
 {
 	if (!conntab_lock_unless_held())
