@@ -83,7 +83,8 @@ static char tcp_look(int fd, unsigned *port)
 {
 	int v = 0;
 	socklen_t l = sizeof v;
-	if (real_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
+	if (real_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 ||
+	    v != IPPROTO_TCP)
 		return 0;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
@@ -178,8 +179,9 @@ void blind_warn(void)
 		LOG(LOG_WARN, "this process uses io_uring: connections it accepts or reads there "
 			      "bypass libc and graceshim cannot see them");
 	if (unseen)
-		LOG(LOG_WARN, "%u connection(s) of this process were accepted without libc's "
-			      "accept()/accept4() (io_uring, raw system calls, a Go runtime): "
-			      "graceshim cannot release them; the server's own timeouts apply",
+		LOG(LOG_WARN,
+		    "%u connection(s) of this process were accepted without libc's "
+		    "accept()/accept4() (io_uring, raw system calls, a Go runtime): "
+		    "graceshim cannot release them; the server's own timeouts apply",
 		    unseen);
 }

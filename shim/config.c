@@ -20,12 +20,12 @@ static const struct {
 	const char *name;
 	int num;
 } sigtab[] = {
-	{"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
-	{"USR2", SIGUSR2}, {"TERM", SIGTERM},     {"ALRM", SIGALRM},   {"PIPE", SIGPIPE},
-	{"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
-	{"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+	{"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
+	{"USR2", SIGUSR2},     {"TERM", SIGTERM}, {"ALRM", SIGALRM},   {"PIPE", SIGPIPE},
+	{"CHLD", SIGCHLD},     {"CONT", SIGCONT}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+	{"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
 	{"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-	{"PWR", SIGPWR},   {"SYS", SIGSYS},       {"ABRT", SIGABRT},   {"TRAP", SIGTRAP},
+	{"PWR", SIGPWR},       {"SYS", SIGSYS},   {"ABRT", SIGABRT},   {"TRAP", SIGTRAP},
 };
 
 /* Signals a shutdown can never be meant by: uncatchable, or raised by faults
@@ -33,7 +33,12 @@ static const struct {
 static bool sig_allowed(int sig)
 {
 	switch (sig) {
-	case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL:
+	case SIGKILL:
+	case SIGSTOP:
+	case SIGSEGV:
+	case SIGBUS:
+	case SIGFPE:
+	case SIGILL:
 		return false;
 	default:
 		return sig > 0 && sig < NSIG;
@@ -42,9 +47,9 @@ static bool sig_allowed(int sig)
 
 const char *cfg_signal_name(int sig)
 {
-	static const char *const names[] = {[SIGKILL] = "KILL", [SIGSTOP] = "STOP",
-					    [SIGSEGV] = "SEGV", [SIGBUS] = "BUS",
-					    [SIGFPE] = "FPE", [SIGILL] = "ILL"};
+	static const char *const names[] = {
+		[SIGKILL] = "KILL", [SIGSTOP] = "STOP", [SIGSEGV] = "SEGV",
+		[SIGBUS] = "BUS",   [SIGFPE] = "FPE",   [SIGILL] = "ILL"};
 	for (size_t i = 0; i < sizeof sigtab / sizeof sigtab[0]; i++)
 		if (sigtab[i].num == sig)
 			return sigtab[i].name;
@@ -126,8 +131,8 @@ int cfg_parse_duration(const char *s, uint64_t *ns)
 		uint64_t mult;
 	} units[] = {
 		/* longest first so "ms" is not read as "m" followed by junk */
-		{"ns", 1},	     {"us", 1000},		{"ms", 1000000},
-		{"h", 3600000000000}, {"m", 60000000000}, {"s", 1000000000},
+		{"ns", 1},          {"us", 1000},      {"ms", 1000000}, {"h", 3600000000000},
+		{"m", 60000000000}, {"s", 1000000000},
 	};
 	uint64_t total = 0;
 
@@ -322,7 +327,8 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 	cfg_defaults(c);
 
 	if ((v = get("GRACESHIM_DISABLE", ctx)) && !parse_bool(v, &c->disable))
-		bad(&r, "GRACESHIM_DISABLE", v, "1 or 0 (also true/false, yes/no, on/off); using 0");
+		bad(&r, "GRACESHIM_DISABLE", v,
+		    "1 or 0 (also true/false, yes/no, on/off); using 0");
 
 	if ((v = get("GRACESHIM_LOG", ctx))) {
 		int l = cfg_parse_log_level(v);
@@ -339,7 +345,8 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 		   "no statistics");
 
 	if ((v = get("GRACESHIM_TRIGGERS", ctx)) && parse_triggers(v, &c->triggers) < 0)
-		bad(&r, "GRACESHIM_TRIGGERS", v, "signal, listener or signal,listener; using signal,listener");
+		bad(&r, "GRACESHIM_TRIGGERS", v,
+		    "signal, listener or signal,listener; using signal,listener");
 
 	if ((v = get("GRACESHIM_POLICY", ctx))) {
 		if (strcasecmp(v, "unused") == 0)
@@ -353,7 +360,8 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
 	if ((v = get("GRACESHIM_IDLE_QUIET", ctx)) &&
 	    (cfg_parse_duration(v, &c->idle_quiet_ns) < 0 || c->idle_quiet_ns == 0)) {
 		c->idle_quiet_ns = CFG_IDLE_QUIET_DEFAULT_NS;
-		bad(&r, "GRACESHIM_IDLE_QUIET", v, "a duration above 0 such as 500ms, 1s, 2s; using 1s");
+		bad(&r, "GRACESHIM_IDLE_QUIET", v,
+		    "a duration above 0 such as 500ms, 1s, 2s; using 1s");
 	}
 	if ((v = get("GRACESHIM_FIRST_BYTE_TIMEOUT", ctx)) &&
 	    cfg_parse_timeout(v, &c->first_byte_timeout_ns) < 0) {
@@ -401,10 +409,12 @@ int cfg_parse(struct cfg *c, cfg_getter get, cfg_warner warn, void *ctx)
  * of the project's own test and benchmark tools (set in the environment
  * the servers under test inherit). */
 static const char *const known_names[] = {
-	"GRACESHIM_DISABLE",	 "GRACESHIM_LOG",	    "GRACESHIM_LOG_FILE",
-	"GRACESHIM_STATS",	 "GRACESHIM_TRIGGERS",	    "GRACESHIM_POLICY",
-	"GRACESHIM_IDLE_QUIET",	 "GRACESHIM_FIRST_BYTE_TIMEOUT", "GRACESHIM_UNBLOCK_AFTER",
-	"GRACESHIM_DRAIN_TIMEOUT", "GRACESHIM_SIGNALS",	    "GRACESHIM_GRACE",
+	"GRACESHIM_DISABLE",       "GRACESHIM_LOG",
+	"GRACESHIM_LOG_FILE",      "GRACESHIM_STATS",
+	"GRACESHIM_TRIGGERS",      "GRACESHIM_POLICY",
+	"GRACESHIM_IDLE_QUIET",    "GRACESHIM_FIRST_BYTE_TIMEOUT",
+	"GRACESHIM_UNBLOCK_AFTER", "GRACESHIM_DRAIN_TIMEOUT",
+	"GRACESHIM_SIGNALS",       "GRACESHIM_GRACE",
 	"GRACESHIM_LIB",
 };
 static const char *const tool_names[] = {"GRACESHIM_BUILD", "GRACESHIM_SAN", "GRACESHIM_VALGRIND",
@@ -449,8 +459,9 @@ int cfg_check_names(char *const *envp, cfg_warner warn, void *ctx)
 			known = strlen(known_names[i]) == n && !strncmp(e, known_names[i], n);
 		for (size_t i = 0; i < sizeof tool_names / sizeof *tool_names && !known; i++) {
 			size_t tl = strlen(tool_names[i]);
-			known = tool_names[i][tl - 1] == '_' ? n > tl && !strncmp(e, tool_names[i], tl)
-							     : tl == n && !strncmp(e, tool_names[i], n);
+			known = tool_names[i][tl - 1] == '_'
+					? n > tl && !strncmp(e, tool_names[i], tl)
+					: tl == n && !strncmp(e, tool_names[i], n);
 		}
 		if (known)
 			continue;
@@ -462,14 +473,18 @@ int cfg_check_names(char *const *envp, cfg_warner warn, void *ctx)
 				best = d, near = known_names[i];
 		}
 		char name[CFG_SHOWN_MAX], raw[CFG_SHOWN_MAX], msg[256];
-		snprintf(raw, sizeof raw, "%.*s", (int)(n < sizeof raw - 1 ? n : sizeof raw - 1), e);
+		snprintf(raw, sizeof raw, "%.*s", (int)(n < sizeof raw - 1 ? n : sizeof raw - 1),
+			 e);
 		cfg_show_value(raw, name, sizeof name);
 		if (near)
-			snprintf(msg, sizeof msg, "%s is not a graceshim variable: ignored (did you mean %s?)",
-				 name, near);
-		else
 			snprintf(msg, sizeof msg,
-				 "%s is not a graceshim variable: ignored (graceshim(1) lists them)", name);
+				 "%s is not a graceshim variable: ignored (did you mean %s?)", name,
+				 near);
+		else
+			snprintf(
+				msg, sizeof msg,
+				"%s is not a graceshim variable: ignored (graceshim(1) lists them)",
+				name);
 		problems++;
 		if (warn)
 			warn(msg, ctx);

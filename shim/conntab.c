@@ -10,7 +10,7 @@
 #define HASH_NONFATAL_OOM 1
 /* fds are small integers: a multiplicative hash spreads them over the
  * buckets as well as Jenkins' and costs two instructions. */
-#define HASH_FUNCTION(keyptr, keylen, hashv) \
+#define HASH_FUNCTION(keyptr, keylen, hashv)                                                       \
 	((hashv) = (unsigned)(*(const int *)(keyptr)) * 2654435761u, (void)(keylen))
 /* The table allocates with mmap, never malloc: accept and dup insert under
  * the lock, and a signal handler interrupting that may fork() (async-signal-
@@ -61,7 +61,7 @@ int conntab_mu;
 uint8_t conntab_kernel_first;
 __thread int conntab_held_here;
 
-static struct conn *table;     /* uthash head */
+static struct conn *table;               /* uthash head */
 static struct conn *parked[CONNTAB_LOW]; /* by fd: closed, still hashed (see conntab.h) */
 static size_t live_n; /* records of open connections: the table less the sentinel and parked */
 static struct conn *free_list; /* recycled records, linked through hh.next */
@@ -460,7 +460,7 @@ void conntab_clear_locked(void)
 		if (c == &sentinel)
 			continue;
 		if (c->kind != CONN_KIND_PARKED)
-			conntab_remove_locked(c); /* slots, statistics; a low fd's is parked */
+			conntab_remove_locked(c);  /* slots, statistics; a low fd's is parked */
 		if (c->kind == CONN_KIND_PARKED) { /* still hashed */
 			parked[c->fd] = NULL;
 			unhash(c);

@@ -94,12 +94,12 @@ struct conn {
 	UT_hash_handle hh;
 	int fd; /* key */
 	uint32_t gen;
-	uint32_t ino;         /* identity from fstat at accept time: sockfs numbers
+	uint32_t ino;                    /* identity from fstat at accept time: sockfs numbers
 			       * its inodes in 32 bits (get_next_ino) */
-	uint32_t accepted_ms; /* conn_ms(CLOCK_MONOTONIC); 0: not taken (nothing
+	uint32_t accepted_ms;            /* conn_ms(CLOCK_MONOTONIC); 0: not taken (nothing
 			       * configured uses a connection's age) */
-	union {               /* by kind */
-		struct {      /* CONN_KIND_CONN (and PARKED) */
+	union {                          /* by kind */
+		struct {                 /* CONN_KIND_CONN (and PARKED) */
 			uint64_t rx, tx; /* bytes the host received/sent through
 					  * us while in the read/write filter:
 					  * relaxed atomics, hot path */
@@ -115,10 +115,10 @@ struct conn {
 	uint32_t tls;           /* TCP under policy idle: pol_tls_feed()'s state,
 				 * written by the reading thread (relaxed); 0:
 				 * not watched (yet) */
-	uint8_t flags;        /* conn_flags, under conntab_mu */
-	uint8_t family;       /* AF_INET, AF_INET6, AF_UNIX */
-	uint8_t last_dir;     /* conn_dir of the last transfer: hot path */
-	uint8_t kind;         /* conn_kind */
+	uint8_t flags;          /* conn_flags, under conntab_mu */
+	uint8_t family;         /* AF_INET, AF_INET6, AF_UNIX */
+	uint8_t last_dir;       /* conn_dir of the last transfer: hot path */
+	uint8_t kind;           /* conn_kind */
 };
 
 /* A time for the record: milliseconds, never 0 (0 means "not taken"). */
@@ -168,8 +168,9 @@ static inline struct conn *conntab_rw_fast(int fd)
 	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1))
 		return __atomic_load_n(&conntab_rw[fd], __ATOMIC_ACQUIRE);
 	struct conn *c = conntab_fast_high(fd);
-	return c && (conntab_kernel_first || (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
-					      (CONN_KERNEL | CONN_MUTED | CONN_FIRST)) != CONN_KERNEL)
+	return c && (conntab_kernel_first ||
+		     (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+		      (CONN_KERNEL | CONN_MUTED | CONN_FIRST)) != CONN_KERNEL)
 		       ? c
 		       : NULL;
 }

@@ -11,13 +11,13 @@
 #include "mute.h"
 #include "stats.h"
 
-int drain_kind;          /* DRAIN_*: set by the handler or the listener trigger */
-int drain_trigger_sig;            /* the signal that started the drain */
-int drain_sweeper_started;        /* 0 no, 2 started (or failed for good) */
-uint64_t drain_start_ns;    /* the sweeper, or the release in the handler */
-int drain_noticed_sig;       /* the last handled signal that may ask for a stop */
-uint64_t drain_noticed_ns;  /* and when */
-int drain_announced;         /* the sweeper thread: the drain it last announced */
+int drain_kind;            /* DRAIN_*: set by the handler or the listener trigger */
+int drain_trigger_sig;     /* the signal that started the drain */
+int drain_sweeper_started; /* 0 no, 2 started (or failed for good) */
+uint64_t drain_start_ns;   /* the sweeper, or the release in the handler */
+int drain_noticed_sig;     /* the last handled signal that may ask for a stop */
+uint64_t drain_noticed_ns; /* and when */
+int drain_announced;       /* the sweeper thread: the drain it last announced */
 
 static void unmute_one(struct conn *c)
 {

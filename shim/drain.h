@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-
 /* What started the drain (README, "When it drains"):
  *   DRAIN_SIGNAL    a signal of GRACESHIM_SIGNALS, handled by the process;
  *   DRAIN_LISTENER  a worker closed the last listener it inherited and
@@ -31,10 +30,10 @@ enum { DRAIN_NONE, DRAIN_SIGNAL, DRAIN_LISTENER, DRAIN_STOP };
  * and then its drain ends (see sweeper_serving_seen). */
 #define DRAIN_LATE_GRACE_NS (200 * 1000000ull)
 
-extern int drain_kind HIDDEN;       /* DRAIN_*: the handler or the listener trigger */
-extern int drain_trigger_sig HIDDEN;         /* the signal that started the drain */
-extern uint64_t drain_start_ns HIDDEN; /* the sweeper (or the handler's release) */
-extern int drain_sweeper_started HIDDEN;     /* 0 no, 2 started (or failed for good) */
+extern int drain_kind HIDDEN;            /* DRAIN_*: the handler or the listener trigger */
+extern int drain_trigger_sig HIDDEN;     /* the signal that started the drain */
+extern uint64_t drain_start_ns HIDDEN;   /* the sweeper (or the handler's release) */
+extern int drain_sweeper_started HIDDEN; /* 0 no, 2 started (or failed for good) */
 /* The last signal the process handled (its handler ran, or it took it with
  * sigwait or a signalfd) of those that may ask it to stop, and when
  * (CLOCK_MONOTONIC): written by our handler and the sigwait/signalfd

@@ -12,7 +12,7 @@
 /* Calls fn for each fd listed in path ("/proc/self/fd", "/proc/<pid>/fd")
  * with its link target ("socket:[123]", "pipe:[4]", "/var/log/x", cut at 63
  * bytes).  Returns -1 (errno set) when the directory cannot be opened. */
-int fdlinks_each(const char *path, void (*fn)(int fd, const char *target, void *ctx),
-		 void *ctx) __attribute__((visibility("hidden")));
+int fdlinks_each(const char *path, void (*fn)(int fd, const char *target, void *ctx), void *ctx)
+	__attribute__((visibility("hidden")));
 
 #endif

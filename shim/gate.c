@@ -13,18 +13,19 @@ static void (*gate_work)(void);
  * call passes the gate (REAL: binding, or the deferred work; REAL_NOHOOK
  * for the writes, which signal handlers make to their self-pipes: no thread
  * may be started there), then goes to libc. */
-#define GATE_DOOR(ret, field, sym, params, args, bind, path) GATE_DOOR_##path(ret, field, params, args)
+#define GATE_DOOR(ret, field, sym, params, args, bind, path)                                       \
+	GATE_DOOR_##path(ret, field, params, args)
 #define GATE_DOOR_own(ret, field, params, args)
 #define GATE_DOOR_own_special(ret, field, params, args)
-#define GATE_DOOR_fast(ret, field, params, args) \
-	static ret gate_door_##field params          \
-	{                                            \
-		return REAL(field) args;                 \
+#define GATE_DOOR_fast(ret, field, params, args)                                                   \
+	static ret gate_door_##field params                                                        \
+	{                                                                                          \
+		return REAL(field) args;                                                           \
 	}
-#define GATE_DOOR_fast_nohook(ret, field, params, args) \
-	static ret gate_door_##field params                 \
-	{                                                   \
-		return REAL_NOHOOK(field) args;                 \
+#define GATE_DOOR_fast_nohook(ret, field, params, args)                                            \
+	static ret gate_door_##field params                                                        \
+	{                                                                                          \
+		return REAL_NOHOOK(field) args;                                                    \
 	}
 SHIM_SYMBOLS(GATE_DOOR)
 
@@ -40,8 +41,8 @@ static void fast_switch(int open)
 #define GATE_SET(ret, field, sym, params, args, bind, path) GATE_SET_##path(field)
 #define GATE_SET_own(f)
 #define GATE_SET_own_special(f)
-#define GATE_SET_fast(f)                                                                  \
-	__atomic_store_n(&gate_fast.f, open && real_fns.f ? real_fns.f : gate_door_##f, \
+#define GATE_SET_fast(f)                                                                           \
+	__atomic_store_n(&gate_fast.f, open &&real_fns.f ? real_fns.f : gate_door_##f,             \
 			 __ATOMIC_RELEASE);
 #define GATE_SET_fast_nohook(f) GATE_SET_fast(f)
 	SHIM_SYMBOLS(GATE_SET)

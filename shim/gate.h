@@ -20,7 +20,6 @@
 #include "hidden.h"
 #include "real.h"
 
-
 extern int gate_is_open HIDDEN; /* __atomic_load_n(ACQUIRE) */
 /* Where the exported fast wrappers (symbols.h: path fast, fast_nohook) jump
  * for an untracked fd: libc's function while the gate is open, its door
@@ -38,15 +37,15 @@ void gate_close(void) HIDDEN;
 /* The deferred work, set once at start-up; it calls gate_open() when done. */
 void gate_set_work(void (*work)(void)) HIDDEN;
 
-#define REAL(f)                                                                \
-	(*(__builtin_expect(!__atomic_load_n(&gate_is_open, __ATOMIC_ACQUIRE), 0) \
-		   ? (gate_pass(), real_fns.f)                                     \
+#define REAL(f)                                                                                    \
+	(*(__builtin_expect(!__atomic_load_n(&gate_is_open, __ATOMIC_ACQUIRE), 0)                  \
+		   ? (gate_pass(), real_fns.f)                                                     \
 		   : real_fns.f))
 /* For wrappers commonly called from signal handlers (write, send): never
  * runs the deferred work. */
-#define REAL_NOHOOK(f)                                                         \
-	(*(__builtin_expect(!__atomic_load_n(&gate_is_open, __ATOMIC_ACQUIRE), 0) \
-		   ? (gate_pass_nohook(), real_fns.f)                              \
+#define REAL_NOHOOK(f)                                                                             \
+	(*(__builtin_expect(!__atomic_load_n(&gate_is_open, __ATOMIC_ACQUIRE), 0)                  \
+		   ? (gate_pass_nohook(), real_fns.f)                                              \
 		   : real_fns.f))
 
 #endif

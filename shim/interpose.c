@@ -89,15 +89,15 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
 
 /* The slow path of a read on fd: a tracked connection's read is watched
  * around the call, then counted. */
-#define TRACKED_READ(fd, flags, buf, call)                                                  \
-	do {                                                                                \
-		struct conn *c_ = conntab_rw_fast(fd);                                      \
-		if (!c_ || ((flags) & MSG_PEEK))                                            \
-			return call;                                                        \
-		if (__builtin_expect(track_dir_only(c_), 1))                                \
-			return track_rx_dir(c_, call);                                      \
-		struct conn *w_ = track_read_watch(c_, fd, flags);                          \
-		return track_rx(fd, track_read_unwatch(fd, w_, call), buf);                 \
+#define TRACKED_READ(fd, flags, buf, call)                                                         \
+	do {                                                                                       \
+		struct conn *c_ = conntab_rw_fast(fd);                                             \
+		if (!c_ || ((flags)&MSG_PEEK))                                                     \
+			return call;                                                               \
+		if (__builtin_expect(track_dir_only(c_), 1))                                       \
+			return track_rx_dir(c_, call);                                             \
+		struct conn *w_ = track_read_watch(c_, fd, flags);                                 \
+		return track_rx(fd, track_read_unwatch(fd, w_, call), buf);                        \
 	} while (0)
 
 /* Every read and write wrapper is split in two.  The exported function is
@@ -109,9 +109,9 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
  * still sees them): they are counted when the host consumes them.  Writes
  * use REAL_NOHOOK: signal handlers write to self-pipes, and no thread may be
  * started there. */
-#define FASTFD(fd) \
-	__builtin_expect((unsigned)(fd) < CONNTAB_LOW && \
-				 !__atomic_load_n(&conntab_rw[(unsigned)(fd)], __ATOMIC_RELAXED), \
+#define FASTFD(fd)                                                                                 \
+	__builtin_expect((unsigned)(fd) < CONNTAB_LOW &&                                           \
+				 !__atomic_load_n(&conntab_rw[(unsigned)(fd)], __ATOMIC_RELAXED),  \
 			 1)
 
 __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
@@ -129,7 +129,8 @@ __attribute__((noinline)) static ssize_t recv_slow(int fd, void *buf, size_t n, 
 	TRACKED_READ(fd, flags, buf, REAL(recv)(fd, buf, n, flags));
 }
 
-__attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen)
+__attribute__((noinline)) static ssize_t recvfrom_slow(int fd, void *buf, size_t n, int flags,
+						       struct sockaddr *addr, socklen_t *alen)
 {
 	TRACKED_READ(fd, flags, buf, REAL(recvfrom)(fd, buf, n, flags, addr, alen));
 }
@@ -144,17 +145,21 @@ __attribute__((noinline)) static ssize_t read_chk_slow(int fd, void *buf, size_t
 	TRACKED_READ(fd, 0, buf, REAL(read_chk)(fd, buf, n, buflen));
 }
 
-__attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags)
+__attribute__((noinline)) static ssize_t recv_chk_slow(int fd, void *buf, size_t n, size_t buflen,
+						       int flags)
 {
 	TRACKED_READ(fd, flags, buf, REAL(recv_chk)(fd, buf, n, buflen, flags));
 }
 
-__attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *alen)
+__attribute__((noinline)) static ssize_t recvfrom_chk_slow(int fd, void *buf, size_t n,
+							   size_t buflen, int flags,
+							   struct sockaddr *addr, socklen_t *alen)
 {
 	TRACKED_READ(fd, flags, buf, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen));
 }
 
-__attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
+__attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, unsigned n, int flags,
+						   struct timespec *t)
 {
 	if (!conntab_rw_fast(fd) || (flags & MSG_PEEK))
 		return REAL(recvmmsg)(fd, v, n, flags, t);
@@ -197,7 +202,8 @@ __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size
 	return tx_done(fd, REAL_NOHOOK(send)(fd, buf, n, flags));
 }
 
-__attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t alen)
+__attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t n, int flags,
+						     const struct sockaddr *addr, socklen_t alen)
 {
 	struct conn *c = conntab_rw_fast(fd);
 	if (!c)
@@ -249,16 +255,18 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
  * below CONNTAB_LOW with no record goes through the fast table, anything
  * else to the slow path above (field_slow). */
 #define FIRST_ARG(a, ...) a
-#define FAST_WRAPPER(ret, field, sym, params, args, bind, path) FAST_WRAPPER_##path(ret, field, sym, params, args)
+#define FAST_WRAPPER(ret, field, sym, params, args, bind, path)                                    \
+	FAST_WRAPPER_##path(ret, field, sym, params, args)
 #define FAST_WRAPPER_own(ret, field, sym, params, args)
 #define FAST_WRAPPER_own_special(ret, field, sym, params, args)
-#define FAST_WRAPPER_fast_nohook(ret, field, sym, params, args) FAST_WRAPPER_fast(ret, field, sym, params, args)
-#define FAST_WRAPPER_fast(ret, field, sym, params, args)                          \
-	SHIM_EXPORT ret sym params                                                    \
-	{                                                                             \
-		if (FASTFD(FIRST_ARG args))                                               \
-			return __atomic_load_n(&gate_fast.field, __ATOMIC_RELAXED) args;       \
-		return field##_slow args;                                                 \
+#define FAST_WRAPPER_fast_nohook(ret, field, sym, params, args)                                    \
+	FAST_WRAPPER_fast(ret, field, sym, params, args)
+#define FAST_WRAPPER_fast(ret, field, sym, params, args)                                           \
+	SHIM_EXPORT ret sym params                                                                 \
+	{                                                                                          \
+		if (FASTFD(FIRST_ARG args))                                                        \
+			return __atomic_load_n(&gate_fast.field, __ATOMIC_RELAXED) args;           \
+		return field##_slow args;                                                          \
 	}
 SHIM_SYMBOLS(FAST_WRAPPER)
 
@@ -305,7 +313,7 @@ SHIM_EXPORT int dup2(int oldfd, int newfd)
 	int r = REAL(dup2)(oldfd, newfd);
 	if (r >= 0)
 		track_dup(oldfd, r);
-	if (r == 2 && proc_own()) /* not a vfork child's, in our memory */
+	if (r == 2 && proc_own())  /* not a vfork child's, in our memory */
 		log_stderr_note(); /* the host's own redirect of its stderr */
 	return r;
 }
@@ -357,8 +365,8 @@ SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 	/* Forget only what the call will close: not with CLOSE_RANGE_CLOEXEC,
 	 * and not when it is bound to fail (EINVAL: unknown flags, first >
 	 * last), as then nothing is closed. */
-	if (!(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) && !(flags & CLOSE_RANGE_CLOEXEC) &&
-	    first <= last)
+	if (!(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) &&
+	    !(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
 		track_forget_range(first, last);
 	errno = saved;
 	if (REAL(close_range))

@@ -129,9 +129,9 @@ static int log_open(void)
 	/* O_NONBLOCK: opening a planted FIFO must not block; a FIFO or socket
 	 * is refused, a regular file or a terminal is kept (blocking). */
 	int fd = (int)real_syscall(SYS_openat, AT_FDCWD, log_path,
-			      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-				      O_NONBLOCK,
-			      0600);
+				   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+					   O_NOCTTY | O_NONBLOCK,
+				   0600);
 	struct stat st;
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))) {
 		real_syscall(SYS_close, fd);

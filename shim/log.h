@@ -42,10 +42,10 @@ void log_peer_keep(int fd, uint32_t ino, char *buf, size_t len);
 void log_peer_kept(int fd, uint32_t ino, char *buf, size_t len);
 void log_peer_copy(int oldfd, int newfd);
 
-#define LOG(l, ...)                          \
-	do {                                     \
-		if (log_on(l))                       \
-			log_msg(l, __VA_ARGS__);         \
+#define LOG(l, ...)                                                                                \
+	do {                                                                                       \
+		if (log_on(l))                                                                     \
+			log_msg(l, __VA_ARGS__);                                                   \
 	} while (0)
 
 #endif

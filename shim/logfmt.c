@@ -266,22 +266,23 @@ size_t logfmt_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 		switch (*p) {
 		case 'd':
 		case 'i': {
-			long long v = lng >= 2 ? va_arg(ap, long long)
+			long long v = lng >= 2   ? va_arg(ap, long long)
 				      : lng == 1 ? va_arg(ap, long)
 						 : va_arg(ap, int);
 			if (lng == -1)
 				v = (short)v;
 			else if (lng == -2)
 				v = (signed char)v;
-			put_int(&w, &s, v < 0, v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v,
-				10, false);
+			put_int(&w, &s, v < 0,
+				v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v, 10,
+				false);
 			break;
 		}
 		case 'u':
 		case 'x':
 		case 'X':
 		case 'o': {
-			unsigned long long v = lng >= 2 ? va_arg(ap, unsigned long long)
+			unsigned long long v = lng >= 2   ? va_arg(ap, unsigned long long)
 					       : lng == 1 ? va_arg(ap, unsigned long)
 							  : va_arg(ap, unsigned int);
 			if (lng == -1)

@@ -52,7 +52,7 @@ void mute_begin(struct conn *c, uint64_t looked_rx, int64_t kernel_read, bool eo
 
 void mute_end(struct conn *c)
 {
-	__atomic_and_fetch(&c->flags, (uint8_t)~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
+	__atomic_and_fetch(&c->flags, (uint8_t) ~(CONN_MUTED | CONN_EOF_READ), __ATOMIC_RELAXED);
 }
 
 /* ---- writes on a released connection ---------------------------------
@@ -96,8 +96,10 @@ __attribute__((noinline, cold)) bool mute_drop(struct conn *c, int fd, size_t n)
 	if (log_on(LOG_DEBUG)) {
 		char p[64];
 		log_peer(fd, p, sizeof p);
-		log_msg(LOG_DEBUG, "connection %s: %zu byte(s) written after its release dropped "
-				   "(the host read its EOF and nothing since)", p, n);
+		log_msg(LOG_DEBUG,
+			"connection %s: %zu byte(s) written after its release dropped "
+			"(the host read its EOF and nothing since)",
+			p, n);
 	}
 out:
 	errno = saved;
@@ -122,7 +124,7 @@ ssize_t mute_iov_bytes(const struct iovec *iov, size_t cnt)
 /* sendmmsg's part of a drop: every message taken whole (at most UIO_MAXIOV,
  * as the kernel sends), or false when one would make the real call fail. */
 __attribute__((noinline, cold)) bool mute_mmsg_drop(struct conn *c, int fd, struct mmsghdr *v,
-						       unsigned n, int *r)
+						    unsigned n, int *r)
 {
 	size_t total = 0;
 	unsigned k = n < UIO_MAXIOV ? n : UIO_MAXIOV;
@@ -137,7 +139,8 @@ __attribute__((noinline, cold)) bool mute_mmsg_drop(struct conn *c, int fd, stru
 	if (!mute_drop(c, fd, total))
 		return false;
 	for (unsigned i = 0; i < k; i++)
-		v[i].msg_len = (unsigned)mute_iov_bytes(v[i].msg_hdr.msg_iov, v[i].msg_hdr.msg_iovlen);
+		v[i].msg_len = (unsigned)mute_iov_bytes(v[i].msg_hdr.msg_iov,
+							v[i].msg_hdr.msg_iovlen);
 	*r = (int)k;
 	return true;
 }
@@ -145,8 +148,8 @@ __attribute__((noinline, cold)) bool mute_mmsg_drop(struct conn *c, int fd, stru
 /* sendfile's part of a drop: from a regular file, what sendfile would have
  * sent (up to its end) is skipped, the offset advanced as sendfile does;
  * from anything else (rare: sendfile reads files) the call is made. */
-__attribute__((noinline, cold)) bool mute_sendfile_drop(struct conn *c, int out, int in,
-							   off_t *off, size_t n, ssize_t *r)
+__attribute__((noinline, cold)) bool mute_sendfile_drop(struct conn *c, int out, int in, off_t *off,
+							size_t n, ssize_t *r)
 {
 	struct stat st;
 	int saved = errno;
@@ -175,9 +178,8 @@ __attribute__((noinline, cold)) bool mute_sendfile_drop(struct conn *c, int out,
  * they are read out of it and discarded (at most 4 KiB: splice may move
  * fewer bytes than asked), without blocking when asked not to.  Anything
  * else the real call would refuse: it is made. */
-__attribute__((noinline, cold)) bool mute_splice_drop(struct conn *c, int in, off_t *ioff,
-							 int out, size_t n, unsigned flags,
-							 ssize_t *r)
+__attribute__((noinline, cold)) bool mute_splice_drop(struct conn *c, int in, off_t *ioff, int out,
+						      size_t n, unsigned flags, ssize_t *r)
 {
 	char buf[4096];
 	struct stat st;

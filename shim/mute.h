@@ -15,7 +15,6 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-
 /* Marks c muted before its release (the table lock held): looked_rx, what
  * the host had read when the policy looked; kernel_read, for a CONN_KERNEL
  * record, the kernel's count of what it read; eof_read, it never received
@@ -37,8 +36,7 @@ ssize_t mute_iov_bytes(const struct iovec *iov, size_t cnt) HIDDEN;
 /* sendmmsg's, sendfile's and splice's drops: true when dropped, with the
  * call's result in *r. */
 bool mute_mmsg_drop(struct conn *c, int fd, struct mmsghdr *v, unsigned n, int *r) HIDDEN;
-bool mute_sendfile_drop(struct conn *c, int out, int in, off_t *off, size_t n,
-			ssize_t *r) HIDDEN;
+bool mute_sendfile_drop(struct conn *c, int out, int in, off_t *off, size_t n, ssize_t *r) HIDDEN;
 bool mute_splice_drop(struct conn *c, int in, off_t *ioff, int out, size_t n, unsigned flags,
 		      ssize_t *r) HIDDEN;
 

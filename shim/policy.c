@@ -63,8 +63,7 @@ static void decide_unused(const struct pol_params *p, const struct pol_input *in
 	}
 }
 
-static void decide_used(const struct pol_params *p, const struct pol_input *in,
-			struct pol_out *out)
+static void decide_used(const struct pol_params *p, const struct pol_input *in, struct pol_out *out)
 {
 	if (!in->draining || p->policy != POLICY_IDLE)
 		set(out, POL_KEEP, POL_R_USED, 0);
@@ -119,22 +118,36 @@ int pol_kernel_server_last(uint64_t sent, uint32_t last_recv_ms, uint32_t last_s
 const char *pol_reason_name(enum pol_reason r)
 {
 	switch (r) {
-	case POL_R_USED: return "used";
-	case POL_R_UNKNOWN: return "state unknown";
-	case POL_R_SHARED: return "shared across fork";
-	case POL_R_QUEUED: return "bytes waiting";
-	case POL_R_SENDING: return "peer still receiving";
-	case POL_R_PEER_LAST: return "peer spoke last";
-	case POL_R_MULTIPLEXED: return "may be HTTP/2";
-	case POL_R_ACTIVE: return "active";
-	case POL_R_YOUNG: return "young";
-	case POL_R_NOT_DRAINING: return "no trigger yet";
+	case POL_R_USED:
+		return "used";
+	case POL_R_UNKNOWN:
+		return "state unknown";
+	case POL_R_SHARED:
+		return "shared across fork";
+	case POL_R_QUEUED:
+		return "bytes waiting";
+	case POL_R_SENDING:
+		return "peer still receiving";
+	case POL_R_PEER_LAST:
+		return "peer spoke last";
+	case POL_R_MULTIPLEXED:
+		return "may be HTTP/2";
+	case POL_R_ACTIVE:
+		return "active";
+	case POL_R_YOUNG:
+		return "young";
+	case POL_R_NOT_DRAINING:
+		return "no trigger yet";
 	/* The release reasons: the words of the statistics (README, "Release
 	 * reasons"), then what they mean. */
-	case POL_R_UNUSED: return "unused: never received a byte";
-	case POL_R_IDLE: return "idle: quiet, and nothing owed either way";
-	case POL_R_FIRST_BYTE: return "first_byte_timeout: no first byte in time";
-	case POL_R_DRAIN_TIMEOUT: return "drain_timeout: still open at the drain deadline";
+	case POL_R_UNUSED:
+		return "unused: never received a byte";
+	case POL_R_IDLE:
+		return "idle: quiet, and nothing owed either way";
+	case POL_R_FIRST_BYTE:
+		return "first_byte_timeout: no first byte in time";
+	case POL_R_DRAIN_TIMEOUT:
+		return "drain_timeout: still open at the drain deadline";
 	}
 	return "?";
 }
@@ -148,7 +161,7 @@ const char *pol_reason_name(enum pol_reason r)
  * of "\x02h2" (ALPN offering HTTP/2) the ClientHello's last bytes matched;
  * 27 the first handshake record (the ClientHello) is being read; 28 it has
  * been; 30 POL_TLS_MUX; 31 POL_TLS_WATCHING. */
-#define TLS_REM(st) ((st) & 0xffffu)
+#define TLS_REM(st) ((st)&0xffffu)
 #define TLS_HDR(st) (((st) >> 16) & 7u)
 #define TLS_APP(st) (((st) >> 19) & 3u)
 #define TLS_CCS (1u << 21)

@@ -20,22 +20,22 @@ struct pol_params {
 };
 
 struct pol_input {
-	uint64_t rx;          /* bytes the host read through our wrappers */
-	int64_t kernel_rx;    /* TCP_INFO tcpi_bytes_received, -1 if unknown (not TCP) */
-	int64_t queued;       /* FIONREAD: bytes waiting to be read, -1 if unknown */
-	int64_t outq;         /* SIOCOUTQ: bytes sent but not yet taken by the peer, -1 if unknown */
-	uint64_t age_ns;      /* since accept */
-	int64_t quiet_ns;     /* since a byte last moved either way, -1 if unknown */
-	int server_last;      /* the host wrote last: 1, the peer did: 0, unknown: -1 */
-	int shared;           /* crossed a fork: other processes may read it */
-	int draining;         /* a trigger came */
-	int deadline_passed;  /* GRACESHIM_DRAIN_TIMEOUT is up */
-	int no_request;       /* what the host read is a TLS handshake and nothing
+	uint64_t rx;         /* bytes the host read through our wrappers */
+	int64_t kernel_rx;   /* TCP_INFO tcpi_bytes_received, -1 if unknown (not TCP) */
+	int64_t queued;      /* FIONREAD: bytes waiting to be read, -1 if unknown */
+	int64_t outq;        /* SIOCOUTQ: bytes sent but not yet taken by the peer, -1 if unknown */
+	uint64_t age_ns;     /* since accept */
+	int64_t quiet_ns;    /* since a byte last moved either way, -1 if unknown */
+	int server_last;     /* the host wrote last: 1, the peer did: 0, unknown: -1 */
+	int shared;          /* crossed a fork: other processes may read it */
+	int draining;        /* a trigger came */
+	int deadline_passed; /* GRACESHIM_DRAIN_TIMEOUT is up */
+	int no_request;      /* what the host read is a TLS handshake and nothing
 			       * more (pol_tls_no_request): policy idle need not
 			       * wait for the server to speak last */
-	int multiplexed;      /* may carry HTTP/2 (pol_tls_multiplexed): who spoke
+	int multiplexed;     /* may carry HTTP/2 (pol_tls_multiplexed): who spoke
 			       * last says nothing of requests in progress */
-	int wrote;            /* the host wrote to it (our count, the kernel's, or
+	int wrote;           /* the host wrote to it (our count, the kernel's, or
 			       * bytes waiting to go out; unknown counts as
 			       * written): a server that speaks first (a banner:
 			       * SMTP, FTP, SSH) is in a session, so the

@@ -138,44 +138,44 @@ void *proc_vfork_returned(long pid)
  * no argument, so the caller-saved registers are ours.  The next vfork is
  * called with rsp as the caller's call left it (0 mod 16), and we leave as a
  * ret would (rsp 8 above the entry), the result in rax. */
-#define PROC_VFORK_BODY                                                                  \
-	PROC_ENDBR "mov (%rsp), %rdi\n"                                                  \
-		   "sub $8, %rsp\n"                                                      \
-		   "call proc_vfork_prepare\n"                                           \
-		   "add $16, %rsp\n"                                                     \
-		   "call *%rax\n"                                                        \
-		   "push %rax\n"                                                         \
-		   "sub $8, %rsp\n"                                                      \
-		   "movslq %eax, %rdi\n"                                                 \
-		   "call proc_vfork_returned\n"                                          \
-		   "mov %rax, %rcx\n"                                                    \
-		   "add $8, %rsp\n"                                                      \
-		   "pop %rax\n"                                                          \
+#define PROC_VFORK_BODY                                                                            \
+	PROC_ENDBR "mov (%rsp), %rdi\n"                                                            \
+		   "sub $8, %rsp\n"                                                                \
+		   "call proc_vfork_prepare\n"                                                     \
+		   "add $16, %rsp\n"                                                               \
+		   "call *%rax\n"                                                                  \
+		   "push %rax\n"                                                                   \
+		   "sub $8, %rsp\n"                                                                \
+		   "movslq %eax, %rdi\n"                                                           \
+		   "call proc_vfork_returned\n"                                                    \
+		   "mov %rax, %rcx\n"                                                              \
+		   "add $8, %rsp\n"                                                                \
+		   "pop %rax\n"                                                                    \
 		   "jmp *%rcx\n"
 #elif defined(__aarch64__)
 /* The caller's return address is in x30; sp is 16-aligned and ours below.
  * We leave by ret x17 (a return, for branch protection), the result in x0,
  * x29 as the caller left it. */
-#define PROC_VFORK_BODY                                                                  \
-	"stp x29, x30, [sp, #-16]!\n"                                                    \
-	"mov x0, x30\n"                                                                  \
-	"bl proc_vfork_prepare\n"                                                        \
-	"ldp x29, x30, [sp], #16\n"                                                      \
-	"blr x0\n"                                                                       \
-	"stp x0, x29, [sp, #-16]!\n"                                                     \
-	"sxtw x0, w0\n"                                                                  \
-	"bl proc_vfork_returned\n"                                                       \
-	"mov x17, x0\n"                                                                  \
-	"ldp x0, x29, [sp], #16\n"                                                       \
+#define PROC_VFORK_BODY                                                                            \
+	"stp x29, x30, [sp, #-16]!\n"                                                              \
+	"mov x0, x30\n"                                                                            \
+	"bl proc_vfork_prepare\n"                                                                  \
+	"ldp x29, x30, [sp], #16\n"                                                                \
+	"blr x0\n"                                                                                 \
+	"stp x0, x29, [sp, #-16]!\n"                                                               \
+	"sxtw x0, w0\n"                                                                            \
+	"bl proc_vfork_returned\n"                                                                 \
+	"mov x17, x0\n"                                                                            \
+	"ldp x0, x29, [sp], #16\n"                                                                 \
 	"ret x17\n"
 #else
 #error "graceshim: vfork entry point not written for this architecture"
 #endif
 
-#define PROC_ENTRY(name)                                                                 \
-	__asm__(".text\n"                                                                \
-		".globl " #name "\n"                                                      \
-		".type " #name ", @function\n"                                            \
+#define PROC_ENTRY(name)                                                                           \
+	__asm__(".text\n"                                                                          \
+		".globl " #name "\n"                                                               \
+		".type " #name ", @function\n"                                                     \
 		".p2align 4\n" #name ":\n" PROC_VFORK_BODY ".size " #name ", .-" #name "\n")
 
 PROC_ENTRY(vfork);
@@ -186,7 +186,7 @@ PROC_ENTRY(__vfork);
  * other such child may run alongside us, so every later check asks the
  * kernel (rare: runtimes use vfork or posix_spawn). */
 __attribute__((visibility("default"))) int clone(int (*fn)(void *), void *stack, int flags,
-						  void *arg, ...);
+						 void *arg, ...);
 int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
 	static int (*real_clone)(int (*)(void *), void *, int, void *, ...);

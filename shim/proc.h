@@ -27,7 +27,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-
 extern pid_t proc_pid HIDDEN; /* the process that owns the state */
 /* Set by our vfork() on the calling thread (so also in its child). */
 extern __thread int proc_vm_here __attribute__((tls_model("initial-exec"))) HIDDEN;

@@ -46,19 +46,19 @@ static void die_missing(const char *name)
 	abort();
 }
 
-#define BIND(field, sym)                                   \
-	do {                                                   \
-		*(void **)&real_fns.field = dlsym(RTLD_NEXT, sym); \
-		if (!real_fns.field)                               \
-			die_missing(sym);                              \
+#define BIND(field, sym)                                                                           \
+	do {                                                                                       \
+		*(void **)&real_fns.field = dlsym(RTLD_NEXT, sym);                                 \
+		if (!real_fns.field)                                                               \
+			die_missing(sym);                                                          \
 	} while (0)
 /* An optional symbol this libc lacks stays NULL, or keeps the fallback it
  * was given from the start (accept4). */
-#define BIND_OPT(field, sym)                                   \
-	do {                                                       \
-		void *p_ = dlsym(RTLD_NEXT, sym);                      \
-		if (p_)                                                \
-			*(void **)&real_fns.field = p_;                    \
+#define BIND_OPT(field, sym)                                                                       \
+	do {                                                                                       \
+		void *p_ = dlsym(RTLD_NEXT, sym);                                                  \
+		if (p_)                                                                            \
+			*(void **)&real_fns.field = p_;                                            \
 	} while (0)
 
 bool real_bind(void)
@@ -94,9 +94,11 @@ long real_syscall_raw(long nr, long a, long b, long c, long d, long e, long f)
 			 : "rcx", "r11", "memory");
 #elif defined(__aarch64__)
 	register long x8 __asm__("x8") = nr, x0 __asm__("x0") = a, x1 __asm__("x1") = b,
-			  x2 __asm__("x2") = c, x3 __asm__("x3") = d, x4 __asm__("x4") = e,
-			  x5 __asm__("x5") = f;
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+			 x2 __asm__("x2") = c, x3 __asm__("x3") = d, x4 __asm__("x4") = e,
+			 x5 __asm__("x5") = f;
+	__asm__ volatile("svc 0"
+			 : "+r"(x0)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
 			 : "memory");
 	r = x0;
 #else

@@ -50,8 +50,8 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 	if (!since || !(d & CONN_DIR_SEEN)) {
 		__atomic_store_n(&c->sample_ms, since = ms, __ATOMIC_RELAXED);
 		if (!(d & CONN_DIR_SEEN))
-			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN), 0,
-						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN),
+						    0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
 	return (int64_t)(uint32_t)(ms - since) * 1000000;
 }
@@ -66,7 +66,8 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
  * overrule it, where its reads went past our wrappers. */
 static int kernel_server_last(const struct tcp_info *ti, socklen_t len)
 {
-	uint64_t sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti->tcpi_bytes_sent
+	uint64_t sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) +
+						sizeof ti->tcpi_bytes_sent
 				? ti->tcpi_bytes_sent
 				: ti->tcpi_bytes_acked;
 	return pol_kernel_server_last(sent, ti->tcpi_last_data_recv, ti->tcpi_last_data_sent);
@@ -112,8 +113,7 @@ static bool still_listening(void)
  * cuts with SHUT_RDWR: it must also stop a host blocked writing.
  * (tests/reliability/test_nolost.c lost such requests under ASan with
  * SHUT_RDWR.) */
-bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t looked_rx,
-		 bool locked)
+bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t looked_rx, bool locked)
 {
 	bool cut = out->reason == POL_R_DRAIN_TIMEOUT;
 	if (c && !cut) {
@@ -159,7 +159,8 @@ static bool examine_claim(const struct conn_ref *ref, const struct pol_params *p
 	}
 	/* Before a trigger only the first-byte timeout can apply, and only to
 	 * unused connections: skip the rest without a system call. */
-	if (!drain && (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params->first_byte_timeout_ns)) {
+	if (!drain &&
+	    (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params->first_byte_timeout_ns)) {
 		ps->kept++;
 		conntab_unlock();
 		return false;
@@ -189,8 +190,9 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 	in->quiet_ns = -1;
 	in->outq = -1;
 	/* Not taken: no setting uses the age; as old as the clock. */
-	in->age_ns = lk->accepted_ms ? (uint64_t)(uint32_t)(conn_ms(ps->now) - lk->accepted_ms) * 1000000
-				     : ps->now;
+	in->age_ns = lk->accepted_ms
+			     ? (uint64_t)(uint32_t)(conn_ms(ps->now) - lk->accepted_ms) * 1000000
+			     : ps->now;
 	in->shared = !!(flags & CONN_SHARED);
 	in->draining = drain;
 	in->deadline_passed = drain && shim_cfg.drain_timeout_ns &&
@@ -225,9 +227,10 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 			 * last it sent, the peer spoke last, whatever we saw. */
 			if (flags & CONN_KERNEL)
 				in->server_last = in->rx == 0 ? -1
-						  : in->server_last == 1 && !kernel_server_last(&ti, len)
-						      ? 0
-						      : in->server_last;
+						  : in->server_last == 1 &&
+								  !kernel_server_last(&ti, len)
+							  ? 0
+							  : in->server_last;
 		}
 	} else {
 		in->quiet_ns = sampled_quiet(c, ps->now);
@@ -248,7 +251,8 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 		int unsent = 0;
 		in->wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
 	}
-	if (drain && params->policy == POLICY_IDLE && (in->rx > 0 || in->kernel_rx > 0 || in->wrote)) {
+	if (drain && params->policy == POLICY_IDLE &&
+	    (in->rx > 0 || in->kernel_rx > 0 || in->wrote)) {
 		int oq = 0;
 		in->outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
 	}
@@ -268,8 +272,8 @@ static void examine_release(struct conn *c, int fd, const struct pol_input *in,
 	enum log_level l = out->reason == POL_R_DRAIN_TIMEOUT ? LOG_WARN : LOG_DEBUG;
 	if (log_on(l)) {
 		log_peer(fd, peer, sizeof peer);
-		log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)", peer,
-			out->reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
+		log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
+			peer, out->reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
 			pol_reason_name(out->reason),
 			(unsigned long long)((c->flags & CONN_KERNEL) && in->kernel_rx > 0
 						     ? (uint64_t)in->kernel_rx
@@ -308,7 +312,8 @@ static void examine(const struct conn_ref *ref, struct pass *ps)
 	/* Identity: the fd may have been closed behind our back (fclose, a
 	 * raw syscall) and the number reused for something we never accepted. */
 	if (!sockview_same(fd, shim_sock_dev(), lk.ino)) {
-		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped", fd);
+		LOG(LOG_DEBUG, "fd %d: stale record (closed or reused behind our back), dropped",
+		    fd);
 		conntab_lock();
 		if ((c = ref_find_locked(ref)))
 			conntab_remove_locked(c);
@@ -368,11 +373,11 @@ static void say_pass(const struct pass *ps, unsigned rel)
 	char line[400];
 	size_t o = 0;
 	unsigned cut = ps->released[POL_R_DRAIN_TIMEOUT];
-#define SAY(...)                                                                           \
-	do {                                                                                   \
-		int n_ = snprintf(line + o, sizeof line - o, __VA_ARGS__);                        \
+#define SAY(...)                                                                                   \
+	do {                                                                                       \
+		int n_ = snprintf(line + o, sizeof line - o, __VA_ARGS__);                         \
 		if (n_ > 0)                                                                        \
-			o = o + (size_t)n_ < sizeof line ? o + (size_t)n_ : sizeof line - 1;           \
+			o = o + (size_t)n_ < sizeof line ? o + (size_t)n_ : sizeof line - 1;       \
 	} while (0)
 	if (rel) {
 		SAY("released %u connection(s) (", rel);
@@ -389,7 +394,8 @@ static void say_pass(const struct pass *ps, unsigned rel)
 	if (ps->waiting) {
 		if (ps->next_wait != UINT64_MAX)
 			SAY("; %u not yet (looked at again in %llu ms unless the server closes it "
-			    "first)", ps->waiting, (unsigned long long)((ps->next_wait + 999999) / 1000000));
+			    "first)",
+			    ps->waiting, (unsigned long long)((ps->next_wait + 999999) / 1000000));
 		else
 			SAY("; %u not yet", ps->waiting);
 	}

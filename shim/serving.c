@@ -85,9 +85,10 @@ static void warn_unreachable(bool worker)
 	size_t o = 0;
 	for (int i = 0; i < shim_cfg.nsignals; i++)
 		o = put_sig(list, o, sizeof list, shim_cfg.signals[i], i == 0);
-	LOG(LOG_WARN, "%s ignored in this process, and no other stop signal handled: graceshim cannot "
-		      "trigger here (programs started with & from a script inherit SIGINT ignored: stop "
-		      "this one with another signal, or start it otherwise)",
+	LOG(LOG_WARN,
+	    "%s ignored in this process, and no other stop signal handled: graceshim cannot "
+	    "trigger here (programs started with & from a script inherit SIGINT ignored: stop "
+	    "this one with another signal, or start it otherwise)",
 	    list);
 }
 
@@ -116,10 +117,11 @@ static void describe_triggers(char *b, size_t len, bool worker)
 			o = put(b, o, len, " ignored here)", "", "");
 	}
 	if (shim_cfg.triggers & TRIGGER_LISTENER) {
-		o = put(b, o, len, "%sclosing its last listener after a handled signal%s", o ? ", or " : "",
-			"");
+		o = put(b, o, len, "%sclosing its last listener after a handled signal%s",
+			o ? ", or " : "", "");
 		if (worker)
-			o = put(b, o, len, ", closing its inherited listeners, or its master's drain", "", "");
+			o = put(b, o, len,
+				", closing its inherited listeners, or its master's drain", "", "");
 	}
 }
 

@@ -27,7 +27,8 @@ void serving_tell(int lfd, bool listening);
 /* On every listen() and accept(): one load and a compare once said. */
 static inline void serving_check(int lfd, bool listening)
 {
-	if (__builtin_expect(__atomic_load_n(&serving_said, __ATOMIC_RELAXED) < (listening ? 1 : 2), 0))
+	if (__builtin_expect(__atomic_load_n(&serving_said, __ATOMIC_RELAXED) < (listening ? 1 : 2),
+			     0))
 		serving_tell(lfd, listening);
 }
 

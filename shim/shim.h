@@ -19,9 +19,9 @@
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
-extern struct cfg shim_cfg HIDDEN;   /* immutable after start_init() */
-extern int shim_init_state HIDDEN;   /* 0 not yet, 1 in progress, 2 done */
-extern int shim_active HIDDEN;       /* not disabled, not secure-execution */
+extern struct cfg shim_cfg HIDDEN; /* immutable after start_init() */
+extern int shim_init_state HIDDEN; /* 0 not yet, 1 in progress, 2 done */
+extern int shim_active HIDDEN;     /* not disabled, not secure-execution */
 /* Derived from the configuration at init, for the accept path: */
 extern int shim_kernel_may_count HIDDEN; /* TCP bytes may be left to TCP_INFO */
 extern int shim_stamp_accepts HIDDEN;    /* something uses a connection's age */
@@ -36,7 +36,7 @@ static inline bool shim_is_trigger(int sig)
 	return false;
 }
 
-uint64_t shim_now_ns(void); /* CLOCK_MONOTONIC */
+uint64_t shim_now_ns(void);        /* CLOCK_MONOTONIC */
 uint64_t shim_now_coarse_ns(void); /* CLOCK_MONOTONIC_COARSE: cheaper, ~4 ms steps */
 
 /* All sockets live on the one sockfs device: a record keeps only the inode,

@@ -51,7 +51,7 @@ struct app_view {
 static struct sig_slot {
 	struct sigaction app; /* what the application last set through us */
 	struct app_view view[2];
-	int cur;   /* index of the view the handler reads */
+	int cur;    /* index of the view the handler reads */
 	int hooked; /* the kernel holds our handler */
 } slots[NSIG];
 
@@ -158,8 +158,8 @@ static void report_old(const struct sigaction *prev_app, int prev_hooked,
 	}
 	/* Our SA_SIGINFO bit stays in the kernel's flags, also after
 	 * SA_RESETHAND reset the handler: report the application's. */
-	if (prev_hooked && (is_ours(kold) || ((prev_app->sa_flags & SA_RESETHAND) &&
-					      kold->sa_handler == SIG_DFL)))
+	if (prev_hooked &&
+	    (is_ours(kold) || ((prev_app->sa_flags & SA_RESETHAND) && kold->sa_handler == SIG_DFL)))
 		oact->sa_flags = (kold->sa_flags & ~SA_SIGINFO) | (prev_app->sa_flags & SA_SIGINFO);
 }
 
@@ -204,7 +204,7 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 		 * deliver to our handler. */
 		int ni = !s->cur;
 		s->view[ni].fn = (act->sa_flags & SA_SIGINFO) ? (uintptr_t)act->sa_sigaction
-							       : (uintptr_t)act->sa_handler;
+							      : (uintptr_t)act->sa_handler;
 		s->view[ni].flags = act->sa_flags;
 		__atomic_store_n(&s->cur, ni, __ATOMIC_RELEASE);
 		if (custom) {
@@ -274,7 +274,8 @@ __attribute__((noinline)) void sig_fd_read(const struct conn *c, const void *buf
 	const struct signalfd_siginfo *si = buf;
 	for (ssize_t i = 0; i + (ssize_t)sizeof *si <= r; i += (ssize_t)sizeof *si, si++) {
 		uint32_t sig = si->ssi_signo;
-		if (sig >= 1 && sig <= 64 && (c->sigmask & (1ull << (sig - 1))) && sig_watched((int)sig))
+		if (sig >= 1 && sig <= 64 && (c->sigmask & (1ull << (sig - 1))) &&
+		    sig_watched((int)sig))
 			sig_noticed((int)sig);
 	}
 }

@@ -43,8 +43,10 @@ void sigrelease_say(void)
 {
 	unsigned n = __atomic_exchange_n(&released_in_handler, 0, __ATOMIC_RELAXED);
 	if (n)
-		LOG(LOG_INFO, "released %u connection(s) in the signal handler (no sweeper thread "
-			      "yet)", n);
+		LOG(LOG_INFO,
+		    "released %u connection(s) in the signal handler (no sweeper thread "
+		    "yet)",
+		    n);
 }
 
 /* n released in the workers, plus what the handler released there. */
@@ -52,16 +54,19 @@ void sigrelease_say_workers(unsigned n)
 {
 	n += __atomic_exchange_n(&released_in_workers, 0, __ATOMIC_RELAXED);
 	if (n)
-		LOG(LOG_INFO, "released %u connection(s) held by child processes (unused; "
-			      "workers that inherited our listeners)", n);
+		LOG(LOG_INFO,
+		    "released %u connection(s) held by child processes (unused; "
+		    "workers that inherited our listeners)",
+		    n);
 }
 
 void sigrelease_run(void)
 {
 	static int busy; /* one at a time: a nested trigger signal returns */
 
-	if (!__libc_single_threaded || __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-	    conntab_held_here || !drain_active() || busy)
+	if (!__libc_single_threaded ||
+	    __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 || conntab_held_here ||
+	    !drain_active() || busy)
 		return;
 	busy = 1;
 	int saved = errno;
@@ -71,7 +76,8 @@ void sigrelease_run(void)
 	if (!drain_start_ns)
 		drain_start_ns = now; /* the sweeper sets it again when it starts */
 	int d = __atomic_load_n(&drain_kind, __ATOMIC_ACQUIRE);
-	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED) : -1,
+	stats_triggered(d == DRAIN_SIGNAL ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED)
+					  : -1,
 			now);
 	/* The lock is free: single-threaded, and not held by this thread. */
 	unsigned rel = release_sweep_fixed(now);

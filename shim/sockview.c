@@ -55,8 +55,9 @@ void sockview_data_bytes(const struct tcp_info *ti, socklen_t len, uint64_t *rx,
 				st == SOCKVIEW_CLOSE;
 		acked -= fin_out_acked && acked;
 	}
-	bool fin_in = st == SOCKVIEW_CLOSE_WAIT || st == SOCKVIEW_LAST_ACK || st == SOCKVIEW_CLOSING ||
-		      st == SOCKVIEW_TIME_WAIT || (st == SOCKVIEW_CLOSE && fin_out_acked);
+	bool fin_in = st == SOCKVIEW_CLOSE_WAIT || st == SOCKVIEW_LAST_ACK ||
+		      st == SOCKVIEW_CLOSING || st == SOCKVIEW_TIME_WAIT ||
+		      (st == SOCKVIEW_CLOSE && fin_out_acked);
 	if (SOCKVIEW_HAS(len, tcpi_data_segs_in) && ti->tcpi_data_segs_in == 0)
 		in = 0;
 	else

@@ -217,10 +217,12 @@ void start_init(void)
 			if (log_on(LOG_DEBUG)) {
 				char sigs[128] = "";
 				size_t o = 0;
-				for (int i = 0; i < shim_cfg.nsignals && o < sizeof sigs - 16; i++) {
+				for (int i = 0; i < shim_cfg.nsignals && o < sizeof sigs - 16;
+				     i++) {
 					const char *n = cfg_signal_name(shim_cfg.signals[i]);
 					o += (size_t)snprintf(sigs + o, sizeof sigs - o, "%s%s%s",
-							      i ? "," : "", n ? "SIG" : "", n ? n : "?");
+							      i ? "," : "", n ? "SIG" : "",
+							      n ? n : "?");
 				}
 				log_msg(LOG_DEBUG, "active: signals %s, grace %llu ms", sigs,
 					(unsigned long long)(shim_cfg.grace_ns / 1000000));

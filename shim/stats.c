@@ -137,11 +137,12 @@ int stats_format(const struct stats_snapshot *s, char *buf, size_t len)
 			"{\"pid\":%d,\"accepted\":%" PRIu64 ",\"open_at_exit\":%" PRIu64
 			",\"peak_open\":%" PRIu64 ",\"released\":{\"unused\":%" PRIu64
 			",\"idle\":%" PRIu64 ",\"first_byte_timeout\":%" PRIu64
-			",\"blocking\":%" PRIu64 "},\"cut_by_drain_timeout\":%" PRIu64 ",\"bytes_received\":%" PRIu64
-			",\"bytes_sent\":%" PRIu64 ",\"trigger\":%s,\"trigger_to_exit_ms\":%s,\"drain\":%s}\n",
+			",\"blocking\":%" PRIu64 "},\"cut_by_drain_timeout\":%" PRIu64
+			",\"bytes_received\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
+			",\"trigger\":%s,\"trigger_to_exit_ms\":%s,\"drain\":%s}\n",
 			s->pid, s->accepted, s->open, s->peak, s->released_unused, s->released_idle,
-			s->released_first_byte, s->released_blocking, s->cut_drain_timeout, s->bytes_received,
-			s->bytes_sent, trig, t2e, tl);
+			s->released_first_byte, s->released_blocking, s->cut_drain_timeout,
+			s->bytes_received, s->bytes_sent, trig, t2e, tl);
 }
 
 /* The name of user uid from /etc/passwd (no NSS at exit: it may load
@@ -244,7 +245,8 @@ static void write_stats(void)
 	s.released_blocking = __atomic_load_n(&unblocked, __ATOMIC_RELAXED);
 	s.drain_trigger_sig = __atomic_load_n(&trig_sig, __ATOMIC_ACQUIRE);
 	uint64_t now = shim_now_ns(), t0 = __atomic_load_n(&trig_ns, __ATOMIC_RELAXED);
-	if (!s.drain_trigger_sig && (s.drain_trigger_sig = __atomic_load_n(&seen_sig, __ATOMIC_ACQUIRE)))
+	if (!s.drain_trigger_sig &&
+	    (s.drain_trigger_sig = __atomic_load_n(&seen_sig, __ATOMIC_ACQUIRE)))
 		t0 = __atomic_load_n(&seen_ns, __ATOMIC_RELAXED); /* not noted yet: as it came */
 	uint64_t first = __atomic_load_n(&first_rel_ns, __ATOMIC_RELAXED);
 	uint64_t last = __atomic_load_n(&last_rel_ns, __ATOMIC_RELAXED);
@@ -270,9 +272,11 @@ static void write_stats(void)
 		if (err == EACCES || err == EPERM || err == EROFS) {
 			say_not_writable(target, err);
 		} else {
-			LOG(LOG_WARN, "GRACESHIM_STATS=\"%s\": cannot create its temporary file (%s); "
-				      "no statistics",
-			    cfg_show_value(shim_cfg.stats_file, shown, sizeof shown), strerror(err));
+			LOG(LOG_WARN,
+			    "GRACESHIM_STATS=\"%s\": cannot create its temporary file (%s); "
+			    "no statistics",
+			    cfg_show_value(shim_cfg.stats_file, shown, sizeof shown),
+			    strerror(err));
 		}
 		errno = saved;
 		return;

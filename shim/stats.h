@@ -33,7 +33,7 @@ struct stats_snapshot {
 	uint64_t released_unused, released_idle, released_first_byte, cut_drain_timeout;
 	uint64_t released_blocking;
 	uint64_t bytes_received, bytes_sent;
-	int drain_trigger_sig; /* 0: none, -1: the last listener closed */
+	int drain_trigger_sig;      /* 0: none, -1: the last listener closed */
 	int64_t trigger_to_exit_ms; /* -1: no trigger */
 	/* The drain's timeline, when there was a trigger: the trigger on
 	 * CLOCK_MONOTONIC (to set against another process's clock: a

@@ -50,13 +50,13 @@
  * glibc's freopen() dup3()s internally).  Both ends sit at or above
  * WAKE_FD_BASE when the limit allows, away from 0-2, which a host that
  * closed stdout expects its next open() to get. */
-int sweeper_wake_fd = -1;   /* write end; read by the signal handler */
-int sweeper_wake_rd = -1;   /* read end; the sweeper sleeps on it */
+int sweeper_wake_fd = -1;           /* write end; read by the signal handler */
+int sweeper_wake_rd = -1;           /* read end; the sweeper sleeps on it */
 static uint64_t wake_ino, wake_dev; /* the pipe's identity */
 #define WAKE_FD_BASE 64
 #define WAKE_POLL_MS 1000 /* the longest sleep (see wake()) */
-int sweeper_deferred;       /* needed, but waits for work (single-threaded host) */
-static int wants_kick;      /* the sweeper sleeps with no deadline */
+int sweeper_deferred;     /* needed, but waits for work (single-threaded host) */
+static int wants_kick;    /* the sweeper sleeps with no deadline */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* guards thread creation */
 
 /* Whether fd is still the wake-up pipe (async-signal-safe: one fstat). */
@@ -108,7 +108,8 @@ bool sweeper_stop_asked(void)
 {
 	if (!__atomic_load_n(&drain_noticed_sig, __ATOMIC_ACQUIRE))
 		return false;
-	return shim_now_ns() - __atomic_load_n(&drain_noticed_ns, __ATOMIC_RELAXED) <= TRIGGER_WINDOW_NS;
+	return shim_now_ns() - __atomic_load_n(&drain_noticed_ns, __ATOMIC_RELAXED) <=
+	       TRIGGER_WINDOW_NS;
 }
 
 void sweeper_stopped_listening(int kind)
@@ -118,7 +119,9 @@ void sweeper_stopped_listening(int kind)
 					__ATOMIC_ACQUIRE)) {
 		/* the statistics carry it even if the process exits before
 		 * the sweeper thread looks */
-		stats_trigger_seen(kind == DRAIN_STOP ? __atomic_load_n(&drain_noticed_sig, __ATOMIC_ACQUIRE) : -1,
+		stats_trigger_seen(kind == DRAIN_STOP
+					   ? __atomic_load_n(&drain_noticed_sig, __ATOMIC_ACQUIRE)
+					   : -1,
 				   shim_now_ns());
 		wake();
 	}
@@ -131,7 +134,8 @@ void sweeper_listening(void)
 	    __atomic_compare_exchange_n(&drain_kind, &d, DRAIN_NONE, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
 		stats_trigger_withdrawn();
-		LOG(LOG_INFO, "listening again: the drain started by closing the last listener ends");
+		LOG(LOG_INFO,
+		    "listening again: the drain started by closing the last listener ends");
 		wake();
 	}
 }
@@ -164,8 +168,8 @@ void sweeper_accepted_slow(void)
 	/* While draining every new connection is looked at; with a first-byte
 	 * timeout only a sweeper asleep without deadline needs telling (later
 	 * connections have later deadlines than the one it waits for). */
-	if (drain_active() ||
-	    (shim_cfg.first_byte_timeout_ns && __atomic_exchange_n(&wants_kick, 0, __ATOMIC_ACQ_REL)))
+	if (drain_active() || (shim_cfg.first_byte_timeout_ns &&
+			       __atomic_exchange_n(&wants_kick, 0, __ATOMIC_ACQ_REL)))
 		wake();
 }
 
@@ -184,9 +188,10 @@ static uint64_t workers_pass(uint64_t now)
 	int denied = 0;
 	sigrelease_say_workers(workers_release(shim_cfg.grace_ns / 1000000, &denied));
 	if (denied && !told_denied++)
-		LOG(LOG_INFO, "cannot reach the connections of some child processes (pidfd_getfd: "
-			      "Linux 5.6 or later and ptrace permission over the child are needed); "
-			      "they drain only if they get a trigger of their own");
+		LOG(LOG_INFO,
+		    "cannot reach the connections of some child processes (pidfd_getfd: "
+		    "Linux 5.6 or later and ptrace permission over the child are needed); "
+		    "they drain only if they get a trigger of their own");
 	return WORKERS_EVERY_NS;
 }
 
@@ -215,7 +220,9 @@ static void *sweeper_main(void *arg)
 			/* A new drain (or a listener drain ended by a new listen). */
 			drain_announced = d;
 			drain_start_ns = shim_now_ns();
-			int sig = d == DRAIN_SIGNAL ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED) : -1;
+			int sig = d == DRAIN_SIGNAL
+					  ? __atomic_load_n(&drain_trigger_sig, __ATOMIC_RELAXED)
+					  : -1;
 			if (d)
 				stats_triggered(sig, drain_start_ns);
 			if (d && log_on(LOG_INFO)) {
@@ -224,16 +231,24 @@ static void *sweeper_main(void *arg)
 				size_t count = conntab_count_locked();
 				conntab_unlock();
 				if (d == DRAIN_SIGNAL) {
-					log_msg(LOG_INFO, "SIG%s received: draining, %zu tracked connection(s)",
+					log_msg(LOG_INFO,
+						"SIG%s received: draining, %zu tracked "
+						"connection(s)",
 						n ? n : "?", count);
 				} else if (d == DRAIN_STOP) {
-					const char *m = cfg_signal_name(
-						__atomic_load_n(&drain_noticed_sig, __ATOMIC_RELAXED));
-					log_msg(LOG_INFO, "stopped listening after SIG%s: draining, %zu tracked "
-							  "connection(s)", m ? m : "?", count);
+					const char *m = cfg_signal_name(__atomic_load_n(
+						&drain_noticed_sig, __ATOMIC_RELAXED));
+					log_msg(LOG_INFO,
+						"stopped listening after SIG%s: draining, %zu "
+						"tracked "
+						"connection(s)",
+						m ? m : "?", count);
 				} else {
-					log_msg(LOG_INFO, "last listening socket closed: draining, %zu tracked "
-							  "connection(s)", count);
+					log_msg(LOG_INFO,
+						"last listening socket closed: draining, %zu "
+						"tracked "
+						"connection(s)",
+						count);
 				}
 				sigrelease_say();
 			}
@@ -292,7 +307,8 @@ static void *sweeper_main(void *arg)
 			/* Read only while the number is still ours: the host's close
 			 * paths give it up under the same lock before closing. */
 			conntab_lock();
-			if (__atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) == rd && wake_fd_ours(rd)) {
+			if (__atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE) == rd &&
+			    wake_fd_ours(rd)) {
 				char buf[64];
 				real_syscall(SYS_read, rd, buf, sizeof buf);
 			}
@@ -306,7 +322,8 @@ static void *sweeper_main(void *arg)
  * original number is closed.  Returns the fd to use. */
 static int wake_fd_high(int fd)
 {
-	int hi = (int)real_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, WAKE_FD_BASE); /* not our fcntl() */
+	int hi = (int)real_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC,
+				   WAKE_FD_BASE); /* not our fcntl() */
 	if (hi < 0)
 		return fd; /* a low limit: keep the number we have */
 	real_syscall(SYS_close, fd);
@@ -460,7 +477,8 @@ void sweeper_watch_blocked(void)
 {
 	if (!__atomic_exchange_n(&unblock_readers, 1, __ATOMIC_ACQ_REL) ||
 	    __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
-		if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2 && !shim_in_handler())
+		if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2 &&
+		    !shim_in_handler())
 			spawn();
 		wake();
 	}

@@ -105,7 +105,8 @@ __attribute__((noinline, cold)) static struct conn *listener_add(int lfd, bool i
 	if (fstat(lfd, &st) == 0) {
 		sock_kind(lfd, &family, &kernel);
 		if (conntab_lock_unless_held()) {
-			l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER, (uint64_t)st.st_ino);
+			l = conntab_special_add_locked(lfd, CONN_KIND_LISTENER,
+						       (uint64_t)st.st_ino);
 			if (l) {
 				l->family = (uint8_t)family;
 				l->flags = (uint8_t)((kernel ? CONN_KERNEL : 0) |
@@ -276,8 +277,9 @@ static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 	uint32_t st = first ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
 	if (st & POL_TLS_WATCHING)
 		__atomic_store_n(&c->tls,
-				 buf ? pol_tls_feed(st, buf, (size_t)r)
-				     : first ? POL_TLS_MUX : st & POL_TLS_MUX,
+				 buf     ? pol_tls_feed(st, buf, (size_t)r)
+				 : first ? POL_TLS_MUX
+					 : st & POL_TLS_MUX,
 				 __ATOMIC_RELAXED);
 }
 
@@ -348,9 +350,10 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf)
 	struct conn *c = conntab_rw_fast(fd);
 	if (!c || !proc_own())
 		return r;
-	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
-				     (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING),
-			     0))
+	if (__builtin_expect(
+		    c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
+			    (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING),
+		    0))
 		return rx_rare(fd, c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
@@ -365,7 +368,8 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf)
  * blocking socket with nothing to read.  A single-threaded host whose
  * sockets are non-blocking (an event loop: accept4(SOCK_NONBLOCK), or one
  * found so) never blocks on a read and is never asked again. */
-__attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *c, int fd, int flags)
+__attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *c, int fd,
+								   int flags)
 {
 	/* Not while draining: every never-used connection is being released
 	 * anyway, and a server reading the EOFs of thousands (nginx) would
@@ -385,7 +389,8 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
 		if (fl >= 0 && (fl & O_NONBLOCK))
 			__atomic_store_n(&track_nonblocking_host, 1, __ATOMIC_RELAXED);
 		else if (fl >= 0)
-			block = real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) < 0 &&
+			block = real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL,
+					     NULL) < 0 &&
 				errno == EAGAIN;
 		errno = saved;
 		if (!block)
@@ -422,7 +427,8 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 	if (log_on(LOG_TRACE)) {
 		char p[64];
 		log_peer_kept(c->fd, c->ino, p, sizeof p);
-		log_msg(LOG_TRACE, "connection %s closed (fd %d, %llu bytes received, %llu sent, %llu ms%s)",
+		log_msg(LOG_TRACE,
+			"connection %s closed (fd %d, %llu bytes received, %llu sent, %llu ms%s)",
 			p, c->fd, (unsigned long long)conn_rx(c), (unsigned long long)conn_tx(c),
 			(unsigned long long)(uint32_t)(conn_ms(shim_now_ns()) - c->accepted_ms),
 			(c->flags & CONN_RELEASED) ? ", released by graceshim" : "");
@@ -577,7 +583,7 @@ __attribute__((noinline)) void track_dup_slow(int oldfd, int newfd)
 		n = conntab_special_add_locked(newfd, (enum conn_kind)c->kind, c->ino);
 		if (n) {
 			n->sigmask = c->sigmask; /* a signalfd's mask */
-			n->family = c->family; /* a listener's sock_kind() */
+			n->family = c->family;   /* a listener's sock_kind() */
 			n->flags = c->flags;
 		}
 	}

@@ -15,7 +15,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-
 extern int track_nonblocking_host HIDDEN; /* relaxed: set once an event loop shows */
 
 /* accept() returned fd on listener lfd: starts tracking it.  Returns fd. */

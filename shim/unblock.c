@@ -116,7 +116,8 @@ uint64_t unblock_pass(void)
 			conntab_lock();
 			c = conntab_find_locked(refs[i].fd);
 			ok = c && c->gen == refs[i].gen &&
-			     __atomic_load_n(&conntab_blocked[refs[i].fd], __ATOMIC_RELAXED) == c->gen;
+			     __atomic_load_n(&conntab_blocked[refs[i].fd], __ATOMIC_RELAXED) ==
+				     c->gen;
 		}
 		if (ok && waiting) {
 			struct pol_out out = {POL_RELEASE, POL_R_UNUSED, 0};
@@ -126,9 +127,13 @@ uint64_t unblock_pass(void)
 				if (log_on(LOG_INFO)) {
 					char peer[64];
 					log_peer(c->fd, peer, sizeof peer);
-					log_msg(LOG_INFO, "connection %s shut down (blocking: it never sent a "
-							  "byte in %u ms while a thread waited on it and clients "
-							  "waited to be accepted)", peer, ti.tcpi_last_data_recv);
+					log_msg(LOG_INFO,
+						"connection %s shut down (blocking: it never sent "
+						"a "
+						"byte in %u ms while a thread waited on it and "
+						"clients "
+						"waited to be accepted)",
+						peer, ti.tcpi_last_data_recv);
 				}
 			}
 		}

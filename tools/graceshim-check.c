@@ -65,7 +65,8 @@ static void warn(const char *msg, void *ctx)
 	if (opt) {
 		const char *value = strchr(msg, '=') + 1;
 		w->from_flag = 1;
-		fprintf(stderr, "graceshim: option %s %.*s\n", opt, len - (int)(value - msg), value);
+		fprintf(stderr, "graceshim: option %s %.*s\n", opt, len - (int)(value - msg),
+			value);
 	} else {
 		fprintf(stderr, "graceshim: %.*s\n", len, msg);
 	}

@@ -68,7 +68,7 @@
 #endif
 
 #define LISTENER_TICK_MS 100 /* how soon a closed listener is noticed */
-#define SIGNAL_TICK_MS 10     /* ... for a second after a forwarded signal */
+#define SIGNAL_TICK_MS 10    /* ... for a second after a forwarded signal */
 #define DRAIN_TICK_MS 50     /* release passes while draining */
 #define NEW_MIN_AGE_MS 250   /* a connection made during the drain, before its release */
 #define TREE_TICK_MS 1000    /* new processes of the tree (workers) */
@@ -146,11 +146,11 @@ static int pidfd_getfd(int pidfd, int fd)
 struct proc {
 	pid_t pid;
 	int pidfd;
-	bool listened;  /* held a listener once */
-	bool draining;  /* closed them all since */
+	bool listened;     /* held a listener once */
+	bool draining;     /* closed them all since */
 	uint64_t drain_ms; /* when (now_ms()) */
-	bool denied;    /* pidfd_getfd refused: said once */
-	bool alive;     /* seen at the last walk of the tree */
+	bool denied;       /* pidfd_getfd refused: said once */
+	bool alive;        /* seen at the last walk of the tree */
 };
 
 struct watch { /* a listener of the tree: fd number in a process */
@@ -168,7 +168,7 @@ static unsigned nports;
 static pid_t root;
 static int root_pidfd = -1; /* --pid: its end is ours */
 static bool table_stale;    /* read_listen_table() before the next scan */
-static bool tree_draining; /* a stop signal was received */
+static bool tree_draining;  /* a stop signal was received */
 static uint64_t tree_drain_ms;
 
 /* The listeners of the network namespace: inode and port.  From the
@@ -219,9 +219,11 @@ static int read_listen_diag(void)
 			struct nlmsghdr h;
 			struct inet_diag_req_v2 q;
 		} req = {
-			.h = {.nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.h = {.nlmsg_len = sizeof req,
+			      .nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			      .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-			.q = {.sdiag_family = families[f], .sdiag_protocol = IPPROTO_TCP,
+			.q = {.sdiag_family = families[f],
+			      .sdiag_protocol = IPPROTO_TCP,
 			      .idiag_states = 1u << SOCKVIEW_LISTEN},
 		};
 		if (send(nl, &req, sizeof req, 0) != (ssize_t)sizeof req) {
@@ -273,7 +275,8 @@ static void read_listen_table(void)
 			unsigned st;
 			unsigned long long ino;
 			/* sl local rem st tx:rx tr:when retr uid timeout inode */
-			if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*s %*s %llu", local, &st, &ino) != 3 ||
+			if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*s %*s %llu", local, &st,
+				   &ino) != 3 ||
 			    st != 0x0A)
 				continue;
 			char *colon = strrchr(local, ':');
@@ -443,7 +446,8 @@ static void check_listeners(void)
 		char path[64], t[64], want[64];
 		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)watches[i].pid, watches[i].fd);
 		ssize_t l = readlink(path, t, sizeof t - 1);
-		int n = snprintf(want, sizeof want, "socket:[%llu]", (unsigned long long)watches[i].ino);
+		int n = snprintf(want, sizeof want, "socket:[%llu]",
+				 (unsigned long long)watches[i].ino);
 		if (l == n && !memcmp(t, want, (size_t)n))
 			watches[w++] = watches[i];
 		else
@@ -467,7 +471,9 @@ static void check_listeners(void)
 			p->draining = true;
 			p->drain_ms = now_ms();
 			if (!tree_draining)
-				say(LOG_INFO, "outside: pid %d closed its listeners: releasing its never-used connections",
+				say(LOG_INFO,
+				    "outside: pid %d closed its listeners: releasing its "
+				    "never-used connections",
 				    (int)p->pid);
 		}
 	}
@@ -538,18 +544,22 @@ static const char *denied_reason(pid_t pid, char *buf, size_t len)
 	}
 	if (uid >= 0 && uid != (long)geteuid())
 		snprintf(buf, len,
-			 "it runs as another user (uid %ld, we are uid %ld): run graceshim as that user or as root (CAP_SYS_PTRACE)",
+			 "it runs as another user (uid %ld, we are uid %ld): run graceshim as that "
+			 "user or as root (CAP_SYS_PTRACE)",
 			 uid, (long)geteuid());
 	else if (geteuid() == 0)
 		snprintf(buf, len,
-			 "a security module (AppArmor, SELinux) or a seccomp profile refuses it, even to root");
+			 "a security module (AppArmor, SELinux) or a seccomp profile refuses it, "
+			 "even to root");
 	else if (yama >= 1)
 		snprintf(buf, len,
-			 "Yama's kernel.yama.ptrace_scope is %d: only a parent may take its sockets; run the server under graceshim, as root, or set the scope to 0",
+			 "Yama's kernel.yama.ptrace_scope is %d: only a parent may take its "
+			 "sockets; run the server under graceshim, as root, or set the scope to 0",
 			 yama);
 	else
 		snprintf(buf, len,
-			 "it is not dumpable (it changed user or set PR_SET_DUMPABLE 0), or a security module refuses it: run graceshim as root (CAP_SYS_PTRACE)");
+			 "it is not dumpable (it changed user or set PR_SET_DUMPABLE 0), or a "
+			 "security module refuses it: run graceshim as root (CAP_SYS_PTRACE)");
 	return buf;
 }
 
@@ -576,8 +586,8 @@ static void release_fd(struct proc *p, int fd, uint64_t ino, void *ctx)
 	 * sockets only, its state says listener): 4 system calls fewer than
 	 * SOCKVIEW_KIND, on every fd of every pass. */
 	if (sockview_look(copy, SOCKVIEW_ADDR | SOCKVIEW_TCP | SOCKVIEW_INQ, &v) == 0 && v.tcp &&
-	    !v.listener && our_port(v.port) && v.state == SOCKVIEW_ESTABLISHED && v.bytes_received == 0 &&
-	    v.inq == 0) {
+	    !v.listener && our_port(v.port) && v.state == SOCKVIEW_ESTABLISHED &&
+	    v.bytes_received == 0 && v.inq == 0) {
 		/* A connection made during the drain is a client that does not
 		 * know of the stop: its request may be a moment behind its
 		 * connect (a loaded client), so it is given NEW_MIN_AGE_MS.
@@ -591,8 +601,9 @@ static void release_fd(struct proc *p, int fd, uint64_t ino, void *ctx)
 			if (shutdown(copy, SHUT_RD) == 0) {
 				done_add(ino);
 				ps->released++;
-				say(LOG_DEBUG, "outside: released pid %d fd %d (never used, %u ms old)", (int)p->pid,
-				    fd, v.last_data_recv_ms);
+				say(LOG_DEBUG,
+				    "outside: released pid %d fd %d (never used, %u ms old)",
+				    (int)p->pid, fd, v.last_data_recv_ms);
 			}
 		} else {
 			ps->young++;
@@ -635,16 +646,20 @@ static void preflight(void)
 {
 	int self = pidfd_open(getpid());
 	if (self < 0 && errno == ENOSYS)
-		fail("outside mode needs pidfd_open and pidfd_getfd (Linux 5.6 or later); this kernel has neither");
+		fail("outside mode needs pidfd_open and pidfd_getfd (Linux 5.6 or later); this "
+		     "kernel has neither");
 	if (self < 0 && errno == EPERM)
-		fail("outside mode: pidfd_open is refused (a seccomp profile?): allow pidfd_open and pidfd_getfd (Docker: --cap-add SYS_PTRACE)");
+		fail("outside mode: pidfd_open is refused (a seccomp profile?): allow pidfd_open "
+		     "and pidfd_getfd (Docker: --cap-add SYS_PTRACE)");
 	if (self < 0)
 		fail("outside mode: pidfd_open: %s", strerror(errno));
 	int c = pidfd_getfd(self, self);
 	if (c < 0 && errno == ENOSYS)
 		fail("outside mode needs pidfd_getfd (Linux 5.6 or later); this kernel has none");
 	if (c < 0 && errno == EPERM)
-		fail("outside mode: pidfd_getfd is refused by a seccomp profile or a security module: allow it (Docker's default profile allows it with --cap-add SYS_PTRACE)");
+		fail("outside mode: pidfd_getfd is refused by a seccomp profile or a security "
+		     "module: allow it (Docker's default profile allows it with --cap-add "
+		     "SYS_PTRACE)");
 	if (c < 0)
 		fail("outside mode: pidfd_getfd: %s", strerror(errno));
 	close(c);
@@ -658,7 +673,8 @@ static void check_access(pid_t pid, int pidfd)
 	if (pidfd_getfd(pidfd, INT_MAX) >= 0 || errno != EPERM)
 		return;
 	char why[256];
-	fail("--pid %d: no permission to take its sockets: %s", (int)pid, denied_reason(pid, why, sizeof why));
+	fail("--pid %d: no permission to take its sockets: %s", (int)pid,
+	     denied_reason(pid, why, sizeof why));
 }
 
 /* ---- signals ------------------------------------------------------------- */
@@ -679,7 +695,8 @@ static bool is_stop(int sig)
 static int signal_fd(void)
 {
 	sigfillset(&caught);
-	static const int keep[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+	static const int keep[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,
+				   SIGFPE,  SIGILL,  SIGTRAP, SIGSYS};
 	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
 		sigdelset(&caught, keep[i]);
 	if (sigprocmask(SIG_BLOCK, &caught, &saved_mask) < 0)
@@ -774,7 +791,8 @@ static int run(pid_t child, int sfd)
 			if (child <= 0) {
 				/* --pid: we are not the server's parent; a stop
 				 * of ours is our own end. */
-				if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)
+				if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP ||
+				    sig == SIGQUIT)
 					return 0;
 				continue;
 			}
@@ -785,8 +803,11 @@ static int run(pid_t child, int sfd)
 				tree_draining = true;
 				tree_drain_ms = t0;
 				struct pass ps = release_pass();
-				say(LOG_INFO, "outside: SIG%s: %u released in %llu ms before it was forwarded",
-				    cfg_signal_name(sig), ps.released, (unsigned long long)(now_ms() - t0));
+				say(LOG_INFO,
+				    "outside: SIG%s: %u released in %llu ms before it was "
+				    "forwarded",
+				    cfg_signal_name(sig), ps.released,
+				    (unsigned long long)(now_ms() - t0));
 			}
 			/* A terminal's signal reached the child already (same
 			 * process group): forwarding it would deliver it twice. */
@@ -811,7 +832,8 @@ static int run(pid_t child, int sfd)
 static void usage(const char *msg)
 {
 	fprintf(stderr,
-		"graceshim-outside: %s\nusage: graceshim-outside [--reason TEXT] [--] COMMAND [ARGS...]\n"
+		"graceshim-outside: %s\nusage: graceshim-outside [--reason TEXT] [--] COMMAND "
+		"[ARGS...]\n"
 		"       graceshim-outside --pid PID [--release-once]\n",
 		msg);
 	exit(2);
@@ -879,8 +901,8 @@ int main(int argc, char **argv)
 		if (fd >= 0)
 			log_fd = fd;
 		else
-			fprintf(stderr, "graceshim: GRACESHIM_LOG_FILE=%s: %s; logging to stderr\n", cfg.log_file,
-				strerror(errno));
+			fprintf(stderr, "graceshim: GRACESHIM_LOG_FILE=%s: %s; logging to stderr\n",
+				cfg.log_file, strerror(errno));
 	}
 	if (cfg.disable) {
 		if (pid)
@@ -895,7 +917,8 @@ int main(int argc, char **argv)
 		root = pid;
 		int pfd = pidfd_open(pid);
 		if (pfd < 0)
-			fail("--pid %d: %s", (int)pid, errno == ESRCH ? "no such process" : strerror(errno));
+			fail("--pid %d: %s", (int)pid,
+			     errno == ESRCH ? "no such process" : strerror(errno));
 		check_access(pid, pfd);
 		fcntl(pfd, F_SETFD, FD_CLOEXEC);
 		root_pidfd = pfd;
@@ -912,12 +935,16 @@ int main(int argc, char **argv)
 			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cb);
 			clock_gettime(CLOCK_MONOTONIC, &b);
 			printf("released %u in %.3f ms (%.3f ms on CPU)\n", ps.released,
-			       (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6,
-			       (double)(cb.tv_sec - ca.tv_sec) * 1e3 + (double)(cb.tv_nsec - ca.tv_nsec) / 1e6);
+			       (double)(b.tv_sec - a.tv_sec) * 1e3 +
+				       (double)(b.tv_nsec - a.tv_nsec) / 1e6,
+			       (double)(cb.tv_sec - ca.tv_sec) * 1e3 +
+				       (double)(cb.tv_nsec - ca.tv_nsec) / 1e6);
 			return 0;
 		}
 		int sfd = signal_fd();
-		say(LOG_INFO, "outside mode: watching pid %d's process tree (its listeners closing starts the release)",
+		say(LOG_INFO,
+		    "outside mode: watching pid %d's process tree (its listeners closing starts "
+		    "the release)",
 		    (int)pid);
 		return run(0, sfd);
 	}
@@ -934,7 +961,9 @@ int main(int argc, char **argv)
 		_exit(e == ENOENT ? 127 : 126);
 	}
 	root = child;
-	say(LOG_INFO, "outside mode: %s runs as pid %d%s%s%s; never-used connections are released from outside",
+	say(LOG_INFO,
+	    "outside mode: %s runs as pid %d%s%s%s; never-used connections are released from "
+	    "outside",
 	    argv[i], (int)child, reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
 	exit_like(run(child, sfd));
 }

@@ -104,7 +104,8 @@ int main(int argc, char **argv)
 			if (!strcmp(argv[i], "--reason") && i + 1 < argc)
 				reason = argv[++i];
 		for (int i = 1; i < argc; i++) {
-			if (!strcmp(argv[i], "--skip") && i + 1 < argc && !strcmp(argv[++i], full)) {
+			if (!strcmp(argv[i], "--skip") && i + 1 < argc &&
+			    !strcmp(argv[++i], full)) {
 				skip = 1;
 				for (int j = i + 1; j < argc; j++)
 					if (!strcmp(argv[j], "--reason") && j + 1 < argc) {
@@ -124,8 +125,8 @@ int main(int argc, char **argv)
 		for (size_t k = 0; k < p.n; k++) {
 			int ok = run_one(t, t->pfn ? (char *)p.arr + k * p.size : NULL);
 			if (t->pfn)
-				printf("[%s] %s::%s (parameter %zu)\n", ok ? "PASS" : "FAIL", t->suite,
-				       t->name, k);
+				printf("[%s] %s::%s (parameter %zu)\n", ok ? "PASS" : "FAIL",
+				       t->suite, t->name, k);
 			else
 				printf("[%s] %s::%s\n", ok ? "PASS" : "FAIL", t->suite, t->name);
 			ok ? passed++ : failed++;

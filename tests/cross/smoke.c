@@ -63,8 +63,14 @@ static int pure_checks(void)
 	if (c.grace_ns != 90ull * 1000000000ull)
 		return 10;
 	struct pol_params p = {POLICY_UNUSED, 0, 1000000000ull, 0};
-	struct pol_input in = {.rx = 0, .kernel_rx = 0, .queued = 0, .outq = -1, .age_ns = 1,
-			       .quiet_ns = -1, .server_last = -1, .draining = 1};
+	struct pol_input in = {.rx = 0,
+			       .kernel_rx = 0,
+			       .queued = 0,
+			       .outq = -1,
+			       .age_ns = 1,
+			       .quiet_ns = -1,
+			       .server_last = -1,
+			       .draining = 1};
 	struct pol_out out;
 	pol_decide(&p, &in, &out);
 	if (out.verdict != POL_RELEASE)

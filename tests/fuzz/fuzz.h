@@ -23,10 +23,10 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt
 	abort();
 }
 
-#define CHECK(cond, ...)                  \
-	do {                              \
-		if (!(cond))              \
-			fail(__VA_ARGS__); \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			fail(__VA_ARGS__);                                                         \
 	} while (0)
 
 #endif

@@ -34,14 +34,27 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const vars[] = {
-	"GRACESHIM_DISABLE",	 "GRACESHIM_LOG",	   "GRACESHIM_LOG_FILE",
-	"GRACESHIM_STATS",	 "GRACESHIM_TRIGGERS",	   "GRACESHIM_POLICY",
-	"GRACESHIM_IDLE_QUIET",	 "GRACESHIM_FIRST_BYTE_TIMEOUT", "GRACESHIM_DRAIN_TIMEOUT",
-	"GRACESHIM_SIGNALS",	 "GRACESHIM_GRACE",
+	"GRACESHIM_DISABLE",       "GRACESHIM_LOG",
+	"GRACESHIM_LOG_FILE",      "GRACESHIM_STATS",
+	"GRACESHIM_TRIGGERS",      "GRACESHIM_POLICY",
+	"GRACESHIM_IDLE_QUIET",    "GRACESHIM_FIRST_BYTE_TIMEOUT",
+	"GRACESHIM_DRAIN_TIMEOUT", "GRACESHIM_SIGNALS",
+	"GRACESHIM_GRACE",
 };
 #define NVARS (sizeof vars / sizeof vars[0])
-enum { V_DISABLE, V_LOG, V_LOG_FILE, V_STATS, V_TRIGGERS, V_POLICY, V_IDLE, V_FIRST, V_DRAIN,
-       V_SIGNALS, V_GRACE };
+enum {
+	V_DISABLE,
+	V_LOG,
+	V_LOG_FILE,
+	V_STATS,
+	V_TRIGGERS,
+	V_POLICY,
+	V_IDLE,
+	V_FIRST,
+	V_DRAIN,
+	V_SIGNALS,
+	V_GRACE
+};
 
 #define FUZZ_PREFIX "fuzz_config: invariant violated"
 #include "fuzz.h"
@@ -84,8 +97,8 @@ static void warn(const char *msg, void *p)
 
 static bool forbidden(int sig)
 {
-	return sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
-	       sig == SIGILL;
+	return sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
+	       sig == SIGFPE || sig == SIGILL;
 }
 
 static void check_signal_set(const int *s, int n, const char *what)
@@ -105,14 +118,16 @@ static void check_duration(const char *v)
 	int rc = cfg_parse_duration(v, &ns);
 	CHECK(rc == 0 || rc == -1, "cfg_parse_duration returned %d", rc);
 	if (rc < 0)
-		CHECK(ns == untouched, "rejected duration \"%s\" wrote %llu", v, (unsigned long long)ns);
+		CHECK(ns == untouched, "rejected duration \"%s\" wrote %llu", v,
+		      (unsigned long long)ns);
 	else
 		CHECK(ns <= CFG_DURATION_MAX, "duration \"%s\" = %llu above the maximum", v,
 		      (unsigned long long)ns);
 	uint64_t t = untouched;
 	int rt = cfg_parse_timeout(v, &t);
 	if (rt < 0)
-		CHECK(t == untouched, "rejected timeout \"%s\" wrote %llu", v, (unsigned long long)t);
+		CHECK(t == untouched, "rejected timeout \"%s\" wrote %llu", v,
+		      (unsigned long long)t);
 	else
 		CHECK(t <= CFG_DURATION_MAX, "timeout \"%s\" too large", v);
 	/* A timeout is a duration or "off". */
@@ -180,14 +195,17 @@ static void check_cfg(const struct cfg *c, const struct ctx *x)
 	uint64_t ns;
 	const char *v = x->val[V_GRACE];
 	if (v && cfg_parse_duration(v, &ns) == 0)
-		CHECK(c->grace_ns == ns && !(x->warned & 1u << V_GRACE), "grace \"%s\" not used", v);
+		CHECK(c->grace_ns == ns && !(x->warned & 1u << V_GRACE), "grace \"%s\" not used",
+		      v);
 	else
-		CHECK(c->grace_ns == 0 && (!v || x->warned & 1u << V_GRACE), "bad grace kept or unwarned");
+		CHECK(c->grace_ns == 0 && (!v || x->warned & 1u << V_GRACE),
+		      "bad grace kept or unwarned");
 	v = x->val[V_DRAIN];
 	if (v && cfg_parse_timeout(v, &ns) == 0)
 		CHECK(c->drain_timeout_ns == ns, "drain timeout \"%s\" not used", v);
 	else
-		CHECK(c->drain_timeout_ns == 0 && (!v || x->warned & 1u << V_DRAIN), "drain timeout");
+		CHECK(c->drain_timeout_ns == 0 && (!v || x->warned & 1u << V_DRAIN),
+		      "drain timeout");
 	v = x->val[V_SIGNALS];
 	int sigs[CFG_MAX_SIGNALS];
 	int n = v ? cfg_parse_signal_list(v, sigs, CFG_MAX_SIGNALS) : -1;
@@ -195,7 +213,8 @@ static void check_cfg(const struct cfg *c, const struct ctx *x)
 		CHECK(c->nsignals == n && !memcmp(c->signals, sigs, (size_t)n * sizeof sigs[0]),
 		      "signals \"%s\" not used", v);
 	else
-		CHECK(c->nsignals == d.nsignals && !memcmp(c->signals, d.signals, sizeof d.signals) &&
+		CHECK(c->nsignals == d.nsignals &&
+			      !memcmp(c->signals, d.signals, sizeof d.signals) &&
 			      (!v || x->warned & 1u << V_SIGNALS),
 		      "bad signal list kept or unwarned");
 	v = x->val[V_LOG];
@@ -239,7 +258,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct cfg c1, c2;
 	int problems = cfg_parse(&c1, get, warn, &x);
-	CHECK(problems == x.warnings, "cfg_parse returned %d after %d warnings", problems, x.warnings);
+	CHECK(problems == x.warnings, "cfg_parse returned %d after %d warnings", problems,
+	      x.warnings);
 	check_cfg(&c1, &x);
 	struct ctx y = x;
 	y.warnings = 0;

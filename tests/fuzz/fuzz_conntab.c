@@ -34,8 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NLOW 2048
 static const int edge_fds[] = {
-	CONNTAB_LOW - 1, CONNTAB_LOW, CONNTAB_LOW + 1, CONNTAB_MAX_FD - 2, CONNTAB_MAX_FD - 1,
-	CONNTAB_MAX_FD,	 CONNTAB_MAX_FD + 1, INT_MAX, -1, -2, INT_MIN,
+	CONNTAB_LOW - 1,
+	CONNTAB_LOW,
+	CONNTAB_LOW + 1,
+	CONNTAB_MAX_FD - 2,
+	CONNTAB_MAX_FD - 1,
+	CONNTAB_MAX_FD,
+	CONNTAB_MAX_FD + 1,
+	INT_MAX,
+	-1,
+	-2,
+	INT_MIN,
 };
 #define NEDGE (sizeof edge_fds / sizeof edge_fds[0])
 #define NDOM (NLOW + NEDGE)
@@ -68,14 +77,15 @@ static void check_fd(unsigned i)
 
 	CHECK(fast == slot, "fd %d: conntab_fast %p, slot %p", fd, (void *)fast, (void *)slot);
 	if (!e->kind) {
-		CHECK(!fast && !rw && !find, "fd %d: untracked in the model, found in the table", fd);
+		CHECK(!fast && !rw && !find, "fd %d: untracked in the model, found in the table",
+		      fd);
 		return;
 	}
 	CHECK(fast, "fd %d: tracked in the model (kind %d), not in the filter", fd, e->kind - 1);
 	CHECK(fast->fd == fd && fast->ino == e->ino && fast->kind == e->kind - 1 &&
 		      fast->gen == e->gen,
-	      "fd %d: record (fd %d ino %llu kind %d gen %u) vs model (ino %llu kind %d gen %u)", fd,
-	      fast->fd, (unsigned long long)fast->ino, fast->kind, fast->gen,
+	      "fd %d: record (fd %d ino %llu kind %d gen %u) vs model (ino %llu kind %d gen %u)",
+	      fd, fast->fd, (unsigned long long)fast->ino, fast->kind, fast->gen,
 	      (unsigned long long)e->ino, e->kind - 1, e->gen);
 	if (e->kind - 1 == CONN_KIND_CONN) {
 		CHECK(find == fast, "fd %d: conntab_find_locked %p, filter %p", fd, (void *)find,
@@ -84,8 +94,8 @@ static void check_fd(unsigned i)
 		CHECK(!!(fast->flags & CONN_KERNEL) == e->kernel, "fd %d: kernel flag", fd);
 		CHECK(conn_rx(fast) == e->rx, "fd %d: rx %llu, model %llu", fd,
 		      (unsigned long long)conn_rx(fast), (unsigned long long)e->rx);
-		CHECK(rw == (e->kernel ? NULL : fast), "fd %d: read/write filter %p (kernel %d)", fd,
-		      (void *)rw, e->kernel);
+		CHECK(rw == (e->kernel ? NULL : fast), "fd %d: read/write filter %p (kernel %d)",
+		      fd, (void *)rw, e->kernel);
 	} else {
 		CHECK(!find, "fd %d: a special found as a connection", fd);
 		if (e->kind - 1 == CONN_KIND_SIGNALFD)
@@ -112,8 +122,8 @@ static void check_all(void)
 	for (size_t k = 0; k < n; k++) {
 		CHECK(k == 0 || refs[k].fd != refs[k - 1].fd, "refs: fd %d twice", refs[k].fd);
 		struct conn *c = conntab_find_locked(refs[k].fd);
-		CHECK(c && c->gen == refs[k].gen, "refs: fd %d gen %u is not the record", refs[k].fd,
-		      refs[k].gen);
+		CHECK(c && c->gen == refs[k].gen, "refs: fd %d gen %u is not the record",
+		      refs[k].fd, refs[k].gen);
 	}
 	for (int k = CONN_KIND_LISTENER; k <= CONN_KIND_SIGNALFD; k++)
 		CHECK(conntab_special_count_locked((enum conn_kind)k) == m_specials[k],
@@ -159,11 +169,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			}
 			CHECK(c, "insert of fd %d failed", fd);
-			CHECK(c->flags == (kernel ? CONN_KERNEL : 0) && conn_rx(c) == 0 && conn_tx(c) == 0 &&
-				      c->accepted_ms == 42,
+			CHECK(c->flags == (kernel ? CONN_KERNEL : 0) && conn_rx(c) == 0 &&
+				      conn_tx(c) == 0 && c->accepted_ms == 42,
 			      "fresh record of fd %d not clean", fd);
 			model_drop(i);
-			m[i] = (struct model){.kind = 1 + CONN_KIND_CONN, .kernel = kernel, .ino = arg % 8,
+			m[i] = (struct model){.kind = 1 + CONN_KIND_CONN,
+					      .kernel = kernel,
+					      .ino = arg % 8,
 					      .gen = c->gen};
 			m_conns++;
 			m_accepted++;
@@ -171,7 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 2: /* close */
 			c = conntab_find_locked(fd);
-			CHECK(!!c == (m[i].kind == 1 + CONN_KIND_CONN), "find(%d) before remove", fd);
+			CHECK(!!c == (m[i].kind == 1 + CONN_KIND_CONN), "find(%d) before remove",
+			      fd);
 			if (c) {
 				conntab_remove_locked(c);
 				model_drop(i);
@@ -187,7 +200,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct conn_ref refs[64];
 			size_t max = arg % 65;
 			size_t n = conntab_refs_locked(refs, max);
-			CHECK(n == (m_conns < max ? m_conns : max), "refs(%zu): %zu of %zu", max, n, m_conns);
+			CHECK(n == (m_conns < max ? m_conns : max), "refs(%zu): %zu of %zu", max, n,
+			      m_conns);
 			for (size_t k = 0; k < n; k++) {
 				struct conn *r = conntab_find_locked(refs[k].fd);
 				CHECK(r && r->gen == refs[k].gen, "ref fd %d stale", refs[k].fd);
@@ -211,7 +225,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			}
 			if (same) {
-				CHECK(c && c->gen == m[i].gen, "re-adding the same special replaced it");
+				CHECK(c && c->gen == m[i].gen,
+				      "re-adding the same special replaced it");
 				break;
 			}
 			/* Whatever was there goes, even when the pool is full. */
@@ -243,18 +258,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			} else {
 				int fds[CONNTAB_MAX_SPECIALS];
 				unsigned lo = (unsigned)fd, hi = lo + arg * 16u;
-				size_t n = conntab_special_fds_locked(lo, hi, fds, CONNTAB_MAX_SPECIALS);
+				size_t n = conntab_special_fds_locked(lo, hi, fds,
+								      CONNTAB_MAX_SPECIALS);
 				size_t want = 0;
 				for (unsigned k = 0; k < NDOM; k++)
 					want += m[k].kind > 1 && (unsigned)dom_fd(k) >= lo &&
 						(unsigned)dom_fd(k) <= hi;
-				CHECK(n == want, "specials in [%u, %u]: %zu, model %zu", lo, hi, n, want);
+				CHECK(n == want, "specials in [%u, %u]: %zu, model %zu", lo, hi, n,
+				      want);
 			}
 			break;
 		}
 		check_fd(i);
-		CHECK(conntab_count_locked() == m_conns, "count %zu, model %zu after op %u on fd %d",
-		      conntab_count_locked(), m_conns, op, fd);
+		CHECK(conntab_count_locked() == m_conns,
+		      "count %zu, model %zu after op %u on fd %d", conntab_count_locked(), m_conns,
+		      op, fd);
 		if (ops % 64 == 63)
 			check_all();
 	}

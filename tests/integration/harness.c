@@ -60,7 +60,8 @@ void sleep_ms(long ms)
 static const char *build_dir(void)
 {
 	const char *b = getenv("GRACESHIM_BUILD");
-	cr_assert(b && *b, "GRACESHIM_BUILD must name the build directory (make integration sets it)");
+	cr_assert(b && *b,
+		  "GRACESHIM_BUILD must name the build directory (make integration sets it)");
 	return b;
 }
 
@@ -558,6 +559,7 @@ long long harness_mono_to_real_us(long long mono_ns)
 	struct timespec m, r;
 	clock_gettime(CLOCK_MONOTONIC, &m);
 	clock_gettime(CLOCK_REALTIME, &r);
-	long long off_ns = ((long long)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+	long long off_ns = ((long long)r.tv_sec - m.tv_sec) * 1000000000LL +
+			   (r.tv_nsec - m.tv_nsec);
 	return (mono_ns + off_ns) / 1000;
 }

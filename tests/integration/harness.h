@@ -27,9 +27,9 @@
 struct server {
 	pid_t pid;
 	int port;
-	int out_fd;   /* the fixture's stdout */
-	int err_fd;   /* the fixture's stderr */
-	int status;   /* wait status once exited */
+	int out_fd; /* the fixture's stdout */
+	int err_fd; /* the fixture's stderr */
+	int status; /* wait status once exited */
 	bool exited;
 };
 

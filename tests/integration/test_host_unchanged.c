@@ -49,9 +49,10 @@ static void finish_within(struct outcome *o, const char *what, bool shim, long w
 	long ms = server_wait(&srv, wait_ms);
 	if (ms < 0) {
 		server_stop(&srv);
-		cr_assert_fail("%s (%s the shim): still running %ld ms after it should have exited; "
-			       "stderr:\n%s",
-			       what, shim ? "with" : "without", wait_ms, server_stderr(&srv));
+		cr_assert_fail(
+			"%s (%s the shim): still running %ld ms after it should have exited; "
+			"stderr:\n%s",
+			what, shim ? "with" : "without", wait_ms, server_stderr(&srv));
 	}
 	o->status = srv.status;
 	read_all_for(srv.out_fd, o->out, sizeof o->out, 2000);
@@ -104,11 +105,12 @@ Test(host_unchanged, restarted_vfork_child_does_not_reset_parent_handler)
 	for (int run = 0; run < 4; run++) {
 		bool shim = run > 0;
 		run_vfork_storm(shim, &o);
-		cr_expect(exited_with(o.status, 3) && !strcmp(o.out, "handler 15\n"),
-			  "run %d, %s the shim: status 0x%x (killed by signal %d), stdout \"%s\", "
-			  "stderr \"%s\": the SIGTERM handler must run, not a vfork child's SIG_DFL",
-			  run, shim ? "with" : "without", o.status,
-			  WIFSIGNALED(o.status) ? WTERMSIG(o.status) : 0, o.out, o.err);
+		cr_expect(
+			exited_with(o.status, 3) && !strcmp(o.out, "handler 15\n"),
+			"run %d, %s the shim: status 0x%x (killed by signal %d), stdout \"%s\", "
+			"stderr \"%s\": the SIGTERM handler must run, not a vfork child's SIG_DFL",
+			run, shim ? "with" : "without", o.status,
+			WIFSIGNALED(o.status) ? WTERMSIG(o.status) : 0, o.out, o.err);
 	}
 }
 
@@ -234,10 +236,11 @@ static void check_banner(const char *const *env)
 	for (int run = 0; run < 2; run++) {
 		bool shim = run > 0;
 		run_banner(shim, env, &o, got, sizeof got);
-		cr_expect_str_eq(got, "220 ready\n250 HELO a\n220 ready\n250 HELO b\n",
-				 "%s the shim (%s): the clients got \"%s\"; stdout \"%s\", stderr \"%s\"",
-				 shim ? "with" : "without", env ? env[0] : "default settings", got,
-				 o.out, o.err);
+		cr_expect_str_eq(
+			got, "220 ready\n250 HELO a\n220 ready\n250 HELO b\n",
+			"%s the shim (%s): the clients got \"%s\"; stdout \"%s\", stderr \"%s\"",
+			shim ? "with" : "without", env ? env[0] : "default settings", got, o.out,
+			o.err);
 		cr_expect(exited_with(o.status, 0) && !o.out[0],
 			  "%s the shim: status 0x%x, stdout \"%s\"", shim ? "with" : "without",
 			  o.status, o.out);
@@ -277,7 +280,8 @@ Test(host_unchanged, forked_child_logs_while_other_threads_hold_libc_locks)
 		memset(&o, 0, sizeof o);
 		server_start(&srv, shim, args, shim ? env : NULL);
 		finish_within(&o, "hu_forklog", shim, 90000);
-		cr_expect(exited_with(o.status, 0) && !strcmp(o.out, "children 300 hung 0 failed 0\n"),
+		cr_expect(exited_with(o.status, 0) &&
+				  !strcmp(o.out, "children 300 hung 0 failed 0\n"),
 			  "%s the shim: status 0x%x, stdout \"%s\", stderr \"%s\"",
 			  shim ? "with" : "without", o.status, o.out, o.err);
 	}
@@ -353,6 +357,7 @@ Test(host_unchanged, vfork_child_redirecting_its_stderr_leaves_ours)
 		cr_expect(exited_with(o.status, 0), "%s the shim: status 0x%x",
 			  shim ? "with" : "without", o.status);
 		cr_expect(shim ? strstr(o.err, "WARN graceshim[") != NULL : !o.err[0],
-			  "%s the shim, the host's stderr got \"%s\"", shim ? "with" : "without", o.err);
+			  "%s the shim, the host's stderr got \"%s\"", shim ? "with" : "without",
+			  o.err);
 	}
 }

@@ -15,7 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 static struct server srv;
 
 TestSuite(hyperlike, .fini = harness_teardown, .timeout = 60);
@@ -48,8 +47,10 @@ Test(hyperlike, chrome_like_client_exits_promptly_with_shim)
 Test(hyperlike, chrome_like_client_hangs_without_shim)
 {
 	long ms = chrome_like(false, NULL, NULL, AF_INET);
-	cr_assert_eq(ms, -1, "without the shim the fixture must wait for the unused connection, "
-			     "but it exited after %ld ms", ms);
+	cr_assert_eq(ms, -1,
+		     "without the shim the fixture must wait for the unused connection, "
+		     "but it exited after %ld ms",
+		     ms);
 }
 
 Test(hyperlike, sigterm_triggers_too)
@@ -135,8 +136,14 @@ static void curl_like(bool shim)
 	cr_assert_geq(ms, 0, "curl-like clients, shim=%d: still running", shim);
 }
 
-Test(hyperlike, curl_like_clients_with_shim) { curl_like(true); }
-Test(hyperlike, curl_like_clients_without_shim) { curl_like(false); }
+Test(hyperlike, curl_like_clients_with_shim)
+{
+	curl_like(true);
+}
+Test(hyperlike, curl_like_clients_without_shim)
+{
+	curl_like(false);
+}
 
 Test(hyperlike, no_client_exits_promptly)
 {
@@ -154,7 +161,8 @@ Test(hyperlike, no_client_exits_promptly)
  * and this connection not. */
 Test(hyperlike, inflight_request_answered_in_full)
 {
-	const char *const args[] = {"hyperlike", "--slow-ms", "600", "--body-bytes", "200000", NULL};
+	const char *const args[] = {"hyperlike",    "--slow-ms", "600",
+				    "--body-bytes", "200000",    NULL};
 	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
 	server_start(&srv, true, args, env);
 	int spare = tcp_connect(AF_INET, srv.port);
@@ -166,7 +174,8 @@ Test(hyperlike, inflight_request_answered_in_full)
 	long ms = server_wait(&srv, PROMPT_MS);
 	const char *err = server_stderr(&srv);
 	cr_assert_geq(ms, 0, "server did not exit after answering");
-	cr_assert_not_null(shim_release_line(err, sock_port(spare)), "the spare was not released:\n%s", err);
+	cr_assert_not_null(shim_release_line(err, sock_port(spare)),
+			   "the spare was not released:\n%s", err);
 	cr_assert_null(shim_release_line(err, sock_port(fd)),
 		       "the shim released the connection whose request was in flight:\n%s", err);
 	close(fd);
@@ -179,7 +188,8 @@ Test(hyperlike, inflight_request_answered_in_full)
  * client would get its answer either way). */
 Test(hyperlike, request_waiting_in_kernel_is_not_cut)
 {
-	const char *const args[] = {"hyperlike", "--read-delay-ms", "800", "--slow-ms", "300", NULL};
+	const char *const args[] = {"hyperlike", "--read-delay-ms", "800", "--slow-ms", "300",
+				    NULL};
 	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
 	server_start(&srv, true, args, env);
 	int fd = tcp_connect(AF_INET, srv.port);
@@ -188,11 +198,13 @@ Test(hyperlike, request_waiting_in_kernel_is_not_cut)
 	sleep_ms(200); /* accepted, bytes queued, the host has read nothing */
 	kill(srv.pid, SIGINT);
 	cr_assert_eq(http_read_response(fd, 10000), 2048,
-		     "a connection with a queued request was cut; stderr:\n%s", server_stderr(&srv));
+		     "a connection with a queued request was cut; stderr:\n%s",
+		     server_stderr(&srv));
 	long ms = server_wait(&srv, PROMPT_MS);
 	const char *err = server_stderr(&srv);
 	cr_assert_geq(ms, 0);
-	cr_assert_not_null(shim_release_line(err, sock_port(spare)), "the spare was not released:\n%s", err);
+	cr_assert_not_null(shim_release_line(err, sock_port(spare)),
+			   "the spare was not released:\n%s", err);
 	cr_assert_null(shim_release_line(err, sock_port(fd)),
 		       "the shim released the connection with a request waiting:\n%s", err);
 	close(fd);
@@ -276,7 +288,8 @@ Test(hyperlike, bad_config_warns_once_and_uses_default)
 	long ms = chrome_like(true, NULL, env, AF_INET);
 	cr_assert_geq(ms, 0, "with the default grace the server must exit promptly");
 	const char *err = server_stderr(&srv);
-	const char *hit = strstr(err, "GRACESHIM_GRACE=\"banana\" is not valid: expected a duration");
+	const char *hit = strstr(err,
+				 "GRACESHIM_GRACE=\"banana\" is not valid: expected a duration");
 	cr_assert(hit, "no clear warning in stderr:\n%s", err);
 	cr_assert_null(strstr(hit + 1, "GRACESHIM_GRACE"), "warned more than once:\n%s", err);
 }

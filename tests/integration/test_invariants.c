@@ -52,14 +52,16 @@ Test(invariants, signal_semantics_identical_with_and_without_shim)
 {
 	const char *san = getenv("GRACESHIM_SAN");
 	if (san && !strcmp(san, "thread"))
-		cr_skip_test("ThreadSanitizer changes signal semantics itself (errno around handlers, "
-			     "signal(SIG_ERR)): nothing to compare");
+		cr_skip_test(
+			"ThreadSanitizer changes signal semantics itself (errno around handlers, "
+			"signal(SIG_ERR)): nothing to compare");
 	char a[8192], b[8192];
 	int sa = run_sigsem(false, a, sizeof a);
 	int sb = run_sigsem(true, b, sizeof b);
 	/* The transcript itself must show the semantics, so that two equally
 	 * broken runs cannot pass. */
-	cr_assert(strstr(a, "h1: runs=1 signo=2 pid_ok=1 user=1 usr1_blocked=1 self_blocked=1"), "%s", a);
+	cr_assert(strstr(a, "h1: runs=1 signo=2 pid_ok=1 user=1 usr1_blocked=1 self_blocked=1"),
+		  "%s", a);
 	cr_assert(strstr(a, "h2: runs=1 self_blocked=0 errno_after=1234"), "%s", a);
 	cr_assert(strstr(a, "after SA_RESETHAND: rc=0 handler=SIG_DFL"), "%s", a);
 	cr_assert(strstr(a, "h3: runs=2"), "%s", a);
@@ -101,7 +103,8 @@ Test(invariants, only_accepted_sockets_are_touched)
 	close(outbound);
 	close(lt);
 	cr_assert_geq(ms, 0, "bystander did not finish");
-	cr_assert(strstr(out, "victim: eof"), "the accepted, unused connection was not released:\n%s", out);
+	cr_assert(strstr(out, "victim: eof"),
+		  "the accepted, unused connection was not released:\n%s", out);
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0,
 		  "a socket or fd the process did not accept was touched:\n%s", out);
 }

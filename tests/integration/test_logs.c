@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 static struct server srv;
 
 TestSuite(logs, .fini = harness_teardown, .timeout = 60);
@@ -74,12 +73,13 @@ Test(logs, info_says_once_that_the_process_serves)
 	sleep_ms(200);
 	const char *err = server_stderr(&srv);
 	char want[160];
-	snprintf(want, sizeof want, "INFO graceshim[%d] serving: listening on 127.0.0.1:%d", (int)srv.pid,
-		 srv.port);
+	snprintf(want, sizeof want, "INFO graceshim[%d] serving: listening on 127.0.0.1:%d",
+		 (int)srv.pid, srv.port);
 	cr_assert(strstr(err, want), "no \"%s\" line:\n%s", want, err);
 	cr_assert_eq(count(err, "serving:"), 1, "%s", err);
-	cr_assert(strstr(err, "drain on SIGINT,SIGTERM, or closing its last listener after a handled "
-			      "signal; policy idle"),
+	cr_assert(strstr(err,
+			 "drain on SIGINT,SIGTERM, or closing its last listener after a handled "
+			 "signal; policy idle"),
 		  "the triggers and the (default) policy: %s", err);
 	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0);
 }
@@ -127,8 +127,9 @@ Test(logs, ignored_sigint_is_said_in_the_serving_line)
 	sleep_ms(200);
 	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0);
 	const char *err = server_stderr(&srv);
-	cr_assert(strstr(err, "drain on SIGTERM (SIGINT ignored here), or closing its last listener"),
-		  "%s", err);
+	cr_assert(
+		strstr(err, "drain on SIGTERM (SIGINT ignored here), or closing its last listener"),
+		"%s", err);
 	cr_assert(!strstr(err, "WARN"), "%s", err);
 }
 
@@ -141,7 +142,8 @@ Test(logs, handler_set_after_listen_is_not_reported)
 	server_start_ignoring(&srv, true, args, NULL, ignored);
 	int fd = tcp_connect(AF_INET, srv.port);
 	sleep_ms(200);
-	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s",
+		      server_stderr(&srv));
 	close(fd);
 	cr_assert(!strstr(server_stderr(&srv), "is ignored"), "%s", server_stderr(&srv));
 }
@@ -157,6 +159,7 @@ Test(logs, handled_trigger_signal_is_not_reported)
 	/* Its stderr on failure: one loaded CI run saw it still running 4 s
 	 * after SIGINT (not reproduced in 40 runs under stress-ng). */
 	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0,
-		      "still running %d ms after SIGINT; stderr:\n%s", PROMPT_MS, server_stderr(&srv));
+		      "still running %d ms after SIGINT; stderr:\n%s", PROMPT_MS,
+		      server_stderr(&srv));
 	cr_assert(!strstr(server_stderr(&srv), "is ignored"), "%s", server_stderr(&srv));
 }

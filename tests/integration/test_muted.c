@@ -19,7 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 static struct server srv;
 
 TestSuite(muted, .fini = harness_teardown, .timeout = 60);
@@ -44,8 +43,8 @@ static void released_empty_gets_nothing(const char *with, const char *policy)
 	cr_assert_geq(ms, 0, "the empty connection was not released\n%s", server_stderr(&srv));
 	size_t got = read_all_for(fd, buf, sizeof buf, 2000);
 	close(fd);
-	cr_assert_eq(got, 0, "the client of a released connection received %zu byte(s): \"%s\"", got,
-		     buf);
+	cr_assert_eq(got, 0, "the client of a released connection received %zu byte(s): \"%s\"",
+		     got, buf);
 	snprintf(want, sizeof want, "400: %zu of %zu bytes (%s)", sizeof bad_resp - 1,
 		 sizeof bad_resp - 1, with);
 	cr_assert(strstr(server_stderr(&srv), want),

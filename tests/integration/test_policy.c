@@ -179,7 +179,8 @@ Test(policy, default_keeps_tls13_without_tickets_request_in_progress)
 {
 	const char *const args[] = {"tlsserver", "--no-tickets", NULL};
 	cr_assert_eq(tls_client(args, NULL, "GET / HTTP/1.1\r\nHost: t\r\n"), -1,
-		     "a TLS connection with part of a request was released\n%s", server_stderr(&srv));
+		     "a TLS connection with part of a request was released\n%s",
+		     server_stderr(&srv));
 }
 
 /* A client that offers HTTP/2 (ALPN, as every browser does) may multiplex:
@@ -239,12 +240,14 @@ Test(policy, idle_policy_does_not_cut_a_stalled_download)
 	int port = sock_port(fd);
 	cr_assert_null(shim_release_line(err, port), "the stalled download was released:\n%s", err);
 	long got = http_read_response(fd, 20000);
-	cr_assert_eq(got, 16000000, "the stalled download was cut (%ld)\n%s", got, server_stderr(&srv));
+	cr_assert_eq(got, 16000000, "the stalled download was cut (%ld)\n%s", got,
+		     server_stderr(&srv));
 	close(fd);
 	close(spare);
 	cr_assert_geq(server_wait(&srv, PROMPT_MS), 0);
 	err = server_stderr(&srv);
-	cr_assert_not_null(shim_release_line(err, spare_port), "the spare was not released:\n%s", err);
+	cr_assert_not_null(shim_release_line(err, spare_port), "the spare was not released:\n%s",
+			   err);
 }
 
 /* SIOCOUTQ under policy idle: the server wrote a whole response and waits
@@ -260,7 +263,8 @@ Test(policy, idle_policy_keeps_an_unread_response)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int small = 4096;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)srv.port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
 	cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -368,7 +372,9 @@ Test(policy, stats_json_at_exit)
 	buf[n] = 0;
 	unlink(path);
 	cr_assert(strstr(buf, "\"accepted\":2,"), "%s", buf);
-	cr_assert(strstr(buf, "\"released\":{\"unused\":1,\"idle\":0,\"first_byte_timeout\":0,\"blocking\":0}"), "%s", buf);
+	cr_assert(strstr(buf, "\"released\":{\"unused\":1,\"idle\":0,\"first_byte_timeout\":0,"
+			      "\"blocking\":0}"),
+		  "%s", buf);
 	cr_assert(strstr(buf, "\"trigger\":\"SIGINT\""), "%s", buf);
 	cr_assert(strstr(buf, "\"open_at_exit\":0"), "%s", buf);
 	cr_assert(strstr(buf, "\"bytes_sent\":"), "%s", buf);

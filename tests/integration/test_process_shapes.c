@@ -29,7 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 static struct server srv;
 static char stats_dir[64];
 static char stats_path[128];
@@ -94,7 +93,8 @@ static long page_then_spare(bool shim, const char *const *args, const char *cons
 	server_start(&srv, shim, args, env);
 	int used = tcp_connect(AF_INET, srv.port);
 	cr_assert(send_str(used, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
-	cr_assert_geq(http_read_response(used, 5000), 0, "no answer; stderr:\n%s", server_stderr(&srv));
+	cr_assert_geq(http_read_response(used, 5000), 0, "no answer; stderr:\n%s",
+		      server_stderr(&srv));
 	close(used);
 	int spare = tcp_connect(AF_INET, srv.port);
 	sleep_ms(400); /* accepted, and the worker blocked in recv() on it */
@@ -106,8 +106,8 @@ static long page_then_spare(bool shim, const char *const *args, const char *cons
 /* Checks a with-shim run of page_then_spare(), then closes the spare. */
 static void expect_prompt_release(long ms, int spare, const char *what)
 {
-	cr_assert_geq(ms, 0, "%s: still running %d ms after the signal; stderr:\n%s", what, PROMPT_MS,
-		      server_stderr(&srv));
+	cr_assert_geq(ms, 0, "%s: still running %d ms after the signal; stderr:\n%s", what,
+		      PROMPT_MS, server_stderr(&srv));
 	cr_log_info("%s: exited %ld ms after the signal", what, ms);
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0,
 		  "%s: not a clean exit (status 0x%x); stderr:\n%s", what, srv.status,
@@ -125,8 +125,10 @@ static void expect_prompt_release(long ms, int spare, const char *what)
 static void expect_hang(long ms, int spare, const char *what)
 {
 	close(spare);
-	cr_assert_eq(ms, -1, "%s: exited %ld ms after the signal without the shim: the fixture does "
-			     "not hold the connection", what, ms);
+	cr_assert_eq(ms, -1,
+		     "%s: exited %ld ms after the signal without the shim: the fixture does "
+		     "not hold the connection",
+		     what, ms);
 }
 
 /* ---- a single-threaded sync worker, SA_RESTART, blocked in recv() ------- */
@@ -157,7 +159,8 @@ Test(process_shapes, sync_worker_stats_name_the_trigger)
 	expect_prompt_release(ms, spare, "sync worker");
 	const char *st = stats_json();
 	cr_assert(strstr(st, "\"unused\":1"), "%s", st);
-	cr_assert(strstr(st, "\"trigger\":\"SIGTERM\""), "released, but no trigger recorded: %s", st);
+	cr_assert(strstr(st, "\"trigger\":\"SIGTERM\""), "released, but no trigger recorded: %s",
+		  st);
 	cr_assert_null(strstr(st, "\"trigger_to_exit_ms\":null"), "%s", st);
 }
 
@@ -197,13 +200,15 @@ Test(process_shapes, no_false_blind_spot_warning_when_released_connection_closes
 		sleep_ms(300);
 		pid_t worker = child_of(srv.pid);
 		if (worker < 0)
-			cr_skip_test("/proc/<pid>/task/<pid>/children is not available (CONFIG_PROC_CHILDREN)");
+			cr_skip_test("/proc/<pid>/task/<pid>/children is not available "
+				     "(CONFIG_PROC_CHILDREN)");
 		kill(worker, SIGTERM); /* the worker's own trigger, as systemd sends it */
 		long ms = server_signal_and_wait(&srv, SIGTERM, PROMPT_MS);
 		expect_prompt_release(ms, spare, "SIGTERM to the master and its worker");
 		const char *err = server_stderr(&srv);
 		cr_assert_null(strstr(err, "accepted without libc"),
-			       "run %d: a false blind-spot warning on the host's stderr:\n%s", i + 1, err);
+			       "run %d: a false blind-spot warning on the host's stderr:\n%s",
+			       i + 1, err);
 	}
 }
 
@@ -277,8 +282,8 @@ Test(process_shapes, prefork_sync_workers_stopped_over_pipe_hang_without_shim)
  * machine): the master's passes, every 250 ms, see it again meanwhile. */
 Test(process_shapes, prefork_master_counts_each_connection_once)
 {
-	const char *const args[] = {"syncworker", "--prefork", "1", "--stop", "pipe",
-				    "--slow-close", "700", NULL};
+	const char *const args[] = {"syncworker", "--prefork",    "1",   "--stop",
+				    "pipe",       "--slow-close", "700", NULL};
 	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
 	int spare;
 	long ms = page_then_spare(true, args, env, SIGTERM, &spare);
@@ -295,8 +300,8 @@ Test(process_shapes, prefork_master_counts_each_connection_once)
 			total += n;
 	}
 	cr_log_info("master counted %u release(s)", total);
-	cr_assert_eq(total, 1, "one never-used connection, %u counted as released; stderr:\n%s", total,
-		     err);
+	cr_assert_eq(total, 1, "one never-used connection, %u counted as released; stderr:\n%s",
+		     total, err);
 }
 
 /* SIGHUP relayed to the workers: not a trigger signal, and the workers'

@@ -162,8 +162,10 @@ static void queued_request(bool shim)
 	if (shim) {
 		const char *log = server_stderr(&srv);
 		cr_assert(strstr(log, "SIGINT received: draining"), "no drain:\n%s", log);
-		cr_assert_null(strstr(log, " shut down ("), "a connection with its request queued "
-							     "was released:\n%s", log);
+		cr_assert_null(strstr(log, " shut down ("),
+			       "a connection with its request queued "
+			       "was released:\n%s",
+			       log);
 	}
 }
 
@@ -288,9 +290,11 @@ static void goaway(bool shim)
 	out_has("\n", 100, out, sizeof out);
 	cr_assert(n > 0 && strstr(buf, "GOAWAY"),
 		  "what the server wrote before reading the EOF was lost (got %zu byte(s): \"%s\"; "
-		  "server: %s)\n%s", n, buf, out, server_stderr(&srv));
+		  "server: %s)\n%s",
+		  n, buf, out, server_stderr(&srv));
 	if (shim) {
-		cr_assert(shim_released(port), "not released: the test proves nothing\n%s", server_stderr(&srv));
+		cr_assert(shim_released(port), "not released: the test proves nothing\n%s",
+			  server_stderr(&srv));
 		cr_assert(strstr(out, "readable\n") && !strstr(out, "not readable"), "%s", out);
 	}
 }
@@ -325,14 +329,16 @@ Test(promises, muted_number_reused_for_a_file_is_written)
 	close(fd);
 	out_has("\n", 100, out, sizeof out);
 	cr_assert(strstr(out, "wrote 7"), "%s\n%s", out, server_stderr(&srv));
-	cr_assert(shim_released(port), "not released: the test proves nothing\n%s", server_stderr(&srv));
+	cr_assert(shim_released(port), "not released: the test proves nothing\n%s",
+		  server_stderr(&srv));
 	f = fopen(path, "r");
 	cr_assert_not_null(f);
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
 	buf[n] = 0;
-	cr_assert_str_eq(buf, "reused\n", "the host's write to its file was dropped (file: \"%s\")\n%s",
-			 buf, server_stderr(&srv));
+	cr_assert_str_eq(buf, "reused\n",
+			 "the host's write to its file was dropped (file: \"%s\")\n%s", buf,
+			 server_stderr(&srv));
 }
 
 /* ---- 9. the unblock release checks the number's identity -------------- */
@@ -344,7 +350,8 @@ Test(promises, unblock_leaves_a_reused_number_alone)
 	char out[256] = "";
 	server_start(&srv, true, args, env);
 	int fd = tcp_connect(AF_INET, srv.port);
-	bool said = out_has("outbound: ", 8000, out, sizeof out) && out_has("\n", 500, out, sizeof out);
+	bool said = out_has("outbound: ", 8000, out, sizeof out) &&
+		    out_has("\n", 500, out, sizeof out);
 	close(fd);
 	cr_assert(said, "%s\n%s", out, server_stderr(&srv));
 	cr_assert(strstr(out, "outbound: open"),
@@ -380,7 +387,8 @@ Test(promises, drain_deadline_on_a_quiet_server)
 	while (trig > log && trig[-1] != '\n')
 		trig--;
 	long long d = (shim_line_us(cut) - shim_line_us(trig)) / 1000;
-	cr_assert_geq(d, 150, "cut %lld ms after the trigger, before the 200 ms deadline\n%s", d, log);
+	cr_assert_geq(d, 150, "cut %lld ms after the trigger, before the 200 ms deadline\n%s", d,
+		      log);
 	cr_assert_leq(d, 700, "cut %lld ms after the trigger: 200 ms was asked\n%s", d, log);
 	cr_assert(strstr(out, "ended"), "%s", out);
 }
@@ -399,7 +407,8 @@ static void clone_child_reset(const char *how, bool shim)
 	out_has("handler", 100, out, sizeof out);
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 3,
 		  "%s: status 0x%x (the handler did not run: SIG_DFL came from the child); "
-		  "stdout: %s\n%s", how, srv.status, out, server_stderr(&srv));
+		  "stdout: %s\n%s",
+		  how, srv.status, out, server_stderr(&srv));
 	cr_assert(strstr(out, "handler 15"), "%s", out);
 }
 

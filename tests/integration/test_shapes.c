@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 static struct server srv;
 
 TestSuite(shapes, .fini = harness_teardown, .timeout = 60);
@@ -36,18 +35,19 @@ static long chrome(bool shim, const char *const *args, const char *const *env)
 	return ms;
 }
 
-#define SHAPE(name, ...)                                                                 \
-	Test(shapes, name##_with_shim)                                                   \
-	{                                                                                \
-		const char *const args[] = {__VA_ARGS__, NULL};                          \
-		const char *const env[] = {ENV_##name, NULL};                            \
-		long ms = chrome(true, args, env);                                       \
-		cr_assert_geq(ms, 0, "still running after SIGINT; stderr:\n%s", server_stderr(&srv)); \
-	}                                                                                \
-	Test(shapes, name##_hangs_without_shim)                                          \
-	{                                                                                \
-		const char *const args[] = {__VA_ARGS__, NULL};                          \
-		cr_assert_eq(chrome(false, args, NULL), -1);                             \
+#define SHAPE(name, ...)                                                                           \
+	Test(shapes, name##_with_shim)                                                             \
+	{                                                                                          \
+		const char *const args[] = {__VA_ARGS__, NULL};                                    \
+		const char *const env[] = {ENV_##name, NULL};                                      \
+		long ms = chrome(true, args, env);                                                 \
+		cr_assert_geq(ms, 0, "still running after SIGINT; stderr:\n%s",                    \
+			      server_stderr(&srv));                                                \
+	}                                                                                          \
+	Test(shapes, name##_hangs_without_shim)                                                    \
+	{                                                                                          \
+		const char *const args[] = {__VA_ARGS__, NULL};                                    \
+		cr_assert_eq(chrome(false, args, NULL), -1);                                       \
 	}
 
 /* Each of these hosts closes its listener when it stops; the signal cases

@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 static struct server srv;
 
 TestSuite(stats, .fini = harness_teardown, .timeout = 60);
@@ -64,7 +63,8 @@ static void run_stats(const char *level, const char *pol, const char *request, c
 	cr_assert_geq(wait_eof(fd, 5000), 0, "the server did not half-close");
 	close(fd);
 	sleep_ms(300);
-	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s",
+		      server_stderr(&srv));
 	FILE *f = fopen(path, "r");
 	cr_assert_not_null(f, "no stats file at log level %s", level);
 	size_t n = fread(buf, 1, len - 1, f);
@@ -96,8 +96,8 @@ ParameterizedTest(int *idx, stats, unused_connection_counts_no_byte)
 		cr_assert_eq(stat_num(buf, "accepted"), 1, "%s", buf);
 		cr_assert_eq(stat_num(buf, "bytes_received"), 0, "level %s, %s: %s", *level,
 			     policies[p], buf);
-		cr_assert_eq(stat_num(buf, "bytes_sent"), 0, "level %s, %s: %s", *level, policies[p],
-			     buf);
+		cr_assert_eq(stat_num(buf, "bytes_sent"), 0, "level %s, %s: %s", *level,
+			     policies[p], buf);
 	}
 }
 
@@ -114,8 +114,9 @@ ParameterizedTest(int *idx, stats, used_connection_counts_its_bytes)
 	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 	char buf[2048];
 	/* The response: hyperlike's head for a 2048-byte body, then the body. */
-	long head = (long)strlen("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2048\r\n"
-				 "Connection: keep-alive\r\n\r\n");
+	long head = (long)strlen(
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2048\r\n"
+		"Connection: keep-alive\r\n\r\n");
 	for (int p = 0; p < 2; p++) {
 		run_stats(*level, policies[p], req, buf, sizeof buf);
 		cr_assert_eq(stat_num(buf, "bytes_received"), (long)strlen(req), "level %s, %s: %s",
@@ -148,7 +149,8 @@ Test(stats, drain_timeline_from_trigger_to_exit)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	long long sent_ns = (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0, "%s",
+		      server_stderr(&srv));
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	long long exited_ns = (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 	for (int i = 0; i < N; i++)
@@ -166,10 +168,10 @@ Test(stats, drain_timeline_from_trigger_to_exit)
 	long first = stat_num(drain, "first_release_us"), last = stat_num(drain, "last_release_us");
 	long exit_us = stat_num(drain, "exit_us");
 	cr_assert(trig >= sent_ns && trig <= exited_ns,
-		  "the trigger (%lld) is not between the signal (%lld) and the exit (%lld): %s", trig,
-		  sent_ns, exited_ns, buf);
+		  "the trigger (%lld) is not between the signal (%lld) and the exit (%lld): %s",
+		  trig, sent_ns, exited_ns, buf);
 	cr_assert(first >= 0 && first <= last && last <= exit_us, "timeline out of order: %s", buf);
 	cr_assert_lt(last, 2000000, "%d releases took %ld us from the trigger: %s", N, last, buf);
-	cr_assert_leq(trig / 1000 + exit_us, exited_ns / 1000, "the exit is after the test saw it: %s",
-		      buf);
+	cr_assert_leq(trig / 1000 + exit_us, exited_ns / 1000,
+		      "the exit is after the test saw it: %s", buf);
 }

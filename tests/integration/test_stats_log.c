@@ -63,11 +63,22 @@ struct kind {
 	const char *logged;  /* the log's drain line */
 };
 static const struct kind kinds[] = {
-	{"handler", {"evloop", "--stop", "handler", NULL}, "\"SIGINT\"", "SIGINT received: draining"},
-	{"signalfd", {"evloop", "--stop", "signalfd", NULL}, "\"SIGINT\"", "SIGINT received: draining"},
-	{"sigwait", {"evloop", "--stop", "sigwait", NULL}, "\"SIGINT\"", "SIGINT received: draining"},
+	{"handler",
+	 {"evloop", "--stop", "handler", NULL},
+	 "\"SIGINT\"",
+	 "SIGINT received: draining"},
+	{"signalfd",
+	 {"evloop", "--stop", "signalfd", NULL},
+	 "\"SIGINT\"",
+	 "SIGINT received: draining"},
+	{"sigwait",
+	 {"evloop", "--stop", "sigwait", NULL},
+	 "\"SIGINT\"",
+	 "SIGINT received: draining"},
 	/* The worker gets no signal: it closes its listener. */
-	{"listener", {"evloop", "--prefork", "1", NULL}, "\"listener closed\"",
+	{"listener",
+	 {"evloop", "--prefork", "1", NULL},
+	 "\"listener closed\"",
 	 "last listening socket closed: draining"},
 };
 static int kind_idx[] = {0, 1, 2, 3};
@@ -128,7 +139,8 @@ ParameterizedTest(int *idx, stats_log, every_drain_logged_is_in_the_statistics)
 		cr_assert_gt(http_read_response(fd, 5000), 0);
 		close(fd);
 		sleep_ms(100); /* the server reads the EOF and closes */
-		cr_assert_geq(server_signal_and_wait(&srv, SIGINT, 10000), 0, "%s", server_stderr(&srv));
+		cr_assert_geq(server_signal_and_wait(&srv, SIGINT, 10000), 0, "%s",
+			      server_stderr(&srv));
 
 		/* The statistics of the process that served: s.json, or a
 		 * pre-fork worker's s.json.<pid>. */
@@ -147,7 +159,8 @@ ParameterizedTest(int *idx, stats_log, every_drain_logged_is_in_the_statistics)
 		log[0] = 0;
 		snprintf(logf, sizeof logf, "%s/log", dir);
 		read_file(logf, log, sizeof log);
-		cr_assert_eq(files, 1, "%s run %d: %d statistics files (one process served)\nlog:\n%s",
+		cr_assert_eq(files, 1,
+			     "%s run %d: %d statistics files (one process served)\nlog:\n%s",
 			     k->name, run, files, log);
 		long pid = strtol(strstr(st, "\"pid\":") + 6, NULL, 10);
 		char want[64];
@@ -155,13 +168,15 @@ ParameterizedTest(int *idx, stats_log, every_drain_logged_is_in_the_statistics)
 		const char *line = log_line_of(log, pid, "draining");
 		logged += line != NULL;
 		if (line) {
-			cr_assert_not_null(log_line_of(log, pid, k->logged),
-					   "%s run %d: the log's drain is not the expected one:\n%s", k->name,
-					   run, log);
+			cr_assert_not_null(
+				log_line_of(log, pid, k->logged),
+				"%s run %d: the log's drain is not the expected one:\n%s", k->name,
+				run, log);
 		}
-		cr_assert_not_null(strstr(st, want),
-				   "%s run %d: the statistics do not carry the drain (log: %s):\n%s\nlog:\n%s",
-				   k->name, run, line ? "draining" : "silent", st, log);
+		cr_assert_not_null(
+			strstr(st, want),
+			"%s run %d: the statistics do not carry the drain (log: %s):\n%s\nlog:\n%s",
+			k->name, run, line ? "draining" : "silent", st, log);
 		cr_assert_null(strstr(st, "\"drain\":null"), "%s run %d: no drain timeline:\n%s",
 			       k->name, run, st);
 		cr_assert_null(strstr(st, "\"trigger_to_exit_ms\":null"), "%s run %d:\n%s", k->name,
@@ -238,12 +253,14 @@ Test(stats_log, log_and_statistics_use_one_vocabulary)
 	int lines = 0;
 	for (const char *l = err; (l = strstr(l, " shut down (")); l++) {
 		char word[32] = "";
-		cr_assert_eq(sscanf(l, " shut down (%31[a-z_]:", word), 1, "no reason word: %.120s", l);
+		cr_assert_eq(sscanf(l, " shut down (%31[a-z_]:", word), 1, "no reason word: %.120s",
+			     l);
 		char key[48];
 		snprintf(key, sizeof key, "\"%s\":", word);
 		const char *k = strstr(strstr(st, "\"released\":{"), key);
 		cr_assert(k && k[strlen(key)] >= '1' && k[strlen(key)] <= '9',
-			  "the log's reason \"%s\" is not counted in the statistics:\n%s\n%s", word, st, err);
+			  "the log's reason \"%s\" is not counted in the statistics:\n%s\n%s", word,
+			  st, err);
 		lines++;
 	}
 	cr_assert_geq(lines, 1, "no release logged:\n%s", err);

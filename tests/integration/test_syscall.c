@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 static struct server srv;
 
 TestSuite(syscall, .fini = harness_teardown, .timeout = 60);
@@ -41,7 +40,8 @@ Test(syscall, raw_close_is_seen)
 	cr_assert_geq(wait_eof(fd, 5000), 0, "the server did not close");
 	close(fd);
 	sleep_ms(200);
-	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	cr_assert_geq(server_signal_and_wait(&srv, SIGINT, PROMPT_MS), 0, "%s",
+		      server_stderr(&srv));
 	const char *err = server_stderr(&srv);
 	cr_assert(strstr(err, "closed (fd"), "no close line for a syscall(SYS_close):\n%s", err);
 	FILE *f = fopen(path, "r");
@@ -50,8 +50,8 @@ Test(syscall, raw_close_is_seen)
 	fclose(f);
 	buf[n] = 0;
 	unlink(path);
-	cr_assert(strstr(buf, "\"open_at_exit\":0,"), "the closed connection is still counted open: %s",
-		  buf);
+	cr_assert(strstr(buf, "\"open_at_exit\":0,"),
+		  "the closed connection is still counted open: %s", buf);
 }
 
 /* The server moves each accepted socket with syscall(SYS_dup3) and closes

@@ -127,8 +127,9 @@ static void assert_same(const struct outcome *a, const struct outcome *b)
 {
 	cr_expect_eq(a->status, b->status, "wait status 0x%x without the shim, 0x%x with it",
 		     a->status, b->status);
-	cr_expect_str_eq(a->client, b->client, "clients received\n\"%s\" without the shim,\n\"%s\" with it",
-			 a->client, b->client);
+	cr_expect_str_eq(a->client, b->client,
+			 "clients received\n\"%s\" without the shim,\n\"%s\" with it", a->client,
+			 b->client);
 	cr_expect_str_eq(a->out, b->out, "stdout\n\"%s\" without the shim,\n\"%s\" with it", a->out,
 			 b->out);
 	cr_expect_str_eq(a->err, b->err, "stderr\n\"%s\" without the shim,\n\"%s\" with it", a->err,
@@ -160,8 +161,9 @@ Test(transparency, python_sigterm_handler_runs_after_subprocess)
 	run_sigterm(true, "tr_sigterm.py", NULL, &b);
 	cr_assert(exited_with(a.status, 3) && !strcmp(a.out, "handler 15\n"),
 		  "without the shim: status 0x%x, stdout \"%s\"", a.status, a.out);
-	cr_expect(exited_with(b.status, 3), "with the shim: status 0x%x (0x%x: killed by signal %d)",
-		  b.status, b.status, WIFSIGNALED(b.status) ? WTERMSIG(b.status) : 0);
+	cr_expect(exited_with(b.status, 3),
+		  "with the shim: status 0x%x (0x%x: killed by signal %d)", b.status, b.status,
+		  WIFSIGNALED(b.status) ? WTERMSIG(b.status) : 0);
 	assert_same(&a, &b);
 }
 
@@ -337,8 +339,8 @@ Test(transparency, worker_closing_260_of_300_listeners_keeps_serving)
 	run_listeners(false, &a);
 	run_listeners(true, &b);
 	cr_assert(exited_with(a.status, 0) && !strcmp(a.client, "echo late\n"),
-		  "without the shim: status 0x%x, client got \"%s\", stderr %s", a.status,
-		  a.client, a.err);
+		  "without the shim: status 0x%x, client got \"%s\", stderr %s", a.status, a.client,
+		  a.err);
 	cr_expect_str_eq(b.client, "echo late\n", "with the shim the client lost its answer");
 	assert_same(&a, &b);
 }
@@ -454,7 +456,8 @@ static void freopen_case(const char *mode, const char *const *env)
 	cr_assert_str_eq(la, want, "without the shim");
 	cr_assert_eq(ma, -1, "without the shim the spare connection should hold the stop");
 	cr_expect_str_eq(lb, want, "with the shim the log file differs:\n%s", lb);
-	cr_expect_geq(mb, 0, "with the shim the never-used connection was not released; stderr:\n%s",
+	cr_expect_geq(mb, 0,
+		      "with the shim the never-used connection was not released; stderr:\n%s",
 		      b.err);
 	assert_same(&a, &b);
 }
@@ -507,8 +510,9 @@ static void spawn_case(const char *threaded)
 	cr_assert_eq(ma, -1, "without the shim the spare connection should hold the stop");
 	cr_assert_eq(sscanf(b.client, "fds %d %d", &b0, &b1), 2, "with the shim: \"%s\"", b.client);
 	cr_expect_eq(b0, b1, "with the shim: %d fds before the spawns, %d after", b0, b1);
-	cr_expect_geq(mb, 0, "with the shim the never-used connection was not released at SIGINT; "
-			     "stderr:\n%s",
+	cr_expect_geq(mb, 0,
+		      "with the shim the never-used connection was not released at SIGINT; "
+		      "stderr:\n%s",
 		      b.err);
 	cr_expect(exited_with(b.status, 0), "with the shim: status 0x%x", b.status);
 	cr_expect_str_eq(a.err, b.err);
@@ -541,8 +545,9 @@ static void run_prefork(bool shim, const char *stats, struct outcome *o, int pid
 		read_line_for(fd, buf, sizeof buf, 5000);
 		close(fd);
 		pids[i] = 0;
-		cr_assert_eq(sscanf(buf, "echo hi %d", &pids[i]), 1, "%s the shim: worker %d answered \"%s\"",
-			     shim ? "with" : "without", i, buf);
+		cr_assert_eq(sscanf(buf, "echo hi %d", &pids[i]), 1,
+			     "%s the shim: worker %d answered \"%s\"", shim ? "with" : "without", i,
+			     buf);
 		append(o->client, sizeof o->client, "echo hi <pid>\n");
 	}
 	finish(o, "tr_prefork", shim);
@@ -569,8 +574,9 @@ Test(transparency, prefork_statistics_one_file_per_worker, .fini = fini_all)
 	int entries = 0;
 	for (const char *p = files; (p = strchr(p, '\n')); p++)
 		entries++;
-	cr_expect_eq(entries, 2, "statistics files:\n%sexpected stats.json.%d and stats.json.%d only",
-		     files, pb[0], pb[1]);
+	cr_expect_eq(entries, 2,
+		     "statistics files:\n%sexpected stats.json.%d and stats.json.%d only", files,
+		     pb[0], pb[1]);
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof path, "%s.%d", stats, pb[i]);
 		read_file(path, body, sizeof body);
@@ -630,8 +636,8 @@ Test(transparency, plain_programs_create_no_stats_and_no_log, .fini = fini_all)
 		int sa = run_plain(false, progs[i], env);
 		int sb = run_plain(true, progs[i], env);
 		cr_assert(exited_with(sa, 0), "%s without the shim: status 0x%x", progs[i][0], sa);
-		cr_expect_eq(sa, sb, "%s: status 0x%x without the shim, 0x%x with it", progs[i][0], sa,
-			     sb);
+		cr_expect_eq(sa, sb, "%s: status 0x%x without the shim, 0x%x with it", progs[i][0],
+			     sa, sb);
 		list_dir(tmpdir, files, sizeof files);
 		cr_expect_str_eq(files, "", "%s under the shim created:\n%s", progs[i][0], files);
 	}

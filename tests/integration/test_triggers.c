@@ -35,7 +35,8 @@ TestSuite(triggers, .fini = harness_teardown, .timeout = 60);
 /* A page on a kept-alive connection and an unused spare; the server keeps
  * its listener open when it stops, so nothing but the signal can start
  * the drain.  Returns ms until exit (-1: still running). */
-static long keep_listener(bool shim, int sig, const char *api, const char *triggers, int *spare_port)
+static long keep_listener(bool shim, int sig, const char *api, const char *triggers,
+			  int *spare_port)
 {
 	const char *const args[] = {"hyperlike", "--keep-listener", "--signal-api", api, NULL};
 	const char *const env[] = {"GRACESHIM_LOG=debug", triggers, NULL};
@@ -58,7 +59,8 @@ static void signal_alone(int sig, const char *api, const char *triggers)
 	long ms = keep_listener(true, sig, api, triggers, &port);
 	const char *err = server_stderr(&srv);
 	cr_assert_geq(ms, 0, "still running after SIG%s (%s, %s); stderr:\n%s",
-		      sig == SIGINT ? "INT" : "TERM", api, triggers ? triggers : "default triggers", err);
+		      sig == SIGINT ? "INT" : "TERM", api, triggers ? triggers : "default triggers",
+		      err);
 	cr_assert_not_null(shim_release_line(err, port),
 			   "the spare was not released by the shim; stderr:\n%s", err);
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
@@ -115,7 +117,8 @@ Test(triggers, identity_check_leaves_a_reused_fd_alone)
 	int gone = tcp_connect(AF_INET, srv.port);
 	int spare = tcp_connect(AF_INET, srv.port);
 	struct pollfd p = {.fd = lt, .events = POLLIN};
-	cr_assert(poll(&p, 1, 5000) == 1, "no outbound connection; stderr:\n%s", server_stderr(&srv));
+	cr_assert(poll(&p, 1, 5000) == 1, "no outbound connection; stderr:\n%s",
+		  server_stderr(&srv));
 	int outbound = accept(lt, NULL, NULL);
 	cr_assert(outbound >= 0);
 	sleep_ms(100);
@@ -143,11 +146,16 @@ Test(triggers, identity_check_leaves_a_reused_fd_alone)
 	close(lt);
 	cr_assert_geq(ms, 0, "stale did not finish; stdout:\n%s\nstderr:\n%s", out, err);
 	cr_assert_geq(fd, 0, "the fixture did not reuse the number:\n%s\n%s", out, err);
-	cr_assert(strstr(out, "spare: eof"), "the never-used spare was not released:\n%s\n%s", out, err);
-	cr_assert(strstr(out, "outbound: ok"), "the outbound connection on a stale record's number "
-					       "was shut down:\n%s\nstderr:\n%s", out, err);
-	cr_assert_null(shim_release_line(err, lport), "the shim released the outbound connection:\n%s", err);
-	cr_assert(strstr(err, stale), "the shim did not drop the stale record (\"%s\"):\n%s", stale, err);
+	cr_assert(strstr(out, "spare: eof"), "the never-used spare was not released:\n%s\n%s", out,
+		  err);
+	cr_assert(strstr(out, "outbound: ok"),
+		  "the outbound connection on a stale record's number "
+		  "was shut down:\n%s\nstderr:\n%s",
+		  out, err);
+	cr_assert_null(shim_release_line(err, lport),
+		       "the shim released the outbound connection:\n%s", err);
+	cr_assert(strstr(err, stale), "the shim did not drop the stale record (\"%s\"):\n%s", stale,
+		  err);
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
 }
 
@@ -179,8 +187,8 @@ Test(triggers, release_leaves_the_write_side_open)
 	err = server_stderr(&srv);
 	close(spare);
 	cr_assert_geq(ms, 0, "still running after SIGINT; stderr:\n%s", err);
-	cr_assert(strstr(err, "hyperlike: bye: sent"), "the host's write after the release failed:\n%s",
-		  err);
+	cr_assert(strstr(err, "hyperlike: bye: sent"),
+		  "the host's write after the release failed:\n%s", err);
 }
 
 /* The release latency the shim reports: from the trigger (its statistics'
@@ -221,8 +229,9 @@ Test(triggers, release_latency_from_signal_and_accept)
 		cr_assert_not_null(l, "no release logged for late %d:\n%s", i, err);
 		long age = shim_line_age_ms(l);
 		cr_assert_geq(age, 0, "no age in the release line:\n%s", l);
-		cr_assert_leq(age, LATENCY_MS, "late %d released %ld ms after its accept (bound %d ms):\n%s",
-			      i, age, LATENCY_MS, err);
+		cr_assert_leq(age, LATENCY_MS,
+			      "late %d released %ld ms after its accept (bound %d ms):\n%s", i, age,
+			      LATENCY_MS, err);
 		close(late[i]);
 	}
 	for (int i = 0; i < 2; i++) {
@@ -231,7 +240,8 @@ Test(triggers, release_latency_from_signal_and_accept)
 		long long us = shim_line_us(l);
 		cr_assert_geq(us, 0, "unreadable time stamp:\n%s", l);
 		long lat = (long)((us - t_sig) / 1000);
-		cr_assert_leq(lat, LATENCY_MS, "released %ld ms after the trigger (bound %d ms):\n%s", lat,
+		cr_assert_leq(lat, LATENCY_MS,
+			      "released %ld ms after the trigger (bound %d ms):\n%s", lat,
 			      LATENCY_MS, err);
 		close(early[i]);
 	}
@@ -253,7 +263,8 @@ Test(triggers, identity_check_leaves_the_hosts_file_on_a_wake_pipe_number)
 	size_t have = 0;
 	long deadline = now_ms() + 5000;
 	/* Signal only once the fixture has taken both ends. */
-	while (now_ms() < deadline && !(strstr(out, "stole fd") && strstr(strstr(out, "stole fd") + 1, "stole fd"))) {
+	while (now_ms() < deadline &&
+	       !(strstr(out, "stole fd") && strstr(strstr(out, "stole fd") + 1, "stole fd"))) {
 		have += read_all_for(srv.out_fd, out + have, sizeof out - have, 50);
 		out[have] = 0;
 	}
@@ -269,11 +280,12 @@ Test(triggers, identity_check_leaves_the_hosts_file_on_a_wake_pipe_number)
 	}
 	rmdir(dir);
 	cr_assert_geq(ms, 0, "wakesteal did not finish:\n%s\nstderr:\n%s", out, err);
-	cr_assert(strstr(out, "spare: eof"), "no drain once the pipe was taken:\n%s\nstderr:\n%s", out, err);
+	cr_assert(strstr(out, "spare: eof"), "no drain once the pipe was taken:\n%s\nstderr:\n%s",
+		  out, err);
 	cr_assert_null(strstr(out, ": written"), "the shim wrote into the host's file:\n%s", out);
 	cr_assert_null(strstr(out, ": closed"), "the shim closed the host's file:\n%s", out);
-	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x\n%s\n%s", srv.status,
-		  out, err);
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x\n%s\n%s",
+		  srv.status, out, err);
 }
 
 /* ---- the trigger model (README, "When it drains") -------------------------
@@ -307,7 +319,8 @@ static void own_listener_stop_drains(const char *sig_name, int sig)
 	long ms = own_listener_stop(true, sig_name, sig, &port);
 	const char *err = server_stderr(&srv);
 	cr_assert_geq(ms, 0, "still running after SIG%s; stderr:\n%s", sig_name, err);
-	cr_assert_not_null(shim_release_line(err, port), "the spare was not released; stderr:\n%s", err);
+	cr_assert_not_null(shim_release_line(err, port), "the spare was not released; stderr:\n%s",
+			   err);
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
 }
 
@@ -339,8 +352,8 @@ Test(triggers, own_listener_stop_hangs_without_shim)
  * (pidfd_getfd + shutdown, workers.c). */
 static long unicorn_shape(bool shim)
 {
-	const char *const args[] = {"syncworker", "--prefork", "1", "--stop",        "pipe",
-				    "--master-signal", "QUIT", NULL};
+	const char *const args[] = {"syncworker", "--prefork",       "1",    "--stop",
+				    "pipe",       "--master-signal", "QUIT", NULL};
 	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
 	server_start(&srv, shim, args, env);
 	int spare = tcp_connect(AF_INET, srv.port);
@@ -369,7 +382,8 @@ Test(triggers, master_stopped_by_sigquit_hangs_without_shim)
 static bool request_after(int fd, long delay_ms)
 {
 	sleep_ms(delay_ms);
-	return send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n") && http_read_response(fd, 3000) == 3;
+	return send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n") &&
+	       http_read_response(fd, 3000) == 3;
 }
 
 /* A handled signal that stops nothing (a JVM's SIGQUIT thread dump, nginx's
@@ -377,7 +391,8 @@ static bool request_after(int fd, long delay_ms)
  * across it and one opened after it are served, and nothing is released. */
 static void handled_without_stopping(const char *sig_name, int sig)
 {
-	const char *const args[] = {"tg_stopper", "--signal", sig_name, "--on-signal", "keep", NULL};
+	const char *const args[] = {"tg_stopper",  "--signal", sig_name,
+				    "--on-signal", "keep",     NULL};
 	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
 	server_start(&srv, true, args, env);
 	int before = tcp_connect(AF_INET, srv.port);
@@ -385,8 +400,9 @@ static void handled_without_stopping(const char *sig_name, int sig)
 	kill(srv.pid, sig);
 	sleep_ms(300);
 	int after = tcp_connect(AF_INET, srv.port);
-	cr_assert(request_after(after, 300), "the connection opened after SIG%s was not served:\n%s",
-		  sig_name, server_stderr(&srv));
+	cr_assert(request_after(after, 300),
+		  "the connection opened after SIG%s was not served:\n%s", sig_name,
+		  server_stderr(&srv));
 	cr_assert(request_after(before, 0), "the connection open across SIG%s was not served:\n%s",
 		  sig_name, server_stderr(&srv));
 	const char *err = server_stderr(&srv);
@@ -426,8 +442,10 @@ Test(triggers, caught_sigint_and_serving_on_ends_the_drain)
 	for (int i = 0; i < 4; i++) {
 		int fd = tcp_connect(AF_INET, srv.port);
 		/* 50 ms: a sweep 2-5 ms after the accept would have released it */
-		cr_assert(request_after(fd, i == 3 ? 600 : 50), "connection %d after SIGINT lost its "
-			  "request or answer:\n%s", i, server_stderr(&srv));
+		cr_assert(request_after(fd, i == 3 ? 600 : 50),
+			  "connection %d after SIGINT lost its "
+			  "request or answer:\n%s",
+			  i, server_stderr(&srv));
 		close(fd);
 	}
 	const char *err = server_stderr(&srv);
@@ -445,10 +463,12 @@ Test(triggers, accept_once_after_no_signal_is_not_a_drain)
 	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
 	server_start(&srv, true, args, env);
 	int fd = tcp_connect(AF_INET, srv.port);
-	cr_assert(request_after(fd, 700), "the one connection was not served:\n%s", server_stderr(&srv));
+	cr_assert(request_after(fd, 700), "the one connection was not served:\n%s",
+		  server_stderr(&srv));
 	close(fd);
 	cr_assert_geq(server_wait(&srv, PROMPT_MS), 0);
-	cr_assert(!strstr(server_stderr(&srv), " shut down ("), "released:\n%s", server_stderr(&srv));
+	cr_assert(!strstr(server_stderr(&srv), " shut down ("), "released:\n%s",
+		  server_stderr(&srv));
 }
 
 /* SO_REUSEPORT siblings: SIGTERM to one drains that one; the other keeps
@@ -467,7 +487,8 @@ Test(triggers, reuseport_sibling_stopped_leaves_the_other_serving)
 	for (int i = 0; i < 12; i++)
 		fds[i] = tcp_connect(AF_INET, srv.port);
 	sleep_ms(300);
-	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0, "%s", server_stderr(&srv));
+	cr_assert_geq(server_signal_and_wait(&srv, SIGTERM, PROMPT_MS), 0, "%s",
+		      server_stderr(&srv));
 	int served = 0;
 	for (int i = 0; i < 12; i++) {
 		served += request_after(fds[i], 0);
@@ -554,8 +575,8 @@ Test(triggers, lame_duck_serving_then_closing_its_listener_drains_again)
 	 * server's own wait */
 	for (int i = 0; i < 250 && !strstr(server_stderr(&srv), "the drain ends"); i++)
 		sleep_ms(20);
-	cr_assert(strstr(server_stderr(&srv), "the drain ends"), "the drain did not end while serving:\n%s",
-		  server_stderr(&srv));
+	cr_assert(strstr(server_stderr(&srv), "the drain ends"),
+		  "the drain did not end while serving:\n%s", server_stderr(&srv));
 	int spare2 = tcp_connect(AF_INET, srv.port);
 	/* the server closes idle keep-alive connections itself at its stop */
 	long ms = server_wait(&srv, 1200 + PROMPT_MS);

@@ -46,7 +46,8 @@ Test(unblock, waiting_request_answered_by_default)
 	int silent;
 	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
 	long ms = silent_then_request(true, env, 8000, &silent);
-	cr_assert_geq(ms, 0, "the request was not answered in 8 s; stderr:\n%s", server_stderr(&srv));
+	cr_assert_geq(ms, 0, "the request was not answered in 8 s; stderr:\n%s",
+		      server_stderr(&srv));
 	/* Not before the silent connection is 1 s old, and soon after:
 	 * the shim's own record says which connection went and why. */
 	cr_assert_geq(ms, 700, "answered after %ld ms: released before 1 s", ms);
@@ -84,8 +85,10 @@ Test(unblock, silent_connection_alone_is_never_released)
 	int silent = tcp_connect(AF_INET, srv.port);
 	sleep_ms(2500);
 	cr_assert(send_str(silent, REQ), "the silent connection was cut");
-	cr_assert_geq(http_read_response(silent, 5000), 0, "its late request was not answered; "
-							   "stderr:\n%s", server_stderr(&srv));
+	cr_assert_geq(http_read_response(silent, 5000), 0,
+		      "its late request was not answered; "
+		      "stderr:\n%s",
+		      server_stderr(&srv));
 	cr_assert_null(strstr(server_stderr(&srv), "released"), "%s", server_stderr(&srv));
 	close(silent);
 }

@@ -35,7 +35,8 @@ static struct io_uring_sqe *sqe(void)
 
 int main(void)
 {
-	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+	static const char reply[] =
+		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof a;
 	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -70,7 +71,8 @@ int main(void)
 		io_uring_submit(&ring);
 		if (io_uring_wait_cqe(&ring, &c) < 0)
 			continue;
-		int kind = (int)(c->user_data >> 32), fd = (int)(uint32_t)c->user_data, res = c->res;
+		int kind = (int)(c->user_data >> 32), fd = (int)(uint32_t)c->user_data,
+		    res = c->res;
 		io_uring_cqe_seen(&ring, c);
 		switch (kind) {
 		case ACCEPT:

@@ -108,7 +108,8 @@ void rel_rmtree(const char *dir)
 const char *rel_build(void)
 {
 	const char *b = getenv("GRACESHIM_BUILD");
-	cr_assert(b && *b, "GRACESHIM_BUILD must name the build directory (make reliability sets it)");
+	cr_assert(b && *b,
+		  "GRACESHIM_BUILD must name the build directory (make reliability sets it)");
 	return b;
 }
 

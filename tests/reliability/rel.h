@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-
 /* Reads one line (without its newline) byte by byte, so that nothing after
  * it is consumed.  False on timeout, EOF or an over-long line. */
 bool rel_read_line(int fd, char *buf, size_t len, long timeout_ms);

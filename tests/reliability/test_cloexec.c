@@ -124,8 +124,8 @@ static void expect(const struct listing *l, const char *what, const char *target
 {
 	if (in_parent)
 		cr_assert(has_target(l->parent, target),
-			  "the server had no %s (%s) open at that moment, nothing to check: %s", what,
-			  target, l->parent);
+			  "the server had no %s (%s) open at that moment, nothing to check: %s",
+			  what, target, l->parent);
 	cr_assert_eq(has_target(l->child, target), in_child, "%s (%s) %s in the child: %s", what,
 		     target, in_child ? "missing" : "leaked", l->child);
 }

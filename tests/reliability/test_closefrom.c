@@ -39,7 +39,8 @@ static const char *fd_table(void)
 		char *colon = strchr(target, ':');
 		if (colon && strncmp(target, "anon_inode:", 11))
 			*colon = 0; /* "socket:[123]" -> "socket" */
-		o += (size_t)snprintf(out + o, sizeof out - o, "%s%d %s", o ? ", " : "", fd, target);
+		o += (size_t)snprintf(out + o, sizeof out - o, "%s%d %s", o ? ", " : "", fd,
+				      target);
 	}
 	return out;
 }
@@ -47,8 +48,8 @@ static const char *fd_table(void)
 /* Returns ms from SIGINT to exit, or -1. */
 static long purge_then_sigint(const char *mode, bool shim, bool single)
 {
-	const char *const args[] = {"rel_closefrom", "--mode", mode, single ? "--single-threaded" : NULL,
-				    NULL};
+	const char *const args[] = {"rel_closefrom", "--mode", mode,
+				    single ? "--single-threaded" : NULL, NULL};
 	char line[64], got[64];
 	server_start(&srv, shim, args, NULL);
 	int before = tcp_connect(AF_INET, srv.port); /* its accept triggers the purge */
@@ -64,7 +65,8 @@ static long purge_then_sigint(const char *mode, bool shim, bool single)
 	long na = rel_recv_until_eof(after, got, sizeof got, ms >= 0 ? 2000 : 100);
 	cr_expect(nb <= 0 && na <= 0,
 		  "a client received bytes the host never sent (%ld before the purge, %ld after): "
-		  "the shim wrote to an fd number the host had reused", nb, na);
+		  "the shim wrote to an fd number the host had reused",
+		  nb, na);
 	close(before);
 	close(after);
 	return ms;
@@ -73,17 +75,20 @@ static long purge_then_sigint(const char *mode, bool shim, bool single)
 Test(closefrom, close_range_around_own_fds)
 {
 	long ms = purge_then_sigint("range", true, false);
-	cr_assert_geq(ms, 0, "still running %d ms after SIGINT once the host closed the shim's fds; "
-			     "its fds: %s; stderr:\n%s", PROMPT_MS, fds_at_hang, server_stderr(&srv));
+	cr_assert_geq(ms, 0,
+		      "still running %d ms after SIGINT once the host closed the shim's fds; "
+		      "its fds: %s; stderr:\n%s",
+		      PROMPT_MS, fds_at_hang, server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
 }
 
 Test(closefrom, compact_own_fds_then_closefrom)
 {
 	long ms = purge_then_sigint("closefrom", true, false);
-	cr_assert_geq(ms, 0, "still running %d ms after SIGINT once the host moved its fds over the "
-			     "shim's and closed the rest; its fds: %s; stderr:\n%s", PROMPT_MS,
-		      fds_at_hang, server_stderr(&srv));
+	cr_assert_geq(ms, 0,
+		      "still running %d ms after SIGINT once the host moved its fds over the "
+		      "shim's and closed the rest; its fds: %s; stderr:\n%s",
+		      PROMPT_MS, fds_at_hang, server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
 }
 
@@ -92,8 +97,10 @@ Test(closefrom, compact_own_fds_then_closefrom)
 Test(closefrom, failed_close_range_keeps_tracking)
 {
 	long ms = purge_then_sigint("badflags", true, false);
-	cr_assert_geq(ms, 0, "a close_range() that failed made the shim forget open connections; "
-			     "stderr:\n%s", server_stderr(&srv));
+	cr_assert_geq(ms, 0,
+		      "a close_range() that failed made the shim forget open connections; "
+		      "stderr:\n%s",
+		      server_stderr(&srv));
 }
 
 /* A single-threaded host: the shim has not started its sweeper (nor
@@ -106,7 +113,8 @@ Test(closefrom, single_threaded_host_closefrom)
 
 Test(closefrom, control_no_purge_exits_promptly)
 {
-	cr_assert_geq(purge_then_sigint("none", true, false), 0, "stderr:\n%s", server_stderr(&srv));
+	cr_assert_geq(purge_then_sigint("none", true, false), 0, "stderr:\n%s",
+		      server_stderr(&srv));
 }
 
 Test(closefrom, control_without_shim_hangs)

@@ -46,10 +46,12 @@ Test(early_init, disable_honoured_after_preinit_sigaction)
 	long ms = disabled_run(true);
 	const char *err = server_stderr(&srv);
 	cr_assert(strstr(err, "early sigaction rc=0"), "the preinit call did not happen:\n%s", err);
-	cr_assert_eq(ms, -1, "GRACESHIM_DISABLE=1 was ignored after a wrapper ran before libc's "
-			     "set-up (the configuration was read from an empty environment); stderr:\n%s",
-		      err);
-	cr_assert(strstr(err, "disabled by GRACESHIM_DISABLE"), "GRACESHIM_LOG=debug ignored:\n%s", err);
+	cr_assert_eq(ms, -1,
+		     "GRACESHIM_DISABLE=1 was ignored after a wrapper ran before libc's "
+		     "set-up (the configuration was read from an empty environment); stderr:\n%s",
+		     err);
+	cr_assert(strstr(err, "disabled by GRACESHIM_DISABLE"), "GRACESHIM_LOG=debug ignored:\n%s",
+		  err);
 }
 
 Test(early_init, log_level_applies_after_preinit_sigaction)

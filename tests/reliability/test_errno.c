@@ -38,10 +38,12 @@ static void transcript(bool shim, char *out, size_t len)
 	out[0] = '\n'; /* so that every line, the first too, follows a newline */
 	read_all_for(srv.out_fd, out + 1, len - 1, 5000);
 	close(go);
-	cr_assert_geq(ms, 0, "rel_errno (shim=%d) did not finish; transcript so far:\n%s\nstderr:\n%s",
+	cr_assert_geq(ms, 0,
+		      "rel_errno (shim=%d) did not finish; transcript so far:\n%s\nstderr:\n%s",
 		      shim, out, server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0,
-		  "rel_errno (shim=%d) status %#x; stderr:\n%s", shim, srv.status, server_stderr(&srv));
+		  "rel_errno (shim=%d) status %#x; stderr:\n%s", shim, srv.status,
+		  server_stderr(&srv));
 	/* The shim run must really have had the shim: two runs without it
 	 * would agree trivially. */
 	if (shim)
@@ -114,7 +116,9 @@ Test(errno_parity, every_wrapper_returns_what_libc_returns)
 		pa++, pb++;
 	while (pa > a && pa[-1] != '\n')
 		pa--, pb--;
-	cr_assert_str_eq(b, a, "transcripts differ; first difference:\n  without shim: %.*s\n  with shim:    %.*s\n"
+	cr_assert_str_eq(b, a,
+			 "transcripts differ; first difference:\n  without shim: %.*s\n  with "
+			 "shim:    %.*s\n"
 			 "with shim:\n%s",
 			 (int)strcspn(pa, "\n"), pa, (int)strcspn(pb, "\n"), pb, b);
 }

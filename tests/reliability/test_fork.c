@@ -56,9 +56,11 @@ static bool read_summary(struct forks *f, long timeout_ms)
 	memset(f, 0, sizeof *f);
 	if (!rel_read_line(srv.out_fd, line, sizeof line, timeout_ms))
 		return false;
-	int n = sscanf(line, "forks %d ok %d hung %d bad %d overlap %d fdleak %d efd %d int %d usr1 %d order %15s %63[^\n]",
-		       &f->forks, &f->ok, &f->hung, &f->bad, &f->overlap, &f->fdleak, &f->efd, &f->nint,
-		       &f->usr1, f->order, f->rest);
+	int n = sscanf(line,
+		       "forks %d ok %d hung %d bad %d overlap %d fdleak %d efd %d int %d usr1 %d "
+		       "order %15s %63[^\n]",
+		       &f->forks, &f->ok, &f->hung, &f->bad, &f->overlap, &f->fdleak, &f->efd,
+		       &f->nint, &f->usr1, f->order, f->rest);
 	cr_assert_geq(n, 10, "unexpected summary line: \"%s\"", line);
 	return true;
 }
@@ -109,12 +111,12 @@ static void assert_children_fine(const struct forks *f, int expected)
 {
 	if (f->forks != expected || f->hung || f->bad) {
 		const char *ev = children_evidence();
-		cr_assert_eq(f->forks, expected, "%d forks made, %d expected; stderr:\n%s", f->forks,
-			     expected, ev);
+		cr_assert_eq(f->forks, expected, "%d forks made, %d expected; stderr:\n%s",
+			     f->forks, expected, ev);
 		cr_assert_eq(f->hung, 0, "%d of %d children hung (a lock held across fork?):\n%s",
 			     f->hung, f->forks, ev);
-		cr_assert_eq(f->bad, 0, "%d of %d children failed their checks:\n%s", f->bad, f->forks,
-			     ev);
+		cr_assert_eq(f->bad, 0, "%d of %d children failed their checks:\n%s", f->bad,
+			     f->forks, ev);
 	}
 	cr_assert_eq(f->ok, expected);
 	/* A leak shows as more fds after; fewer means an fd that was open only
@@ -122,7 +124,8 @@ static void assert_children_fine(const struct forks *f, int expected)
 	 * seen once as -1 under check-san). */
 	cr_assert_leq(f->fdleak, 0, "the parent has %d more fds (not sockets) after the forks",
 		      f->fdleak);
-	cr_assert_leq(f->efd, 1, "the parent has %d eventfds: the shim's sweeper needs one", f->efd);
+	cr_assert_leq(f->efd, 1, "the parent has %d eventfds: the shim's sweeper needs one",
+		      f->efd);
 }
 
 /* tcp_connect without the assertion: the fixture stops listening right
@@ -175,7 +178,8 @@ static void fork_during_sweep(const char *mode, int forks_per_thread, int thread
 		struct pollfd p = {.fd = srv.out_fd, .events = POLLIN};
 		got = poll(&p, 1, 5) > 0 && read_summary(&f, 5000);
 	}
-	cr_assert(got, "no summary 60 s after SIGINT (a fork deadlocked?):\n%s", children_evidence());
+	cr_assert(got, "no summary 60 s after SIGINT (a fork deadlocked?):\n%s",
+		  children_evidence());
 	assert_children_fine(&f, forks_per_thread * threads);
 	cr_log_info("fork (%s): %d forks, %d while idle connections were still waiting for the "
 		    "sweep, %d hung, %d bad, %d late connections",
@@ -183,11 +187,14 @@ static void fork_during_sweep(const char *mode, int forks_per_thread, int thread
 
 	/* The parent swept: every idle connection, and every late one, ends. */
 	for (int i = 0; i < NIDLE; i++)
-		cr_assert_geq(wait_eof(idle[i], 5000), 0, "idle connection %d never released; stderr:\n%s",
-			      i, server_stderr(&srv));
+		cr_assert_geq(wait_eof(idle[i], 5000), 0,
+			      "idle connection %d never released; stderr:\n%s", i,
+			      server_stderr(&srv));
 	for (int i = 0; i < nlate; i++)
-		cr_assert_geq(wait_eof(late[i], 5000), 0, "connection %d accepted while draining never "
-							  "released", i);
+		cr_assert_geq(wait_eof(late[i], 5000), 0,
+			      "connection %d accepted while draining never "
+			      "released",
+			      i);
 	/* The children closed their copies only: the parent's used
 	 * connections still answer. */
 	for (int i = 0; i < NUSED; i++)
@@ -199,7 +206,8 @@ static void fork_during_sweep(const char *mode, int forks_per_thread, int thread
 		close(idle[i]);
 	for (int i = 0; i < nlate; i++)
 		close(late[i]);
-	cr_assert_geq(ms, 0, "still running %d ms after the last used connection closed; stderr:\n%s",
+	cr_assert_geq(ms, 0,
+		      "still running %d ms after the last used connection closed; stderr:\n%s",
 		      PROMPT_MS, server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x; stderr:\n%s",
 		  srv.status, server_stderr(&srv));
@@ -249,7 +257,8 @@ static void atfork_raise(const char *how, bool shim)
 
 	server_start(&srv, shim, args, NULL);
 	if (!strcmp(how, "close")) {
-		victim = tcp_connect(AF_INET, srv.port); /* the first accept: kept without a thread */
+		victim = tcp_connect(AF_INET,
+				     srv.port); /* the first accept: kept without a thread */
 		sleep_ms(200);
 	}
 	for (int i = 0; i < 2; i++) {
@@ -260,25 +269,30 @@ static void atfork_raise(const char *how, bool shim)
 	sleep_ms(200);
 	kill(srv.pid, SIGUSR2);
 	/* 60 s: a hung child alone costs rel_fork 20 s and its stack. */
-	cr_assert(read_summary(&f, 60000),
-		  "no summary 60 s after the forks began (shim=%d): the fork deadlocked.  A SIGINT "
-		  "handler that runs while the shim's pthread_atfork prepare handler holds its locks "
-		  "and calls %s must not wait for them:\n%s",
-		  shim, !strcmp(how, "close") ? "close() on a tracked connection" : "signal(SIGINT)",
-		  children_evidence());
+	cr_assert(
+		read_summary(&f, 60000),
+		"no summary 60 s after the forks began (shim=%d): the fork deadlocked.  A SIGINT "
+		"handler that runs while the shim's pthread_atfork prepare handler holds its locks "
+		"and calls %s must not wait for them:\n%s",
+		shim, !strcmp(how, "close") ? "close() on a tracked connection" : "signal(SIGINT)",
+		children_evidence());
 	assert_children_fine(&f, 5);
-	cr_assert_str_eq(f.order, "ok", "prepare handlers did not run in reverse registration order");
-	cr_assert_eq(f.nint, 1, "the SIGINT raised in the prepare handler reached the handler %d times",
+	cr_assert_str_eq(f.order, "ok",
+			 "prepare handlers did not run in reverse registration order");
+	cr_assert_eq(f.nint, 1,
+		     "the SIGINT raised in the prepare handler reached the handler %d times",
 		     f.nint);
 	if (victim >= 0)
 		cr_assert_geq(wait_eof(victim, 5000), 0, "the handler's close() did not happen");
 	for (int i = 0; i < 2; i++) {
 		long eof = wait_eof(idle[i], shim ? 5000 : 300);
 		if (shim)
-			cr_assert_geq(eof, 0, "the trigger raised during fork did not sweep; stderr:\n%s",
+			cr_assert_geq(eof, 0,
+				      "the trigger raised during fork did not sweep; stderr:\n%s",
 				      server_stderr(&srv));
 		else
-			cr_assert_eq(eof, -1, "without the shim nothing releases an idle connection");
+			cr_assert_eq(eof, -1,
+				     "without the shim nothing releases an idle connection");
 		cr_assert(rel_ping(used[i], 5000), "used connection %d broken", i);
 		close(used[i]);
 	}
@@ -344,8 +358,9 @@ Test(fork, fork_loop_under_sigint_and_sigusr1_storm)
 	cr_assert_gt(f.nint, 0, "no SIGINT reached the forking thread");
 	cr_assert_gt(f.usr1, 0, "no SIGUSR1 reached the forking thread");
 	cr_assert_str_eq(f.rest, "", "the SIGUSR1 handler saw another SIGINT handler: %s", f.rest);
-	cr_log_info("fork storm: %d forks in %ld ms under %d SIGINT and %d SIGUSR1, %d hung, %d bad",
-		    f.forks, now_ms() - t0, f.nint, f.usr1, f.hung, f.bad);
+	cr_log_info(
+		"fork storm: %d forks in %ld ms under %d SIGINT and %d SIGUSR1, %d hung, %d bad",
+		f.forks, now_ms() - t0, f.nint, f.usr1, f.hung, f.bad);
 	for (int i = 0; i < 4; i++)
 		cr_assert_geq(wait_eof(idle[i], 5000), 0, "idle connection %d never released", i);
 	for (int i = 0; i < 2; i++) {

@@ -84,7 +84,8 @@ static bool names(const char *line, const char *var)
 static bool known_origin(const char *line)
 {
 	return !strncmp(line, "graceshim: ", 11) || !strncmp(line, "hyperlike: ", 11) ||
-	       (strlen(line) > 32 && line[4] == '-' && line[10] == 'T' && strstr(line, " graceshim["));
+	       (strlen(line) > 32 && line[4] == '-' && line[10] == 'T' &&
+		strstr(line, " graceshim["));
 }
 
 /* Starts hyperlike with the shim and the given variables, checks that it
@@ -112,31 +113,37 @@ static void run(const struct bad *bad, int nbad)
 	/* A preconnect: no first-byte timeout may have been taken from a bad
 	 * value, so it is still open 300 ms later. */
 	int spare = tcp_connect(AF_INET, srv.port);
-	cr_assert_eq(wait_eof(spare, 300), -1, "the never-used connection was cut before the trigger");
+	cr_assert_eq(wait_eof(spare, 300), -1,
+		     "the never-used connection was cut before the trigger");
 	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
 	close(used);
 	close(spare);
-	cr_assert_geq(ms, 0, "still running %d ms after SIGINT: the defaults (SIGINT, grace 0) did not "
-			     "apply; stderr:\n%s", PROMPT_MS, server_stderr(&srv));
+	cr_assert_geq(ms, 0,
+		      "still running %d ms after SIGINT: the defaults (SIGINT, grace 0) did not "
+		      "apply; stderr:\n%s",
+		      PROMPT_MS, server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x", srv.status);
 
 	/* Every line of stderr, the last one complete. */
 	char *err = strdup(server_stderr(&srv));
 	cr_assert_not_null(err);
 	size_t elen = strlen(err);
-	cr_assert(elen > 0 && err[elen - 1] == '\n', "stderr does not end with a complete line:\n%s", err);
+	cr_assert(elen > 0 && err[elen - 1] == '\n',
+		  "stderr does not end with a complete line:\n%s", err);
 	int count[MAX_BAD] = {0}, naming = 0;
 	for (char *line = err, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
 		*nl = 0;
 		for (const unsigned char *c = (const unsigned char *)line; *c; c++)
-			cr_assert(*c >= 0x20 && *c < 0x7f,
-				  "byte %#x (not printable ASCII) reached stderr in line \"%.200s\"", *c,
-				  line);
-		cr_assert(known_origin(line),
-			  "a line of unknown origin (a value's newline split a message?): \"%.300s\"",
-			  line);
-		cr_assert_leq(strlen(line), LINE_MAX_SHOWN, "a %zu-byte line: the value was not bounded",
-			      strlen(line));
+			cr_assert(
+				*c >= 0x20 && *c < 0x7f,
+				"byte %#x (not printable ASCII) reached stderr in line \"%.200s\"",
+				*c, line);
+		cr_assert(
+			known_origin(line),
+			"a line of unknown origin (a value's newline split a message?): \"%.300s\"",
+			line);
+		cr_assert_leq(strlen(line), LINE_MAX_SHOWN,
+			      "a %zu-byte line: the value was not bounded", strlen(line));
 		bool any = false;
 		for (int i = 0; i < nbad; i++) {
 			if (!names(line, bad[i].var))
@@ -145,11 +152,14 @@ static void run(const struct bad *bad, int nbad)
 			count[i]++;
 			char prefix[32];
 			shown_prefix(bad[i].val, prefix, sizeof prefix);
-			cr_assert(strstr(line, prefix), "the line for %s does not show its value (\"%s\"): %s",
+			cr_assert(strstr(line, prefix),
+				  "the line for %s does not show its value (\"%s\"): %s",
 				  bad[i].var, prefix, line);
 			if (bad[i].expected_word)
-				cr_assert(strstr(line, "expected"), "the line for %s does not say what it "
-								    "expects: %s", bad[i].var, line);
+				cr_assert(strstr(line, "expected"),
+					  "the line for %s does not say what it "
+					  "expects: %s",
+					  bad[i].var, line);
 			if (strlen(bad[i].val) > 200)
 				cr_assert(strstr(line, "...\""),
 					  "the line for %s does not mark its value as cut: %s",
@@ -215,7 +225,10 @@ Test(hostile_env, bytes_that_are_not_utf8)
 		{"GRACESHIM_STATS", NODIR "\xff\xfe\xc3\x28.json", false},
 		{"GRACESHIM_TRIGGERS", v, true},
 		{"GRACESHIM_POLICY", v, true},
-		{"GRACESHIM_IDLE_QUIET", "1\xff" "s", true},
+		{"GRACESHIM_IDLE_QUIET",
+		 "1\xff"
+		 "s",
+		 true},
 		{"GRACESHIM_FIRST_BYTE_TIMEOUT", "\xc3\xa9s", true},
 		{"GRACESHIM_DRAIN_TIMEOUT", "5\xe2\x80\x89s", true}, /* U+2009 thin space */
 		{"GRACESHIM_SIGNALS", "INT,\xff\xfe", true},
@@ -269,7 +282,8 @@ Test(hostile_env, newlines_and_control_characters)
 		{"GRACESHIM_FIRST_BYTE_TIMEOUT", "5s\nforged line", true},
 		{"GRACESHIM_DRAIN_TIMEOUT", "\b\b30s", true},
 		{"GRACESHIM_SIGNALS", "INT\nTERM", true},
-		{"GRACESHIM_GRACE", "0\n2026-01-01T00:00:00.000000+00:00 WARN graceshim[1] forged", true},
+		{"GRACESHIM_GRACE", "0\n2026-01-01T00:00:00.000000+00:00 WARN graceshim[1] forged",
+		 true},
 	};
 	run(bad, sizeof bad / sizeof bad[0]);
 }
@@ -278,11 +292,16 @@ Test(hostile_env, newlines_and_control_characters)
  * so the counts above are of the bad values and of nothing else. */
 Test(hostile_env, control_valid_values_print_nothing)
 {
-	const char *const env[] = {"GRACESHIM_DISABLE=0", "GRACESHIM_LOG=warn",
-				   "GRACESHIM_TRIGGERS=signal,listener", "GRACESHIM_POLICY=unused",
-				   "GRACESHIM_IDLE_QUIET=1s", "GRACESHIM_FIRST_BYTE_TIMEOUT=off",
-				   "GRACESHIM_DRAIN_TIMEOUT=off", "GRACESHIM_SIGNALS=INT,TERM",
-				   "GRACESHIM_GRACE=0", NULL};
+	const char *const env[] = {"GRACESHIM_DISABLE=0",
+				   "GRACESHIM_LOG=warn",
+				   "GRACESHIM_TRIGGERS=signal,listener",
+				   "GRACESHIM_POLICY=unused",
+				   "GRACESHIM_IDLE_QUIET=1s",
+				   "GRACESHIM_FIRST_BYTE_TIMEOUT=off",
+				   "GRACESHIM_DRAIN_TIMEOUT=off",
+				   "GRACESHIM_SIGNALS=INT,TERM",
+				   "GRACESHIM_GRACE=0",
+				   NULL};
 	const char *const args[] = {"hyperlike", NULL};
 	server_start(&srv, true, args, env);
 	int spare = tcp_connect(AF_INET, srv.port);

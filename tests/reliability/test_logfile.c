@@ -66,14 +66,17 @@ Test(logfile, planted_symlink_to_existing_file_is_not_followed)
 	cr_assert(symlink("precious", p) == 0);
 	run_hyperlike("GRACESHIM_LOG_FILE", "graceshim.log");
 	snprintf(p, sizeof p, "%s/precious", dir);
-	cr_assert_str_eq(rel_slurp(p, buf, sizeof buf), "precious\n", "the symlink's target was written");
+	cr_assert_str_eq(rel_slurp(p, buf, sizeof buf), "precious\n",
+			 "the symlink's target was written");
 	snprintf(p, sizeof p, "%s/graceshim.log", dir);
 	cr_assert(lstat(p, &st) == 0 && S_ISLNK(st.st_mode), "the symlink was replaced");
 	const char *err = server_stderr(&srv);
 	cr_assert(strstr(err, "GRACESHIM_LOG_FILE") && strstr(err, "logging to stderr"),
 		  "no clear message on stderr:\n%s", err);
-	cr_assert(strstr(err, "symbolic link"), "the message does not say it is a symlink:\n%s", err);
-	cr_assert(strstr(err, "DEBUG graceshim["), "log lines did not fall back to stderr:\n%s", err);
+	cr_assert(strstr(err, "symbolic link"), "the message does not say it is a symlink:\n%s",
+		  err);
+	cr_assert(strstr(err, "DEBUG graceshim["), "log lines did not fall back to stderr:\n%s",
+		  err);
 }
 
 Test(logfile, dangling_symlink_creates_nothing)
@@ -85,7 +88,8 @@ Test(logfile, dangling_symlink_creates_nothing)
 	run_hyperlike("GRACESHIM_LOG_FILE", "graceshim.log");
 	snprintf(p, sizeof p, "%s/created-through-link", dir);
 	cr_assert(access(p, F_OK) != 0, "a file was created through the dangling symlink");
-	cr_assert(strstr(server_stderr(&srv), "DEBUG graceshim["), "stderr:\n%s", server_stderr(&srv));
+	cr_assert(strstr(server_stderr(&srv), "DEBUG graceshim["), "stderr:\n%s",
+		  server_stderr(&srv));
 }
 
 Test(logfile, created_log_file_is_0600_whatever_the_umask)
@@ -129,9 +133,11 @@ Test(logfile, stats_file_symlink_is_replaced_not_followed)
 	cr_assert(symlink("precious", p) == 0);
 	run_hyperlike("GRACESHIM_STATS", "stats.json");
 	snprintf(p, sizeof p, "%s/precious", dir);
-	cr_assert_str_eq(rel_slurp(p, buf, sizeof buf), "precious\n", "the symlink's target was written");
+	cr_assert_str_eq(rel_slurp(p, buf, sizeof buf), "precious\n",
+			 "the symlink's target was written");
 	snprintf(p, sizeof p, "%s/stats.json", dir);
-	cr_assert(lstat(p, &st) == 0 && S_ISREG(st.st_mode), "stats.json is not a regular file now");
+	cr_assert(lstat(p, &st) == 0 && S_ISREG(st.st_mode),
+		  "stats.json is not a regular file now");
 	cr_assert_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
 	cr_assert(rel_slurp(p, buf, sizeof buf) && strstr(buf, "\"pid\":"), "stats: %s", buf);
 }

@@ -70,7 +70,7 @@ static void teardown(void)
 
 TestSuite(nolost, .fini = teardown, .timeout = 150);
 
-#define SETUP_US 60000L         /* connections opened this long before SIGINT */
+#define SETUP_US 60000L /* connections opened this long before SIGINT */
 /* The server must exit within this after SIGINT: it does not hang (a hang
  * is forever).  Milliseconds on an idle machine, but a median of 1.1 s and a
  * maximum of 3.2 s under TSan with two CPU hogs: generous. */
@@ -79,8 +79,7 @@ TestSuite(nolost, .fini = teardown, .timeout = 150);
 #define MAX_NOTES 6
 
 enum kind { K_PRE, K_ONE, K_KA, K_SLOW, K_LATE, K_TLS, K_TLS13, K_KINDS };
-static const char *const kind_name[K_KINDS] = {"pre",  "one", "ka",   "slow",
-					       "late", "tls", "tls13"};
+static const char *const kind_name[K_KINDS] = {"pre", "one", "ka", "slow", "late", "tls", "tls13"};
 
 enum outcome {
 	O_NONE,     /* no outcome (yet) */
@@ -198,12 +197,18 @@ __attribute__((format(printf, 2, 3))) static void violation(struct totals *t, co
 static const char *outcome_name(enum outcome o)
 {
 	switch (o) {
-	case O_NONE: return "no outcome";
-	case O_ANSWERED: return "the full answer";
-	case O_UNREAD: return "EOF/reset without a byte";
-	case O_NOT_SENT: return "not sent";
-	case O_PARTIAL: return "part of the answer, then EOF";
-	case O_WRONG: return "wrong bytes";
+	case O_NONE:
+		return "no outcome";
+	case O_ANSWERED:
+		return "the full answer";
+	case O_UNREAD:
+		return "EOF/reset without a byte";
+	case O_NOT_SENT:
+		return "not sent";
+	case O_PARTIAL:
+		return "part of the answer, then EOF";
+	case O_WRONG:
+		return "wrong bytes";
 	}
 	return "?";
 }
@@ -255,16 +260,17 @@ static int plan(const struct scenario *sc, struct conn *cs, const struct totals 
 			c->fd = -1;
 			struct req *r = c->req;
 			switch (c->kind) {
-			case K_PRE: break;
+			case K_PRE:
+				break;
 			case K_ONE:
-				r[c->nreq++] =
-					(struct req){.id = id++, .at_us = around_signal(sc, t)};
+				r[c->nreq++] = (struct req){.id = id++,
+							    .at_us = around_signal(sc, t)};
 				break;
 			case K_KA:
 				r[c->nreq++] = (struct req){
 					.id = id++, .at_us = uniform(sc->ka_first_lo_us, -5000)};
-				r[c->nreq++] =
-					(struct req){.id = id++, .at_us = around_signal(sc, t)};
+				r[c->nreq++] = (struct req){.id = id++,
+							    .at_us = around_signal(sc, t)};
 				break;
 			case K_SLOW:
 				r[c->nreq++] = (struct req){.id = id++,
@@ -281,10 +287,11 @@ static int plan(const struct scenario *sc, struct conn *cs, const struct totals 
 			case K_TLS13:
 				c->hello_us = uniform(sc->ka_first_lo_us, -5000);
 				if (rng() % 2)
-					r[c->nreq++] =
-						(struct req){.id = id++, .at_us = around_signal(sc, t)};
+					r[c->nreq++] = (struct req){.id = id++,
+								    .at_us = around_signal(sc, t)};
 				break;
-			case K_KINDS: break;
+			case K_KINDS:
+				break;
 			}
 		}
 	}
@@ -372,7 +379,8 @@ static void late_connect(struct conn *c, int port)
 		/* Refused, or reset: the listener closed with this connection
 		 * still in its queue (seen once under load).  Either way the
 		 * server never read from it. */
-		cr_assert(errno == ECONNREFUSED || errno == ECONNRESET, "connect: %s", strerror(errno));
+		cr_assert(errno == ECONNREFUSED || errno == ECONNRESET, "connect: %s",
+			  strerror(errno));
 		c->refused = true;
 		for (int i = 0; i < c->nreq; i++)
 			c->req[i].out = O_NOT_SENT;
@@ -510,7 +518,8 @@ static bool settled(const struct conn *cs, int n, const char *log_path)
 			if (!r->sent)
 				return false; /* planned before SIGINT, not sent yet (a
 					       * descheduled test) */
-			snprintf(want, sizeof want, "%s %ld\n", r->delay_ms ? "read" : "answered", r->id);
+			snprintf(want, sizeof want, "%s %ld\n", r->delay_ms ? "read" : "answered",
+				 r->id);
 			/* at a line start: "read 1\n" must not match "read 11\n" */
 			bool found = !strncmp(buf, want, strlen(want));
 			for (const char *p = buf; !found && (p = strstr(p, want)); p++)
@@ -601,7 +610,8 @@ static void run_round(const struct scenario *sc, int round, struct totals *t)
 						len = nolost_record(rec, 22, NULL, 250);
 						p = rec;
 					}
-					ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+					ssize_t w = send(c->fd, p, len,
+							 MSG_NOSIGNAL | MSG_DONTWAIT);
 					cr_assert_eq(w, (ssize_t)len, "hello: %s", strerror(errno));
 					c->hello_sent = true;
 				} else if (c->hello_us < next) {
@@ -734,8 +744,11 @@ static void run_round(const struct scenario *sc, int round, struct totals *t)
 				t->hot_unread += hot;
 				t->unread_unaware += !r->after_eof;
 				break;
-			case O_NOT_SENT: t->not_sent++; break;
-			default: break;
+			case O_NOT_SENT:
+				t->not_sent++;
+				break;
+			default:
+				break;
 			}
 			if (sl.read[r->id] > 1 || sl.answered[r->id] > 1)
 				violation(t,
@@ -904,8 +917,13 @@ Test(nolost, default_settings_tls_and_keepalive_requests_around_the_trigger)
 	static const struct scenario sc = {
 		.name = "default",
 		.rounds = 25,
-		.n = {[K_PRE] = 3, [K_ONE] = 8, [K_KA] = 10, [K_SLOW] = 2, [K_LATE] = 5,
-		      [K_TLS] = 8, [K_TLS13] = 8},
+		.n = {[K_PRE] = 3,
+		      [K_ONE] = 8,
+		      [K_KA] = 10,
+		      [K_SLOW] = 2,
+		      [K_LATE] = 5,
+		      [K_TLS] = 8,
+		      [K_TLS13] = 8},
 		.win_lo_us = -20000,
 		.win_hi_us = 50000,
 		.hot = true,
@@ -933,8 +951,13 @@ Test(nolost, default_policy_requests_racing_the_idle_release)
 	static const struct scenario sc = {
 		.name = "default, quiet 30ms",
 		.rounds = 24,
-		.n = {[K_PRE] = 3, [K_ONE] = 6, [K_KA] = 10, [K_SLOW] = 2, [K_LATE] = 5,
-		      [K_TLS] = 9, [K_TLS13] = 9},
+		.n = {[K_PRE] = 3,
+		      [K_ONE] = 6,
+		      [K_KA] = 10,
+		      [K_SLOW] = 2,
+		      [K_LATE] = 5,
+		      [K_TLS] = 9,
+		      [K_TLS13] = 9},
 		.win_lo_us = -20000,
 		.win_hi_us = 50000,
 		.hot = true,

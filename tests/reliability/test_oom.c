@@ -61,14 +61,14 @@ TestSuite(oom, .init = setup, .fini = teardown, .timeout = 120);
 
 struct oom {
 	int nconn;
-	int sfd[MAXC + EXTRA];   /* the server's fd of each connection */
+	int sfd[MAXC + EXTRA]; /* the server's fd of each connection */
 	bool closed[MAXC + EXTRA];
 	bool used[MAXC + EXTRA];
-	int untracked;           /* "not tracked" warnings */
+	int untracked; /* "not tracked" warnings */
 	int untracked_idle;
-	int released;            /* tracked idle connections that got EOF */
-	long release_ms;         /* SIGINT to the last of them */
-	long exit_ms;            /* last untracked one closed to exit */
+	int released;                /* tracked idle connections that got EOF */
+	long release_ms;             /* SIGINT to the last of them */
+	long exit_ms;                /* last untracked one closed to exit */
 	unsigned long failed, total; /* failmalloc's count */
 	long accepted, served, nclosed, errno_bad;
 };
@@ -122,7 +122,8 @@ static void oom_run(const char *spec, int nconn, int nused, struct oom *o)
 	}
 	for (int i = nconn - nused; i < nconn; i++) {
 		o->used[i] = true;
-		cr_assert(rel_ping(c[i], 5000), "ping on connection %d (fd %d) unanswered", i, o->sfd[i]);
+		cr_assert(rel_ping(c[i], 5000), "ping on connection %d (fd %d) unanswered", i,
+			  o->sfd[i]);
 	}
 	/* The table after the failures: forgetting and inserting still work. */
 	for (int i = nconn - EXTRA; i < nconn; i++) {
@@ -151,10 +152,11 @@ static void oom_run(const char *spec, int nconn, int nused, struct oom *o)
 		if (o->used[i] || untracked_fd(log, o->sfd[i]))
 			continue;
 		long left = t0 + 5000 - now_ms();
-		cr_assert_geq(wait_eof(c[i], left > 0 ? left : 1), 0,
-			      "tracked idle connection (server fd %d) not released 5 s after SIGINT "
-			      "(spec %s); shim log:\n%.4000s\nstderr:\n%s",
-			      o->sfd[i], spec, log, server_stderr(&srv));
+		cr_assert_geq(
+			wait_eof(c[i], left > 0 ? left : 1), 0,
+			"tracked idle connection (server fd %d) not released 5 s after SIGINT "
+			"(spec %s); shim log:\n%.4000s\nstderr:\n%s",
+			o->sfd[i], spec, log, server_stderr(&srv));
 		o->released++;
 	}
 	o->release_ms = now_ms() - t0;
@@ -179,8 +181,10 @@ static void oom_run(const char *spec, int nconn, int nused, struct oom *o)
 	for (int i = 0; i < o->nconn; i++)
 		if (!o->used[i] && !untracked_fd(log, o->sfd[i]))
 			close(c[i]);
-	cr_assert_geq(o->exit_ms, 0, "still running %d ms after the last connection closed; "
-				     "stderr:\n%s", PROMPT_MS, server_stderr(&srv));
+	cr_assert_geq(o->exit_ms, 0,
+		      "still running %d ms after the last connection closed; "
+		      "stderr:\n%s",
+		      PROMPT_MS, server_stderr(&srv));
 	o->exit_ms = now_ms() - t1;
 	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x; stderr:\n%s",
 		  srv.status, server_stderr(&srv));
@@ -188,8 +192,10 @@ static void oom_run(const char *spec, int nconn, int nused, struct oom *o)
 	char out[256];
 	read_all_for(srv.out_fd, out, sizeof out, 2000);
 	cr_assert(sscanf(out, "accepted %ld served %ld closed %ld errno_bad %ld", &o->accepted,
-			 &o->served, &o->nclosed, &o->errno_bad) == 4, "stdout: %s", out);
-	cr_assert_eq(o->errno_bad, 0, "%ld calls returned another value or errno than without the shim",
+			 &o->served, &o->nclosed, &o->errno_bad) == 4,
+		  "stdout: %s", out);
+	cr_assert_eq(o->errno_bad, 0,
+		     "%ld calls returned another value or errno than without the shim",
 		     o->errno_bad);
 	cr_assert_eq(o->accepted, o->nconn);
 	cr_assert_eq(o->nclosed, o->nconn);
@@ -199,11 +205,12 @@ static void oom_run(const char *spec, int nconn, int nused, struct oom *o)
 	cr_assert(fl && sscanf(fl, "failmalloc: %lu of %lu", &o->failed, &o->total) == 2,
 		  "no failmalloc summary (was it loaded?); stderr:\n%s", err);
 	cr_assert_gt(o->failed, 0, "no allocation failed: the test tested nothing");
-	cr_log_info("oom (%s): %lu of %lu shim allocations failed, %d connections untracked (%d idle), "
-		    "%ld requests served, %d tracked idle released in %ld ms, exit %ld ms after the "
-		    "last untracked connection closed",
-		    spec, o->failed, o->total, o->untracked, o->untracked_idle, o->served, o->released,
-		    o->release_ms, o->exit_ms);
+	cr_log_info(
+		"oom (%s): %lu of %lu shim allocations failed, %d connections untracked (%d idle), "
+		"%ld requests served, %d tracked idle released in %ld ms, exit %ld ms after the "
+		"last untracked connection closed",
+		spec, o->failed, o->total, o->untracked, o->untracked_idle, o->served, o->released,
+		o->release_ms, o->exit_ms);
 }
 
 /* failmalloc's count=3 failed exactly three allocations, and each one
@@ -242,7 +249,8 @@ Test(oom, failed_bucket_expansion_keeps_table_sane)
 	oom_run("size=1024", 340, 20, &o);
 	cr_assert_geq(o.untracked, 1, "no expansion was attempted (too few connections?)");
 	cr_assert_eq((unsigned long)o.untracked, o.failed,
-		     "%d \"not tracked\" warnings for %lu failed expansions", o.untracked, o.failed);
+		     "%d \"not tracked\" warnings for %lu failed expansions", o.untracked,
+		     o.failed);
 }
 
 /* Memory runs out for good after the first slab: SLAB_RECORDS sockets are tracked,

@@ -74,9 +74,10 @@ static bool storm(bool shim, const struct plan *p, struct counts *c)
 {
 	char at_least[16];
 	snprintf(at_least, sizeof at_least, "%d", p->min_signals);
-	const char *const args[] = {"rel_reenter", "--mode",    p->mode,    "--churn",
-				    p->churn,      "--seconds", p->seconds, "--signals",
-				    p->signals,    "--at-least", at_least, p->cold ? "--cold" : NULL,
+	const char *const args[] = {"rel_reenter", "--mode",    p->mode,
+				    "--churn",     p->churn,    "--seconds",
+				    p->seconds,    "--signals", p->signals,
+				    "--at-least",  at_least,    p->cold ? "--cold" : NULL,
 				    NULL};
 	char line[256];
 	const char *san = getenv("GRACESHIM_SAN");
@@ -91,7 +92,8 @@ static bool storm(bool shim, const struct plan *p, struct counts *c)
 	 * handler that interrupted an allocation hangs without the shim too
 	 * (control_without_shim_fork_cold, seen in check-san). */
 	if (!strcmp(p->mode, "fork") && san && !strcmp(san, "address"))
-		cr_skip_test("fork-in-handler storms not under ASan (its fork is not async-signal-safe)");
+		cr_skip_test("fork-in-handler storms not under ASan (its fork is not "
+			     "async-signal-safe)");
 	memset(c, 0, sizeof *c);
 	server_start(&srv, shim, args, NULL);
 	long start = now_ms();
@@ -126,7 +128,8 @@ static long serve_then_sigint(long timeout_ms)
 {
 	int used = tcp_connect(AF_INET, srv.port);
 	int idle[2] = {tcp_connect(AF_INET, srv.port), tcp_connect(AF_INET, srv.port)};
-	cr_assert(rel_ping(used, 5000), "no pong after the storm; stderr:\n%s", server_stderr(&srv));
+	cr_assert(rel_ping(used, 5000), "no pong after the storm; stderr:\n%s",
+		  server_stderr(&srv));
 	close(used);
 	sleep_ms(100); /* the idle ones accepted: the sweep has them to release */
 	long ms = server_signal_and_wait(&srv, SIGINT, timeout_ms);
@@ -142,11 +145,12 @@ static void assert_storm_survived(bool ended)
 		  "thread holds (deadlock); stderr:\n%s",
 		  STORM_MS, server_stderr(&srv));
 	long ms = serve_then_sigint(10000);
-	cr_assert_geq(ms, 0, "no exit 10 s after SIGINT (the idle connections were not released); "
-			     "stderr:\n%s",
+	cr_assert_geq(ms, 0,
+		      "no exit 10 s after SIGINT (the idle connections were not released); "
+		      "stderr:\n%s",
 		      server_stderr(&srv));
-	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0,
-		  "status %#x; stderr:\n%s", srv.status, server_stderr(&srv));
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status %#x; stderr:\n%s",
+		  srv.status, server_stderr(&srv));
 }
 
 static void assert_children_fine(const struct counts *c)
@@ -245,8 +249,10 @@ Test(reenter, control_without_shim_fork_cold)
 {
 	struct counts c;
 	for (int run = 0; run < COLD_RUNS; run++) {
-		cr_assert(storm(false, &fork_cold, &c), "run %d of %d: without the shim the storm did "
-			  "not end either", run + 1, COLD_RUNS);
+		cr_assert(storm(false, &fork_cold, &c),
+			  "run %d of %d: without the shim the storm did "
+			  "not end either",
+			  run + 1, COLD_RUNS);
 		assert_children_fine(&c);
 		server_stop(&srv);
 	}

@@ -50,7 +50,8 @@ static void teardown(void)
 	/* No setuid binaries left behind in the build directory. */
 	const char *b = getenv("GRACESHIM_BUILD");
 	for (int i = 0; b && i < 2; i++) {
-		snprintf(p, sizeof p, "%s/fixtures/%s", b, i ? "rel_secure-suid" : "rel_secure-linked-suid");
+		snprintf(p, sizeof p, "%s/fixtures/%s", b,
+			 i ? "rel_secure-suid" : "rel_secure-linked-suid");
 		unlink(p);
 	}
 }
@@ -156,14 +157,16 @@ Test(secure, linked_shim_is_inert_in_setuid_process)
 	bool setgid_only = geteuid() == 0 && !nobody_can_read(lib);
 	if (setgid_only)
 		cr_log_info("%s is not readable by uid 65534 (a parent directory is not searchable "
-			    "by others): setgid copy instead of setuid", lib);
+			    "by others): setgid copy instead of setuid",
+			    lib);
 	make_secure_copy("rel_secure-linked", "rel_secure-linked-suid", setgid_only);
 	long ms = unused_then_sigint("rel_secure-linked-suid", false, HANG_MS);
 	const char *err = server_stderr(&srv);
 	cr_assert(strstr(err, "AT_SECURE=1 shim loaded"),
 		  "not a secure-execution process with the shim loaded; stderr:\n%s", err);
 	cr_assert_null(strstr(err, "graceshim["), "the shim logged in a setuid process:\n%s", err);
-	cr_assert_null(strstr(err, "banana"), "the shim read GRACESHIM_* in a setuid process:\n%s", err);
+	cr_assert_null(strstr(err, "banana"), "the shim read GRACESHIM_* in a setuid process:\n%s",
+		       err);
 	cr_assert_eq(ms, -1, "the shim acted in a setuid process (released the unused connection)");
 }
 

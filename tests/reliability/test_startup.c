@@ -102,8 +102,10 @@ static void storm_run(const char *stage, bool shim, struct storm *st)
 		size_t len = read_all_for(errp[0], err, sizeof err, 100);
 		(void)len;
 		close(errp[0]);
-		cr_assert_fail("rel_startup (stage %s, shim %d) still running 10 s into a SIGINT storm; "
-			       "stderr:\n%s", stage, shim, err);
+		cr_assert_fail(
+			"rel_startup (stage %s, shim %d) still running 10 s into a SIGINT storm; "
+			"stderr:\n%s",
+			stage, shim, err);
 	}
 	storm_pid = 0;
 	read_all_for(errp[0], err, sizeof err, 2000);
@@ -111,7 +113,8 @@ static void storm_run(const char *stage, bool shim, struct storm *st)
 	cr_assert(WIFEXITED(st->status) && WEXITSTATUS(st->status) == 0,
 		  "stage %s, shim %d: status %#x (signal %d); stderr:\n%s", stage, shim, st->status,
 		  WIFSIGNALED(st->status) ? WTERMSIG(st->status) : 0, err);
-	const char *b = strstr(err, "SIGINT handled before main"), *t = strstr(err, "SIGINT in all");
+	const char *b = strstr(err, "SIGINT handled before main"),
+		   *t = strstr(err, "SIGINT in all");
 	cr_assert(b && t, "stderr:\n%s", err);
 	while (b > err && b[-1] != ',')
 		b--;
@@ -132,7 +135,8 @@ static void storm_stage(const char *stage)
 	for (int run = 0; run < RUNS; run++) {
 		struct storm st;
 		storm_run(stage, true, &st);
-		cr_assert_geq(st.total, 1, "stage %s: the host's handler never ran with the shim", stage);
+		cr_assert_geq(st.total, 1, "stage %s: the host's handler never ran with the shim",
+			      stage);
 		sent += st.sent;
 		early += st.before >= 1;
 		worst = st.ms > worst ? st.ms : worst;
@@ -142,10 +146,11 @@ static void storm_stage(const char *stage)
 		storm_run(stage, false, &st);
 		cr_assert_geq(st.total, 1);
 	}
-	cr_log_info("startup storm, stage %s: %d runs with the shim (%d without), %d SIGINT sent, %d "
-		    "runs handled one before main, every run exited 0 through the host's handler, the "
-		    "slowest after %ld ms",
-		    stage, RUNS, CONTROL_RUNS, sent, early, worst);
+	cr_log_info(
+		"startup storm, stage %s: %d runs with the shim (%d without), %d SIGINT sent, %d "
+		"runs handled one before main, every run exited 0 through the host's handler, the "
+		"slowest after %ld ms",
+		stage, RUNS, CONTROL_RUNS, sent, early, worst);
 }
 
 Test(startup, sigint_storm_handler_at_preinit)
@@ -183,7 +188,8 @@ Test(startup, handler_installed_at_preinit_still_triggers)
 {
 	cr_assert_geq(idle_then_sigint("preinit", true), 0,
 		      "a SIGINT handler installed at preinit (before the shim was active) is never "
-		      "wrapped: SIGINT released nothing; stderr:\n%s", server_stderr(&srv));
+		      "wrapped: SIGINT released nothing; stderr:\n%s",
+		      server_stderr(&srv));
 }
 
 Test(startup, control_handler_installed_in_constructor_triggers)

@@ -70,5 +70,6 @@ Test(storm, sigusr1_storm_then_sigint_exits_cleanly)
 
 Test(storm, without_shim_hangs)
 {
-	cr_assert_eq(storm(false, 100), -1, "without the shim the unused connections keep it running");
+	cr_assert_eq(storm(false, 100), -1,
+		     "without the shim the unused connections keep it running");
 }

@@ -34,7 +34,8 @@ static void expect_clean(long ms)
 	cr_assert_geq(ms, 0, "still running under valgrind; stderr:\n%s", server_stderr(&srv));
 	cr_assert(WIFEXITED(srv.status), "killed by a signal: %#x; stderr:\n%s", srv.status,
 		  server_stderr(&srv));
-	cr_assert_neq(WEXITSTATUS(srv.status), 99, "valgrind found errors:\n%s", server_stderr(&srv));
+	cr_assert_neq(WEXITSTATUS(srv.status), 99, "valgrind found errors:\n%s",
+		      server_stderr(&srv));
 	cr_assert_eq(WEXITSTATUS(srv.status), 0, "exit %d; stderr:\n%s", WEXITSTATUS(srv.status),
 		     server_stderr(&srv));
 }

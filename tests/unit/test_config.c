@@ -74,12 +74,11 @@ struct sig_case {
 ParameterizedTestParameters(signals, parses_names_and_numbers)
 {
 	static struct sig_case cases[] = {
-		{"INT", SIGINT},   {"SIGINT", SIGINT}, {"int", SIGINT},   {"sigterm", SIGTERM},
-		{"2", SIGINT},     {"15", SIGTERM},    {"QUIT", SIGQUIT}, {"HUP", SIGHUP},
-		{"USR1", SIGUSR1}, {"WINCH", SIGWINCH},
-		{"KILL", -1},      {"SIGSTOP", -1},    {"9", -1},         {"SEGV", -1},
-		{"0", -1},         {"65", -1},         {"", -1},          {"INTX", -1},
-		{"-2", -1},        {"2x", -1},
+		{"INT", SIGINT},   {"SIGINT", SIGINT},  {"int", SIGINT},   {"sigterm", SIGTERM},
+		{"2", SIGINT},     {"15", SIGTERM},     {"QUIT", SIGQUIT}, {"HUP", SIGHUP},
+		{"USR1", SIGUSR1}, {"WINCH", SIGWINCH}, {"KILL", -1},      {"SIGSTOP", -1},
+		{"9", -1},         {"SEGV", -1},        {"0", -1},         {"65", -1},
+		{"", -1},          {"INTX", -1},        {"-2", -1},        {"2x", -1},
 	};
 	return cr_make_param_array(struct sig_case, cases, sizeof cases / sizeof cases[0]);
 }
@@ -187,10 +186,11 @@ Test(cfg, each_bad_value_gives_one_line_and_its_default)
 	cr_assert_eq(c.grace_ns, 0);
 	cr_assert_eq(c.log_level, LOG_WARN);
 	cr_assert_not(c.disable);
-	const char *want[][3] = {{"GRACESHIM_DISABLE=\"maybe\"", "expected 1 or 0", "using 0"},
-				 {"GRACESHIM_LOG=\"loud\"", "expected one of off", "using warn"},
-				 {"GRACESHIM_SIGNALS=\"INT,NOPE\"", "expected a list", "using INT,TERM"},
-				 {"GRACESHIM_GRACE=\"5 s\"", "expected a duration", "using 0"}};
+	const char *want[][3] = {
+		{"GRACESHIM_DISABLE=\"maybe\"", "expected 1 or 0", "using 0"},
+		{"GRACESHIM_LOG=\"loud\"", "expected one of off", "using warn"},
+		{"GRACESHIM_SIGNALS=\"INT,NOPE\"", "expected a list", "using INT,TERM"},
+		{"GRACESHIM_GRACE=\"5 s\"", "expected a duration", "using 0"}};
 	for (int i = 0; i < 4; i++)
 		for (int j = 0; j < 3; j++)
 			cr_assert(strstr(e.msgs[i], want[i][j]), "message %d lacks \"%s\": %s", i,
@@ -207,7 +207,8 @@ Test(cfg, hostile_values_are_shown_safely_and_bounded)
 	cr_assert_lt(strlen(e.msgs[1]), 500, "a huge value must be cut in the message");
 	cr_assert(strstr(e.msgs[1], "..."), "a cut value is marked: %s", e.msgs[1]);
 	for (const char *p = e.msgs[0]; *p; p++)
-		cr_assert(*p >= 0x20 && *p < 0x7f, "control or non-ASCII byte in message: %s", e.msgs[0]);
+		cr_assert(*p >= 0x20 && *p < 0x7f, "control or non-ASCII byte in message: %s",
+			  e.msgs[0]);
 }
 
 Test(cfg, log_file_too_long_is_rejected)
@@ -298,15 +299,24 @@ Test(cfg, triggers)
 Test(cfg, unknown_names_are_named_with_the_nearest_known_one)
 {
 	struct env e = {0};
-	char *envp[] = {"GRACESHIM_GRAC=5s", "GRACESHIM_GRACE=1s", "GRACESHIM_LOGFILE=/x",
-			"GRACESHIM_BUILD=b", "GRACESHIM_BENCH_DRAIN_LIMIT_MS=5", "GRACESHIM_LIB=/l",
-			"PATH=/bin", "GRACESHIM_ZZZZZZZZZZ=1", "GRACESHIM_NOVALUE", NULL};
+	char *envp[] = {"GRACESHIM_GRAC=5s",
+			"GRACESHIM_GRACE=1s",
+			"GRACESHIM_LOGFILE=/x",
+			"GRACESHIM_BUILD=b",
+			"GRACESHIM_BENCH_DRAIN_LIMIT_MS=5",
+			"GRACESHIM_LIB=/l",
+			"PATH=/bin",
+			"GRACESHIM_ZZZZZZZZZZ=1",
+			"GRACESHIM_NOVALUE",
+			NULL};
 	cr_assert_eq(cfg_check_names(envp, warn, &e), 3);
 	cr_assert_eq(e.nmsgs, 3);
 	cr_assert_str_eq(e.msgs[0], "GRACESHIM_GRAC is not a graceshim variable: ignored (did you "
 				    "mean GRACESHIM_GRACE?)");
-	cr_assert(strstr(e.msgs[1], "GRACESHIM_LOGFILE is not") && strstr(e.msgs[1], "GRACESHIM_LOG_FILE?"),
+	cr_assert(strstr(e.msgs[1], "GRACESHIM_LOGFILE is not") &&
+			  strstr(e.msgs[1], "GRACESHIM_LOG_FILE?"),
 		  "%s", e.msgs[1]);
-	cr_assert(strstr(e.msgs[2], "GRACESHIM_ZZZZZZZZZZ is not") && !strstr(e.msgs[2], "did you mean"),
+	cr_assert(strstr(e.msgs[2], "GRACESHIM_ZZZZZZZZZZ is not") &&
+			  !strstr(e.msgs[2], "did you mean"),
 		  "%s", e.msgs[2]);
 }

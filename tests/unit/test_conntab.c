@@ -234,7 +234,8 @@ Test(conntab, stats_count_accepts_and_bytes_of_closed_and_open)
 Test(conntab, record_fits_budget)
 {
 	/* issue 6: at most 128 bytes per tracked connection, all in */
-	cr_assert_leq(sizeof(struct conn), 112, "struct conn grew to %zu bytes", sizeof(struct conn));
+	cr_assert_leq(sizeof(struct conn), 112, "struct conn grew to %zu bytes",
+		      sizeof(struct conn));
 }
 
 Test(conntab, mark_shared_sets_flag_on_all)
@@ -297,7 +298,8 @@ Test(conntab, refs_by_fd_walk_in_chunks_sees_each_once)
 	int want[] = {3, 7, 40, 900, CONNTAB_LOW + 2, CONNTAB_LOW + 3000};
 	cr_assert_eq(n, 6, "saw %d records", n);
 	for (int i = 0; i < 6; i++)
-		cr_assert_eq(seen[i], want[i], "record %d: fd %d, expected %d", i, seen[i], want[i]);
+		cr_assert_eq(seen[i], want[i], "record %d: fd %d, expected %d", i, seen[i],
+			     want[i]);
 }
 
 /* A close path waits for the sweeper's claim on its fd only: none claimed
@@ -318,8 +320,8 @@ Test(conntab, close_paths_wait_for_a_claim_in_their_range_only, .timeout = 10)
 	conntab_lock();
 	conntab_wait_unclaimed_locked(3, ~0u); /* returns at once */
 	__atomic_store_n(&conntab_claimed_fd, 9, __ATOMIC_RELEASE);
-	conntab_wait_unclaimed_locked(10, ~0u);   /* not in range */
-	conntab_wait_unclaimed_locked(0, 8);      /* nor here */
+	conntab_wait_unclaimed_locked(10, ~0u); /* not in range */
+	conntab_wait_unclaimed_locked(0, 8);    /* nor here */
 	conntab_unlock();
 	pthread_t t;
 	clock_gettime(CLOCK_MONOTONIC, &a);

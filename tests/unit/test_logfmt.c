@@ -13,13 +13,13 @@
 #include <string.h>
 #include <time.h>
 
-#define SAME(fmt, ...)                                                                     \
-	do {                                                                               \
-		char want[256], got[256];                                                  \
-		snprintf(want, sizeof want, fmt, __VA_ARGS__);                             \
-		size_t n = logfmt_format(got, sizeof got, fmt, __VA_ARGS__);               \
-		cr_assert_str_eq(got, want, "format \"%s\"", fmt);                         \
-		cr_assert_eq(n, strlen(want), "format \"%s\": length %zu", fmt, n);        \
+#define SAME(fmt, ...)                                                                             \
+	do {                                                                                       \
+		char want[256], got[256];                                                          \
+		snprintf(want, sizeof want, fmt, __VA_ARGS__);                                     \
+		size_t n = logfmt_format(got, sizeof got, fmt, __VA_ARGS__);                       \
+		cr_assert_str_eq(got, want, "format \"%s\"", fmt);                                 \
+		cr_assert_eq(n, strlen(want), "format \"%s\": length %zu", fmt, n);                \
 	} while (0)
 
 Test(logfmt, conversions_match_snprintf)
@@ -62,8 +62,16 @@ Test(logfmt, unknown_conversion_copied)
 
 Test(logfmt, time_stamps_match_strftime)
 {
-	const int64_t secs[] = {0, 1, 86399, 86400, 951782400 /* 2000-02-29 */, 1700000000,
-				1798675199, 4102444800 /* 2100-01-01 */, -1, -86401};
+	const int64_t secs[] = {0,
+				1,
+				86399,
+				86400,
+				951782400 /* 2000-02-29 */,
+				1700000000,
+				1798675199,
+				4102444800 /* 2100-01-01 */,
+				-1,
+				-86401};
 	const long offs[] = {0, 3600, -18000, 19800, 45 * 60, -(9 * 3600 + 30 * 60), 14 * 3600};
 	for (size_t i = 0; i < sizeof secs / sizeof *secs; i++)
 		for (size_t j = 0; j < sizeof offs / sizeof *offs; j++) {
@@ -76,6 +84,7 @@ Test(logfmt, time_stamps_match_strftime)
 			snprintf(want + o, sizeof want - o, ".%06ld%c%02ld:%02ld", 123456L,
 				 offs[j] < 0 ? '-' : '+', off / 3600, off % 3600 / 60);
 			logfmt_time(got, sizeof got, secs[i], 123456, offs[j]);
-			cr_assert_str_eq(got, want, "%lld s at offset %ld", (long long)secs[i], offs[j]);
+			cr_assert_str_eq(got, want, "%lld s at offset %ld", (long long)secs[i],
+					 offs[j]);
 		}
 }

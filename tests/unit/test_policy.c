@@ -25,71 +25,146 @@ struct pol_case {
 };
 
 /* rx, kernel_rx, queued, outq, age, quiet, server_last, shared, draining, deadline */
-#define IN(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 0, 0, 0}
+#define IN(rx, krx, q, oq, age, quiet, last, sh, dr, dl)                                           \
+	{                                                                                          \
+		rx, krx, q, oq, age, quiet, last, sh, dr, dl, 0, 0, 0                              \
+	}
 /* the same, for a connection whose client sent a TLS handshake and no request */
-#define IN_TLS(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 1, 0, 0}
+#define IN_TLS(rx, krx, q, oq, age, quiet, last, sh, dr, dl)                                       \
+	{                                                                                          \
+		rx, krx, q, oq, age, quiet, last, sh, dr, dl, 1, 0, 0                              \
+	}
 /* ... for one the host wrote to and that sent nothing (a server that speaks first) */
-#define IN_WROTE(rx, krx, q, oq, age, quiet, last, sh, dr, dl) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, 0, 0, 1}
+#define IN_WROTE(rx, krx, q, oq, age, quiet, last, sh, dr, dl)                                     \
+	{                                                                                          \
+		rx, krx, q, oq, age, quiet, last, sh, dr, dl, 0, 0, 1                              \
+	}
 /* ... and for one that may carry HTTP/2 (with or without a request yet) */
-#define IN_H2(rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr) {rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr, 1, 0}
+#define IN_H2(rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr)                                    \
+	{                                                                                          \
+		rx, krx, q, oq, age, quiet, last, sh, dr, dl, nr, 1, 0                             \
+	}
 
 ParameterizedTestParameters(policy, decides)
 {
 	static struct pol_case cases[] = {
 		/* unused, at the trigger */
-		{"unused, old, nothing queued: release", POLICY_UNUSED, 0, IN(0, 0, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
-		{"unix (no kernel count), unused: release", POLICY_UNUSED, 0, IN(0, -1, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
-		{"younger than grace: wait the rest", POLICY_UNUSED, 0, IN(0, 0, 0, -1, 100 * MS, -1, -1, 0, 1, 0), POL_WAIT, POL_R_YOUNG, 150 * MS},
-		{"exactly grace old: release", POLICY_UNUSED, 0, IN(0, 0, 0, -1, 250 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
-		{"bytes waiting in the kernel: look again", POLICY_UNUSED, 0, IN(0, -1, 30, -1, 300 * MS, -1, -1, 0, 1, 0), POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS},
-		{"FIONREAD failed: keep (fail safe)", POLICY_UNUSED, 0, IN(0, 0, -1, -1, 300 * MS, -1, -1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
-		{"no trigger, no first-byte timeout: keep", POLICY_UNUSED, 0, IN(0, 0, 0, -1, 300 * MS, -1, -1, 0, 0, 0), POL_KEEP, POL_R_NOT_DRAINING, 0},
+		{"unused, old, nothing queued: release", POLICY_UNUSED, 0,
+		 IN(0, 0, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
+		{"unix (no kernel count), unused: release", POLICY_UNUSED, 0,
+		 IN(0, -1, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
+		{"younger than grace: wait the rest", POLICY_UNUSED, 0,
+		 IN(0, 0, 0, -1, 100 * MS, -1, -1, 0, 1, 0), POL_WAIT, POL_R_YOUNG, 150 * MS},
+		{"exactly grace old: release", POLICY_UNUSED, 0,
+		 IN(0, 0, 0, -1, 250 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
+		{"bytes waiting in the kernel: look again", POLICY_UNUSED, 0,
+		 IN(0, -1, 30, -1, 300 * MS, -1, -1, 0, 1, 0), POL_WAIT, POL_R_QUEUED,
+		 POL_RECHECK_NS},
+		{"FIONREAD failed: keep (fail safe)", POLICY_UNUSED, 0,
+		 IN(0, 0, -1, -1, 300 * MS, -1, -1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
+		{"no trigger, no first-byte timeout: keep", POLICY_UNUSED, 0,
+		 IN(0, 0, 0, -1, 300 * MS, -1, -1, 0, 0, 0), POL_KEEP, POL_R_NOT_DRAINING, 0},
 		/* used */
-		{"we saw bytes: keep", POLICY_UNUSED, 0, IN(5, 5, 0, -1, 300 * MS, 9000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
-		{"kernel saw bytes we did not: keep", POLICY_UNUSED, 0, IN(0, 17, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
+		{"we saw bytes: keep", POLICY_UNUSED, 0,
+		 IN(5, 5, 0, -1, 300 * MS, 9000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
+		{"kernel saw bytes we did not: keep", POLICY_UNUSED, 0,
+		 IN(0, 17, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
 		/* a server that speaks first: written to, never "unused" */
-		{"banner sent, nothing received, trigger: keep", POLICY_UNUSED, 0, IN_WROTE(0, 0, 0, 0, 300 * MS, 2000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
-		{"banner sent, past the first-byte timeout: keep", POLICY_UNUSED, 10000 * MS, IN_WROTE(0, 0, 0, 0, 20000 * MS, 20000 * MS, 1, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
-		{"banner sent, idle: quiet after the banner: release as idle", POLICY_IDLE, 0, IN_WROTE(0, 0, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
-		{"banner still going out, idle: wait", POLICY_IDLE, 0, IN_WROTE(0, 0, 0, 10, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_SENDING, POL_RECHECK_NS},
+		{"banner sent, nothing received, trigger: keep", POLICY_UNUSED, 0,
+		 IN_WROTE(0, 0, 0, 0, 300 * MS, 2000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
+		{"banner sent, past the first-byte timeout: keep", POLICY_UNUSED, 10000 * MS,
+		 IN_WROTE(0, 0, 0, 0, 20000 * MS, 20000 * MS, 1, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
+		{"banner sent, idle: quiet after the banner: release as idle", POLICY_IDLE, 0,
+		 IN_WROTE(0, 0, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_RELEASE, POL_R_IDLE,
+		 0},
+		{"banner still going out, idle: wait", POLICY_IDLE, 0,
+		 IN_WROTE(0, 0, 0, 10, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_SENDING,
+		 POL_RECHECK_NS},
 		/* fork */
-		{"shared, TCP count says unused: release", POLICY_UNUSED, 0, IN(0, 0, 0, -1, 300 * MS, -1, -1, 1, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
-		{"shared, no kernel count: keep", POLICY_UNUSED, 0, IN(0, -1, 0, -1, 300 * MS, -1, -1, 1, 1, 0), POL_KEEP, POL_R_SHARED, 0},
+		{"shared, TCP count says unused: release", POLICY_UNUSED, 0,
+		 IN(0, 0, 0, -1, 300 * MS, -1, -1, 1, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
+		{"shared, no kernel count: keep", POLICY_UNUSED, 0,
+		 IN(0, -1, 0, -1, 300 * MS, -1, -1, 1, 1, 0), POL_KEEP, POL_R_SHARED, 0},
 		/* first-byte timeout, with or without a trigger */
-		{"fbt: unused past timeout, no trigger: release", POLICY_UNUSED, 10000 * MS, IN(0, 0, 0, -1, 10000 * MS, -1, -1, 0, 0, 0), POL_RELEASE, POL_R_FIRST_BYTE, 0},
-		{"fbt: unused before timeout: wait the rest", POLICY_UNUSED, 10000 * MS, IN(0, 0, 0, -1, 4000 * MS, -1, -1, 0, 0, 0), POL_WAIT, POL_R_YOUNG, 6000 * MS},
-		{"fbt: used: keep", POLICY_UNUSED, 10000 * MS, IN(1, 1, 0, -1, 20000 * MS, -1, 0, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
-		{"fbt: bytes queued: look again", POLICY_UNUSED, 10000 * MS, IN(0, -1, 5, -1, 20000 * MS, -1, -1, 0, 0, 0), POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS},
-		{"fbt and grace while draining: grace first", POLICY_UNUSED, 10000 * MS, IN(0, 0, 0, -1, 100 * MS, -1, -1, 0, 1, 0), POL_WAIT, POL_R_YOUNG, 150 * MS},
+		{"fbt: unused past timeout, no trigger: release", POLICY_UNUSED, 10000 * MS,
+		 IN(0, 0, 0, -1, 10000 * MS, -1, -1, 0, 0, 0), POL_RELEASE, POL_R_FIRST_BYTE, 0},
+		{"fbt: unused before timeout: wait the rest", POLICY_UNUSED, 10000 * MS,
+		 IN(0, 0, 0, -1, 4000 * MS, -1, -1, 0, 0, 0), POL_WAIT, POL_R_YOUNG, 6000 * MS},
+		{"fbt: used: keep", POLICY_UNUSED, 10000 * MS,
+		 IN(1, 1, 0, -1, 20000 * MS, -1, 0, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
+		{"fbt: bytes queued: look again", POLICY_UNUSED, 10000 * MS,
+		 IN(0, -1, 5, -1, 20000 * MS, -1, -1, 0, 0, 0), POL_WAIT, POL_R_QUEUED,
+		 POL_RECHECK_NS},
+		{"fbt and grace while draining: grace first", POLICY_UNUSED, 10000 * MS,
+		 IN(0, 0, 0, -1, 100 * MS, -1, -1, 0, 1, 0), POL_WAIT, POL_R_YOUNG, 150 * MS},
 		/* idle */
-		{"idle: host spoke last, quiet: release", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
-		{"idle: quiet not long enough: wait", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 400 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_ACTIVE, 600 * MS},
-		{"idle: peer spoke last (request in progress)", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 0, 0, 1, 0), POL_WAIT, POL_R_PEER_LAST, POL_RECHECK_NS},
-		{"idle: peer not done receiving (download)", POLICY_IDLE, 0, IN(100, 100, 0, 65536, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_SENDING, POL_RECHECK_NS},
-		{"idle: bytes waiting: never cut", POLICY_IDLE, 0, IN(100, 130, 30, 0, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS},
-		{"idle: outq unknown: keep", POLICY_IDLE, 0, IN(100, 100, 0, -1, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
-		{"idle: direction unknown: keep", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, -1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
-		{"idle: shared unix socket: keep", POLICY_IDLE, 0, IN(100, -1, 0, 0, 5000 * MS, 9000 * MS, 1, 1, 1, 0), POL_KEEP, POL_R_SHARED, 0},
-		{"idle: shared TCP socket: kernel decides", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 1, 1, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
-		{"idle before trigger: keep", POLICY_IDLE, 0, IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 1, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
-		{"idle: unused still by the unused rule", POLICY_IDLE, 0, IN(0, 0, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
+		{"idle: host spoke last, quiet: release", POLICY_IDLE, 0,
+		 IN(100, 100, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
+		{"idle: quiet not long enough: wait", POLICY_IDLE, 0,
+		 IN(100, 100, 0, 0, 5000 * MS, 400 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_ACTIVE,
+		 600 * MS},
+		{"idle: peer spoke last (request in progress)", POLICY_IDLE, 0,
+		 IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 0, 0, 1, 0), POL_WAIT, POL_R_PEER_LAST,
+		 POL_RECHECK_NS},
+		{"idle: peer not done receiving (download)", POLICY_IDLE, 0,
+		 IN(100, 100, 0, 65536, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_SENDING,
+		 POL_RECHECK_NS},
+		{"idle: bytes waiting: never cut", POLICY_IDLE, 0,
+		 IN(100, 130, 30, 0, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_QUEUED,
+		 POL_RECHECK_NS},
+		{"idle: outq unknown: keep", POLICY_IDLE, 0,
+		 IN(100, 100, 0, -1, 5000 * MS, 9000 * MS, 1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
+		{"idle: direction unknown: keep", POLICY_IDLE, 0,
+		 IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, -1, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
+		{"idle: shared unix socket: keep", POLICY_IDLE, 0,
+		 IN(100, -1, 0, 0, 5000 * MS, 9000 * MS, 1, 1, 1, 0), POL_KEEP, POL_R_SHARED, 0},
+		{"idle: shared TCP socket: kernel decides", POLICY_IDLE, 0,
+		 IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 1, 1, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
+		{"idle before trigger: keep", POLICY_IDLE, 0,
+		 IN(100, 100, 0, 0, 5000 * MS, 9000 * MS, 1, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
+		{"idle: unused still by the unused rule", POLICY_IDLE, 0,
+		 IN(0, 0, 0, -1, 300 * MS, -1, -1, 0, 1, 0), POL_RELEASE, POL_R_UNUSED, 0},
 		/* idle, a TLS handshake and no request (pol_tls_no_request) */
-		{"tls: client's Finished last, quiet: release", POLICY_IDLE, 0, IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
-		{"tls: direction unknown, quiet: release", POLICY_IDLE, 0, IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, -1, 0, 1, 0), POL_RELEASE, POL_R_IDLE, 0},
-		{"tls: not quiet long enough: wait", POLICY_IDLE, 0, IN_TLS(597, 597, 0, 0, 5000 * MS, 300 * MS, 0, 0, 1, 0), POL_WAIT, POL_R_ACTIVE, 700 * MS},
-		{"tls: bytes waiting (a request?): never cut", POLICY_IDLE, 0, IN_TLS(597, 700, 103, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_WAIT, POL_R_QUEUED, POL_RECHECK_NS},
-		{"tls: peer not done receiving: wait", POLICY_IDLE, 0, IN_TLS(597, 597, 0, 300, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_WAIT, POL_R_SENDING, POL_RECHECK_NS},
-		{"tls: outq unknown: keep", POLICY_IDLE, 0, IN_TLS(597, 597, 0, -1, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN, 0},
-		{"tls: before the trigger: keep", POLICY_IDLE, 0, IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
-		{"tls: policy unused: keep", POLICY_UNUSED, 0, IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
+		{"tls: client's Finished last, quiet: release", POLICY_IDLE, 0,
+		 IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_RELEASE, POL_R_IDLE,
+		 0},
+		{"tls: direction unknown, quiet: release", POLICY_IDLE, 0,
+		 IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, -1, 0, 1, 0), POL_RELEASE, POL_R_IDLE,
+		 0},
+		{"tls: not quiet long enough: wait", POLICY_IDLE, 0,
+		 IN_TLS(597, 597, 0, 0, 5000 * MS, 300 * MS, 0, 0, 1, 0), POL_WAIT, POL_R_ACTIVE,
+		 700 * MS},
+		{"tls: bytes waiting (a request?): never cut", POLICY_IDLE, 0,
+		 IN_TLS(597, 700, 103, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_WAIT, POL_R_QUEUED,
+		 POL_RECHECK_NS},
+		{"tls: peer not done receiving: wait", POLICY_IDLE, 0,
+		 IN_TLS(597, 597, 0, 300, 5000 * MS, 1500 * MS, 1, 0, 1, 0), POL_WAIT,
+		 POL_R_SENDING, POL_RECHECK_NS},
+		{"tls: outq unknown: keep", POLICY_IDLE, 0,
+		 IN_TLS(597, 597, 0, -1, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_KEEP, POL_R_UNKNOWN,
+		 0},
+		{"tls: before the trigger: keep", POLICY_IDLE, 0,
+		 IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 0, 0), POL_KEEP, POL_R_USED, 0},
+		{"tls: policy unused: keep", POLICY_UNUSED, 0,
+		 IN_TLS(597, 597, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0), POL_KEEP, POL_R_USED, 0},
 		/* idle, HTTP/2 possible: a stream may be in progress though the host wrote last */
-		{"h2: host spoke last, quiet: keep", POLICY_IDLE, 0, IN_H2(900, 900, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0, 0), POL_KEEP, POL_R_MULTIPLEXED, 0},
-		{"h2: handshake only (offered h2), quiet: release", POLICY_IDLE, 0, IN_H2(597, 597, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0, 1), POL_RELEASE, POL_R_IDLE, 0},
-		{"h2: peer spoke last: wait", POLICY_IDLE, 0, IN_H2(900, 900, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0, 0), POL_WAIT, POL_R_PEER_LAST, POL_RECHECK_NS},
-		{"h2: unused still by the unused rule", POLICY_IDLE, 0, IN_H2(0, 0, 0, -1, 300 * MS, -1, -1, 0, 1, 0, 0), POL_RELEASE, POL_R_UNUSED, 0},
+		{"h2: host spoke last, quiet: keep", POLICY_IDLE, 0,
+		 IN_H2(900, 900, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0, 0), POL_KEEP,
+		 POL_R_MULTIPLEXED, 0},
+		{"h2: handshake only (offered h2), quiet: release", POLICY_IDLE, 0,
+		 IN_H2(597, 597, 0, 0, 5000 * MS, 1500 * MS, 1, 0, 1, 0, 1), POL_RELEASE,
+		 POL_R_IDLE, 0},
+		{"h2: peer spoke last: wait", POLICY_IDLE, 0,
+		 IN_H2(900, 900, 0, 0, 5000 * MS, 1500 * MS, 0, 0, 1, 0, 0), POL_WAIT,
+		 POL_R_PEER_LAST, POL_RECHECK_NS},
+		{"h2: unused still by the unused rule", POLICY_IDLE, 0,
+		 IN_H2(0, 0, 0, -1, 300 * MS, -1, -1, 0, 1, 0, 0), POL_RELEASE, POL_R_UNUSED, 0},
 		/* drain deadline */
-		{"deadline: cuts an active connection", POLICY_UNUSED, 0, IN(100, 100, 30, 4096, 5000 * MS, 0, 0, 0, 1, 1), POL_RELEASE, POL_R_DRAIN_TIMEOUT, 0},
-		{"deadline flag without a trigger: nothing", POLICY_UNUSED, 0, IN(100, 100, 0, 0, 5000 * MS, 0, 1, 0, 0, 1), POL_KEEP, POL_R_USED, 0},
+		{"deadline: cuts an active connection", POLICY_UNUSED, 0,
+		 IN(100, 100, 30, 4096, 5000 * MS, 0, 0, 0, 1, 1), POL_RELEASE, POL_R_DRAIN_TIMEOUT,
+		 0},
+		{"deadline flag without a trigger: nothing", POLICY_UNUSED, 0,
+		 IN(100, 100, 0, 0, 5000 * MS, 0, 1, 0, 0, 1), POL_KEEP, POL_R_USED, 0},
 	};
 	return cr_make_param_array(struct pol_case, cases, sizeof cases / sizeof cases[0]);
 }
@@ -101,7 +176,8 @@ ParameterizedTest(struct pol_case *c, policy, decides)
 	pol_decide(&p, &c->in, &out);
 	cr_assert_eq(out.verdict, c->verdict, "%s: verdict %d", c->name, out.verdict);
 	cr_assert_eq(out.reason, c->reason, "%s: reason %s", c->name, pol_reason_name(out.reason));
-	cr_assert_eq(out.wait_ns, c->wait_ns, "%s: wait %llu", c->name, (unsigned long long)out.wait_ns);
+	cr_assert_eq(out.wait_ns, c->wait_ns, "%s: wait %llu", c->name,
+		     (unsigned long long)out.wait_ns);
 }
 
 Test(policy, only_the_deadline_cuts_a_connection_with_bytes_waiting_or_in_use)
@@ -110,41 +186,116 @@ Test(policy, only_the_deadline_cuts_a_connection_with_bytes_waiting_or_in_use)
 	 * bytes waiting is never released, under policy unused neither is one
 	 * that carried a byte or that the host wrote to, and one the host wrote
 	 * to is never released as unused nor for a missing first byte. */
-	int64_t krx[] = {-1, 0, 1000}, q[] = {-1, 0, 1, 65536}, oq[] = {-1, 0, 10}, quiet[] = {-1, 0, 5000 * MS};
+	int64_t krx[] = {-1, 0, 1000}, q[] = {-1, 0, 1, 65536}, oq[] = {-1, 0, 10},
+		quiet[] = {-1, 0, 5000 * MS};
 	uint64_t rx[] = {0, 1}, age[] = {0, 100 * MS, 20000 * MS}, fbt[] = {0, 10000 * MS};
 	int last[] = {-1, 0, 1};
 	int n = 0;
-	for (int nr = 0; nr < 2; nr++) for (int mx = 0; mx < 2; mx++) for (int wr = 0; wr < 2; wr++)
-	for (int pol = 0; pol < 2; pol++)
-	for (size_t a = 0; a < 3; a++) for (size_t b = 0; b < 4; b++) for (size_t c = 0; c < 2; c++)
-	for (size_t d = 0; d < 3; d++) for (size_t e = 0; e < 3; e++) for (size_t f = 0; f < 3; f++)
-	for (size_t g = 0; g < 3; g++) for (size_t h = 0; h < 2; h++) for (int sh = 0; sh < 2; sh++)
-	for (int dr = 0; dr < 2; dr++) for (int dl = 0; dl < 2; dl++) {
-		struct pol_params p = {(enum policy)pol, 250 * MS, 1000 * MS, fbt[h]};
-		struct pol_input in = {rx[c], krx[a], q[b], oq[e], age[d], quiet[f], last[g], sh, dr, dl, nr, mx, wr};
-		struct pol_out out;
-		pol_decide(&p, &in, &out);
-		n++;
-		if (out.verdict != POL_RELEASE)
-			continue;
-		if (dr && dl) {
-			cr_assert_eq(out.reason, POL_R_DRAIN_TIMEOUT);
-			continue;
-		}
-		cr_assert_eq(in.queued, 0, "released with bytes waiting (case %d)", n);
-		if (pol == POLICY_UNUSED)
-			cr_assert(in.rx == 0 && in.kernel_rx <= 0 && !in.wrote,
-				  "unused released a used one (case %d)", n);
-		if (in.wrote)
-			cr_assert(out.reason != POL_R_UNUSED && out.reason != POL_R_FIRST_BYTE,
-				  "released one the host wrote to as never used (case %d)", n);
-		if (in.rx > 0 || in.kernel_rx > 0 || in.wrote)
-			cr_assert(((in.server_last == 1 && !in.multiplexed) || in.no_request) &&
-					  in.outq == 0 && in.quiet_ns >= (int64_t)(1000 * MS),
-				  "idle released a busy connection (case %d)", n);
-		if (!dr)
-			cr_assert_eq(out.reason, POL_R_FIRST_BYTE, "released before any trigger (case %d)", n);
-	}
+	for (int nr = 0; nr < 2; nr++)
+		for (int mx = 0; mx < 2; mx++)
+			for (int wr = 0; wr < 2; wr++)
+				for (int pol = 0; pol < 2; pol++)
+					for (size_t a = 0; a < 3; a++)
+						for (size_t b = 0; b < 4; b++)
+							for (size_t c = 0; c < 2; c++)
+								for (size_t d = 0; d < 3; d++)
+									for (size_t e = 0; e < 3;
+									     e++)
+										for (size_t f = 0;
+										     f < 3; f++)
+											for (size_t g =
+												     0;
+											     g < 3;
+											     g++)
+												for (size_t h =
+													     0;
+												     h <
+												     2;
+												     h++)
+													for (int sh =
+														     0;
+													     sh <
+													     2;
+													     sh++)
+														for (int dr =
+															     0;
+														     dr <
+														     2;
+														     dr++)
+															for (int dl =
+																     0;
+															     dl <
+															     2;
+															     dl++) {
+																struct pol_params p = {
+																	(enum policy)
+																		pol,
+																	250 * MS,
+																	1000 * MS,
+																	fbt[h]};
+																struct pol_input in = {
+																	rx[c], krx[a], q[b], oq[e], age[d], quiet[f], last[g], sh, dr, dl, nr, mx, wr};
+																struct pol_out
+																	out;
+																pol_decide(
+																	&p,
+																	&in,
+																	&out);
+																n++;
+																if (out.verdict !=
+																    POL_RELEASE)
+																	continue;
+																if (dr &&
+																    dl) {
+																	cr_assert_eq(
+																		out.reason,
+																		POL_R_DRAIN_TIMEOUT);
+																	continue;
+																}
+																cr_assert_eq(
+																	in.queued,
+																	0,
+																	"released with bytes waiting (case %d)",
+																	n);
+																if (pol ==
+																    POLICY_UNUSED)
+																	cr_assert(
+																		in.rx == 0 &&
+																			in.kernel_rx <=
+																				0 &&
+																			!in.wrote,
+																		"unused released a used one (case %d)",
+																		n);
+																if (in.wrote)
+																	cr_assert(
+																		out.reason != POL_R_UNUSED &&
+																			out.reason !=
+																				POL_R_FIRST_BYTE,
+																		"released one the host wrote to as never used (case %d)",
+																		n);
+																if (in.rx > 0 ||
+																    in.kernel_rx >
+																	    0 ||
+																    in.wrote)
+																	cr_assert(
+																		((in.server_last ==
+																			  1 &&
+																		  !in.multiplexed) ||
+																		 in.no_request) &&
+																			in.outq ==
+																				0 &&
+																			in.quiet_ns >=
+																				(int64_t)(1000 *
+																					  MS),
+																		"idle released a busy connection (case %d)",
+																		n);
+																if (!dr)
+																	cr_assert_eq(
+																		out.reason,
+																		POL_R_FIRST_BYTE,
+																		"released before any trigger (case %d)",
+																		n);
+															}
 	cr_assert_gt(n, 10000);
 }
 
@@ -168,7 +319,8 @@ static size_t rec(unsigned char *buf, size_t at, unsigned type, unsigned len)
  * chunks of 7: the verdicts must agree. */
 static uint32_t feed_all_ways(const unsigned char *buf, size_t n)
 {
-	uint32_t whole = pol_tls_feed(POL_TLS_START, buf, n), bytes = POL_TLS_START, chunks = POL_TLS_START;
+	uint32_t whole = pol_tls_feed(POL_TLS_START, buf, n), bytes = POL_TLS_START,
+		 chunks = POL_TLS_START;
 	for (size_t i = 0; i < n; i++)
 		bytes = pol_tls_feed(bytes, buf + i, 1);
 	for (size_t i = 0; i < n; i += 7)
@@ -201,10 +353,10 @@ Test(tls, tls13_handshake_without_ccs_is_no_request)
 
 Test(tls, tls12_handshake_is_no_request_and_any_application_data_a_request)
 {
-	size_t n = rec(tb, 0, 22, 300);  /* ClientHello */
-	n = rec(tb, n, 22, 70);          /* ClientKeyExchange */
-	n = rec(tb, n, 20, 1);           /* ChangeCipherSpec */
-	n = rec(tb, n, 22, 40);          /* Finished (encrypted, type 22) */
+	size_t n = rec(tb, 0, 22, 300); /* ClientHello */
+	n = rec(tb, n, 22, 70);         /* ClientKeyExchange */
+	n = rec(tb, n, 20, 1);          /* ChangeCipherSpec */
+	n = rec(tb, n, 22, 40);         /* Finished (encrypted, type 22) */
 	cr_assert(pol_tls_no_request(feed_all_ways(tb, n)));
 	n = rec(tb, n, 23, 120);
 	cr_assert_eq(feed_all_ways(tb, n), 0, "TLS 1.2: the first application data is a request");
@@ -283,7 +435,8 @@ Test(tls, alpn_h2_offered_marks_the_connection_for_good)
 	size_t n = hello_with_alpn(tb, alpn, sizeof alpn - 1);
 	uint32_t st = feed_all_ways(tb, n);
 	cr_assert(pol_tls_multiplexed(st));
-	cr_assert(pol_tls_no_request(st), "still no request: a preconnect is released all the same");
+	cr_assert(pol_tls_no_request(st),
+		  "still no request: a preconnect is released all the same");
 	n = rec(tb, n, 23, 53);
 	n = rec(tb, n, 23, 90); /* the preface, or a request */
 	st = feed_all_ways(tb, n);

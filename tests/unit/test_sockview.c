@@ -223,7 +223,8 @@ Test(sockview, fin_arithmetic_by_kernel_version)
 {
 	struct tcp_info ti;
 	uint64_t rx, tx;
-	socklen_t v41 = offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received;
+	socklen_t v41 = offsetof(struct tcp_info, tcpi_bytes_received) +
+			sizeof ti.tcpi_bytes_received;
 	memset(&ti, 0, sizeof ti);
 	ti.tcpi_state = SOCKVIEW_CLOSE_WAIT;
 	ti.tcpi_bytes_received = 11; /* 10 bytes and the FIN */
@@ -278,7 +279,8 @@ Test(sockview, cheap_look_without_kind)
 	cr_assert(pipe(pf) == 0);
 	cr_assert_eq(sockview_look(pf[0], cheap, &v), -1);
 	cr_assert_not(v.tcp);
-	cr_assert_eq(sockview_look(pf[0], SOCKVIEW_TCP | SOCKVIEW_INQ, &v), 0, "nothing asked that says socket");
+	cr_assert_eq(sockview_look(pf[0], SOCKVIEW_TCP | SOCKVIEW_INQ, &v), 0,
+		     "nothing asked that says socket");
 	cr_assert_not(v.tcp);
 	close(sv[0]), close(sv[1]), close(pf[0]), close(pf[1]);
 	close(p.cfd), close(p.sfd), close(p.lfd);

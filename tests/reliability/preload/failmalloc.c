@@ -89,8 +89,10 @@ __attribute__((constructor)) static void failmalloc_init(void)
 __attribute__((destructor)) static void failmalloc_fini(void)
 {
 	char line[128];
-	int n = snprintf(line, sizeof line, "failmalloc: %lu of %lu allocations from libgraceshim.so failed\n",
-			 __atomic_load_n(&failed, __ATOMIC_RELAXED), __atomic_load_n(&seen, __ATOMIC_RELAXED));
+	int n = snprintf(line, sizeof line,
+			 "failmalloc: %lu of %lu allocations from libgraceshim.so failed\n",
+			 __atomic_load_n(&failed, __ATOMIC_RELAXED),
+			 __atomic_load_n(&seen, __ATOMIC_RELAXED));
 	syscall(SYS_write, 2, line, (size_t)n);
 }
 
