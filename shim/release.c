@@ -219,14 +219,16 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			in->quiet_ns = (int64_t)sockview_quiet_ms(&ti) * 1000000;
 			/* In the filter since its accept (policy idle), so our
-			 * direction is the truth, unless we never saw it read
-			 * (io_uring, a read past our wrappers): then not whether
-			 * it may be HTTP/2 either, and who spoke last proves
-			 * nothing, as for a counted one whose reads we missed.
+			 * direction is the truth, unless it received bytes we
+			 * never saw it read (io_uring, a read past our
+			 * wrappers): then not whether it may be HTTP/2 either,
+			 * and who spoke last proves nothing, as for a counted
+			 * one whose reads we missed.  (A server that spoke
+			 * first to a peer that never sent a byte spoke last.)
 			 * Where the kernel saw data come in a tick after the
 			 * last it sent, the peer spoke last, whatever we saw. */
 			if (flags & CONN_KERNEL)
-				in->server_last = in->rx == 0 ? -1
+				in->server_last = in->rx == 0 && in->kernel_rx != 0 ? -1
 						  : in->server_last == 1 &&
 								  !kernel_server_last(&ti, len)
 							  ? 0
