@@ -58,6 +58,7 @@ static void set_rw(int fd, struct conn *c)
 }
 struct conn **conntab_pages[CONNTAB_PAGES];
 int conntab_mu;
+uint8_t conntab_kernel_first;
 __thread int conntab_held_here;
 
 static struct conn *table;               /* uthash head */
@@ -213,7 +214,9 @@ static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, u
 	c->rx = 0;
 	c->tx = 0;
 	c->sample_ms = 0;
-	c->flags = kernel_counted ? CONN_KERNEL : 0;
+	c->rx_at_release = 0;
+	c->tls = 0;
+	c->flags = kernel_counted ? CONN_KERNEL | conntab_kernel_first : 0;
 	c->family = (uint8_t)family;
 	c->last_dir = CONN_DIR_NONE;
 	c->kind = CONN_KIND_CONN;
@@ -222,7 +225,7 @@ static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, u
 static inline struct conn *conn_publish(struct conn **slot, struct conn *c)
 {
 	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
-	if (!(c->flags & CONN_KERNEL))
+	if ((c->flags & (CONN_KERNEL | CONN_FIRST)) != CONN_KERNEL)
 		set_rw(c->fd, c);
 	conntab_stats.accepted++;
 	if (++live_n > conntab_stats.peak)
@@ -284,6 +287,14 @@ struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint32_t ac
 void conntab_rw_add_locked(struct conn *c)
 {
 	set_rw(c->fd, c);
+}
+
+void conntab_rw_remove_locked(struct conn *c)
+{
+	__atomic_and_fetch(&c->flags, (uint8_t)~CONN_FIRST, __ATOMIC_RELAXED);
+	if (!conntab_kernel_first && !(c->flags & CONN_MUTED) && (unsigned)c->fd < CONNTAB_LOW &&
+	    conntab_rw[c->fd] == c)
+		set_rw(c->fd, NULL);
 }
 
 size_t conntab_count_locked(void)

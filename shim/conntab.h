@@ -58,6 +58,13 @@ enum conn_flags {
 	CONN_INHERITED = 1u << 6, /* a listener this process did not listen() on itself: it came
 				   * across a fork, or was first seen at an accept (exec, a
 				   * message): the process is a worker of someone else's */
+	/* CONN_KERNEL, and its first bytes not yet classified (policy idle:
+	 * TLS handshake or request? HTTP/2?): its reads are counted and fed to
+	 * the classifier (track.c, tls_watch) until it is done with them.  From
+	 * then on the filter keeps only the direction of its transfers
+	 * (last_dir): the kernel counts its bytes, but its clock cannot order a
+	 * request and an answer within one tick. */
+	CONN_FIRST = 1u << 7,
 };
 
 enum conn_dir { CONN_DIR_NONE, CONN_DIR_RX, CONN_DIR_TX };
@@ -77,37 +84,41 @@ enum conn_kind { CONN_KIND_CONN, CONN_KIND_LISTENER, CONN_KIND_SIGNALFD, CONN_KI
 #define CONNTAB_MAX_SPECIALS 256
 #define CONNTAB_SLAB_BYTES 16384 /* records are mapped this many bytes at a time */
 
-/* 96 bytes, 56 of them uthash's handle: the peer address is not stored
+/* 104 bytes, 56 of them uthash's handle: the peer address is not stored
  * (logs ask the kernel with getpeername while the fd is open), the device
  * is the one sockfs device, kept once (shim_sock_dev), and times are
  * milliseconds of the shim's clock in 32 bits (differences wrap after 49
- * days, which only makes a connection that old look younger). */
+ * days, which only makes a connection that old look younger).  One meaning
+ * per field; the counters' word means what the record's kind says. */
 struct conn {
 	UT_hash_handle hh;
 	int fd; /* key */
 	uint32_t gen;
-	uint32_t ino;         /* identity from fstat at accept time: sockfs numbers
+	uint32_t ino;                    /* identity from fstat at accept time: sockfs numbers
 			       * its inodes in 32 bits (get_next_ino) */
-	uint32_t accepted_ms; /* conn_ms(CLOCK_MONOTONIC); 0: not taken (nothing
+	uint32_t accepted_ms;            /* conn_ms(CLOCK_MONOTONIC); 0: not taken (nothing
 			       * configured uses a connection's age) */
-	uint64_t rx, tx;      /* bytes received/sent: relaxed atomics, hot path;
-			       * a listener: rx counts its accepts; a signalfd:
-			       * tx holds its mask of signals 1..64 */
-	union {
-		uint32_t sample_ms;     /* sweeper only, before a release: when the
-					 * counters were last seen moving (see
-					 * CONN_DIR_SEEN) */
-		uint32_t rx_at_release; /* CONN_MUTED: the low 32 bits of the bytes
-					 * the host had read when released (the
-					 * kernel's count for CONN_KERNEL) */
-		uint32_t tls;           /* TCP, not CONN_KERNEL, before a release:
-					 * pol_tls_feed()'s state, written by the
-					 * reading thread (relaxed), 0: not watched */
+	union {                          /* by kind */
+		struct {                 /* CONN_KIND_CONN (and PARKED) */
+			uint64_t rx, tx; /* bytes the host received/sent through
+					  * us while in the read/write filter:
+					  * relaxed atomics, hot path */
+		};
+		uint64_t accepts; /* CONN_KIND_LISTENER: connections accepted on it */
+		uint64_t sigmask; /* CONN_KIND_SIGNALFD: its signals 1..64, bit n-1 */
 	};
-	uint8_t flags;    /* conn_flags, under conntab_mu */
-	uint8_t family;   /* AF_INET, AF_INET6, AF_UNIX */
-	uint8_t last_dir; /* conn_dir of the last transfer: hot path */
-	uint8_t kind;     /* conn_kind */
+	uint32_t sample_ms;     /* sweeper only: when the counters were last seen
+				 * moving (see CONN_DIR_SEEN); 0: not yet */
+	uint32_t rx_at_release; /* CONN_MUTED: the low 32 bits of the bytes the
+				 * host had read when released (the kernel's
+				 * count for CONN_KERNEL) */
+	uint32_t tls;           /* TCP under policy idle: pol_tls_feed()'s state,
+				 * written by the reading thread (relaxed); 0:
+				 * not watched (yet) */
+	uint8_t flags;          /* conn_flags, under conntab_mu */
+	uint8_t family;         /* AF_INET, AF_INET6, AF_UNIX */
+	uint8_t last_dir;       /* conn_dir of the last transfer: hot path */
+	uint8_t kind;           /* conn_kind */
 };
 
 /* A time for the record: milliseconds, never 0 (0 means "not taken"). */
@@ -127,10 +138,14 @@ static inline uint32_t conn_ms(uint64_t ns)
 #define CONNTAB_MAX_FD (CONNTAB_PAGES * CONNTAB_PAGE_SIZE)
 
 extern struct conn *conntab_low[CONNTAB_LOW] HIDDEN;
-/* The read/write filter: only the records whose bytes we count (Unix
- * sockets, signalfds; TCP too when the kernel lacks the counters or the log
- * level is trace).  A TCP connection the kernel counts for us costs its
- * reads and writes no more than an untracked fd. */
+/* The read/write filter: the records whose bytes we count (Unix sockets,
+ * signalfds; TCP too when the kernel lacks the counters or the log level is
+ * trace; a TCP connection under policy idle until its first bytes are
+ * classified, CONN_FIRST; a released one, CONN_MUTED), and under policy
+ * idle every TCP connection the kernel counts for us, for the direction of
+ * its transfers only (interpose.c, TRACKED_READ: a read stores one byte).
+ * Under policy unused such a connection is not in it: its reads and writes
+ * cost what an untracked fd's do. */
 extern struct conn *conntab_rw[CONNTAB_LOW] HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] HIDDEN;
 /* By fd: the gen of the connection a thread of the host is reading while it
@@ -140,6 +155,10 @@ extern struct conn **conntab_pages[CONNTAB_PAGES] HIDDEN;
  * atomics; fds below CONNTAB_LOW only. */
 extern uint32_t conntab_blocked[CONNTAB_LOW] HIDDEN;
 extern int conntab_mu HIDDEN; /* spin lock: guards the table, free list, filter writes */
+/* CONN_FIRST when a new CONN_KERNEL record starts in the read/write filter
+ * to have its first bytes classified (policy idle; it stays there for its
+ * direction), else 0.  Set once at start-up. */
+extern uint8_t conntab_kernel_first HIDDEN;
 
 struct conn *conntab_fast_high(int fd) HIDDEN;
 
@@ -149,8 +168,9 @@ static inline struct conn *conntab_rw_fast(int fd)
 	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1))
 		return __atomic_load_n(&conntab_rw[fd], __ATOMIC_ACQUIRE);
 	struct conn *c = conntab_fast_high(fd);
-	return c && (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & (CONN_KERNEL | CONN_MUTED)) !=
-				       CONN_KERNEL
+	return c && (conntab_kernel_first ||
+		     (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+		      (CONN_KERNEL | CONN_MUTED | CONN_FIRST)) != CONN_KERNEL)
 		       ? c
 		       : NULL;
 }
@@ -225,6 +245,10 @@ size_t conntab_special_fds_locked(unsigned lo, unsigned hi, int *out, size_t max
 /* Puts a connection into the read/write filter (a released CONN_KERNEL one:
  * its writes must be looked at). */
 void conntab_rw_add_locked(struct conn *c);
+/* A CONN_KERNEL connection's first bytes are classified: CONN_FIRST off; out
+ * of the read/write filter unless it is muted or the policy is idle (which
+ * needs its direction). */
+void conntab_rw_remove_locked(struct conn *c);
 /* Marks every record CONN_SHARED (at fork, in parent and child). */
 void conntab_mark_shared_locked(void);
 /* In the child of a fork: its listeners are inherited, and its statistics

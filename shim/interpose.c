@@ -94,6 +94,8 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
 		struct conn *c_ = conntab_rw_fast(fd);                                             \
 		if (!c_ || ((flags)&MSG_PEEK))                                                     \
 			return call;                                                               \
+		if (__builtin_expect(track_dir_only(c_), 1))                                       \
+			return track_rx_dir(c_, call);                                             \
 		struct conn *w_ = track_read_watch(c_, fd, flags);                                 \
 		return track_rx(fd, track_read_unwatch(fd, w_, call), buf);                        \
 	} while (0)

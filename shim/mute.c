@@ -43,7 +43,6 @@ void mute_begin(struct conn *c, uint64_t looked_rx, int64_t kernel_read, bool eo
 		base = kernel_read > 0 ? (uint64_t)kernel_read : 0;
 		conntab_rw_add_locked(c);
 	}
-	/* The word is c->tls too, which a reading thread may store to. */
 	__atomic_store_n(&c->rx_at_release, (uint32_t)base, __ATOMIC_RELAXED);
 	uint8_t f = CONN_MUTED;
 	if (eof_read)

@@ -108,6 +108,13 @@ int pol_tcp_sent(const struct tcp_info *ti, size_t len)
 	return 1; /* cannot tell: as if it had */
 }
 
+int pol_kernel_server_last(uint64_t sent, uint32_t last_recv_ms, uint32_t last_sent_ms)
+{
+	if (!sent || last_sent_ms > last_recv_ms)
+		return 0;
+	return last_sent_ms < last_recv_ms ? 1 : POL_SPEAKER_TIE;
+}
+
 const char *pol_reason_name(enum pol_reason r)
 {
 	switch (r) {

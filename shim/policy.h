@@ -117,6 +117,16 @@ uint32_t pol_tls_feed(uint32_t st, const unsigned char *p, size_t n);
 int pol_tls_no_request(uint32_t st);
 /* True when the connection may carry HTTP/2. */
 int pol_tls_multiplexed(uint32_t st);
+/* Who spoke last on a TCP connection, from the kernel's view (TCP_INFO):
+ * the data bytes the host sent, and the times since the last data segment
+ * received and sent (ms, in the kernel's clock ticks).  1: the host, 0: the
+ * peer.  A host that sent nothing did not.  A tie (both within one tick)
+ * is POL_SPEAKER_TIE: a request answered within the tick, or an answer
+ * followed within the tick by the next request (a keep-alive client on a
+ * fast link sends it the moment the answer lands), which the host may
+ * still be working on.  Nothing else the kernel shows orders the two. */
+#define POL_SPEAKER_TIE (-2)
+int pol_kernel_server_last(uint64_t sent, uint32_t last_recv_ms, uint32_t last_sent_ms);
 const char *pol_reason_name(enum pol_reason r);
 
 #endif

@@ -48,13 +48,29 @@ static int64_t sampled_quiet(struct conn *c, uint64_t now)
 	uint8_t d = __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED);
 	uint32_t since = __atomic_load_n(&c->sample_ms, __ATOMIC_RELAXED);
 	if (!since || !(d & CONN_DIR_SEEN)) {
-		/* atomic: the read path looks at this word (as c->tls) */
 		__atomic_store_n(&c->sample_ms, since = ms, __ATOMIC_RELAXED);
 		if (!(d & CONN_DIR_SEEN))
 			__atomic_compare_exchange_n(&c->last_dir, &d, (uint8_t)(d | CONN_DIR_SEEN),
 						    0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
 	return (int64_t)(uint32_t)(ms - since) * 1000000;
+}
+
+/* Who spoke last on a connection the kernel counts for us (CONN_KERNEL),
+ * from TCP_INFO (see pol_kernel_server_last).  The times are in the
+ * kernel's clock ticks (1 to 10 ms): a tie (POL_SPEAKER_TIE) cannot tell a
+ * request answered within the tick from an answer followed within it by
+ * the next request, which the host may still be working on.  Nothing else
+ * the kernel shows orders the two (counts and times of segments, acks):
+ * the direction comes from our filter (last_dir); the kernel can only
+ * overrule it, where its reads went past our wrappers. */
+static int kernel_server_last(const struct tcp_info *ti, socklen_t len)
+{
+	uint64_t sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) +
+						sizeof ti->tcpi_bytes_sent
+				? ti->tcpi_bytes_sent
+				: ti->tcpi_bytes_acked;
+	return pol_kernel_server_last(sent, ti->tcpi_last_data_recv, ti->tcpi_last_data_sent);
 }
 
 /* The kernel's count of what the host read of a CONN_KERNEL connection
@@ -118,9 +134,6 @@ bool release_one(struct conn *c, int fd, const struct pol_out *out, uint64_t loo
 	if (c) {
 		int e = errno;
 		mute_end(c); /* not released: its writes are the host's as before */
-		/* rx_at_release shared its place: restart the clock, stop the
-		 * TLS watch (both start again from nothing) */
-		__atomic_store_n(&c->sample_ms, 0, __ATOMIC_RELAXED);
 		errno = e;
 	}
 	return false;
@@ -189,8 +202,7 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 	 * read all of it through this record (not shared: a dup or a fork may
 	 * read what we never see). */
 	bool tcp = lk->family == AF_INET || lk->family == AF_INET6;
-	uint32_t tls = tcp && !(flags & CONN_KERNEL) ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED)
-						     : 0;
+	uint32_t tls = tcp ? __atomic_load_n(&c->tls, __ATOMIC_RELAXED) : 0;
 	in->no_request = !(flags & CONN_SHARED) && pol_tls_no_request(tls);
 	in->multiplexed = pol_tls_multiplexed(tls);
 	in->server_last = dir == CONN_DIR_TX ? 1 : dir == CONN_DIR_RX ? 0 : -1;
@@ -206,6 +218,21 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 			if (in->kernel_rx > 0) /* no need to ask again before a trigger */
 				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			in->quiet_ns = (int64_t)sockview_quiet_ms(&ti) * 1000000;
+			/* In the filter since its accept (policy idle), so our
+			 * direction is the truth, unless it received bytes we
+			 * never saw it read (io_uring, a read past our
+			 * wrappers): then not whether it may be HTTP/2 either,
+			 * and who spoke last proves nothing, as for a counted
+			 * one whose reads we missed.  (A server that spoke
+			 * first to a peer that never sent a byte spoke last.)
+			 * Where the kernel saw data come in a tick after the
+			 * last it sent, the peer spoke last, whatever we saw. */
+			if (flags & CONN_KERNEL)
+				in->server_last = in->rx == 0 && in->kernel_rx != 0 ? -1
+						  : in->server_last == 1 &&
+								  !kernel_server_last(&ti, len)
+							  ? 0
+							  : in->server_last;
 		}
 	} else {
 		in->quiet_ns = sampled_quiet(c, ps->now);
@@ -249,7 +276,10 @@ static void examine_release(struct conn *c, int fd, const struct pol_input *in,
 		log_peer(fd, peer, sizeof peer);
 		log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
 			peer, out->reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
-			pol_reason_name(out->reason), (unsigned long long)in->rx,
+			pol_reason_name(out->reason),
+			(unsigned long long)((c->flags & CONN_KERNEL) && in->kernel_rx > 0
+						     ? (uint64_t)in->kernel_rx
+						     : in->rx),
 			(unsigned long long)conn_tx(c), (unsigned long long)(in->age_ns / 1000000));
 	}
 }

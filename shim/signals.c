@@ -302,7 +302,8 @@ __attribute__((noinline)) void sig_fd_read(const struct conn *c, const void *buf
 	const struct signalfd_siginfo *si = buf;
 	for (ssize_t i = 0; i + (ssize_t)sizeof *si <= r; i += (ssize_t)sizeof *si, si++) {
 		uint32_t sig = si->ssi_signo;
-		if (sig >= 1 && sig <= 64 && (c->tx & (1ull << (sig - 1))) && sig_watched((int)sig))
+		if (sig >= 1 && sig <= 64 && (c->sigmask & (1ull << (sig - 1))) &&
+		    sig_watched((int)sig))
 			sig_noticed((int)sig);
 	}
 }
@@ -329,7 +330,7 @@ void sig_fd_opened(int fd, const sigset_t *mask)
 	}
 	if (c && c->kind == CONN_KIND_SIGNALFD) {
 		if (bits)
-			c->tx = bits; /* a new mask for an existing signalfd */
+			c->sigmask = bits; /* a new mask for an existing signalfd */
 		else
 			conntab_special_remove_locked(c);
 	}

@@ -204,11 +204,12 @@ void start_init(void)
 			gate_set_work(sweeper_hook);
 			stats_init();
 			sig_adopt_existing();
-			/* Policy idle must know who spoke last, which the kernel's
-			 * millisecond times cannot tell when a request and its answer
-			 * share a millisecond; trace logs first bytes: both count. */
-			shim_kernel_may_count = shim_cfg.policy == POLICY_UNUSED &&
-						!log_on(LOG_TRACE);
+			/* Trace logs first bytes and byte counts: it counts them.
+			 * Policy idle takes who spoke last from the kernel too
+			 * (release.c), and classifies a connection's first bytes
+			 * before it leaves the read/write filter (track.c). */
+			shim_kernel_may_count = !log_on(LOG_TRACE);
+			conntab_kernel_first = shim_cfg.policy == POLICY_IDLE ? CONN_FIRST : 0;
 			/* Only these read a connection's age: the clock read on every
 			 * accept is skipped otherwise. */
 			shim_stamp_accepts = shim_cfg.grace_ns || shim_cfg.first_byte_timeout_ns ||

@@ -39,7 +39,7 @@ int track_nonblocking_host;
 /* Whether the kernel counts this process's TCP connections' bytes for us,
  * so that their reads and writes take the untracked fast path: TCP_INFO has
  * tcpi_bytes_received (Linux 4.1+) and the configuration allows it
- * (shim_kernel_may_count: not policy idle, not trace).  Decided once, on the
+ * (shim_kernel_may_count: not under trace).  Decided once, on the
  * first TCP accept: 1 yes, -1 no, 0 not yet. */
 static int tcp_kernel_counts;
 
@@ -143,7 +143,7 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd)
 
 	struct conn *l = listener_of(lfd);
 	if (__builtin_expect(l != NULL, 1)) {
-		__atomic_store_n(&l->rx, __atomic_load_n(&l->rx, __ATOMIC_RELAXED) + 1,
+		__atomic_store_n(&l->accepts, __atomic_load_n(&l->accepts, __ATOMIC_RELAXED) + 1,
 				 __ATOMIC_RELAXED);
 		family = l->family;
 		kernel = l->flags & CONN_KERNEL;
@@ -271,7 +271,7 @@ __attribute__((noinline)) static void first_byte(struct conn *c)
 static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 {
 	if ((c->family != AF_INET && c->family != AF_INET6) || shim_cfg.policy != POLICY_IDLE ||
-	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & (CONN_KERNEL | CONN_MUTED)))
+	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_MUTED))
 		return;
 	bool first = conn_rx(c) == 0;
 	uint32_t st = first ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
@@ -283,10 +283,26 @@ static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 				 __ATOMIC_RELAXED);
 }
 
+/* A connection the kernel counts for us is classified (tls_watch is done
+ * with it): CONN_FIRST off, under the lock like every change of flags; once
+ * per connection.  It stays in the read/write filter (policy idle, the only
+ * one that sets CONN_FIRST), where its reads now only note their direction
+ * (track.h, track_dir_only).  If this thread is inside the table (a signal
+ * handler's read) it simply stays CONN_FIRST. */
+__attribute__((noinline, cold)) static void first_bytes_done(int fd, struct conn *c)
+{
+	if (!conntab_lock_unless_held())
+		return;
+	if (conntab_find_locked(fd) == c)
+		conntab_rw_remove_locked(c);
+	conntab_unlock();
+}
+
 /* Rare cases of a counted read, out of line so that track_rx needs no frame:
  * a signalfd, the first bytes of a connection (a trace line, the TLS
  * classifier), a released one. */
-__attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r, const void *buf)
+__attribute__((noinline, cold)) static ssize_t rx_rare(int fd, struct conn *c, ssize_t r,
+						       const void *buf)
 {
 	if (c->kind != CONN_KIND_CONN) {
 		if (c->kind == CONN_KIND_SIGNALFD && buf)
@@ -299,6 +315,9 @@ __attribute__((noinline, cold)) static ssize_t rx_rare(struct conn *c, ssize_t r
 		first_byte(c);
 	tls_watch(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
+	if ((__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_FIRST) &&
+	    !(__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING))
+		first_bytes_done(fd, c);
 	return r;
 }
 
@@ -331,13 +350,11 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf)
 	struct conn *c = conntab_rw_fast(fd);
 	if (!c || !proc_own())
 		return r;
-	/* c->tls shares its word with the sweeper's sample_ms (Unix sockets)
-	 * and rx_at_release: its top bit there only sends a read the rare way. */
 	if (__builtin_expect(
 		    c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
 			    (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING),
 		    0))
-		return rx_rare(c, r, buf);
+		return rx_rare(fd, c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
 }
@@ -549,7 +566,13 @@ __attribute__((noinline)) void track_dup_slow(int oldfd, int newfd)
 			n->rx = conn_rx(c);
 			n->tx = conn_tx(c);
 			n->last_dir = c->last_dir;
+			n->tls = __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
+			n->rx_at_release = c->rx_at_release;
 			n->flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED) | CONN_SHARED;
+			if (n->flags & (CONN_FIRST | CONN_MUTED))
+				conntab_rw_add_locked(n);
+			else if (n->flags & CONN_KERNEL)
+				conntab_rw_remove_locked(n);
 			/* atomic: the sweeper may be setting a claimed record's flags */
 			__atomic_or_fetch(&c->flags, CONN_SHARED, __ATOMIC_RELAXED);
 			if (log_on(LOG_TRACE))
@@ -559,8 +582,8 @@ __attribute__((noinline)) void track_dup_slow(int oldfd, int newfd)
 	} else if (c) {
 		n = conntab_special_add_locked(newfd, (enum conn_kind)c->kind, c->ino);
 		if (n) {
-			n->tx = c->tx;         /* a signalfd's mask */
-			n->family = c->family; /* a listener's sock_kind() */
+			n->sigmask = c->sigmask; /* a signalfd's mask */
+			n->family = c->family;   /* a listener's sock_kind() */
 			n->flags = c->flags;
 		}
 	}

@@ -31,6 +31,28 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf) HIDDEN;
 struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) HIDDEN;
 /* c: the record of fd in the read/write filter.  Returns c when the read
  * is watched (see track_read_unwatch). */
+/* A connection the kernel counts for us, past its first bytes, in the
+ * read/write filter under policy idle for the direction of its transfers
+ * only: a read stores RX in last_dir, no count, no watch (it has received
+ * bytes: it cannot be a never-used connection blocking a worker). */
+static inline bool track_dir_only(const struct conn *c)
+{
+	return (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL &&
+	       c->kind == CONN_KIND_CONN;
+}
+
+/* r bytes were read of a track_dir_only() connection.  If the fd was
+ * closed and its number reused while the read blocked, the RX lands on the
+ * record's next connection: it then looks as if its peer spoke last, which
+ * only keeps it until its next transfer. */
+static inline ssize_t track_rx_dir(struct conn *c, ssize_t r)
+{
+	if (r > 0 && __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) != CONN_DIR_RX && proc_own())
+		__atomic_store_n(&c->last_dir, CONN_DIR_RX, __ATOMIC_RELAXED);
+	return r;
+}
+
 static inline struct conn *track_read_watch(struct conn *c, int fd, int flags)
 {
 	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) != 0 ||

@@ -381,3 +381,54 @@ Test(policy, stats_json_at_exit)
 	long rx = strtol(strstr(buf, "\"bytes_received\":") + 17, NULL, 10);
 	cr_assert_eq(rx, 46, "bytes received: %ld\n%s", rx, buf);
 }
+
+/* Invariant 5 against the kernel's clock: a keep-alive client sends request
+ * 2 the moment answer 1 lands, in the same clock tick (TCP_INFO's last data
+ * times tie: tieserver checks, and a connection without the tie is tried
+ * again); the server works on it for 1.5 s, past the 200 ms quiet time,
+ * watching the client's socket for EOF as nginx does while proxying; the
+ * drain starts 500 ms in.  The request must be answered, and with the shim
+ * the connection released once it is (the server then exits).  Returns the
+ * body length of answer 2 (4), -1 if none. */
+static long tie_in_flight(bool shim)
+{
+	const char *const args[] = {"tieserver", "--work", "1500", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", "GRACESHIM_IDLE_QUIET=200ms", NULL};
+	server_start(&srv, shim, args, env);
+	int fd = -1;
+	long r = -1;
+	for (int attempt = 0; attempt < 40 && r != -2; attempt++) {
+		if (fd >= 0)
+			close(fd);
+		fd = tcp_connect(AF_INET, srv.port);
+		cr_assert(send_str(fd, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+		cr_assert_eq(http_read_response(fd, 5000), 3);
+		cr_assert(send_str(fd, "GET /2 HTTP/1.1\r\nHost: t\r\n\r\n"));
+		r = http_read_response(fd, 500); /* "no-tie\n" at once, or working */
+		cr_assert(r == 7 || r == -1, "answer 2 came at once with %ld bytes", r);
+		if (r == -1)
+			r = -2;
+	}
+	cr_assert_eq(r, -2, "request 2 never arrived in the tick of answer 1 in 40 tries");
+	cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+	r = http_read_response(fd, 5000);
+	if (shim && r == 4)
+		cr_assert_geq(server_wait(&srv, PROMPT_MS), 0,
+			      "answered, but not released after that\n%s", server_stderr(&srv));
+	close(fd);
+	server_wait(&srv, PROMPT_MS);
+	return r;
+}
+
+Test(policy, request_in_the_tick_of_the_last_answer_is_answered_without_shim)
+{
+	cr_assert_eq(tie_in_flight(false), 4, "the fixture did not answer request 2\n%s",
+		     server_stderr(&srv));
+}
+
+Test(policy, request_in_the_tick_of_the_last_answer_is_not_released)
+{
+	cr_assert_eq(tie_in_flight(true), 4,
+		     "request 2, read and in work, was lost: its connection released\n%s",
+		     server_stderr(&srv));
+}

@@ -341,6 +341,29 @@ Test(promises, muted_number_reused_for_a_file_is_written)
 			 server_stderr(&srv));
 }
 
+/* The same with the number reused for a TCP socket that has received
+ * nothing, as the released connection had: only the identity check tells
+ * them apart (the kernel's byte count cannot). */
+Test(promises, muted_number_reused_for_a_socket_is_written)
+{
+	const char *const args[] = {"promises", "reusesock", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	char out[256] = "";
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	int port = sock_port(fd);
+	sleep_ms(200);
+	kill(srv.pid, SIGINT);
+	cr_assert_geq(server_wait(&srv, 5000), 0, "%s", server_stderr(&srv));
+	close(fd);
+	out_has("\n", 100, out, sizeof out);
+	cr_assert(shim_released(port), "not released: the test proves nothing\n%s",
+		  server_stderr(&srv));
+	cr_assert(strstr(out, "wrote 7, peer got 7"),
+		  "the host's write to its new socket was dropped: %s\n%s", out,
+		  server_stderr(&srv));
+}
+
 /* ---- 9. the unblock release checks the number's identity -------------- */
 
 Test(promises, unblock_leaves_a_reused_number_alone)

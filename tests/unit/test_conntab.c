@@ -50,6 +50,40 @@ Test(conntab, kernel_counted_records_stay_out_of_the_rw_filter)
 	cr_assert_null(conntab_fast(31));
 }
 
+/* Policy idle: a connection the kernel counts is in the filter until its
+ * first bytes are classified, then leaves it (a low fd and a high one);
+ * a muted one stays. */
+Test(conntab, kernel_counted_records_leave_the_filter_once_classified)
+{
+	conntab_kernel_first = CONN_FIRST;
+	conntab_lock();
+	struct conn *k = conntab_insert_locked(40, 1, AF_INET, 1, true);
+	struct conn *h = conntab_insert_locked(CONNTAB_LOW + 7, 2, AF_INET, 1, true);
+	struct conn *m = conntab_insert_locked(41, 3, AF_INET, 1, true);
+	conntab_unlock();
+	conntab_kernel_first = 0;
+	cr_assert_eq(conntab_rw_fast(40), k, "its first bytes are still to be seen");
+	cr_assert_eq(conntab_rw_fast(CONNTAB_LOW + 7), h);
+	cr_assert(k->flags & CONN_FIRST);
+	conntab_lock();
+	conntab_rw_remove_locked(k);
+	conntab_rw_remove_locked(h);
+	m->flags |= CONN_MUTED;
+	conntab_rw_remove_locked(m);
+	conntab_unlock();
+	cr_assert_null(conntab_rw_fast(40), "classified: its reads take the fast path");
+	cr_assert_null(conntab_rw_fast(CONNTAB_LOW + 7));
+	cr_assert_eq(conntab_fast(40), k, "still tracked");
+	cr_assert_eq(conntab_rw_fast(41), m, "a muted one keeps its writes looked at");
+	cr_assert_eq(k->flags & CONN_FIRST, 0);
+}
+
+/* One meaning per field, and the size the memory figures assume. */
+Test(conntab, record_size)
+{
+	cr_assert_leq(sizeof(struct conn), 104);
+}
+
 Test(conntab, untracked_fds_are_not_found)
 {
 	cr_assert_null(conntab_fast(3));

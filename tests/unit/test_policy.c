@@ -486,3 +486,15 @@ Test(tls, largest_record_is_accepted)
 	st = pol_tls_feed(st, body, sizeof body);
 	cr_assert(pol_tls_no_request(st), "%#x", st);
 }
+
+/* Who spoke last from the kernel's view: bytes sent, ms since the last data
+ * received and sent. */
+Test(policy, kernel_server_last)
+{
+	cr_assert_eq(pol_kernel_server_last(0, 500, 900), 0, "a host that sent nothing did not");
+	cr_assert_eq(pol_kernel_server_last(0, 500, 500), 0);
+	cr_assert_eq(pol_kernel_server_last(2048, 1500, 1200), 1, "answered after the request");
+	cr_assert_eq(pol_kernel_server_last(2048, 1200, 1500), 0, "a request after the answer");
+	cr_assert_eq(pol_kernel_server_last(2048, 1200, 1200), POL_SPEAKER_TIE,
+		     "one tick: request then answer, or answer then the next request");
+}
