@@ -423,8 +423,7 @@ static void send_req(struct conn *c, struct req *r, long now, struct totals *t)
  * server had not accepted it when SIGINT came).  The requests behind it
  * then never leave the client (O_NOT_SENT); what the connection says
  * (EOF, reset) is read as usual. */
-static void hello_sent(struct conn *c, ssize_t w, size_t len, const char *what,
-		       struct totals *t)
+static void hello_sent(struct conn *c, ssize_t w, size_t len, const char *what, struct totals *t)
 {
 	if (w < 0 && (errno == ECONNRESET || errno == EPIPE))
 		drain(c, t);
