@@ -277,7 +277,8 @@ static void examine_release(struct conn *c, int fd, const struct pol_input *in,
 		log_msg(l, "connection %s %s (%s; %llu bytes received, %llu sent, age %llu ms)",
 			peer, out->reason == POL_R_DRAIN_TIMEOUT ? "cut" : "shut down",
 			pol_reason_name(out->reason),
-			(unsigned long long)((c->flags & CONN_KERNEL) && in->kernel_rx > 0
+			(unsigned long long)((__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+					      CONN_KERNEL) && in->kernel_rx > 0
 						     ? (uint64_t)in->kernel_rx
 						     : in->rx),
 			(unsigned long long)conn_tx(c), (unsigned long long)(in->age_ns / 1000000));
