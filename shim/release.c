@@ -227,12 +227,12 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 			 * first to a peer that never sent a byte spoke last.)
 			 * Where the kernel saw data come in a tick after the
 			 * last it sent, the peer spoke last, whatever we saw. */
-			if (flags & CONN_KERNEL)
-				in->server_last = in->rx == 0 && in->kernel_rx != 0 ? -1
-						  : in->server_last == 1 &&
-								  !kernel_server_last(&ti, len)
-							  ? 0
-							  : in->server_last;
+			if (flags & CONN_KERNEL) {
+				if (in->rx == 0 && in->kernel_rx != 0)
+					in->server_last = -1;
+				else if (in->server_last == 1 && !kernel_server_last(&ti, len))
+					in->server_last = 0;
+			}
 		}
 	} else {
 		in->quiet_ns = sampled_quiet(c, ps->now);
