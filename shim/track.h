@@ -28,9 +28,6 @@ void track_forked_child(void) HIDDEN;
  * not in one buffer).  Returns r. */
 ssize_t track_rx(int fd, ssize_t r, const void *buf) HIDDEN;
 
-struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) HIDDEN;
-/* c: the record of fd in the read/write filter.  Returns c when the read
- * is watched (see track_read_unwatch). */
 /* A connection the kernel counts for us, past its first bytes, in the
  * read/write filter under policy idle for the direction of its transfers
  * only: a read stores RX in last_dir, no count, no watch (it has received
@@ -53,6 +50,9 @@ static inline ssize_t track_rx_dir(struct conn *c, ssize_t r)
 	return r;
 }
 
+struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) HIDDEN;
+/* c: the record of fd in the read/write filter.  Returns c when the read
+ * is watched (see track_read_unwatch). */
 static inline struct conn *track_read_watch(struct conn *c, int fd, int flags)
 {
 	if (__builtin_expect(c->kind != CONN_KIND_CONN || conn_rx(c) != 0 ||
