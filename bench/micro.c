@@ -4,7 +4,7 @@
  * Per-call cost of the hot paths: recv on a tracked socket (one this process
  * accepted), read on an fd nobody tracks (/dev/zero), and accept+close.
  *
- *   micro cg recv|read|accept N
+ *   micro cg recv|read|sendrecv|accept N
  *       Sets up, warms up, then makes N calls inside one function,
  *       bench_measure_<what>, through the ordinary dynamic symbols: run it
  *       under callgrind --toggle-collect=bench_measure_<what>, with and
@@ -130,6 +130,17 @@ static inline void loop_read(int fd, long n)
 			bench_die("read");
 }
 
+/* A keep-alive exchange's shape: each read follows an answer, so the
+ * read's direction changes every time (what a tracked recv costs at the
+ * first read of a request, beside its answer's send). */
+static inline void loop_sendrecv(int fd, long n)
+{
+	char b;
+	for (long i = 0; i < n; i++)
+		if (send(fd, "x", 1, MSG_NOSIGNAL) != 1 || recv(fd, &b, 1, 0) != 1)
+			bench_die("send/recv");
+}
+
 static inline void loop_accept(int lfd, long n)
 {
 	for (long i = 0; i < n; i++) {
@@ -156,6 +167,7 @@ static inline void loop_accept(int lfd, long n)
 
 MEASURED(recv, fd)
 MEASURED(read, fd)
+MEASURED(sendrecv, fd)
 MEASURED(accept, lfd)
 
 static void *idle_thread(void *arg)
@@ -184,6 +196,10 @@ static int run_cg(const char *what, long n)
 		bench_warm_recv(p.srv, 64); /* binding, first byte */
 		answer(send, p.srv);
 		bench_measure_recv(p.srv, n);
+	} else if (!strcmp(what, "sendrecv")) {
+		refill(&p, 64 + (size_t)n);
+		bench_warm_sendrecv(p.srv, 64);
+		bench_measure_sendrecv(p.srv, n);
 	} else if (!strcmp(what, "read")) {
 		int z = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 		if (z < 0)
@@ -432,7 +448,7 @@ int main(int argc, char **argv)
 		return run_time(argv[2], argv[3], argv[4], atoi(argv[5]));
 	if (argc == 5 && !strcmp(argv[1], "threads"))
 		return run_threads(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: micro cg recv|read|accept N\n"
+	fprintf(stderr, "usage: micro cg recv|read|sendrecv|accept N\n"
 			"       micro time PASSTHROUGH.so PASSTHROUGH-CALL.so GRACESHIM.so ROUNDS\n"
 			"       micro threads PASSTHROUGH-CALL.so GRACESHIM.so ROUNDS\n");
 	return 2;

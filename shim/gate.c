@@ -22,7 +22,8 @@ static void (*gate_work)(void);
 	{                                                                                          \
 		return REAL(field) args;                                                           \
 	}
-#define GATE_DOOR_fast_nohook(ret, field, params, args)                                            \
+#define GATE_DOOR_fast_read(ret, field, params, args) GATE_DOOR_fast(ret, field, params, args)
+#define GATE_DOOR_fast_write(ret, field, params, args)                                             \
 	static ret gate_door_##field params                                                        \
 	{                                                                                          \
 		return REAL_NOHOOK(field) args;                                                    \
@@ -33,7 +34,8 @@ SHIM_SYMBOLS(GATE_DOOR)
 #define GATE_SLOT_own(field)
 #define GATE_SLOT_own_special(field)
 #define GATE_SLOT_fast(field) .field = gate_door_##field,
-#define GATE_SLOT_fast_nohook(field) GATE_SLOT_fast(field)
+#define GATE_SLOT_fast_read(field) GATE_SLOT_fast(field)
+#define GATE_SLOT_fast_write(field) GATE_SLOT_fast(field)
 struct real_fns gate_fast = {SHIM_SYMBOLS(GATE_SLOT)};
 
 static void fast_switch(int open)
@@ -44,7 +46,8 @@ static void fast_switch(int open)
 #define GATE_SET_fast(f)                                                                           \
 	__atomic_store_n(&gate_fast.f, open &&real_fns.f ? real_fns.f : gate_door_##f,             \
 			 __ATOMIC_RELEASE);
-#define GATE_SET_fast_nohook(f) GATE_SET_fast(f)
+#define GATE_SET_fast_read(f) GATE_SET_fast(f)
+#define GATE_SET_fast_write(f) GATE_SET_fast(f)
 	SHIM_SYMBOLS(GATE_SET)
 }
 

@@ -21,7 +21,7 @@
 #include "real.h"
 
 extern int gate_is_open HIDDEN; /* __atomic_load_n(ACQUIRE) */
-/* Where the exported fast wrappers (symbols.h: path fast, fast_nohook) jump
+/* Where the exported fast wrappers (symbols.h: path fast, fast_read, fast_write) jump
  * for an untracked fd: libc's function while the gate is open, its door
  * through the gate (gate.c) while it is closed.  Plain pointer stores. */
 extern struct real_fns gate_fast HIDDEN;

@@ -68,11 +68,14 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 }
 
 /* ---- reads and writes: counted -------------------------------------------
- * A write on a tracked connection is counted here, a read by track_rx. */
+ * A write on a tracked connection is counted here, a read by track_rx; one
+ * the kernel counts for us past its first bytes keeps only its direction. */
 static ssize_t tx_done(int fd, ssize_t r)
 {
 	if (r > 0) {
 		struct conn *c = conntab_rw_fast(fd);
+		if (c && track_dir_only(c))
+			return track_tx_dir(c, r);
 		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1) && proc_own())
 			conn_add_tx(c, (uint64_t)r);
 	}
@@ -95,7 +98,7 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
 		if (!c_ || ((flags)&MSG_PEEK))                                                     \
 			return call;                                                               \
 		if (__builtin_expect(track_dir_only(c_), 1))                                       \
-			return track_rx_dir(c_, call);                                             \
+			return track_rx_dir(fd, c_, call);                                         \
 		struct conn *w_ = track_read_watch(c_, fd, flags);                                 \
 		return track_rx(fd, track_read_unwatch(fd, w_, call), buf);                        \
 	} while (0)
@@ -253,14 +256,26 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 
 /* The exported wrappers of the fast symbols (symbols.h: path fast): an fd
  * below CONNTAB_LOW with no record goes through the fast table, anything
- * else to the slow path above (field_slow). */
+ * else to the slow path above (field_slow).  A read or a write (fast_read,
+ * fast_write) also goes through the fast table when it needs nothing of the
+ * shim: a connection past its first bytes whose last transfer went the same
+ * way (track_lane). */
 #define FIRST_ARG(a, ...) a
 #define FAST_WRAPPER(ret, field, sym, params, args, bind, path)                                    \
 	FAST_WRAPPER_##path(ret, field, sym, params, args)
 #define FAST_WRAPPER_own(ret, field, sym, params, args)
 #define FAST_WRAPPER_own_special(ret, field, sym, params, args)
-#define FAST_WRAPPER_fast_nohook(ret, field, sym, params, args)                                    \
-	FAST_WRAPPER_fast(ret, field, sym, params, args)
+#define FAST_WRAPPER_LANE(ret, field, sym, params, args, dir)                                      \
+	SHIM_EXPORT ret sym params                                                                 \
+	{                                                                                          \
+		if (track_lane(FIRST_ARG args, dir))                                               \
+			return __atomic_load_n(&gate_fast.field, __ATOMIC_RELAXED) args;           \
+		return field##_slow args;                                                          \
+	}
+#define FAST_WRAPPER_fast_read(ret, field, sym, params, args)                                      \
+	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_RX)
+#define FAST_WRAPPER_fast_write(ret, field, sym, params, args)                                     \
+	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_TX)
 #define FAST_WRAPPER_fast(ret, field, sym, params, args)                                           \
 	SHIM_EXPORT ret sym params                                                                 \
 	{                                                                                          \

@@ -39,14 +39,60 @@ static inline bool track_dir_only(const struct conn *c)
 	       c->kind == CONN_KIND_CONN;
 }
 
-/* r bytes were read of a track_dir_only() connection.  If the fd was
- * closed and its number reused while the read blocked, the RX lands on the
- * record's next connection: it then looks as if its peer spoke last, which
- * only keeps it until its next transfer. */
-static inline ssize_t track_rx_dir(struct conn *c, ssize_t r)
+/* r bytes were read of fd, a track_dir_only() connection when the read
+ * began.  If the fd was closed and its number reused while the read
+ * blocked, the RX lands on the record's next connection: it then looks as
+ * if its peer spoke last, which only keeps it until its next transfer.  An
+ * EOF goes to track_rx: a read that blocked since before a release returns
+ * the release's EOF here, and the mute must know the host has read it. */
+static inline ssize_t track_rx_dir(int fd, struct conn *c, ssize_t r)
 {
+	if (__builtin_expect(r == 0, 0))
+		return track_rx(fd, 0, NULL);
 	if (r > 0 && __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) != CONN_DIR_RX && proc_own())
 		__atomic_store_n(&c->last_dir, CONN_DIR_RX, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* The exported read and write wrappers' test (interpose.c, paths
+ * fast_read and fast_write): true when a transfer of fd in direction dir
+ * (CONN_DIR_RX or CONN_DIR_TX) needs nothing of the shim, so that the
+ * wrapper jumps into libc with no frame of its own.  That is an fd below
+ * CONNTAB_LOW with no record (one load, as FASTFD), or a track_dir_only()
+ * connection whose last transfer went the same way: this one, whatever it
+ * returns, would store nothing (track_rx_dir, track_tx_dir).  A keep-alive
+ * server's first read after its answer, and its first write after a
+ * request, take the slow path and store the direction; the rest of a
+ * request, the EAGAIN that ends an event loop's round, an answer's further
+ * writes take this one.  A read through the lane returns its EOF unseen
+ * (track_rx_dir): only a connection whose host spoke last is released
+ * with a mute, and its next read is not in the lane.  A TCP record's last_dir never carries
+ * CONN_DIR_SEEN (only the sweeper's sample of a socket without TCP_INFO
+ * sets it). */
+static inline bool track_lane(int fd, uint8_t dir)
+{
+	if (__builtin_expect((unsigned)fd >= CONNTAB_LOW, 0))
+		return false;
+	/* Relaxed: the record's fields are read through the pointer just
+	 * loaded (an address dependency, which x86_64 and aarch64 order), and
+	 * each of them is an atomic of its own. */
+	const struct conn *c = __atomic_load_n(&conntab_rw[(unsigned)fd], __ATOMIC_RELAXED);
+	if (__builtin_expect(!c, 1))
+		return true;
+	/* track_dir_only() without its kind test: in the read/write filter, a
+	 * record with CONN_KERNEL is a connection's (a signalfd's carries no
+	 * flag, a listener's is not in this filter). */
+	return __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) == dir &&
+	       (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL;
+}
+
+/* r bytes were written to a track_dir_only() connection: as
+ * track_rx_dir, the other way (the kernel counts the bytes). */
+static inline ssize_t track_tx_dir(struct conn *c, ssize_t r)
+{
+	if (r > 0 && __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) != CONN_DIR_TX && proc_own())
+		__atomic_store_n(&c->last_dir, CONN_DIR_TX, __ATOMIC_RELAXED);
 	return r;
 }
 

@@ -144,3 +144,47 @@ Test(muted, keepalive_connection_released_after_its_answers)
 	close(fd);
 	cr_assert_eq(got, 0, "%zu byte(s) after the answers: \"%s\"", got, buf);
 }
+
+/* The same with a server that says goodbye at the EOF of a served
+ * connection (--bye): once it has read the release's EOF, its goodbye is
+ * dropped, and it sees the write succeed in full.  The connection is past
+ * its first bytes, where the wrappers' lane forwards a transfer in the
+ * direction of the last one: a muted connection must never take it. */
+Test(muted, keepalive_connection_released_hears_no_goodbye)
+{
+	const char *const args[] = {"emptyreply", "--bye", NULL};
+	char buf[512];
+	server_start(&srv, true, args, NULL);
+	int fd = tcp_connect(AF_INET, srv.port);
+	for (int i = 0; i < 2; i++) {
+		cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+		cr_assert_eq(http_read_response(fd, 5000), 5);
+	}
+	sleep_ms(100);
+	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
+	cr_assert_geq(ms, 0, "the idle keep-alive connection was not released\n%s",
+		      server_stderr(&srv));
+	size_t got = read_all_for(fd, buf, sizeof buf, 2000);
+	close(fd);
+	cr_assert_eq(got, 0, "%zu byte(s) after the answers: \"%s\"", got, buf);
+	cr_assert(strstr(server_stderr(&srv), "bye: 5 of 5 bytes (send)"),
+		  "the server's goodbye must have been made and reported whole:\n%s",
+		  server_stderr(&srv));
+}
+
+/* The control: the client's own half-close is no release, and the
+ * goodbye reaches it (the fixture really writes it). */
+Test(muted, client_half_close_hears_the_goodbye)
+{
+	const char *const args[] = {"emptyreply", "--bye", NULL};
+	char buf[512];
+	server_start(&srv, true, args, NULL);
+	int fd = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_eq(http_read_response(fd, 5000), 5);
+	shutdown(fd, SHUT_WR);
+	size_t got = read_all_for(fd, buf, sizeof buf, 5000);
+	close(fd);
+	cr_assert(got == 5 && !memcmp(buf, "bye\r\n", 5), "got %zu byte(s): \"%.*s\"", got,
+		  (int)got, buf);
+}
