@@ -265,17 +265,32 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 	FAST_WRAPPER_##path(ret, field, sym, params, args)
 #define FAST_WRAPPER_own(ret, field, sym, params, args)
 #define FAST_WRAPPER_own_special(ret, field, sym, params, args)
-#define FAST_WRAPPER_LANE(ret, field, sym, params, args, dir)                                      \
+/* A TURN (track_lane): the call through the fast table, then the
+ * direction's store (done: track_turn_rx or track_turn_tx).  The record
+ * comes last, so that the wrapper passes the arguments on as they are. */
+#define STRIP(...) __VA_ARGS__
+#define FAST_TURN(ret, field, params, args, done)                                                  \
+	__attribute__((noinline)) static ret field##_turn(STRIP params, struct conn *c_)           \
+	{                                                                                          \
+		return (ret)done(FIRST_ARG args,                                                   \
+				 __atomic_load_n(&gate_fast.field, __ATOMIC_RELAXED) args, c_);    \
+	}
+#define FAST_WRAPPER_LANE(ret, field, sym, params, args, dir, done)                                \
+	FAST_TURN(ret, field, params, args, done)                                                  \
 	SHIM_EXPORT ret sym params                                                                 \
 	{                                                                                          \
-		if (track_lane(FIRST_ARG args, dir))                                               \
+		struct conn *c_ = NULL;                                                            \
+		enum track_lane l_ = track_lane(FIRST_ARG args, dir, &c_);                         \
+		if (__builtin_expect(l_ == TRACK_LANE_FORWARD, 1))                                 \
 			return __atomic_load_n(&gate_fast.field, __ATOMIC_RELAXED) args;           \
+		if (l_ == TRACK_LANE_TURN)                                                         \
+			return field##_turn(STRIP args, c_);                                       \
 		return field##_slow args;                                                          \
 	}
 #define FAST_WRAPPER_fast_read(ret, field, sym, params, args)                                      \
-	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_RX)
+	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_RX, track_turn_rx)
 #define FAST_WRAPPER_fast_write(ret, field, sym, params, args)                                     \
-	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_TX)
+	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_TX, track_turn_tx)
 #define FAST_WRAPPER_fast(ret, field, sym, params, args)                                           \
 	SHIM_EXPORT ret sym params                                                                 \
 	{                                                                                          \

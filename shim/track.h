@@ -54,39 +54,6 @@ static inline ssize_t track_rx_dir(int fd, struct conn *c, ssize_t r)
 	return r;
 }
 
-/* The exported read and write wrappers' test (interpose.c, paths
- * fast_read and fast_write): true when a transfer of fd in direction dir
- * (CONN_DIR_RX or CONN_DIR_TX) needs nothing of the shim, so that the
- * wrapper jumps into libc with no frame of its own.  That is an fd below
- * CONNTAB_LOW with no record (one load, as FASTFD), or a track_dir_only()
- * connection whose last transfer went the same way: this one, whatever it
- * returns, would store nothing (track_rx_dir, track_tx_dir).  A keep-alive
- * server's first read after its answer, and its first write after a
- * request, take the slow path and store the direction; the rest of a
- * request, the EAGAIN that ends an event loop's round, an answer's further
- * writes take this one.  A read through the lane returns its EOF unseen
- * (track_rx_dir): only a connection whose host spoke last is released
- * with a mute, and its next read is not in the lane.  A TCP record's last_dir never carries
- * CONN_DIR_SEEN (only the sweeper's sample of a socket without TCP_INFO
- * sets it). */
-static inline bool track_lane(int fd, uint8_t dir)
-{
-	if (__builtin_expect((unsigned)fd >= CONNTAB_LOW, 0))
-		return false;
-	/* Relaxed: the record's fields are read through the pointer just
-	 * loaded (an address dependency, which x86_64 and aarch64 order), and
-	 * each of them is an atomic of its own. */
-	const struct conn *c = __atomic_load_n(&conntab_rw[(unsigned)fd], __ATOMIC_RELAXED);
-	if (__builtin_expect(!c, 1))
-		return true;
-	/* track_dir_only() without its kind test: in the read/write filter, a
-	 * record with CONN_KERNEL is a connection's (a signalfd's carries no
-	 * flag, a listener's is not in this filter). */
-	return __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) == dir &&
-	       (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
-		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL;
-}
-
 /* r bytes were written to a track_dir_only() connection: as
  * track_rx_dir, the other way (the kernel counts the bytes). */
 static inline ssize_t track_tx_dir(struct conn *c, ssize_t r)
@@ -94,6 +61,76 @@ static inline ssize_t track_tx_dir(struct conn *c, ssize_t r)
 	if (r > 0 && __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) != CONN_DIR_TX && proc_own())
 		__atomic_store_n(&c->last_dir, CONN_DIR_TX, __ATOMIC_RELAXED);
 	return r;
+}
+
+/* The exported read and write wrappers' test (interpose.c, paths
+ * fast_read and fast_write), for a transfer of fd in direction dir
+ * (CONN_DIR_RX or CONN_DIR_TX):
+ *   FORWARD: it needs nothing of the shim; the wrapper jumps into libc with
+ *       no frame of its own.  An fd below CONNTAB_LOW with no record (one
+ *       load, as FASTFD), or a track_dir_only() connection whose last
+ *       transfer went the same way: this one, whatever it returns, would
+ *       store nothing.
+ *   TURN: a track_dir_only() connection whose last transfer went the other
+ *       way: the call, then the direction's store (track_turn_rx,
+ *       track_turn_tx), nothing else.  A keep-alive server's first read
+ *       after its answer, its first write after a request.
+ *   SLOW: anything else, to the wrapper's slow path.
+ * A read forwarded returns its EOF unseen (see track_rx_dir): only a
+ * connection whose host spoke last is released with a mute, and its next
+ * read is a TURN.  A TCP record's last_dir never carries CONN_DIR_SEEN
+ * (only the sweeper's sample of a socket without TCP_INFO sets it). */
+enum track_lane { TRACK_LANE_FORWARD, TRACK_LANE_TURN, TRACK_LANE_SLOW };
+
+/* track_dir_only() without its kind test: in the read/write filter, a
+ * record with CONN_KERNEL is a connection's (a signalfd's carries no flag,
+ * a listener's is not in this filter). */
+static inline bool track_lane_dir_only(const struct conn *c)
+{
+	return (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL;
+}
+
+static inline enum track_lane track_lane(int fd, uint8_t dir, struct conn **cp)
+{
+	if (__builtin_expect((unsigned)fd >= CONNTAB_LOW, 0))
+		return TRACK_LANE_SLOW;
+	/* Relaxed: the record's fields are read through the pointer just
+	 * loaded (an address dependency, which x86_64 and aarch64 order), and
+	 * each of them is an atomic of its own. */
+	struct conn *c = __atomic_load_n(&conntab_rw[(unsigned)fd], __ATOMIC_RELAXED);
+	if (__builtin_expect(!c, 1))
+		return TRACK_LANE_FORWARD;
+	if (!track_lane_dir_only(c))
+		return TRACK_LANE_SLOW;
+	*cp = c;
+	return __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) == dir ? TRACK_LANE_FORWARD
+								      : TRACK_LANE_TURN;
+}
+
+/* After a TURN's call on c's fd returned r: the direction, on the record
+ * the fd had when the call began (see track_rx_dir). */
+static inline ssize_t track_turn(struct conn *c, uint8_t dir, ssize_t r)
+{
+	if (r > 0 && proc_own())
+		__atomic_store_n(&c->last_dir, dir, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* A TURN's read of fd returned r.  Its EOF goes to track_rx, as
+ * track_rx_dir's. */
+static inline ssize_t track_turn_rx(int fd, ssize_t r, struct conn *c)
+{
+	if (__builtin_expect(r == 0, 0))
+		return track_rx(fd, 0, NULL);
+	return track_turn(c, CONN_DIR_RX, r);
+}
+
+/* A TURN's write of fd returned r. */
+static inline ssize_t track_turn_tx(int fd, ssize_t r, struct conn *c)
+{
+	(void)fd;
+	return track_turn(c, CONN_DIR_TX, r);
 }
 
 struct conn *track_read_watch_slow(struct conn *c, int fd, int flags) HIDDEN;
