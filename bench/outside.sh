@@ -33,8 +33,11 @@ done
 ulimit -n $((N * 2 + 100)) 2>/dev/null || { echo "   skipped: ulimit -n $((N * 2 + 100)) refused"; exit 0; }
 
 log=$(mktemp)
-sup=
+sup= srv=
 cleanup() {
+	# The server first: killed, the supervisor could not pass it on, and
+	# the server would run on alone until its --max-seconds.
+	[ -n "$srv" ] && kill -KILL "$srv" 2>/dev/null
 	[ -n "$sup" ] && kill -KILL "$sup" 2>/dev/null
 	rm -f "$log"
 }

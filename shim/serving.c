@@ -92,6 +92,19 @@ static void warn_unreachable(bool worker)
 	    list);
 }
 
+/* " (SIGINT,... ignored here)": the trigger signals the kernel discards
+ * here, if any. */
+static size_t put_ignored(char *b, size_t o, size_t len, const sigset_t *blocked)
+{
+	int k = 0;
+	for (int i = 0; i < shim_cfg.nsignals; i++)
+		if (discarded(shim_cfg.signals[i], blocked)) {
+			o = put(b, o, len, k++ ? "," : " (", "", "");
+			o = put_sig(b, o, len, shim_cfg.signals[i], true);
+		}
+	return k ? put(b, o, len, " ignored here)", "", "") : o;
+}
+
 /* What starts the drain in this process (README, "When it drains"), said
  * as it stands: the trigger signals the kernel does not discard here, the
  * listener rules. */
@@ -99,22 +112,16 @@ static void describe_triggers(char *b, size_t len, bool worker)
 {
 	sigset_t blocked;
 	size_t o = 0;
+	int live = 0;
 	b[0] = 0;
 	if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0)
 		sigemptyset(&blocked);
 	if (shim_cfg.triggers & TRIGGER_SIGNAL) {
-		int n = 0;
 		for (int i = 0; i < shim_cfg.nsignals; i++)
 			if (!discarded(shim_cfg.signals[i], &blocked))
-				o = put_sig(b, o, len, shim_cfg.signals[i], n++ == 0);
-		int k = 0;
-		for (int i = 0; i < shim_cfg.nsignals; i++)
-			if (discarded(shim_cfg.signals[i], &blocked)) {
-				o = put(b, o, len, k++ ? "," : n ? " (" : "(", "", "");
-				o = put_sig(b, o, len, shim_cfg.signals[i], true);
-			}
-		if (k)
-			o = put(b, o, len, " ignored here)", "", "");
+				o = put_sig(b, o, len, shim_cfg.signals[i], live++ == 0);
+		if (live)
+			o = put_ignored(b, o, len, &blocked);
 	}
 	if (shim_cfg.triggers & TRIGGER_LISTENER) {
 		o = put(b, o, len, "%sclosing its last listener after a handled signal%s",
@@ -123,6 +130,9 @@ static void describe_triggers(char *b, size_t len, bool worker)
 			o = put(b, o, len,
 				", closing its inherited listeners, or its master's drain", "", "");
 	}
+	/* Every trigger signal ignored: said after what still triggers. */
+	if ((shim_cfg.triggers & TRIGGER_SIGNAL) && !live)
+		put_ignored(b, o ? o : put(b, 0, len, "nothing", "", ""), len, &blocked);
 }
 
 /* A worker: it accepts on a listener it did not listen() on itself. */

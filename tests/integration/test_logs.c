@@ -133,6 +133,23 @@ Test(logs, ignored_sigint_is_said_in_the_serving_line)
 	cr_assert(!strstr(err, "WARN"), "%s", err);
 }
 
+/* Both trigger signals ignored: the line says what still starts a drain
+ * first, then what is ignored (not "drain on (SIGINT,SIGTERM ignored here),
+ * or ..."). */
+Test(logs, every_trigger_signal_ignored_is_said_after_what_triggers)
+{
+	const char *const args[] = {"hyperlike", "--keep-ignored", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	const int ignored[] = {SIGINT, SIGTERM, 0};
+	server_start_ignoring(&srv, true, args, env, ignored);
+	const char *want = "drain on closing its last listener after a handled signal "
+			   "(SIGINT,SIGTERM ignored here); policy";
+	for (int i = 0; i < 100 && !strstr(server_stderr(&srv), want); i++)
+		sleep_ms(50);
+	const char *err = server_stderr(&srv);
+	cr_assert(strstr(err, want), "%s", err);
+}
+
 /* Started the same way, a server that sets its handler after listen() (hyper
  * with tokio's ctrl_c()): SIGINT works, so nothing is said. */
 Test(logs, handler_set_after_listen_is_not_reported)
