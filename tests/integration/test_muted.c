@@ -119,6 +119,24 @@ Test(muted, client_half_close_is_not_muted)
 		  server_stderr(&srv));
 }
 
+/* A keep-alive connection served `requests` times, then SIGINT: the
+ * server must exit (the shim released the idle connection).  Returns the
+ * client's socket. */
+static int served_then_stopped(const char *const *args, const char *const *env, int requests)
+{
+	server_start(&srv, true, args, env);
+	int fd = tcp_connect(AF_INET, srv.port);
+	for (int i = 0; i < requests; i++) {
+		cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+		cr_assert_eq(http_read_response(fd, 5000), 5);
+	}
+	sleep_ms(100);
+	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
+	cr_assert_geq(ms, 0, "the idle keep-alive connection was not released\n%s",
+		      server_stderr(&srv));
+	return fd;
+}
+
 /* A keep-alive connection released by the default settings between
  * requests: its requests were answered; the release's EOF is met with
  * silence; the server exits. */
@@ -127,14 +145,7 @@ Test(muted, keepalive_connection_released_after_its_answers)
 	const char *const args[] = {"emptyreply", NULL};
 	const char *const env[] = {harness_stats_env(), NULL};
 	char buf[512];
-	server_start(&srv, true, args, env);
-	int fd = tcp_connect(AF_INET, srv.port);
-	cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
-	cr_assert_eq(http_read_response(fd, 5000), 5);
-	sleep_ms(100);
-	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
-	cr_assert_geq(ms, 0, "the idle keep-alive connection was not released\n%s",
-		      server_stderr(&srv));
+	int fd = served_then_stopped(args, env, 1);
 	/* how soon: the shim's own timeline, not the test's clock */
 	long us = harness_stats_num("last_release_us");
 	cr_assert_geq(us, 0, "the shim's statistics show no release\n%s", server_stderr(&srv));
@@ -154,16 +165,7 @@ Test(muted, keepalive_connection_released_hears_no_goodbye)
 {
 	const char *const args[] = {"emptyreply", "--bye", NULL};
 	char buf[512];
-	server_start(&srv, true, args, NULL);
-	int fd = tcp_connect(AF_INET, srv.port);
-	for (int i = 0; i < 2; i++) {
-		cr_assert(send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
-		cr_assert_eq(http_read_response(fd, 5000), 5);
-	}
-	sleep_ms(100);
-	long ms = server_signal_and_wait(&srv, SIGINT, PROMPT_MS);
-	cr_assert_geq(ms, 0, "the idle keep-alive connection was not released\n%s",
-		      server_stderr(&srv));
+	int fd = served_then_stopped(args, NULL, 2);
 	size_t got = read_all_for(fd, buf, sizeof buf, 2000);
 	close(fd);
 	cr_assert_eq(got, 0, "%zu byte(s) after the answers: \"%s\"", got, buf);
