@@ -9,6 +9,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
@@ -390,9 +392,10 @@ Test(policy, stats_json_at_exit)
  * drain starts 500 ms in.  The request must be answered, and with the shim
  * the connection released once it is (the server then exits).  Returns the
  * body length of answer 2 (4), -1 if none. */
-static long tie_in_flight(bool shim)
+static long tie_in_flight(bool shim, const char *at_fd)
 {
-	const char *const args[] = {"tieserver", "--work", "1500", NULL};
+	const char *const args[] = {"tieserver",           "--work", "1500",
+				    at_fd ? "--fd" : NULL, at_fd,    NULL};
 	const char *const env[] = {"GRACESHIM_LOG=debug", "GRACESHIM_IDLE_QUIET=200ms", NULL};
 	server_start(&srv, shim, args, env);
 	int fd = -1;
@@ -422,13 +425,34 @@ static long tie_in_flight(bool shim)
 
 Test(policy, request_in_the_tick_of_the_last_answer_is_answered_without_shim)
 {
-	cr_assert_eq(tie_in_flight(false), 4, "the fixture did not answer request 2\n%s",
+	cr_assert_eq(tie_in_flight(false, NULL), 4, "the fixture did not answer request 2\n%s",
 		     server_stderr(&srv));
 }
 
 Test(policy, request_in_the_tick_of_the_last_answer_is_not_released)
 {
-	cr_assert_eq(tie_in_flight(true), 4,
+	cr_assert_eq(tie_in_flight(true, NULL), 4,
 		     "request 2, read and in work, was lost: its connection released\n%s",
+		     server_stderr(&srv));
+}
+
+/* The same on an fd number above the fd-indexed filter (CONNTAB_LOW,
+ * 65536), where every read takes the slow path and its direction is stored
+ * there (track_rx_dir), not in the wrappers' lane. */
+Test(policy, request_in_the_tick_of_the_last_answer_is_not_released_on_a_high_fd)
+{
+	/* The fixture raises its limit; it can if this process can (root
+	 * without CAP_SYS_RESOURCE cannot go past the hard limit). */
+	struct rlimit rl;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max <= 70000) {
+		rl.rlim_max = 70001;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			cr_skip_test("fd 70000 is out of reach here: the open-files hard limit is "
+				     "below it and cannot be raised (%s)",
+				     strerror(errno));
+	}
+	long r = tie_in_flight(true, "70000");
+	cr_assert_eq(r, 4, "request 2, read and in work, was lost: its connection released\n%s",
 		     server_stderr(&srv));
 }
