@@ -6,8 +6,12 @@
 #   make bench-build  only builds.
 #   make bench-drain  only section 8, the drain (bench/drain.sh).
 #   make bench-outside only section 9, outside mode (bench/outside.sh).
-# Everything lands in $(B)/bench/.  Needs valgrind (instruction counts) and
-# wrk (the real-server check); bench/run says which figures it had to skip.
+# Everything lands in $(B)/bench/.  Needs valgrind (instruction counts),
+# libc6-dbg (libc's function names in them), nginx (the real server) and
+# wrk (its requests per second): make bench and bench-drain install what is
+# missing (as root; otherwise scripts/install-deps says what to install and
+# bench/run says which figures it had to skip).
+BENCH_DEPS := valgrind libc6-dbg nginx wrk
 
 BENCH_DIR := $(B)/bench
 BENCH_PROGS := $(BENCH_DIR)/micro $(BENCH_DIR)/sweep $(BENCH_DIR)/mem $(BENCH_DIR)/httpd \
@@ -19,10 +23,12 @@ BENCH_LIBS := $(BENCH_DIR)/libpassthrough.so $(BENCH_DIR)/libpassthrough-call.so
 bench-build: $(LIB) $(BENCH_PROGS) $(BENCH_LIBS) $(B)/fixtures/hyperlike $(B)/graceshim-outside
 
 bench: bench-build
+	-@scripts/install-deps $(BENCH_DEPS)
 	-bench/run $(B)
 
 # Section 8 alone (about a minute): a server's stop holding N connections.
 bench-drain: bench-build
+	-@scripts/install-deps nginx
 	-bench/drain.sh $(B)
 
 # Section 9 alone (about 30 s): outside mode's idle CPU and pass time.
