@@ -2,7 +2,8 @@
  * SPDX-License-Identifier: MIT
  *
  * Per-call cost of the hot paths: recv on a tracked socket (one this process
- * accepted), read on an fd nobody tracks (/dev/zero), and accept+close.
+ * accepted), read on an fd nobody tracks (/dev/zero), send then recv on the
+ * tracked socket (each call turns the direction), and accept+close.
  *
  *   micro cg recv|read|sendrecv|accept N
  *       Sets up, warms up, then makes N calls inside one function,

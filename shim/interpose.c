@@ -75,7 +75,7 @@ static ssize_t tx_done(int fd, ssize_t r)
 	if (r > 0) {
 		struct conn *c = conntab_rw_fast(fd);
 		if (c && track_dir_only(c))
-			return track_tx_dir(c, r);
+			return track_turn(c, CONN_DIR_TX, r);
 		if (c && __builtin_expect(c->kind == CONN_KIND_CONN, 1) && proc_own())
 			conn_add_tx(c, (uint64_t)r);
 	}
@@ -98,7 +98,7 @@ static ssize_t mmsg_bytes(const struct mmsghdr *v, int n)
 		if (!c_ || ((flags)&MSG_PEEK))                                                     \
 			return call;                                                               \
 		if (__builtin_expect(track_dir_only(c_), 1))                                       \
-			return track_rx_dir(fd, c_, call);                                         \
+			return track_turn_rx(fd, call, c_);                                        \
 		struct conn *w_ = track_read_watch(c_, fd, flags);                                 \
 		return track_rx(fd, track_read_unwatch(fd, w_, call), buf);                        \
 	} while (0)

@@ -39,38 +39,38 @@
 #define SHIM_SYMBOLS(X)                                                                                \
 	X(int, accept, accept, (int fd, struct sockaddr *addr, socklen_t *alen), (fd, addr, alen),     \
 	  must, own)                                                                                   \
-	X(ssize_t, read, read, (int fd, void *buf, size_t n), (fd, buf, n), must, fast_read)                \
+	X(ssize_t, read, read, (int fd, void *buf, size_t n), (fd, buf, n), must, fast_read)           \
 	X(ssize_t, readv, readv, (int fd, const struct iovec *iov, int iovcnt), (fd, iov, iovcnt),     \
-	  must, fast_read)                                                                                  \
+	  must, fast_read)                                                                             \
 	X(ssize_t, recv, recv, (int fd, void *buf, size_t n, int flags), (fd, buf, n, flags),          \
-	  must, fast_read)                                                                                  \
+	  must, fast_read)                                                                             \
 	X(ssize_t, recvfrom, recvfrom,                                                                 \
 	  (int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen),            \
-	  (fd, buf, n, flags, addr, alen), must, fast_read)                                                 \
+	  (fd, buf, n, flags, addr, alen), must, fast_read)                                            \
 	X(ssize_t, recvmsg, recvmsg, (int fd, struct msghdr *msg, int flags), (fd, msg, flags),        \
-	  must, fast_read)                                                                                  \
+	  must, fast_read)                                                                             \
 	X(int, close, close, (int fd), (fd), must, own)                                                \
 	X(int, dup2, dup2, (int oldfd, int newfd), (oldfd, newfd), must, own)                          \
 	X(int, sigaction, sigaction, (int sig, const struct sigaction *act, struct sigaction *oact),   \
 	  (sig, act, oact), must, own)                                                                 \
 	X(sighandler_t, signal, signal, (int sig, sighandler_t handler), (sig, handler), must, own)    \
 	X(pid_t, fork, fork, (void), (), must, own)                                                    \
-	X(ssize_t, write, write, (int fd, const void *buf, size_t n), (fd, buf, n), must, fast_write) \
+	X(ssize_t, write, write, (int fd, const void *buf, size_t n), (fd, buf, n), must, fast_write)  \
 	X(ssize_t, writev, writev, (int fd, const struct iovec *iov, int iovcnt),                      \
-	  (fd, iov, iovcnt), must, fast_write)                                                        \
+	  (fd, iov, iovcnt), must, fast_write)                                                         \
 	X(ssize_t, send, send, (int fd, const void *buf, size_t n, int flags), (fd, buf, n, flags),    \
-	  must, fast_write)                                                                           \
+	  must, fast_write)                                                                            \
 	X(ssize_t, sendto, sendto,                                                                     \
 	  (int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,                  \
 	   socklen_t alen),                                                                            \
-	  (fd, buf, n, flags, addr, alen), must, fast_write)                                          \
+	  (fd, buf, n, flags, addr, alen), must, fast_write)                                           \
 	X(ssize_t, sendmsg, sendmsg, (int fd, const struct msghdr *msg, int flags),                    \
-	  (fd, msg, flags), must, fast_write)                                                         \
+	  (fd, msg, flags), must, fast_write)                                                          \
 	X(int, sendmmsg, sendmmsg, (int fd, struct mmsghdr *v, unsigned n, int flags),                 \
-	  (fd, v, n, flags), must, fast_write)                                                        \
+	  (fd, v, n, flags), must, fast_write)                                                         \
 	X(int, recvmmsg, recvmmsg,                                                                     \
 	  (int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t),                      \
-	  (fd, v, n, flags, t), must, fast_read)                                                            \
+	  (fd, v, n, flags, t), must, fast_read)                                                       \
 	X(ssize_t, sendfile, sendfile, (int out, int in, off_t *off, size_t n), (out, in, off, n),     \
 	  must, fast)                                                                                  \
 	X(ssize_t, splice, splice,                                                                     \
@@ -112,13 +112,13 @@
 	  (first, last, flags), opt, own)                                                              \
 	X(void, closefrom, closefrom, (int lowfd), (lowfd), opt, own_special)                          \
 	X(ssize_t, read_chk, __read_chk, (int fd, void *buf, size_t n, size_t buflen),                 \
-	  (fd, buf, n, buflen), opt, fast_read)                                                             \
+	  (fd, buf, n, buflen), opt, fast_read)                                                        \
 	X(ssize_t, recv_chk, __recv_chk, (int fd, void *buf, size_t n, size_t buflen, int flags),      \
-	  (fd, buf, n, buflen, flags), opt, fast_read)                                                      \
+	  (fd, buf, n, buflen, flags), opt, fast_read)                                                 \
 	X(ssize_t, recvfrom_chk, __recvfrom_chk,                                                       \
 	  (int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,               \
 	   socklen_t *alen),                                                                           \
-	  (fd, buf, n, buflen, flags, addr, alen), opt, fast_read)                                          \
+	  (fd, buf, n, buflen, flags, addr, alen), opt, fast_read)                                     \
 	X(long, syscall, syscall, (long nr, ...), (), opt, own_special)
 
 /* Exported under these names too, with no table entry of their own: other

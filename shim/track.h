@@ -30,37 +30,20 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf) HIDDEN;
 
 /* A connection the kernel counts for us, past its first bytes, in the
  * read/write filter under policy idle for the direction of its transfers
- * only: a read stores RX in last_dir, no count, no watch (it has received
- * bytes: it cannot be a never-used connection blocking a worker). */
-static inline bool track_dir_only(const struct conn *c)
+ * only: a read or write stores its direction in last_dir when it turns, no
+ * count, no watch (it has received bytes: it cannot be a never-used
+ * connection blocking a worker).  Without the kind test (track_lane's): in
+ * the read/write filter, a record with CONN_KERNEL is a connection's (a
+ * signalfd's carries no flag, a listener's is not in this filter). */
+static inline bool track_lane_dir_only(const struct conn *c)
 {
 	return (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
-		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL &&
-	       c->kind == CONN_KIND_CONN;
+		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL;
 }
 
-/* r bytes were read of fd, a track_dir_only() connection when the read
- * began.  If the fd was closed and its number reused while the read
- * blocked, the RX lands on the record's next connection: it then looks as
- * if its peer spoke last, which only keeps it until its next transfer.  An
- * EOF goes to track_rx: a read that blocked since before a release returns
- * the release's EOF here, and the mute must know the host has read it. */
-static inline ssize_t track_rx_dir(int fd, struct conn *c, ssize_t r)
+static inline bool track_dir_only(const struct conn *c)
 {
-	if (__builtin_expect(r == 0, 0))
-		return track_rx(fd, 0, NULL);
-	if (r > 0 && __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) != CONN_DIR_RX && proc_own())
-		__atomic_store_n(&c->last_dir, CONN_DIR_RX, __ATOMIC_RELAXED);
-	return r;
-}
-
-/* r bytes were written to a track_dir_only() connection: as
- * track_rx_dir, the other way (the kernel counts the bytes). */
-static inline ssize_t track_tx_dir(struct conn *c, ssize_t r)
-{
-	if (r > 0 && __atomic_load_n(&c->last_dir, __ATOMIC_RELAXED) != CONN_DIR_TX && proc_own())
-		__atomic_store_n(&c->last_dir, CONN_DIR_TX, __ATOMIC_RELAXED);
-	return r;
+	return track_lane_dir_only(c) && c->kind == CONN_KIND_CONN;
 }
 
 /* The exported read and write wrappers' test (interpose.c, paths
@@ -76,20 +59,11 @@ static inline ssize_t track_tx_dir(struct conn *c, ssize_t r)
  *       track_turn_tx), nothing else.  A keep-alive server's first read
  *       after its answer, its first write after a request.
  *   SLOW: anything else, to the wrapper's slow path.
- * A read forwarded returns its EOF unseen (see track_rx_dir): only a
+ * A read forwarded returns its EOF unseen (see track_turn_rx): only a
  * connection whose host spoke last is released with a mute, and its next
  * read is a TURN.  A TCP record's last_dir never carries CONN_DIR_SEEN
  * (only the sweeper's sample of a socket without TCP_INFO sets it). */
 enum track_lane { TRACK_LANE_FORWARD, TRACK_LANE_TURN, TRACK_LANE_SLOW };
-
-/* track_dir_only() without its kind test: in the read/write filter, a
- * record with CONN_KERNEL is a connection's (a signalfd's carries no flag,
- * a listener's is not in this filter). */
-static inline bool track_lane_dir_only(const struct conn *c)
-{
-	return (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
-		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL;
-}
 
 static inline enum track_lane track_lane(int fd, uint8_t dir, struct conn **cp)
 {
@@ -108,8 +82,12 @@ static inline enum track_lane track_lane(int fd, uint8_t dir, struct conn **cp)
 								      : TRACK_LANE_TURN;
 }
 
-/* After a TURN's call on c's fd returned r: the direction, on the record
- * the fd had when the call began (see track_rx_dir). */
+/* A transfer of c's fd, a track_dir_only() connection when the call began
+ * (a TURN, or the slow path's for an fd above CONNTAB_LOW), returned r: its
+ * direction.  If the fd was closed and its number reused while the call
+ * blocked, the direction lands on the record's next connection: an RX then
+ * looks as if its peer spoke last, which only keeps it until its next
+ * transfer. */
 static inline ssize_t track_turn(struct conn *c, uint8_t dir, ssize_t r)
 {
 	if (r > 0 && proc_own())
@@ -117,8 +95,9 @@ static inline ssize_t track_turn(struct conn *c, uint8_t dir, ssize_t r)
 	return r;
 }
 
-/* A TURN's read of fd returned r.  Its EOF goes to track_rx, as
- * track_rx_dir's. */
+/* Such a read of fd returned r.  An EOF goes to track_rx: a read that
+ * blocked since before a release returns the release's EOF here, and the
+ * mute must know the host has read it. */
 static inline ssize_t track_turn_rx(int fd, ssize_t r, struct conn *c)
 {
 	if (__builtin_expect(r == 0, 0))
