@@ -104,7 +104,6 @@ struct conn {
 					  * us while in the read/write filter:
 					  * relaxed atomics, hot path */
 		};
-		uint64_t accepts; /* CONN_KIND_LISTENER: connections accepted on it */
 		uint64_t sigmask; /* CONN_KIND_SIGNALFD: its signals 1..64, bit n-1 */
 	};
 	uint32_t sample_ms;     /* sweeper only: when the counters were last seen

@@ -41,16 +41,21 @@
 pid_t proc_pid;
 __thread int proc_vm_here;
 int proc_vm_children;
+int proc_vm_maybe;
 
 void proc_set_owner(void)
 {
 	__atomic_store_n(&proc_pid, (pid_t)real_syscall(SYS_getpid), __ATOMIC_RELAXED);
 	proc_vm_here = 0;
 	__atomic_store_n(&proc_vm_children, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&proc_vm_maybe, 0, __ATOMIC_RELAXED);
 }
 
 bool proc_own_slow(void)
 {
+	/* Another thread's vfork is in flight: this thread is the owner's. */
+	if (!proc_vm_here && !__atomic_load_n(&proc_vm_children, __ATOMIC_RELAXED))
+		return true;
 	pid_t owner = __atomic_load_n(&proc_pid, __ATOMIC_RELAXED);
 	if (!owner)
 		return true; /* before start-up: nothing to protect yet */
@@ -98,6 +103,7 @@ vfork_fn proc_vfork_prepare(void *ret)
 	unsigned d = vfork_depth < PROC_VFORK_DEPTH ? vfork_depth : PROC_VFORK_DEPTH - 1;
 	vfork_ret[d] = ret;
 	vfork_depth = d + 1;
+	__atomic_add_fetch(&proc_vm_maybe, 1, __ATOMIC_RELAXED);
 	proc_vm_here = 1;
 	return f;
 }
@@ -109,8 +115,10 @@ vfork_fn proc_vfork_prepare(void *ret)
 static void vfork_returned(void)
 {
 	pid_t owner = __atomic_load_n(&proc_pid, __ATOMIC_RELAXED);
-	if (!owner || (pid_t)real_syscall(SYS_getpid) == owner)
-		proc_vm_here = 0;
+	if (!proc_vm_here || (owner && (pid_t)real_syscall(SYS_getpid) != owner))
+		return;
+	proc_vm_here = 0;
+	__atomic_sub_fetch(&proc_vm_maybe, 1, __ATOMIC_RELAXED);
 }
 
 /* Called by the vfork entry point once the next vfork returned pid: in the
@@ -202,6 +210,7 @@ int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	}
 	int marked = 0;
 	if ((flags & CLONE_VM) && !(flags & CLONE_THREAD)) {
+		__atomic_add_fetch(&proc_vm_maybe, 1, __ATOMIC_RELAXED);
 		if ((flags & CLONE_VFORK) && !(flags & CLONE_SETTLS))
 			marked = proc_vm_here = 1;
 		else

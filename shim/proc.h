@@ -33,6 +33,13 @@ extern __thread int proc_vm_here __attribute__((tls_model("initial-exec"))) HIDD
 /* Sticky: a clone(CLONE_VM) child that does not run on our thread's TLS
  * (no CLONE_VFORK, or CLONE_SETTLS) may run at any time. */
 extern int proc_vm_children HIDDEN;
+/* The one word proc_own() reads first: nonzero while a vfork (or
+ * clone(CLONE_VM|CLONE_VFORK)) of some thread is in flight, and for good
+ * once proc_vm_children is set.  Raised before the mark, on the marking
+ * thread (so its child sees it), lowered when vfork's return clears the mark.
+ * Only while it is up are the per-thread mark (a TLS load) and the flag
+ * looked at: the read and write wrappers' TURN pays one load. */
+extern int proc_vm_maybe HIDDEN;
 
 bool proc_own_slow(void) HIDDEN;
 
@@ -40,8 +47,7 @@ bool proc_own_slow(void) HIDDEN;
  * Async-signal-safe. */
 static inline bool proc_own(void)
 {
-	if (__builtin_expect(!proc_vm_here && !__atomic_load_n(&proc_vm_children, __ATOMIC_RELAXED),
-			     1))
+	if (__builtin_expect(!__atomic_load_n(&proc_vm_maybe, __ATOMIC_RELAXED), 1))
 		return true;
 	return proc_own_slow();
 }

@@ -143,8 +143,6 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd)
 
 	struct conn *l = listener_of(lfd);
 	if (__builtin_expect(l != NULL, 1)) {
-		__atomic_store_n(&l->accepts, __atomic_load_n(&l->accepts, __ATOMIC_RELAXED) + 1,
-				 __ATOMIC_RELAXED);
 		family = l->family;
 		kernel = l->flags & CONN_KERNEL;
 	} else {
@@ -267,13 +265,13 @@ __attribute__((noinline)) static void first_byte(struct conn *c)
  * is never released for having the server speak last.  Only under idle,
  * and only where we see every byte the host reads: a read without a buffer
  * we parse (readv, recvmsg, splice) ends the watch, which keeps the
- * connection as before; if it is the first, the connection may be HTTP/2. */
-static void tls_watch(struct conn *c, ssize_t r, const void *buf)
+ * connection as before; if it is the first, the connection may be HTTP/2.
+ * first: the connection had received nothing before this read. */
+static inline void tls_watch(struct conn *c, ssize_t r, const void *buf, bool first, uint8_t flags)
 {
 	if ((c->family != AF_INET && c->family != AF_INET6) || shim_cfg.policy != POLICY_IDLE ||
-	    (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_MUTED))
+	    (flags & CONN_MUTED))
 		return;
-	bool first = conn_rx(c) == 0;
 	uint32_t st = first ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
 	if (st & POL_TLS_WATCHING)
 		__atomic_store_n(&c->tls,
@@ -283,41 +281,41 @@ static void tls_watch(struct conn *c, ssize_t r, const void *buf)
 				 __ATOMIC_RELAXED);
 }
 
-/* A connection the kernel counts for us is classified (tls_watch is done
- * with it): CONN_FIRST off, under the lock like every change of flags; once
- * per connection.  It stays in the read/write filter (policy idle, the only
- * one that sets CONN_FIRST), where its reads now only note their direction
- * (track.h, track_dir_only).  If this thread is inside the table (a signal
- * handler's read) it simply stays CONN_FIRST. */
-__attribute__((noinline, cold)) static void first_bytes_done(int fd, struct conn *c)
+/* The first bytes of a connection while draining (it may show the process
+ * still serves) or at trace level. */
+__attribute__((noinline, cold)) static void first_bytes_seen(struct conn *c)
 {
-	if (!conntab_lock_unless_held())
-		return;
-	if (conntab_find_locked(fd) == c)
-		conntab_rw_remove_locked(c);
-	conntab_unlock();
+	if (drain_accepted_late(c->accepted_ms))
+		sweeper_serving_seen();
+	if (log_on(LOG_TRACE))
+		first_byte(c);
 }
 
 /* Rare cases of a counted read, out of line so that track_rx needs no frame:
  * a signalfd, the first bytes of a connection (a trace line, the TLS
- * classifier), a released one. */
-__attribute__((noinline, cold)) static ssize_t rx_rare(int fd, struct conn *c, ssize_t r,
-						       const void *buf)
+ * classifier), a released one.  A connection the kernel counts for us is
+ * classified when tls_watch is done with it: CONN_FIRST off, once per
+ * connection.  It stays in the read/write filter (policy idle, the only one
+ * that sets CONN_FIRST), where its reads now only note their direction
+ * (track.h, track_dir_only).  No lock: every change of a connection's flags
+ * is an atomic read-modify-write, and this one moves no record in or out of
+ * the filter. */
+__attribute__((noinline)) static ssize_t rx_rare(struct conn *c, ssize_t r, const void *buf)
 {
 	if (c->kind != CONN_KIND_CONN) {
 		if (c->kind == CONN_KIND_SIGNALFD && buf)
 			sig_fd_read(c, buf, r);
 		return r;
 	}
-	if (conn_rx(c) == 0 && drain_accepted_late(c->accepted_ms))
-		sweeper_serving_seen();
-	if (conn_rx(c) == 0 && log_on(LOG_TRACE))
-		first_byte(c);
-	tls_watch(c, r, buf);
+	bool first = conn_rx(c) == 0;
+	if (__builtin_expect(first && (drain_active() || log_on(LOG_TRACE)), 0))
+		first_bytes_seen(c);
+	uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+	tls_watch(c, r, buf, first, flags);
 	conn_add_rx(c, (uint64_t)r);
-	if ((__atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CONN_FIRST) &&
+	if ((flags & CONN_FIRST) &&
 	    !(__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING))
-		first_bytes_done(fd, c);
+		__atomic_and_fetch(&c->flags, (uint8_t)~CONN_FIRST, __ATOMIC_RELAXED);
 	return r;
 }
 
@@ -354,7 +352,7 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf)
 		    c->kind != CONN_KIND_CONN || conn_rx(c) == 0 ||
 			    (__atomic_load_n(&c->tls, __ATOMIC_RELAXED) & POL_TLS_WATCHING),
 		    0))
-		return rx_rare(fd, c, r, buf);
+		return rx_rare(c, r, buf);
 	conn_add_rx(c, (uint64_t)r);
 	return r;
 }
