@@ -114,7 +114,9 @@ struct conn {
 	uint32_t tls;           /* TCP under policy idle: pol_tls_feed()'s state,
 				 * written by the reading thread (relaxed); 0:
 				 * not watched (yet) */
-	uint8_t flags;          /* conn_flags, under conntab_mu */
+	uint8_t flags;          /* conn_flags: set when the record is made, under
+				 * conntab_mu; then changed only by atomic
+				 * read-modify-writes */
 	uint8_t family;         /* AF_INET, AF_INET6, AF_UNIX */
 	uint8_t last_dir;       /* conn_dir of the last transfer: hot path */
 	uint8_t kind;           /* conn_kind */

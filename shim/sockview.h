@@ -19,6 +19,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+
+/* The system calls that take another process's socket to examine it (the
+ * workers path, the launcher's outside mode): numbered alike on every
+ * architecture (the unified table), for headers older than Linux 5.6. */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
 
 /* TCP states (include/net/tcp_states.h; netinet/tcp.h, which names them,
  * clashes with linux/tcp.h). */

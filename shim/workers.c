@@ -46,13 +46,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
-
 #define MAX_KIDS 1024 /* a ring: a fork-per-connection server overwrites old ones */
 #define MAX_LISTENERS 64
 

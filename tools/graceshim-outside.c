@@ -60,13 +60,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
-
 #define LISTENER_TICK_MS 100 /* how soon a closed listener is noticed */
 #define SIGNAL_TICK_MS 10    /* ... for a second after a forwarded signal */
 #define DRAIN_TICK_MS 50     /* release passes while draining */
