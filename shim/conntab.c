@@ -208,7 +208,7 @@ static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, u
 			     bool kernel_counted)
 {
 	c->fd = fd;
-	c->gen = next_gen++;
+	c->gen = next_gen++ & 0x7fffffffu; /* never CONNTAB_BLOCKED_NEVER */
 	c->ino = (uint32_t)ino;
 	c->accepted_ms = accepted_ms;
 	c->rx = 0;

@@ -150,11 +150,17 @@ extern struct conn *conntab_low[CONNTAB_LOW] HIDDEN;
 extern struct conn *conntab_rw[CONNTAB_LOW] HIDDEN;
 extern struct conn **conntab_pages[CONNTAB_PAGES] HIDDEN;
 /* By fd: the gen of the connection a thread of the host is reading while it
- * may block, before its first byte; 0 otherwise (track.h, track_read_watch;
- * unblock.c, unblock_pass).  Apart from the record, whose flags only the
- * table lock's holders write: the reading thread holds no lock.  Relaxed
- * atomics; fds below CONNTAB_LOW only. */
+ * may block, before its first byte; CONNTAB_BLOCKED_NEVER when its reads
+ * cannot block; 0 otherwise (track.h, track_read_watch; unblock.c,
+ * unblock_pass).  Apart from the record: the reading thread holds no lock.
+ * Relaxed atomics; fds below CONNTAB_LOW only. */
 extern uint32_t conntab_blocked[CONNTAB_LOW] HIDDEN;
+/* The socket was non-blocking when last seen (accepted with SOCK_NONBLOCK,
+ * or set so with fcntl F_SETFL): no read of it is watched, so an event loop
+ * with threads beside it (Node, the JVM) does not wake the sweeper at every
+ * connection's first read.  No record's gen takes this value (conntab.c:
+ * gens keep the top bit clear). */
+#define CONNTAB_BLOCKED_NEVER UINT32_MAX
 extern int conntab_mu HIDDEN; /* spin lock: guards the table, free list, filter writes */
 /* CONN_FIRST when a new CONN_KERNEL record starts in the read/write filter
  * to have its first bytes classified (policy idle; it stays there for its

@@ -38,7 +38,7 @@ SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
 	int r = REAL(accept)(fd, addr, addrlen);
 	if (r >= 0 && start_on())
-		return track_accepted(fd, r);
+		return track_accepted(fd, r, false);
 	return r;
 }
 
@@ -63,7 +63,7 @@ SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
 	    !__atomic_load_n(&track_nonblocking_host, __ATOMIC_RELAXED))
 		__atomic_store_n(&track_nonblocking_host, 1, __ATOMIC_RELAXED); /* an event loop */
 	if (r >= 0 && start_on())
-		return track_accepted(fd, r);
+		return track_accepted(fd, r, flags & SOCK_NONBLOCK);
 	return r;
 }
 
@@ -368,6 +368,8 @@ static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
 	int r = fn(fd, cmd, arg);
 	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
 		track_dup(fd, r);
+	else if (r >= 0 && cmd == F_SETFL)
+		track_set_nonblocking(fd, (long)arg & O_NONBLOCK);
 	return r;
 }
 

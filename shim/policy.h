@@ -112,6 +112,16 @@ int pol_tcp_sent(const struct tcp_info *ti, size_t len);
 #define POL_TLS_MUX 0x40000000u
 #define POL_TLS_START POL_TLS_WATCHING
 uint32_t pol_tls_feed(uint32_t st, const unsigned char *p, size_t n);
+/* The state after a connection's first read, n > 0 bytes at p: what
+ * pol_tls_feed(POL_TLS_START, p, n) returns, with the common case inline
+ * (every connection has a first read): a first byte that starts neither a
+ * TLS handshake record (22) nor "PRI" ends the watch at once. */
+static inline uint32_t pol_tls_first(const unsigned char *p, size_t n)
+{
+	if (p[0] != 22 && p[0] != 'P')
+		return 0;
+	return pol_tls_feed(POL_TLS_START, p, n);
+}
 /* True when the bytes fed so far end on a record boundary and hold no
  * request (see above). */
 int pol_tls_no_request(uint32_t st);

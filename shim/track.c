@@ -134,7 +134,7 @@ static inline struct conn *listener_of(int lfd)
  * listener, trace, out of memory) are out of line and the rest is straight
  * code.  Returns fd, so that the wrappers end in a tail call and keep no
  * frame on the way out of a failed (EAGAIN) accept. */
-__attribute__((noinline)) int track_accepted(int lfd, int fd)
+__attribute__((noinline)) int track_accepted(int lfd, int fd, bool nonblocking)
 {
 	int *ep = &errno, saved = *ep;
 	struct stat st;
@@ -169,6 +169,7 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd)
 		track_failed(fd);
 		goto out;
 	}
+	track_note_nonblocking(fd, nonblocking);
 	if (log_on(LOG_TRACE))
 		track_trace(fd, (uint32_t)st.st_ino);
 	serving_check(lfd, false);
@@ -272,12 +273,14 @@ static inline void tls_watch(struct conn *c, ssize_t r, const void *buf, bool fi
 	if ((c->family != AF_INET && c->family != AF_INET6) || shim_cfg.policy != POLICY_IDLE ||
 	    (flags & CONN_MUTED))
 		return;
-	uint32_t st = first ? POL_TLS_START : __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
+	if (first) {
+		__atomic_store_n(&c->tls, buf ? pol_tls_first(buf, (size_t)r) : POL_TLS_MUX,
+				 __ATOMIC_RELAXED);
+		return;
+	}
+	uint32_t st = __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
 	if (st & POL_TLS_WATCHING)
-		__atomic_store_n(&c->tls,
-				 buf     ? pol_tls_feed(st, buf, (size_t)r)
-				 : first ? POL_TLS_MUX
-					 : st & POL_TLS_MUX,
+		__atomic_store_n(&c->tls, buf ? pol_tls_feed(st, buf, (size_t)r) : st & POL_TLS_MUX,
 				 __ATOMIC_RELAXED);
 }
 
@@ -561,6 +564,12 @@ __attribute__((noinline)) void track_dup_slow(int oldfd, int newfd)
 		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ms,
 					  c->flags & CONN_KERNEL);
 		if (n) {
+			/* one file description: one O_NONBLOCK */
+			track_note_nonblocking(newfd,
+					       (unsigned)oldfd < CONNTAB_LOW &&
+						       __atomic_load_n(&conntab_blocked[oldfd],
+								       __ATOMIC_RELAXED) ==
+							       CONNTAB_BLOCKED_NEVER);
 			n->rx = conn_rx(c);
 			n->tx = conn_tx(c);
 			n->last_dir = c->last_dir;

@@ -17,8 +17,9 @@
 
 extern int track_nonblocking_host HIDDEN; /* relaxed: set once an event loop shows */
 
-/* accept() returned fd on listener lfd: starts tracking it.  Returns fd. */
-int track_accepted(int lfd, int fd) HIDDEN;
+/* accept() returned fd on listener lfd, non-blocking or not
+ * (accept4's SOCK_NONBLOCK): starts tracking it.  Returns fd. */
+int track_accepted(int lfd, int fd, bool nonblocking) HIDDEN;
 /* listen() succeeded on fd. */
 void track_listening(int fd) HIDDEN;
 /* In the child of a fork, once fork() returned: what it inherited (the
@@ -144,6 +145,26 @@ static inline void track_forget(int fd)
 	sweeper_fds_closing((unsigned)fd, (unsigned)fd);
 	if (__builtin_expect(conntab_fast(fd) != NULL, 0) && proc_own())
 		track_forget_tracked(fd);
+}
+
+/* fd's connection is (not) non-blocking from now on: its reads are (not)
+ * watched (CONNTAB_BLOCKED_NEVER). */
+static inline void track_note_nonblocking(int fd, bool nonblocking)
+{
+	if ((unsigned)fd < CONNTAB_LOW)
+		__atomic_store_n(&conntab_blocked[fd], nonblocking ? CONNTAB_BLOCKED_NEVER : 0,
+				 __ATOMIC_RELAXED);
+}
+
+/* fcntl(fd, F_SETFL) succeeded: the same for a tracked connection, unless a
+ * read of it is being watched. */
+static inline void track_set_nonblocking(int fd, bool nonblocking)
+{
+	if ((unsigned)fd >= CONNTAB_LOW || __builtin_expect(!conntab_fast(fd), 1))
+		return;
+	uint32_t b = __atomic_load_n(&conntab_blocked[fd], __ATOMIC_RELAXED);
+	if (b == 0 || b == CONNTAB_BLOCKED_NEVER)
+		track_note_nonblocking(fd, nonblocking);
 }
 
 /* newfd now refers to oldfd's socket (dup, dup2, dup3, F_DUPFD). */

@@ -13,7 +13,9 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -111,4 +113,80 @@ Test(unblock, slow_first_byte_is_not_cut)
 	cr_assert_null(strstr(server_stderr(&srv), "released"), "%s", server_stderr(&srv));
 	close(slow);
 	close(next);
+}
+
+/* Voluntary context switches of pid's thread named name, or -1 if it has
+ * none: how often it went to sleep, so how often something woke it. */
+static long thread_switches(pid_t pid, const char *name)
+{
+	char path[320], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	long sw = -1;
+	struct dirent *e;
+	while (sw < 0 && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool match = fgets(buf, sizeof buf, f) && !strncmp(buf, name, strlen(name)) &&
+			     buf[strlen(name)] == '\n';
+		fclose(f);
+		if (!match)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)pid, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			while (fgets(buf, sizeof buf, f))
+				if (sscanf(buf, "voluntary_ctxt_switches: %ld", &sw) == 1)
+					break;
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return sw;
+}
+
+/* An event loop with a thread beside it (the shape of Node and of the JVM's
+ * servers: the sweeper runs) accepts with SOCK_NONBLOCK: its reads cannot
+ * block, so none is watched, and serving a connection does not wake the
+ * sweeper.  Watched, every first read woke it (a write to its pipe in the
+ * server's thread, a pass over the table in the sweeper's).  Its own timer
+ * (once a second when idle) may still wake it once or twice meanwhile. */
+static void nonblocking_served(const char *const *args)
+{
+	server_start(&srv, true, args, NULL);
+	long before = -1;
+	for (int i = 0; i < 100 && before < 0; i++) {
+		before = thread_switches(srv.pid, "graceshim");
+		if (before < 0)
+			sleep_ms(20);
+	}
+	cr_assert_geq(before, 0, "no graceshim thread in the server after 2 s");
+	enum { N = 20 };
+	for (int i = 0; i < N; i++) {
+		int fd = tcp_connect(AF_INET, srv.port);
+		cr_assert(send_str(fd, REQ));
+		cr_assert_geq(http_read_response(fd, 5000), 0, "request %d not answered", i);
+		close(fd);
+		sleep_ms(20); /* the sweeper's pass over a wake-up ends meanwhile */
+	}
+	long woken = thread_switches(srv.pid, "graceshim") - before;
+	cr_assert_lt(woken, N / 4, "the sweeper was woken %ld times for %d connections", woken, N);
+}
+
+Test(unblock, nonblocking_connections_do_not_wake_the_sweeper)
+{
+	const char *const args[] = {"evloop", "--stop", "sigwait", NULL};
+	nonblocking_served(args);
+}
+
+/* The same socket made non-blocking after a plain accept(). */
+Test(unblock, connections_made_nonblocking_do_not_wake_the_sweeper)
+{
+	const char *const args[] = {"evloop", "--stop", "sigwait", "--accept-fcntl", NULL};
+	nonblocking_served(args);
 }

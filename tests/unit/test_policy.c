@@ -489,6 +489,27 @@ Test(tls, largest_record_is_accepted)
 
 /* Who spoke last from the kernel's view: bytes sent, ms since the last data
  * received and sent. */
+/* pol_tls_first() is pol_tls_feed() from the start, whatever the first
+ * byte and however short the read. */
+Test(tls, first_read_inline_agrees_with_the_feed)
+{
+	static const char *tails[] = {"", "R", "RI", "RI * HTTP/2.0", "ET / HTTP/1.1", "\x03\x01"};
+	unsigned char b[32];
+	for (unsigned first = 0; first < 256; first++)
+		for (size_t t = 0; t < sizeof tails / sizeof *tails; t++) {
+			size_t n = 1 + strlen(tails[t]);
+			b[0] = (unsigned char)first;
+			memcpy(b + 1, tails[t], n - 1);
+			cr_assert_eq(pol_tls_first(b, n), pol_tls_feed(POL_TLS_START, b, n),
+				     "first byte %u, %zu bytes", first, n);
+		}
+	b[0] = 'P';
+	memcpy(b + 1, "RI", 2);
+	cr_assert_eq(pol_tls_first(b, 3), POL_TLS_MUX);
+	b[0] = 'G';
+	cr_assert_eq(pol_tls_first(b, 3), 0);
+}
+
 Test(policy, kernel_server_last)
 {
 	cr_assert_eq(pol_kernel_server_last(0, 500, 900), 0, "a host that sent nothing did not");
