@@ -477,15 +477,19 @@ void sweeper_hook(void)
 
 /* A read that may block on a never-used connection is about to begin, in a
  * process whose sweeper may not be running (a single-threaded host): start
- * it now, and have it watch.  Not from a signal handler of ours. */
+ * it now, and have it watch.  Not from a signal handler of ours.  A running
+ * sweeper sleeps at most WAKE_POLL_MS and then sees unblock_readers; nothing
+ * can be released before the connection is GRACESHIM_UNBLOCK_AFTER old, so
+ * it is woken only when that is shorter: not a write to its pipe and a pass
+ * over the table for every connection of a thread-per-connection server. */
 void sweeper_watch_blocked(void)
 {
-	if (!__atomic_exchange_n(&unblock_readers, 1, __ATOMIC_ACQ_REL) ||
-	    __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
-		if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2 &&
-		    !shim_in_handler())
+	bool started = __atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2;
+	if (!__atomic_exchange_n(&unblock_readers, 1, __ATOMIC_ACQ_REL) || !started) {
+		if (!started && !shim_in_handler())
 			spawn();
-		wake();
+		if (!started || shim_cfg.unblock_after_ns < WAKE_POLL_MS * 1000000ull)
+			wake();
 	}
 }
 

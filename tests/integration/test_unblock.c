@@ -150,15 +150,10 @@ static long thread_switches(pid_t pid, const char *name)
 	return sw;
 }
 
-/* An event loop with a thread beside it (the shape of Node and of the JVM's
- * servers: the sweeper runs) accepts with SOCK_NONBLOCK: its reads cannot
- * block, so none is watched, and serving a connection does not wake the
- * sweeper.  Watched, every first read woke it (a write to its pipe in the
- * server's thread, a pass over the table in the sweeper's).  Its own timer
- * (once a second when idle) may still wake it once or twice meanwhile. */
-static void nonblocking_served(const char *const *args)
+/* Serves N connections one after the other, each with a request; returns
+ * how often the server's graceshim thread was woken meanwhile. */
+static long switches_serving(int n)
 {
-	server_start(&srv, true, args, NULL);
 	long before = -1;
 	for (int i = 0; i < 100 && before < 0; i++) {
 		before = thread_switches(srv.pid, "graceshim");
@@ -166,16 +161,32 @@ static void nonblocking_served(const char *const *args)
 			sleep_ms(20);
 	}
 	cr_assert_geq(before, 0, "no graceshim thread in the server after 2 s");
-	enum { N = 20 };
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < n; i++) {
 		int fd = tcp_connect(AF_INET, srv.port);
 		cr_assert(send_str(fd, REQ));
 		cr_assert_geq(http_read_response(fd, 5000), 0, "request %d not answered", i);
 		close(fd);
 		sleep_ms(20); /* the sweeper's pass over a wake-up ends meanwhile */
 	}
-	long woken = thread_switches(srv.pid, "graceshim") - before;
-	cr_assert_lt(woken, N / 4, "the sweeper was woken %ld times for %d connections", woken, N);
+	return thread_switches(srv.pid, "graceshim") - before;
+}
+
+enum { N_SERVED = 20 };
+
+/* An event loop with a thread beside it (the shape of Node and of the JVM's
+ * servers: the sweeper runs) accepts with SOCK_NONBLOCK: its reads cannot
+ * block, so none is watched, and serving a connection does not wake the
+ * sweeper.  With GRACESHIM_UNBLOCK_AFTER below the sweeper's longest sleep
+ * (1 s) a watched read wakes it at once (a write to its pipe in the
+ * server's thread, a pass over the table in the sweeper's).  Its own timer
+ * may still wake it once or twice meanwhile. */
+static void nonblocking_served(const char *const *args)
+{
+	const char *const env[] = {"GRACESHIM_UNBLOCK_AFTER=500ms", NULL};
+	server_start(&srv, true, args, env);
+	long woken = switches_serving(N_SERVED);
+	cr_assert_lt(woken, N_SERVED / 4, "the sweeper was woken %ld times for %d connections",
+		     woken, N_SERVED);
 }
 
 Test(unblock, nonblocking_connections_do_not_wake_the_sweeper)
@@ -189,4 +200,20 @@ Test(unblock, connections_made_nonblocking_do_not_wake_the_sweeper)
 {
 	const char *const args[] = {"evloop", "--stop", "sigwait", "--accept-fcntl", NULL};
 	nonblocking_served(args);
+}
+
+/* A sync worker's reads are watched (they block), but a watch wakes the
+ * sweeper only when GRACESHIM_UNBLOCK_AFTER is shorter than its longest
+ * sleep (1 s), after which it looks anyway: not once per connection.  A
+ * silent connection first makes it start (the worker blocks reading it). */
+Test(unblock, blocking_reads_do_not_wake_the_sweeper_each)
+{
+	const char *const args[] = {"syncworker", NULL};
+	server_start(&srv, true, args, NULL);
+	int silent = tcp_connect(AF_INET, srv.port);
+	sleep_ms(300);
+	close(silent);
+	long woken = switches_serving(N_SERVED);
+	cr_assert_lt(woken, N_SERVED / 4, "the sweeper was woken %ld times for %d connections",
+		     woken, N_SERVED);
 }
