@@ -11,7 +11,7 @@
 # wrk (its requests per second): make bench and bench-drain install what is
 # missing (as root; otherwise scripts/install-deps says what to install and
 # bench/run says which figures it had to skip).
-BENCH_DEPS := valgrind libc6-dbg nginx wrk
+BENCH_DEPS := valgrind libc6-dbg nginx wrk strace
 
 BENCH_DIR := $(B)/bench
 BENCH_PROGS := $(BENCH_DIR)/micro $(BENCH_DIR)/sweep $(BENCH_DIR)/mem $(BENCH_DIR)/httpd \

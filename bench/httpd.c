@@ -9,7 +9,11 @@
  * 13-byte body; "Connection: close" (or HTTP/1.0) gets a Connection: close
  * response and the server closes the connection (wrk then reconnects).
  *
- *   httpd [--max-seconds S]    listens on 127.0.0.1, prints "PORT <n>"
+ *   httpd [--max-seconds S] [--thread]
+ *       listens on 127.0.0.1, prints "PORT <n>".  --thread starts an idle
+ *       thread first: the same loop with threads beside it, the shape of
+ *       Node's or a JVM server's (graceshim's sweeper then runs from the
+ *       start, where a single-threaded process defers it).
  *
  * SIGINT or SIGTERM (a sigaction handler, which graceshim hooks) ends it;
  * so does --max-seconds (default 600), so it never outlives a run.
@@ -18,6 +22,7 @@
 
 #include <strings.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 
 #define MAX_FD 65536
@@ -152,14 +157,26 @@ static int serve(int ep, int fd)
 	}
 }
 
+static void *idle_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	int max_seconds = 600;
+	pthread_t th;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--max-seconds") && i + 1 < argc)
 			max_seconds = atoi(argv[++i]);
-		else {
-			fprintf(stderr, "usage: httpd [--max-seconds S]\n");
+		else if (!strcmp(argv[i], "--thread")) {
+			if (pthread_create(&th, NULL, idle_thread, NULL) != 0)
+				bench_die("pthread_create");
+		} else {
+			fprintf(stderr, "usage: httpd [--max-seconds S] [--thread]\n");
 			return 2;
 		}
 	}
