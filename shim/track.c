@@ -383,18 +383,16 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
 	if (__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) != 2) {
 		if (__atomic_load_n(&track_nonblocking_host, __ATOMIC_RELAXED) || shim_in_handler())
 			return NULL;
-		/* Bytes (or the EOF) waiting first: a sync worker's request is
-		 * usually there when it reads, and then one system call does. */
 		int saved = errno;
+		int fl = (int)real_syscall(SYS_fcntl, fd, F_GETFL);
+		bool block = false;
 		char b;
-		bool block = real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL,
-					  NULL) < 0 &&
-			     errno == EAGAIN;
-		int fl = block ? (int)real_syscall(SYS_fcntl, fd, F_GETFL) : -1;
-		if (fl >= 0 && (fl & O_NONBLOCK)) {
+		if (fl >= 0 && (fl & O_NONBLOCK))
 			__atomic_store_n(&track_nonblocking_host, 1, __ATOMIC_RELAXED);
-			block = false;
-		}
+		else if (fl >= 0)
+			block = real_syscall(SYS_recvfrom, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL,
+					     NULL) < 0 &&
+				errno == EAGAIN;
 		errno = saved;
 		if (!block)
 			return NULL;
