@@ -216,7 +216,9 @@ static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, u
 	c->sample_ms = 0;
 	c->rx_at_release = 0;
 	c->tls = 0;
-	c->flags = kernel_counted ? CONN_KERNEL | conntab_kernel_first : 0;
+	__atomic_store_n(&c->flags,
+			 (uint8_t)(kernel_counted ? CONN_KERNEL | conntab_kernel_first : 0),
+			 __ATOMIC_RELAXED);
 	c->family = (uint8_t)family;
 	c->last_dir = CONN_DIR_NONE;
 	c->kind = CONN_KIND_CONN;
@@ -225,7 +227,7 @@ static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, u
 static inline struct conn *conn_publish(struct conn **slot, struct conn *c)
 {
 	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
-	if ((c->flags & (CONN_KERNEL | CONN_FIRST)) != CONN_KERNEL)
+	if ((conn_flags(c) & (CONN_KERNEL | CONN_FIRST)) != CONN_KERNEL)
 		set_rw(c->fd, c);
 	conntab_stats.accepted++;
 	if (++live_n > conntab_stats.peak)
@@ -292,8 +294,8 @@ void conntab_rw_add_locked(struct conn *c)
 void conntab_rw_remove_locked(struct conn *c)
 {
 	__atomic_and_fetch(&c->flags, (uint8_t)~CONN_FIRST, __ATOMIC_RELAXED);
-	if (!conntab_kernel_first && !(c->flags & CONN_MUTED) && (unsigned)c->fd < CONNTAB_LOW &&
-	    conntab_rw[c->fd] == c)
+	if (!conntab_kernel_first && !(conn_flags(c) & CONN_MUTED) &&
+	    (unsigned)c->fd < CONNTAB_LOW && conntab_rw[c->fd] == c)
 		set_rw(c->fd, NULL);
 }
 

@@ -190,6 +190,14 @@ static inline struct conn *conntab_fast(int fd)
 	return conntab_fast_high(fd);
 }
 
+/* A connection's flags.  A relaxed load: the reading thread clears
+ * CONN_FIRST without the table lock (track.c, rx_rare), so even a read
+ * under the lock may meet a concurrent change. */
+static inline uint8_t conn_flags(const struct conn *c)
+{
+	return __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+}
+
 static inline void conn_add_rx(struct conn *c, uint64_t n)
 {
 	__atomic_store_n(&c->rx, __atomic_load_n(&c->rx, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);

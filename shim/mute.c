@@ -36,7 +36,7 @@
 void mute_begin(struct conn *c, uint64_t looked_rx, int64_t kernel_read, bool eof_read)
 {
 	uint64_t base = looked_rx;
-	if (c->flags & CONN_KERNEL) {
+	if (conn_flags(c) & CONN_KERNEL) {
 		/* Its reads are not counted: the kernel's count of what the host
 		 * read.  Unknown: nothing was (it never received a byte) or the
 		 * base is 0 and the host's first read lets its writes through. */

@@ -153,14 +153,14 @@ static bool examine_claim(const struct conn_ref *ref, const struct pol_params *p
 {
 	conntab_lock();
 	struct conn *c = ref_find_locked(ref);
-	if (!c || (c->flags & CONN_RELEASED)) {
+	if (!c || (conn_flags(c) & CONN_RELEASED)) {
 		conntab_unlock();
 		return false;
 	}
 	/* Before a trigger only the first-byte timeout can apply, and only to
 	 * unused connections: skip the rest without a system call. */
 	if (!drain &&
-	    (conn_rx(c) > 0 || (c->flags & CONN_USED) || !params->first_byte_timeout_ns)) {
+	    (conn_rx(c) > 0 || (conn_flags(c) & CONN_USED) || !params->first_byte_timeout_ns)) {
 		ps->kept++;
 		conntab_unlock();
 		return false;

@@ -417,7 +417,7 @@ __attribute__((noinline, cold)) struct conn *track_read_watch_slow(struct conn *
 __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 {
 	int saved = errno;
-	if ((c->flags & CONN_KERNEL) && shim_cfg.stats_file[0]) {
+	if ((conn_flags(c) & CONN_KERNEL) && shim_cfg.stats_file[0]) {
 		/* Our counters are zero for these: take the kernel's for the
 		 * exit statistics. */
 		struct tcp_info ti;
@@ -432,7 +432,7 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c)
 			"connection %s closed (fd %d, %llu bytes received, %llu sent, %llu ms%s)",
 			p, c->fd, (unsigned long long)conn_rx(c), (unsigned long long)conn_tx(c),
 			(unsigned long long)(uint32_t)(conn_ms(shim_now_ns()) - c->accepted_ms),
-			(c->flags & CONN_RELEASED) ? ", released by graceshim" : "");
+			(conn_flags(c) & CONN_RELEASED) ? ", released by graceshim" : "");
 	}
 	errno = saved;
 }
@@ -452,8 +452,8 @@ __attribute__((noinline, cold)) static void forget_late(struct conn *c)
 
 static inline void forget_locked(struct conn *c)
 {
-	if (__builtin_expect(drain_active(), 0) && (c->flags & CONN_KERNEL) &&
-	    !(c->flags & CONN_RELEASED) && drain_accepted_late(c->accepted_ms))
+	if (__builtin_expect(drain_active(), 0) && (conn_flags(c) & CONN_KERNEL) &&
+	    !(conn_flags(c) & CONN_RELEASED) && drain_accepted_late(c->accepted_ms))
 		forget_late(c);
 	if (__builtin_expect(shim_cfg.stats_file[0] != 0, 0) || log_on(LOG_TRACE))
 		forget_report(c);
@@ -562,7 +562,7 @@ __attribute__((noinline)) void track_dup_slow(int oldfd, int newfd)
 	struct conn *c = conntab_slot_locked(oldfd), *n = NULL;
 	if (c && c->kind == CONN_KIND_CONN) {
 		n = conntab_insert_locked(newfd, c->ino, c->family, c->accepted_ms,
-					  c->flags & CONN_KERNEL);
+					  conn_flags(c) & CONN_KERNEL);
 		if (n) {
 			/* one file description: one O_NONBLOCK */
 			track_note_nonblocking(newfd,
@@ -575,10 +575,11 @@ __attribute__((noinline)) void track_dup_slow(int oldfd, int newfd)
 			n->last_dir = c->last_dir;
 			n->tls = __atomic_load_n(&c->tls, __ATOMIC_RELAXED);
 			n->rx_at_release = c->rx_at_release;
-			n->flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED) | CONN_SHARED;
-			if (n->flags & (CONN_FIRST | CONN_MUTED))
+			__atomic_store_n(&n->flags, (uint8_t)(conn_flags(c) | CONN_SHARED),
+					 __ATOMIC_RELAXED);
+			if (conn_flags(n) & (CONN_FIRST | CONN_MUTED))
 				conntab_rw_add_locked(n);
-			else if (n->flags & CONN_KERNEL)
+			else if (conn_flags(n) & CONN_KERNEL)
 				conntab_rw_remove_locked(n);
 			/* atomic: the sweeper may be setting a claimed record's flags */
 			__atomic_or_fetch(&c->flags, CONN_SHARED, __ATOMIC_RELAXED);

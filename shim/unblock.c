@@ -93,8 +93,8 @@ uint64_t unblock_pass(void)
 			continue;
 		conntab_lock();
 		struct conn *c = conntab_find_locked(refs[i].fd);
-		if (!c || c->gen != refs[i].gen || (c->flags & CONN_RELEASED) || conn_rx(c) != 0 ||
-		    conn_tx(c) != 0) {
+		if (!c || c->gen != refs[i].gen || (conn_flags(c) & CONN_RELEASED) ||
+		    conn_rx(c) != 0 || conn_tx(c) != 0) {
 			conntab_unlock();
 			continue;
 		}
