@@ -260,9 +260,10 @@ size_t conntab_special_fds_locked(unsigned lo, unsigned hi, int *out, size_t max
 /* Puts a connection into the read/write filter (a released CONN_KERNEL one:
  * its writes must be looked at). */
 void conntab_rw_add_locked(struct conn *c);
-/* A CONN_KERNEL connection's first bytes are classified: CONN_FIRST off; out
- * of the read/write filter unless it is muted or the policy is idle (which
- * needs its direction). */
+/* A CONN_KERNEL connection past its first bytes (a dup's copy: track.c,
+ * track_dup_slow; the reading thread clears CONN_FIRST itself, rx_rare):
+ * CONN_FIRST off; out of the read/write filter unless it is muted or the
+ * policy is idle (which needs its direction). */
 void conntab_rw_remove_locked(struct conn *c);
 /* Marks every record CONN_SHARED (at fork, in parent and child). */
 void conntab_mark_shared_locked(void);

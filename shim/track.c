@@ -313,7 +313,7 @@ __attribute__((noinline)) static ssize_t rx_rare(struct conn *c, ssize_t r, cons
 	bool first = conn_rx(c) == 0;
 	if (__builtin_expect(first && (drain_active() || log_on(LOG_TRACE)), 0))
 		first_bytes_seen(c);
-	uint8_t flags = __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+	uint8_t flags = conn_flags(c);
 	tls_watch(c, r, buf, first, flags);
 	conn_add_rx(c, (uint64_t)r);
 	if ((flags & CONN_FIRST) &&
@@ -565,11 +565,7 @@ __attribute__((noinline)) void track_dup_slow(int oldfd, int newfd)
 					  conn_flags(c) & CONN_KERNEL);
 		if (n) {
 			/* one file description: one O_NONBLOCK */
-			track_note_nonblocking(newfd,
-					       (unsigned)oldfd < CONNTAB_LOW &&
-						       __atomic_load_n(&conntab_blocked[oldfd],
-								       __ATOMIC_RELAXED) ==
-							       CONNTAB_BLOCKED_NEVER);
+			track_note_nonblocking(newfd, track_never_blocks(oldfd));
 			n->rx = conn_rx(c);
 			n->tx = conn_tx(c);
 			n->last_dir = c->last_dir;

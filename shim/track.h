@@ -38,8 +38,7 @@ ssize_t track_rx(int fd, ssize_t r, const void *buf) HIDDEN;
  * signalfd's carries no flag, a listener's is not in this filter). */
 static inline bool track_lane_dir_only(const struct conn *c)
 {
-	return (__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
-		(CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL;
+	return (conn_flags(c) & (CONN_KERNEL | CONN_FIRST | CONN_MUTED)) == CONN_KERNEL;
 }
 
 static inline bool track_dir_only(const struct conn *c)
@@ -154,6 +153,13 @@ static inline void track_note_nonblocking(int fd, bool nonblocking)
 	if ((unsigned)fd < CONNTAB_LOW)
 		__atomic_store_n(&conntab_blocked[fd], nonblocking ? CONNTAB_BLOCKED_NEVER : 0,
 				 __ATOMIC_RELAXED);
+}
+
+/* Whether fd's reads were last known not to block. */
+static inline bool track_never_blocks(int fd)
+{
+	return (unsigned)fd < CONNTAB_LOW &&
+	       __atomic_load_n(&conntab_blocked[fd], __ATOMIC_RELAXED) == CONNTAB_BLOCKED_NEVER;
 }
 
 /* fcntl(fd, F_SETFL) succeeded: the same for a tracked connection, unless a
