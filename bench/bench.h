@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,6 +45,24 @@ __attribute__((noreturn, format(printf, 1, 2))) static inline void bench_die(con
 	fprintf(stderr, ": %s\n", strerror(e));
 	va_end(ap);
 	exit(3);
+}
+
+static inline void *bench_idle(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* One thread more that does nothing: the process is multi-threaded (glibc's
+ * cancellable calls take their multi-threaded path; graceshim starts its
+ * sweeper at once instead of deferring it). */
+static inline void bench_idle_thread_start(void)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, bench_idle, NULL) != 0)
+		bench_die("pthread_create");
 }
 
 static inline uint64_t bench_now_ns(void)

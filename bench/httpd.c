@@ -22,7 +22,6 @@
 
 #include <strings.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/epoll.h>
 
 #define MAX_FD 65536
@@ -157,25 +156,15 @@ static int serve(int ep, int fd)
 	}
 }
 
-static void *idle_thread(void *arg)
-{
-	(void)arg;
-	for (;;)
-		pause();
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	int max_seconds = 600;
-	pthread_t th;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--max-seconds") && i + 1 < argc)
 			max_seconds = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--thread")) {
-			if (pthread_create(&th, NULL, idle_thread, NULL) != 0)
-				bench_die("pthread_create");
-		} else {
+		else if (!strcmp(argv[i], "--thread"))
+			bench_idle_thread_start();
+		else {
 			fprintf(stderr, "usage: httpd [--max-seconds S] [--thread]\n");
 			return 2;
 		}

@@ -171,23 +171,15 @@ MEASURED(read, fd)
 MEASURED(sendrecv, fd)
 MEASURED(accept, lfd)
 
-static void *idle_thread(void *arg)
-{
-	(void)arg;
-	pause();
-	return NULL;
-}
-
 static int run_cg(const char *what, long n)
 {
 	int port, lfd = bench_tcp_listen(&port, 4096);
 	const char *mt = getenv("BENCH_EXTRA_THREAD");
-	pthread_t th;
 
 	/* The control for graceshim's sweeper thread: the same process with
 	 * one idle thread more, so glibc takes its multi-threaded paths. */
-	if (mt && !strcmp(mt, "1") && pthread_create(&th, NULL, idle_thread, NULL) != 0)
-		bench_die("pthread_create");
+	if (mt && !strcmp(mt, "1"))
+		bench_idle_thread_start();
 	/* A tracked connection stays open throughout, as on a busy server:
 	 * the filter page for low fds exists and the table is not empty. */
 	struct conn_pair p = pair_open(lfd, port, accept);
