@@ -31,7 +31,8 @@ TEST_PREFIX ?=
 SHIM_SRC := $(wildcard shim/*.c)
 SHIM_OBJ := $(patsubst shim/%.c,$(B)/obj/%.o,$(SHIM_SRC))
 # The pure parts: unit tests link them as they are.
-PURE_OBJ := $(B)/obj/config.o $(B)/obj/conntab.o $(B)/obj/policy.o $(B)/obj/logfmt.o $(B)/obj/sockview.o
+PURE_OBJ := $(B)/obj/config.o $(B)/obj/conntab.o $(B)/obj/policy.o $(B)/obj/logfmt.o $(B)/obj/sockview.o \
+	$(B)/obj/sockdiag.o
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INTEG_SRC := $(wildcard tests/integration/*.c)
@@ -71,7 +72,7 @@ $(B)/graceshim-check: tools/graceshim-check.c $(B)/obj/config.o
 
 # Outside mode: the release from outside the server (pidfd_getfd), with the
 # library's own view of a socket and its configuration parser.
-$(B)/graceshim-outside: tools/graceshim-outside.c $(B)/obj/sockview.o $(B)/obj/config.o
+$(B)/graceshim-outside: tools/graceshim-outside.c $(B)/obj/sockview.o $(B)/obj/sockdiag.o $(B)/obj/config.o
 	$(CC) $(CFLAGS) -fvisibility=default -o $@ $^ $(LDSAN)
 
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h tests/fixtures/threads.h

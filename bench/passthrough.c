@@ -102,6 +102,7 @@ EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *o
 #define SHIM_FORWARD_own(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
 #define SHIM_FORWARD_fast(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
 #define SHIM_FORWARD_fast_read(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
+#define SHIM_FORWARD_fast_read_fds(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
 #define SHIM_FORWARD_fast_write(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
 #define SHIM_FORWARD_own_special(ret, sym, params, args)
 
@@ -155,6 +156,7 @@ EXPORT void closefrom(int lowfd)
 #define SHIM_BIND_own(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
 #define SHIM_BIND_fast(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
 #define SHIM_BIND_fast_read(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
+#define SHIM_BIND_fast_read_fds(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
 #define SHIM_BIND_fast_write(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
 #define SHIM_BIND_own_special(ret, sym, params, args)
 

@@ -23,6 +23,7 @@ static void (*gate_work)(void);
 		return REAL(field) args;                                                           \
 	}
 #define GATE_DOOR_fast_read(ret, field, params, args) GATE_DOOR_fast(ret, field, params, args)
+#define GATE_DOOR_fast_read_fds(ret, field, params, args) GATE_DOOR_fast(ret, field, params, args)
 #define GATE_DOOR_fast_write(ret, field, params, args)                                             \
 	static ret gate_door_##field params                                                        \
 	{                                                                                          \
@@ -35,6 +36,7 @@ SHIM_SYMBOLS(GATE_DOOR)
 #define GATE_SLOT_own_special(field)
 #define GATE_SLOT_fast(field) .field = gate_door_##field,
 #define GATE_SLOT_fast_read(field) GATE_SLOT_fast(field)
+#define GATE_SLOT_fast_read_fds(field) GATE_SLOT_fast(field)
 #define GATE_SLOT_fast_write(field) GATE_SLOT_fast(field)
 struct real_fns gate_fast = {SHIM_SYMBOLS(GATE_SLOT)};
 
@@ -47,6 +49,7 @@ static void fast_switch(int open)
 	__atomic_store_n(&gate_fast.f, open &&real_fns.f ? real_fns.f : gate_door_##f,             \
 			 __ATOMIC_RELEASE);
 #define GATE_SET_fast_read(f) GATE_SET_fast(f)
+#define GATE_SET_fast_read_fds(f) GATE_SET_fast(f)
 #define GATE_SET_fast_write(f) GATE_SET_fast(f)
 	SHIM_SYMBOLS(GATE_SET)
 }

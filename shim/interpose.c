@@ -172,6 +172,28 @@ __attribute__((noinline)) static int recvmmsg_slow(int fd, struct mmsghdr *v, un
 	return r;
 }
 
+/* recvmsg and recvmmsg may receive fds (SCM_RIGHTS): a connection another
+ * process accepted and hands over (track.h, track_received).  Looked at in
+ * the kernel's answer only, once the call succeeded: msg is then known to
+ * be the host's memory, and its control length is what the kernel wrote. */
+static inline ssize_t recvmsg_fds_seen(ssize_t r, int fd, struct msghdr *msg, int flags)
+{
+	(void)fd, (void)flags;
+	if (__builtin_expect(r >= 0 && msg->msg_controllen, 0) && start_on())
+		track_received(msg);
+	return r;
+}
+
+static inline int recvmmsg_fds_seen(int r, int fd, struct mmsghdr *v, unsigned n, int flags,
+				    struct timespec *t)
+{
+	(void)fd, (void)n, (void)flags, (void)t;
+	for (int i = 0; i < r; i++)
+		if (__builtin_expect(v[i].msg_hdr.msg_controllen != 0, 0) && start_on())
+			track_received(&v[i].msg_hdr);
+	return r;
+}
+
 __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t n)
 {
 	struct conn *c = conntab_rw_fast(fd);
@@ -275,10 +297,8 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 		return (ret)done(FIRST_ARG args,                                                   \
 				 __atomic_load_n(&gate_fast.field, __ATOMIC_RELAXED) args, c_);    \
 	}
-#define FAST_WRAPPER_LANE(ret, field, sym, params, args, dir, done)                                \
-	FAST_TURN(ret, field, params, args, done)                                                  \
-	SHIM_EXPORT ret sym params                                                                 \
-	{                                                                                          \
+#define FAST_LANE_BODY(field, args, dir)                                                           \
+	do {                                                                                       \
 		struct conn *c_ = NULL;                                                            \
 		enum track_lane l_ = track_lane(FIRST_ARG args, dir, &c_);                         \
 		if (__builtin_expect(l_ == TRACK_LANE_FORWARD, 1))                                 \
@@ -286,9 +306,26 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 		if (l_ == TRACK_LANE_TURN)                                                         \
 			return field##_turn(STRIP args, c_);                                       \
 		return field##_slow args;                                                          \
+	} while (0)
+#define FAST_WRAPPER_LANE(ret, field, sym, params, args, dir, done)                                \
+	FAST_TURN(ret, field, params, args, done)                                                  \
+	SHIM_EXPORT ret sym params                                                                 \
+	{                                                                                          \
+		FAST_LANE_BODY(field, args, dir);                                                  \
 	}
 #define FAST_WRAPPER_fast_read(ret, field, sym, params, args)                                      \
 	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_RX, track_turn_rx)
+/* The same lanes, then the answer's control part (field_fds_seen). */
+#define FAST_WRAPPER_fast_read_fds(ret, field, sym, params, args)                                  \
+	FAST_TURN(ret, field, params, args, track_turn_rx)                                         \
+	static inline ret field##_lanes params                                                     \
+	{                                                                                          \
+		FAST_LANE_BODY(field, args, CONN_DIR_RX);                                          \
+	}                                                                                          \
+	SHIM_EXPORT ret sym params                                                                 \
+	{                                                                                          \
+		return field##_fds_seen(field##_lanes args, STRIP args);                           \
+	}
 #define FAST_WRAPPER_fast_write(ret, field, sym, params, args)                                     \
 	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_TX, track_turn_tx)
 #define FAST_WRAPPER_fast(ret, field, sym, params, args)                                           \

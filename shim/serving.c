@@ -157,9 +157,15 @@ static void tell_line(int lfd, bool listening)
 	if (shim_cfg.grace_ns)
 		snprintf(extra, sizeof extra, ", grace %llu ms",
 			 (unsigned long long)(shim_cfg.grace_ns / 1000000));
+	/* Not a listener: a connection another process accepted and handed
+	 * over (track.c, track_handed), on the address it was accepted on. */
+	struct conn *c = listening ? NULL : conntab_fast(lfd);
+	bool handed = c && c->kind == CONN_KIND_CONN;
 	log_msg(LOG_INFO, "serving: %s %s (fd %d); drain on %s; policy %s%s",
-		listening ? "listening on" : "accepting on", where, lfd,
-		trig[0] ? trig : "nothing (GRACESHIM_TRIGGERS)",
+		listening ? "listening on"
+		: handed  ? "connections handed over, accepted on"
+			  : "accepting on",
+		where, lfd, trig[0] ? trig : "nothing (GRACESHIM_TRIGGERS)",
 		shim_cfg.policy == POLICY_IDLE ? "idle" : "unused", extra);
 }
 

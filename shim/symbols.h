@@ -23,6 +23,9 @@
  *           connection whose transfer needs nothing of the shim (track.h,
  *           track_lane); a write's door through a closed gate never runs
  *           the deferred work (signal handlers write to self-pipes);
+ *           fast_read_fds: a fast_read whose answer may carry fds
+ *           (SCM_RIGHTS): the wrapper keeps a frame, and a call that
+ *           returned a control part has it looked at (field_fds_seen);
  *           own: a hand-written wrapper;
  *           own_special: the same, for a variadic or void function, which
  *           a generic forwarder (bench/passthrough.c) cannot pass on.
@@ -48,7 +51,7 @@
 	  (int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen),            \
 	  (fd, buf, n, flags, addr, alen), must, fast_read)                                            \
 	X(ssize_t, recvmsg, recvmsg, (int fd, struct msghdr *msg, int flags), (fd, msg, flags),        \
-	  must, fast_read)                                                                             \
+	  must, fast_read_fds)                                                                         \
 	X(int, close, close, (int fd), (fd), must, own)                                                \
 	X(int, dup2, dup2, (int oldfd, int newfd), (oldfd, newfd), must, own)                          \
 	X(int, sigaction, sigaction, (int sig, const struct sigaction *act, struct sigaction *oact),   \
@@ -70,7 +73,7 @@
 	  (fd, v, n, flags), must, fast_write)                                                         \
 	X(int, recvmmsg, recvmmsg,                                                                     \
 	  (int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t),                      \
-	  (fd, v, n, flags, t), must, fast_read)                                                       \
+	  (fd, v, n, flags, t), must, fast_read_fds)                                                   \
 	X(ssize_t, sendfile, sendfile, (int out, int in, off_t *off, size_t n), (out, in, off, n),     \
 	  must, fast)                                                                                  \
 	X(ssize_t, splice, splice,                                                                     \

@@ -16,6 +16,7 @@
 #include "serving.h"
 #include "shim.h"
 #include "signals.h"
+#include "sockdiag.h"
 #include "sockview.h"
 #include "sweeper.h"
 #include "unblock.h"
@@ -63,11 +64,11 @@ __attribute__((noinline, cold)) static void track_failed(int fd)
 	LOG(LOG_WARN, "fd %d: not tracked (out of memory or fd beyond %u)", fd, CONNTAB_MAX_FD);
 }
 
-__attribute__((noinline, cold)) static void track_trace(int fd, uint32_t ino)
+__attribute__((noinline, cold)) static void track_trace(int fd, uint32_t ino, const char *how)
 {
 	char p[64];
 	log_peer_keep(fd, ino, p, sizeof p); /* for the close line */
-	log_msg(LOG_TRACE, "connection %s accepted (fd %d)", p, fd);
+	log_msg(LOG_TRACE, "connection %s %s (fd %d)", p, how, fd);
 }
 
 /* What the connections accepted on one socket share: the family, and whether
@@ -171,12 +172,80 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd, bool nonblocking)
 	}
 	track_note_nonblocking(fd, nonblocking);
 	if (log_on(LOG_TRACE))
-		track_trace(fd, (uint32_t)st.st_ino);
+		track_trace(fd, (uint32_t)st.st_ino, "accepted");
 	serving_check(lfd, false);
 	sweeper_accepted();
 out:
 	*ep = saved;
 	return fd;
+}
+
+/* ---- handed over: a connection another process accepted ---------------
+ * A process may serve connections it did not accept: a Node.js cluster's
+ * primary accepts every connection and hands it to a worker over a Unix
+ * socket (SCM_RIGHTS; its default scheduling on Linux), and the worker's
+ * server.close() then waits for it like any other.  Such an fd is tracked
+ * as if accepted here when the kernel says it is an accepted connection: a
+ * TCP socket that does not listen, whose local address a listener of this
+ * network namespace holds (sockdiag_listening_on: an outbound connection's
+ * local port never is).  Another process had it and may have read from
+ * it: CONN_SHARED, as across a fork.  Its O_NONBLOCK is the file
+ * description's, which the sender set or not: asked once. */
+__attribute__((noinline)) static void track_handed(int fd)
+{
+	struct sockview v;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (sockview_look(fd, SOCKVIEW_ID | SOCKVIEW_TCP, &v) < 0 || !v.tcp || v.listener)
+		return;
+	uint64_t dev = shim_sock_dev();
+	if ((dev && dev != v.dev) || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    !sockdiag_listening_on(&ss))
+		return;
+	int fl = (int)real_syscall(SYS_fcntl, fd, F_GETFL);
+	bool kernel = tcp_kernel_counted(fd);
+	uint32_t now = shim_stamp_accepts || drain_active() ? conn_ms(shim_now_coarse_ns()) : 0;
+	if (!conntab_lock_unless_held())
+		return;
+	struct conn *c = conntab_insert_locked(fd, v.ino, ss.ss_family, now, kernel);
+	if (c)
+		__atomic_or_fetch(&c->flags, CONN_SHARED, __ATOMIC_RELAXED);
+	conntab_unlock();
+	if (!c) {
+		track_failed(fd);
+		return;
+	}
+	track_note_nonblocking(fd, fl >= 0 && (fl & O_NONBLOCK));
+	if (log_on(LOG_TRACE))
+		track_trace(fd, (uint32_t)v.ino, "handed over");
+	serving_check(fd, false);
+	sweeper_accepted();
+}
+
+void track_received(const struct msghdr *msg)
+{
+	int saved = errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm;
+	     cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0))
+			continue;
+		/* Within the buffer, whatever the header says. */
+		const unsigned char *end = (const unsigned char *)msg->msg_control +
+					   msg->msg_controllen;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (end < CMSG_DATA(cm))
+			continue;
+		if (n > (size_t)(end - CMSG_DATA(cm)) / sizeof(int))
+			n = (size_t)(end - CMSG_DATA(cm)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
+			if (fd >= 0)
+				track_handed(fd);
+		}
+	}
+	errno = saved;
 }
 
 /* The ports the parent listened on when it forked this process.  A forked

@@ -13,6 +13,7 @@
 #include "sweeper.h"
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 extern int track_nonblocking_host HIDDEN; /* relaxed: set once an event loop shows */
@@ -20,6 +21,11 @@ extern int track_nonblocking_host HIDDEN; /* relaxed: set once an event loop sho
 /* accept() returned fd on listener lfd, non-blocking or not
  * (accept4's SOCK_NONBLOCK): starts tracking it.  Returns fd. */
 int track_accepted(int lfd, int fd, bool nonblocking) HIDDEN;
+/* A read returned msg with a control part: the fds it carried (SCM_RIGHTS)
+ * that are connections another process accepted are tracked (track.c,
+ * track_handed).  msg is the kernel's answer: only its control part is
+ * read. */
+void track_received(const struct msghdr *msg) HIDDEN;
 /* listen() succeeded on fd. */
 void track_listening(int fd) HIDDEN;
 /* In the child of a fork, once fork() returned: what it inherited (the

@@ -35,15 +35,13 @@
  * DRAIN_TICK_MS only while a process drains.
  */
 #include "../shim/config.h"
+#include "../shim/sockdiag.h"
 #include "../shim/sockview.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -199,61 +197,16 @@ static bool same_netns(void)
 	       a.st_dev == b.st_dev;
 }
 
-/* Returns -1 when the kernel has no socket diagnostics for us. */
-static int read_listen_diag(void)
+static void lsock_seen(const struct inet_diag_msg *m, void *ctx)
 {
-	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (nl < 0)
-		return -1;
-	int r = 0;
-	static const uint8_t families[] = {AF_INET, AF_INET6};
-	for (int f = 0; f < 2 && r == 0; f++) {
-		struct {
-			struct nlmsghdr h;
-			struct inet_diag_req_v2 q;
-		} req = {
-			.h = {.nlmsg_len = sizeof req,
-			      .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			      .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-			.q = {.sdiag_family = families[f],
-			      .sdiag_protocol = IPPROTO_TCP,
-			      .idiag_states = 1u << SOCKVIEW_LISTEN},
-		};
-		if (send(nl, &req, sizeof req, 0) != (ssize_t)sizeof req) {
-			r = -1;
-			break;
-		}
-		for (bool end = false; !end;) {
-			static long buf[8192 / sizeof(long)];
-			ssize_t n = recv(nl, buf, sizeof buf, 0);
-			if (n <= 0) {
-				r = -1;
-				break;
-			}
-			for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-			     h = NLMSG_NEXT(h, n)) {
-				if (h->nlmsg_type == NLMSG_DONE) {
-					end = true;
-					break;
-				}
-				if (h->nlmsg_type == NLMSG_ERROR) {
-					end = true;
-					r = -1;
-					break;
-				}
-				struct inet_diag_msg *m = NLMSG_DATA(h);
-				lsock_add(m->idiag_inode, m->id.idiag_sport);
-			}
-		}
-	}
-	close(nl);
-	return r;
+	(void)ctx;
+	lsock_add(m->idiag_inode, m->id.idiag_sport);
 }
 
 static void read_listen_table(void)
 {
 	nlsocks = 0;
-	if (same_netns() && read_listen_diag() == 0)
+	if (same_netns() && sockdiag_listeners(lsock_seen, NULL) == 0)
 		return;
 	nlsocks = 0;
 	static const char *const files[] = {"tcp", "tcp6"};

@@ -20,7 +20,9 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,4 +399,99 @@ Test(process_shapes, own_sigaction_calling___sigaction_with_shim)
 Test(process_shapes, own_sigaction_calling___sigaction_hangs_without_shim)
 {
 	cr_assert_eq(own_sigaction_run(false, NULL), -1);
+}
+
+/* ---- connections handed over (a Node.js cluster) ------------------------
+ * The primary accepts and hands each connection to an exec'd worker over a
+ * Unix socket (SCM_RIGHTS); the worker holds no listener and accepted
+ * nothing (tests/fixtures/handoff.c).  A served keep-alive connection and
+ * a silent one; SIGTERM to the primary, which forwards it.  With --outbound
+ * the primary also hands over a connection it made to a listener of the
+ * test's: never the shim's to touch. */
+
+/* Until the worker has received n connections (bounded). */
+static void wait_handed(int n)
+{
+	char want[32];
+	snprintf(want, sizeof want, "handed %d\n", n);
+	for (int i = 0; i < 100 && !strstr(server_stderr(&srv), want); i++)
+		sleep_ms(50);
+	cr_assert(strstr(server_stderr(&srv), want), "the worker did not get %d; stderr:\n%s", n,
+		  server_stderr(&srv));
+}
+
+static long handoff_run(bool shim, int *silent_port, int out_lfd)
+{
+	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
+	char port[16];
+	struct sockaddr_in a;
+	socklen_t al = sizeof a;
+	const char *args[] = {"handoff", NULL, NULL, NULL};
+	int handed = 2;
+	if (out_lfd >= 0) {
+		cr_assert(getsockname(out_lfd, (struct sockaddr *)&a, &al) == 0);
+		snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+		args[1] = "--outbound", args[2] = port;
+		handed = 3;
+	}
+	server_start(&srv, shim, args, env);
+	int used = tcp_connect(AF_INET, srv.port);
+	cr_assert(send_str(used, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+	cr_assert_geq(http_read_response(used, 5000), 0, "no answer; stderr:\n%s",
+		      server_stderr(&srv));
+	int silent = tcp_connect(AF_INET, srv.port);
+	*silent_port = sock_port(silent);
+	wait_handed(handed);
+	long ms = server_signal_and_wait(&srv, SIGTERM, shim ? PROMPT_MS : HANG_MS);
+	close(silent);
+	close(used);
+	return ms;
+}
+
+Test(process_shapes, handed_over_connection_released_with_shim)
+{
+	int port;
+	long ms = handoff_run(true, &port, -1);
+	cr_assert_geq(ms, 0, "still running %d ms after SIGTERM; stderr:\n%s", PROMPT_MS,
+		      server_stderr(&srv));
+	cr_log_info("handed over: exited %ld ms after SIGTERM", ms);
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status 0x%x; stderr:\n%s",
+		  srv.status, server_stderr(&srv));
+	(void)port;
+	/* A single-threaded worker releases in its handler, which logs the
+	 * count only. */
+	cr_assert(strstr(server_stderr(&srv), "released 1 connection(s)"),
+		  "the worker's shim did not release the silent connection; stderr:\n%s",
+		  server_stderr(&srv));
+	cr_assert(strstr(server_stderr(&srv), "connections handed over, accepted on 127.0.0.1:"),
+		  "no serving line for handed connections; stderr:\n%s", server_stderr(&srv));
+}
+
+Test(process_shapes, handed_over_connection_hangs_without_shim)
+{
+	int port;
+	cr_assert_eq(handoff_run(false, &port, -1), -1,
+		     "exited without the shim: the worker does not wait for the connection");
+}
+
+Test(process_shapes, handed_over_outbound_connection_is_never_tracked)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	cr_assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 &&
+		  listen(lfd, 4) == 0);
+	socklen_t al = sizeof a;
+	cr_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+	int port;
+	long ms = handoff_run(true, &port, lfd);
+	cr_assert_geq(ms, 0, "still running; stderr:\n%s", server_stderr(&srv));
+	const char *err = server_stderr(&srv);
+	/* The silent connection the primary accepted is released, and only
+	 * it: the outbound one, which never received a byte either, would
+	 * make it two. */
+	(void)port;
+	cr_assert(strstr(err, "released 1 connection(s)"), "stderr:\n%s", err);
+	cr_assert_null(shim_release_line(err, ntohs(a.sin_port)),
+		       "the outbound connection was released; stderr:\n%s", err);
+	close(lfd);
 }
