@@ -104,6 +104,7 @@ EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *o
 #define SHIM_FORWARD_fast_read(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
 #define SHIM_FORWARD_fast_read_fds(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
 #define SHIM_FORWARD_fast_write(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
+#define SHIM_FORWARD_fast_write_fds(ret, sym, params, args) FORWARD(ret, sym, #sym, params, args)
 #define SHIM_FORWARD_own_special(ret, sym, params, args)
 
 SHIM_SYMBOLS(SHIM_FORWARD)
@@ -158,6 +159,7 @@ EXPORT void closefrom(int lowfd)
 #define SHIM_BIND_fast_read(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
 #define SHIM_BIND_fast_read_fds(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
 #define SHIM_BIND_fast_write(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
+#define SHIM_BIND_fast_write_fds(ret, sym, params, args) BIND(ret, sym, #sym, params, args)
 #define SHIM_BIND_own_special(ret, sym, params, args)
 
 __attribute__((constructor)) static void passthrough_bind_all(void)

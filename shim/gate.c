@@ -29,6 +29,8 @@ static void (*gate_work)(void);
 	{                                                                                          \
 		return REAL_NOHOOK(field) args;                                                    \
 	}
+#define GATE_DOOR_fast_write_fds(ret, field, params, args)                                         \
+	GATE_DOOR_fast_write(ret, field, params, args)
 SHIM_SYMBOLS(GATE_DOOR)
 
 #define GATE_SLOT(ret, field, sym, params, args, bind, path) GATE_SLOT_##path(field)
@@ -38,6 +40,7 @@ SHIM_SYMBOLS(GATE_DOOR)
 #define GATE_SLOT_fast_read(field) GATE_SLOT_fast(field)
 #define GATE_SLOT_fast_read_fds(field) GATE_SLOT_fast(field)
 #define GATE_SLOT_fast_write(field) GATE_SLOT_fast(field)
+#define GATE_SLOT_fast_write_fds(field) GATE_SLOT_fast(field)
 struct real_fns gate_fast = {SHIM_SYMBOLS(GATE_SLOT)};
 
 static void fast_switch(int open)
@@ -51,6 +54,7 @@ static void fast_switch(int open)
 #define GATE_SET_fast_read(f) GATE_SET_fast(f)
 #define GATE_SET_fast_read_fds(f) GATE_SET_fast(f)
 #define GATE_SET_fast_write(f) GATE_SET_fast(f)
+#define GATE_SET_fast_write_fds(f) GATE_SET_fast(f)
 	SHIM_SYMBOLS(GATE_SET)
 }
 

@@ -194,6 +194,26 @@ static inline int recvmmsg_fds_seen(int r, int fd, struct mmsghdr *v, unsigned n
 	return r;
 }
 
+/* sendmsg and sendmmsg may hand fds over (SCM_RIGHTS): a connection of
+ * ours sent to a worker (track.h, track_sent).  Looked at once the call
+ * succeeded, as for the reads above. */
+static inline ssize_t sendmsg_fds_seen(ssize_t r, int fd, const struct msghdr *msg, int flags)
+{
+	(void)fd, (void)flags;
+	if (__builtin_expect(r >= 0 && msg->msg_controllen, 0) && start_on())
+		track_sent(msg);
+	return r;
+}
+
+static inline int sendmmsg_fds_seen(int r, int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	(void)fd, (void)n, (void)flags;
+	for (int i = 0; i < r; i++)
+		if (__builtin_expect(v[i].msg_hdr.msg_controllen != 0, 0) && start_on())
+			track_sent(&v[i].msg_hdr);
+	return r;
+}
+
 __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t n)
 {
 	struct conn *c = conntab_rw_fast(fd);
@@ -328,6 +348,16 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 	}
 #define FAST_WRAPPER_fast_write(ret, field, sym, params, args)                                     \
 	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_TX, track_turn_tx)
+#define FAST_WRAPPER_fast_write_fds(ret, field, sym, params, args)                                 \
+	FAST_TURN(ret, field, params, args, track_turn_tx)                                         \
+	static inline ret field##_lanes params                                                     \
+	{                                                                                          \
+		FAST_LANE_BODY(field, args, CONN_DIR_TX);                                          \
+	}                                                                                          \
+	SHIM_EXPORT ret sym params                                                                 \
+	{                                                                                          \
+		return field##_fds_seen(field##_lanes args, STRIP args);                           \
+	}
 #define FAST_WRAPPER_fast(ret, field, sym, params, args)                                           \
 	SHIM_EXPORT ret sym params                                                                 \
 	{                                                                                          \

@@ -56,7 +56,7 @@ void sigrelease_say_workers(unsigned n)
 	if (n)
 		LOG(LOG_INFO,
 		    "released %u connection(s) held by child processes (unused; "
-		    "workers that inherited our listeners)",
+		    "workers that inherited our listeners or took our connections)",
 		    n);
 }
 

@@ -245,16 +245,16 @@ void start_init(void)
 void start_forked(pid_t pid)
 {
 	if (pid > 0 && shim_active && proc_own()) {
-		/* A child forked while we listen is a worker we may have to
-		 * reach when we drain (workers.c). */
+		/* A child may be a worker we have to reach when we drain
+		 * (workers.c): forked while we listen, or before (a Node.js
+		 * cluster's primary listens once its workers ask it to). */
 		int saved = errno;
 		size_t listening = 0;
 		if (conntab_lock_unless_held()) {
 			listening = conntab_special_count_locked(CONN_KIND_LISTENER);
 			conntab_unlock();
 		}
-		if (listening)
-			workers_forked(pid);
+		workers_forked(pid, listening != 0);
 		errno = saved;
 	}
 	if (pid == 0 && shim_active) {

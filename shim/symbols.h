@@ -23,9 +23,10 @@
  *           connection whose transfer needs nothing of the shim (track.h,
  *           track_lane); a write's door through a closed gate never runs
  *           the deferred work (signal handlers write to self-pipes);
- *           fast_read_fds: a fast_read whose answer may carry fds
- *           (SCM_RIGHTS): the wrapper keeps a frame, and a call that
- *           returned a control part has it looked at (field_fds_seen);
+ *           fast_read_fds, fast_write_fds: a fast_read or fast_write
+ *           whose message may carry fds (SCM_RIGHTS): the wrapper keeps
+ *           a frame, and a call that succeeded with a control part has it
+ *           looked at (field_fds_seen);
  *           own: a hand-written wrapper;
  *           own_special: the same, for a variadic or void function, which
  *           a generic forwarder (bench/passthrough.c) cannot pass on.
@@ -68,9 +69,9 @@
 	   socklen_t alen),                                                                            \
 	  (fd, buf, n, flags, addr, alen), must, fast_write)                                           \
 	X(ssize_t, sendmsg, sendmsg, (int fd, const struct msghdr *msg, int flags),                    \
-	  (fd, msg, flags), must, fast_write)                                                          \
+	  (fd, msg, flags), must, fast_write_fds)                                                      \
 	X(int, sendmmsg, sendmmsg, (int fd, struct mmsghdr *v, unsigned n, int flags),                 \
-	  (fd, v, n, flags), must, fast_write)                                                         \
+	  (fd, v, n, flags), must, fast_write_fds)                                                     \
 	X(int, recvmmsg, recvmmsg,                                                                     \
 	  (int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t),                      \
 	  (fd, v, n, flags, t), must, fast_read_fds)                                                   \

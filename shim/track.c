@@ -222,15 +222,15 @@ __attribute__((noinline)) static void track_handed(int fd)
 	sweeper_accepted();
 }
 
-void track_received(const struct msghdr *msg)
+/* Calls fn on every fd of msg's SCM_RIGHTS parts, within the buffer
+ * whatever a header says. */
+static void each_passed_fd(const struct msghdr *msg, void (*fn)(int fd))
 {
-	int saved = errno;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm;
 	     cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
 		    cm->cmsg_len < CMSG_LEN(0))
 			continue;
-		/* Within the buffer, whatever the header says. */
 		const unsigned char *end = (const unsigned char *)msg->msg_control +
 					   msg->msg_controllen;
 		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -242,10 +242,30 @@ void track_received(const struct msghdr *msg)
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
 			if (fd >= 0)
-				track_handed(fd);
+				fn(fd);
 		}
 	}
+}
+
+void track_received(const struct msghdr *msg)
+{
+	int saved = errno;
+	each_passed_fd(msg, track_handed);
 	errno = saved;
+}
+
+/* A connection of ours handed to another process: a child that holds it
+ * serves for us, and a drain of ours reaches it there (workers.c). */
+static void track_handing(int fd)
+{
+	struct conn *c = conntab_fast(fd);
+	if (c && c->kind == CONN_KIND_CONN)
+		workers_handed(c->ino);
+}
+
+void track_sent(const struct msghdr *msg)
+{
+	each_passed_fd(msg, track_handing);
 }
 
 /* The ports the parent listened on when it forked this process.  A forked

@@ -26,6 +26,9 @@ int track_accepted(int lfd, int fd, bool nonblocking) HIDDEN;
  * track_handed).  msg is the kernel's answer: only its control part is
  * read. */
 void track_received(const struct msghdr *msg) HIDDEN;
+/* A write sent msg with a control part: the connections of ours it handed
+ * to another process (SCM_RIGHTS) are noted (workers.c, workers_handed). */
+void track_sent(const struct msghdr *msg) HIDDEN;
 /* listen() succeeded on fd. */
 void track_listening(int fd) HIDDEN;
 /* In the child of a fork, once fork() returned: what it inherited (the

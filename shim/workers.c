@@ -51,6 +51,15 @@
 
 static pid_t kids[MAX_KIDS];
 static unsigned kids_next; /* fork() only, under no lock: see workers_forked */
+static int kids_listening; /* a child was forked while we listened */
+
+/* Connections of ours handed to another process over a Unix socket
+ * (SCM_RIGHTS): their inodes, a ring.  A child that holds one serves for us
+ * (a Node.js cluster's worker, forked before its primary listens, which
+ * holds none of our listeners). */
+#define MAX_HANDED 4096
+static uint32_t handed[MAX_HANDED];
+static unsigned handed_next;
 
 /* One of our listening sockets: its identity (the socket inode, the same in
  * every process that holds it) and the local address it accepts on. */
@@ -65,17 +74,37 @@ struct workers_listener {
 static struct workers_listener lst[MAX_LISTENERS];
 static unsigned nlst; /* slots taken, may exceed MAX_LISTENERS */
 
-void workers_forked(pid_t child)
+void workers_forked(pid_t child, bool listening)
 {
 	/* fork() may run on several threads at once: a slot taken with an
 	 * atomic increment. */
 	unsigned i = __atomic_fetch_add(&kids_next, 1, __ATOMIC_RELAXED) % MAX_KIDS;
 	__atomic_store_n(&kids[i], child, __ATOMIC_RELEASE);
+	if (listening && !__atomic_load_n(&kids_listening, __ATOMIC_RELAXED))
+		__atomic_store_n(&kids_listening, 1, __ATOMIC_RELAXED);
+}
+
+void workers_handed(uint32_t ino)
+{
+	unsigned i = __atomic_fetch_add(&handed_next, 1, __ATOMIC_RELAXED) % MAX_HANDED;
+	__atomic_store_n(&handed[i], ino, __ATOMIC_RELEASE);
 }
 
 int workers_any(void)
 {
-	return __atomic_load_n(&kids_next, __ATOMIC_RELAXED) != 0;
+	return __atomic_load_n(&kids_listening, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&handed_next, __ATOMIC_RELAXED) != 0;
+}
+
+static int handed_ino(uint64_t ino)
+{
+	unsigned n = __atomic_load_n(&handed_next, __ATOMIC_ACQUIRE);
+	if (n > MAX_HANDED)
+		n = MAX_HANDED;
+	for (unsigned i = 0; i < n; i++)
+		if (__atomic_load_n(&handed[i], __ATOMIC_ACQUIRE) == (uint32_t)ino)
+			return 1;
+	return 0;
 }
 
 /* The local address of a TCP socket over IPv4 or IPv6; false otherwise. */
@@ -238,6 +267,8 @@ static void child_fd(int fd, const char *target, void *ctx)
 		w->worker = 1; /* it holds our listening socket itself */
 		return;
 	}
+	if (handed_ino(ino))
+		w->worker = 1; /* it holds a connection we handed over */
 	int copy = (int)real_syscall(SYS_pidfd_getfd, w->pidfd, fd, 0);
 	if (copy < 0) {
 		if (errno == EPERM || errno == ENOSYS || errno == EACCES)
@@ -253,7 +284,8 @@ static void child_fd(int fd, const char *target, void *ctx)
 /* One child: its fds from /proc/<pid>/fd.  Only a worker is reached: a
  * child that still holds one of our listening sockets, i.e. accepts on it and
  * would be stopped with us (a pre-fork worker told over a pipe, or by a
- * signal that is not a trigger).  A fork-per-connection child (it closed
+ * signal that is not a trigger), or one that holds a connection we accepted
+ * and handed to it (a Node.js cluster's worker, told over its channel).  A fork-per-connection child (it closed
  * its copy of the listener and serves one connection, independently of
  * its parent's life) keeps its connection, as without us. */
 static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *gone)

@@ -11,11 +11,17 @@
 #ifndef GRACESHIM_WORKERS_H
 #define GRACESHIM_WORKERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-/* fork() returned child in a process that listens: a worker to reach. */
-void workers_forked(pid_t child);
+/* fork() returned child: a worker to reach if it holds one of our
+ * listening sockets or connections we handed over.  listening: we listen
+ * (what workers_any() says). */
+void workers_forked(pid_t child, bool listening);
+/* A connection of ours (its socket inode) was handed to another process
+ * over a Unix socket (SCM_RIGHTS): a child that holds it is a worker. */
+void workers_handed(uint32_t ino);
 /* A listening socket of this process: a child that holds this very socket
  * is a worker, and its address identifies the connections a worker accepted
  * on it. */
@@ -29,7 +35,8 @@ void workers_note_listener(int fd);
  * our signal handler may call it.  Returns how many were released; *denied
  * is set when the kernel refused (no pidfd_getfd, no permission). */
 unsigned workers_release(uint64_t grace_ms, int *denied);
-/* Whether any child was recorded (cheap). */
+/* Whether a child was forked while we listened, or a connection handed
+ * over (cheap). */
 int workers_any(void);
 
 #endif
