@@ -26,6 +26,7 @@ static void table_free(void *p, size_t size);
 #include <sys/mman.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,12 @@ static void table_free(void *p, size_t size);
 
 static int oom_hit;
 
+/* errno as it was: an accept's bookkeeping does not save it (track.c). */
 static void *table_alloc(size_t size)
 {
+	int saved = errno;
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	errno = saved;
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -51,30 +55,25 @@ struct conn *conntab_low[CONNTAB_LOW];
 struct conn *conntab_rw[CONNTAB_LOW];
 uint32_t conntab_blocked[CONNTAB_LOW];
 
-static void set_rw(int fd, struct conn *c)
-{
-	if ((unsigned)fd < CONNTAB_LOW)
-		__atomic_store_n(&conntab_rw[fd], c, __ATOMIC_RELEASE);
-}
 struct conn **conntab_pages[CONNTAB_PAGES];
 int conntab_mu;
 uint8_t conntab_kernel_first;
 __thread int conntab_held_here;
 
-static struct conn *table;               /* uthash head */
-static struct conn *parked[CONNTAB_LOW]; /* by fd: closed, still hashed (see conntab.h) */
-static size_t live_n; /* records of open connections: the table less the sentinel and parked */
+static struct conn *table; /* uthash head */
+struct conn *conntab_parked[CONNTAB_LOW];
+size_t conntab_live_n;
 static struct conn *free_list; /* recycled records, linked through hh.next */
 /* uthash frees its bucket array whenever the table empties and allocates it
  * again on the next add: with one connection coming and going that is two
  * mallocs and two frees per connection.  A sentinel record that is never
  * removed keeps the table from emptying. */
 static struct conn sentinel = {.fd = -1};
-static int sentinel_in;
+int conntab_sentinel_in;
 /* Records come a mapping at a time (CONNTAB_SLAB_BYTES: 170 of them, 64
  * bytes unused): no allocator header each, no page half empty. */
 #define SLAB (CONNTAB_SLAB_BYTES / sizeof(struct conn))
-static uint32_t next_gen = 1;
+uint32_t conntab_next_gen = 1;
 struct conntab_stats conntab_stats;
 
 /* The lock is taken: spin, then yield (see conntab_lock). */
@@ -149,22 +148,22 @@ __attribute__((noinline)) static void unhash(struct conn *c)
 	free_list = c;
 }
 
-void conntab_remove_locked(struct conn *c)
+/* A high fd's record, or one no longer in its slot (conntab.h has the
+ * common case). */
+void conntab_remove_slow_locked(struct conn *c)
 {
 	int fd = c->fd;
 	struct conn **slot = (unsigned)fd < CONNTAB_MAX_FD ? slot_for(fd, false) : NULL;
 	if (slot && *slot == c) {
 		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
-		set_rw(fd, NULL);
+		conntab_set_rw(fd, NULL);
 	}
 	conntab_stats.closed_rx += conn_rx(c);
 	conntab_stats.closed_tx += conn_tx(c);
-	live_n--;
-	if (__builtin_expect((unsigned)fd < CONNTAB_LOW, 1)) {
-		/* Keeps its place in the hash: there is at most one record per
-		 * fd there, as an insert takes the parked record over. */
+	conntab_live_n--;
+	if ((unsigned)fd < CONNTAB_LOW) {
 		c->kind = CONN_KIND_PARKED;
-		parked[fd] = c;
+		conntab_parked[fd] = c;
 		return;
 	}
 	unhash(c);
@@ -193,77 +192,34 @@ __attribute__((noinline, cold)) static bool insert_prepare(struct conn **slot)
 		conntab_remove_locked(c);
 	else if (c)
 		conntab_special_remove_locked(c);
-	if (!sentinel_in) {
+	if (!conntab_sentinel_in) {
 		oom_hit = 0;
 		HASH_ADD_INT(table, fd, &sentinel);
 		if (oom_hit)
 			return false;
-		sentinel_in = 1;
+		conntab_sentinel_in = 1;
 	}
 	return true;
 }
 
-/* Every field but the handle (which the hash owns), so no memset. */
-static inline void conn_init(struct conn *c, int fd, uint64_t ino, int family, uint32_t accepted_ms,
-			     bool kernel_counted)
-{
-	c->fd = fd;
-	c->gen = next_gen++ & 0x7fffffffu; /* never CONNTAB_BLOCKED_NEVER */
-	c->ino = (uint32_t)ino;
-	c->accepted_ms = accepted_ms;
-	c->rx = 0;
-	c->tx = 0;
-	c->sample_ms = 0;
-	c->rx_at_release = 0;
-	c->tls = 0;
-	__atomic_store_n(&c->flags,
-			 (uint8_t)(kernel_counted ? CONN_KERNEL | conntab_kernel_first : 0),
-			 __ATOMIC_RELAXED);
-	c->family = (uint8_t)family;
-	c->last_dir = CONN_DIR_NONE;
-	c->kind = CONN_KIND_CONN;
-}
-
-static inline struct conn *conn_publish(struct conn **slot, struct conn *c)
-{
-	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
-	if ((conn_flags(c) & (CONN_KERNEL | CONN_FIRST)) != CONN_KERNEL)
-		set_rw(c->fd, c);
-	conntab_stats.accepted++;
-	if (++live_n > conntab_stats.peak)
-		conntab_stats.peak = live_n;
-	return c;
-}
-
-/* The next connection on fd takes its parked record over: it is under its
- * key in the hash already. */
-static inline struct conn *unpark(struct conn **slot, int fd, uint64_t ino, int family,
-				  uint32_t accepted_ms, bool kernel_counted)
-{
-	struct conn *c = parked[fd];
-	parked[fd] = NULL;
-	conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
-	return conn_publish(slot, c);
-}
-
 /* Everything but the common case: a new fd number (uthash add), a high fd,
  * a stale record in the slot, the first record, an empty free list. */
-__attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, int family,
-							  uint32_t accepted_ms, bool kernel_counted)
+struct conn *conntab_insert_slow_locked(int fd, uint64_t ino, int family, uint32_t accepted_ms,
+					bool kernel_counted)
 {
 	struct conn *c, **slot;
 
 	if ((unsigned)fd >= CONNTAB_MAX_FD || !(slot = slot_for(fd, true)))
 		return NULL;
-	if ((*slot != NULL || !sentinel_in) && !insert_prepare(slot))
+	if ((*slot != NULL || !conntab_sentinel_in) && !insert_prepare(slot))
 		return NULL;
-	if ((unsigned)fd < CONNTAB_LOW && parked[fd])
-		return unpark(slot, fd, ino, family, accepted_ms, kernel_counted);
+	if ((unsigned)fd < CONNTAB_LOW && conntab_parked[fd])
+		return conntab_unpark_locked(slot, fd, ino, family, accepted_ms, kernel_counted);
 	if (!free_list && !refill())
 		return NULL;
 	c = free_list;
 	free_list = c->hh.next;
-	conn_init(c, fd, ino, family, accepted_ms, kernel_counted);
+	conntab_init_record(c, fd, ino, family, accepted_ms, kernel_counted);
 	oom_hit = 0;
 	HASH_ADD_INT(table, fd, c);
 	if (oom_hit) {
@@ -271,24 +227,12 @@ __attribute__((noinline)) static struct conn *insert_slow(int fd, uint64_t ino, 
 		free_list = c;
 		return NULL;
 	}
-	return conn_publish(slot, c);
-}
-
-/* On every accept.  The common case, a server's fd number coming round again,
- * takes the parked record over: no hashing, no call, no frame. */
-struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint32_t accepted_ms,
-				   bool kernel_counted)
-{
-	if (__builtin_expect((unsigned)fd < CONNTAB_LOW && !conntab_low[fd] && sentinel_in &&
-				     parked[fd] != NULL,
-			     1))
-		return unpark(&conntab_low[fd], fd, ino, family, accepted_ms, kernel_counted);
-	return insert_slow(fd, ino, family, accepted_ms, kernel_counted);
+	return conntab_publish_locked(slot, c);
 }
 
 void conntab_rw_add_locked(struct conn *c)
 {
-	set_rw(c->fd, c);
+	conntab_set_rw(c->fd, c);
 }
 
 void conntab_rw_remove_locked(struct conn *c)
@@ -296,12 +240,12 @@ void conntab_rw_remove_locked(struct conn *c)
 	__atomic_and_fetch(&c->flags, (uint8_t)~CONN_FIRST, __ATOMIC_RELAXED);
 	if (!conntab_kernel_first && !(conn_flags(c) & CONN_MUTED) &&
 	    (unsigned)c->fd < CONNTAB_LOW && conntab_rw[c->fd] == c)
-		set_rw(c->fd, NULL);
+		conntab_set_rw(c->fd, NULL);
 }
 
 size_t conntab_count_locked(void)
 {
-	return live_n;
+	return conntab_live_n;
 }
 
 size_t conntab_refs_locked(struct conn_ref *out, size_t max)
@@ -384,10 +328,10 @@ struct conn *conntab_special_add_locked(int fd, enum conn_kind kind, uint64_t in
 			c->fd = fd;
 			c->kind = (uint8_t)kind;
 			c->ino = (uint32_t)ino;
-			c->gen = next_gen++;
+			c->gen = conntab_next_gen++;
 			__atomic_store_n(slot, c, __ATOMIC_RELEASE);
 			if (kind == CONN_KIND_SIGNALFD)
-				set_rw(fd, c); /* its reads are where a trigger shows */
+				conntab_set_rw(fd, c); /* its reads are where a trigger shows */
 			return c;
 		}
 	}
@@ -399,7 +343,7 @@ void conntab_special_remove_locked(struct conn *c)
 	struct conn **slot = slot_for(c->fd, false);
 	if (slot && *slot == c) {
 		__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
-		set_rw(c->fd, NULL);
+		conntab_set_rw(c->fd, NULL);
 	}
 	c->kind = CONN_KIND_CONN; /* free */
 }
@@ -451,7 +395,7 @@ void conntab_after_fork_child_locked(void)
 			specials[i].flags |= CONN_INHERITED;
 	conntab_stats.accepted = 0;
 	conntab_stats.closed_rx = conntab_stats.closed_tx = 0;
-	conntab_stats.peak = live_n;
+	conntab_stats.peak = conntab_live_n;
 }
 
 void conntab_clear_locked(void)
@@ -464,7 +408,7 @@ void conntab_clear_locked(void)
 		if (c->kind != CONN_KIND_PARKED)
 			conntab_remove_locked(c);  /* slots, statistics; a low fd's is parked */
 		if (c->kind == CONN_KIND_PARKED) { /* still hashed */
-			parked[c->fd] = NULL;
+			conntab_parked[c->fd] = NULL;
 			unhash(c);
 		}
 	}

@@ -222,11 +222,9 @@ static inline uint64_t conn_rx(const struct conn *c)
 
 /* All of the following need conntab_mu held. */
 /* Inserts (replacing any stale record for the same fd); NULL when out of
- * memory or fd too large: the socket is then simply not tracked. */
-struct conn *conntab_insert_locked(int fd, uint64_t ino, int family, uint32_t accepted_ms,
-				   bool kernel_counted);
+ * memory or fd too large: the socket is then simply not tracked.  Inline
+ * below, with conntab_remove_locked. */
 struct conn *conntab_find_locked(int fd);
-void conntab_remove_locked(struct conn *c);
 size_t conntab_count_locked(void);
 /* Copies (fd, gen) of up to max records; returns how many were copied. */
 struct conn_ref {
@@ -280,6 +278,102 @@ struct conntab_stats {
 	uint64_t peak;                 /* most records at once */
 };
 extern struct conntab_stats conntab_stats;
+
+/* ---- accept and close, inline: every connection's two table calls -------
+ * The state they touch is conntab.c's, under conntab_mu. */
+/* By fd: a closed connection's record, still hashed (see CONN_KIND_PARKED). */
+extern struct conn *conntab_parked[CONNTAB_LOW] HIDDEN;
+extern size_t conntab_live_n HIDDEN;   /* records of open connections */
+extern int conntab_sentinel_in HIDDEN; /* the table's sentinel is in (conntab.c) */
+extern uint32_t conntab_next_gen HIDDEN;
+
+struct conn *conntab_insert_slow_locked(int fd, uint64_t ino, int family, uint32_t accepted_ms,
+					bool kernel_counted) HIDDEN;
+void conntab_remove_slow_locked(struct conn *c) HIDDEN;
+
+static inline void conntab_set_rw(int fd, struct conn *c)
+{
+	if ((unsigned)fd < CONNTAB_LOW)
+		__atomic_store_n(&conntab_rw[fd], c, __ATOMIC_RELEASE);
+}
+
+/* Every field but the handle (which the hash owns), so no memset. */
+static inline void conntab_init_record(struct conn *c, int fd, uint64_t ino, int family,
+				       uint32_t accepted_ms, bool kernel_counted)
+{
+	c->fd = fd;
+	c->gen = conntab_next_gen++ & 0x7fffffffu; /* never CONNTAB_BLOCKED_NEVER */
+	c->ino = (uint32_t)ino;
+	c->accepted_ms = accepted_ms;
+	c->rx = 0;
+	c->tx = 0;
+	c->sample_ms = 0;
+	c->rx_at_release = 0;
+	c->tls = 0;
+	__atomic_store_n(&c->flags,
+			 (uint8_t)(kernel_counted ? CONN_KERNEL | conntab_kernel_first : 0),
+			 __ATOMIC_RELAXED);
+	c->family = (uint8_t)family;
+	c->last_dir = CONN_DIR_NONE;
+	c->kind = CONN_KIND_CONN;
+}
+
+static inline struct conn *conntab_publish_locked(struct conn **slot, struct conn *c)
+{
+	__atomic_store_n(slot, c, __ATOMIC_RELEASE);
+	if ((conn_flags(c) & (CONN_KERNEL | CONN_FIRST)) != CONN_KERNEL)
+		conntab_set_rw(c->fd, c);
+	conntab_stats.accepted++;
+	if (++conntab_live_n > conntab_stats.peak)
+		conntab_stats.peak = conntab_live_n;
+	return c;
+}
+
+/* The next connection on fd takes its parked record over: it is under its
+ * key in the hash already. */
+static inline struct conn *conntab_unpark_locked(struct conn **slot, int fd, uint64_t ino,
+						 int family, uint32_t accepted_ms,
+						 bool kernel_counted)
+{
+	struct conn *c = conntab_parked[fd];
+	conntab_parked[fd] = NULL;
+	conntab_init_record(c, fd, ino, family, accepted_ms, kernel_counted);
+	return conntab_publish_locked(slot, c);
+}
+
+/* On every accept.  The common case, a server's fd number coming round again,
+ * takes the parked record over: no hashing, no call; anything else (a new fd
+ * number, a high fd, a stale record, the first record) is out of line. */
+static inline struct conn *conntab_insert_locked(int fd, uint64_t ino, int family,
+						 uint32_t accepted_ms, bool kernel_counted)
+{
+	if (__builtin_expect((unsigned)fd < CONNTAB_LOW && !conntab_low[fd] &&
+				     conntab_sentinel_in && conntab_parked[fd] != NULL,
+			     1))
+		return conntab_unpark_locked(&conntab_low[fd], fd, ino, family, accepted_ms,
+					     kernel_counted);
+	return conntab_insert_slow_locked(fd, ino, family, accepted_ms, kernel_counted);
+}
+
+/* On every close of a connection: its record leaves the filter and is
+ * parked under its fd number, keeping its place in the hash (there is at
+ * most one record per fd there, as an insert takes the parked record
+ * over).  A high fd's record leaves the hash (out of line). */
+static inline void conntab_remove_locked(struct conn *c)
+{
+	int fd = c->fd;
+	if (__builtin_expect((unsigned)fd < CONNTAB_LOW && conntab_low[fd] == c, 1)) {
+		__atomic_store_n(&conntab_low[fd], NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&conntab_rw[fd], NULL, __ATOMIC_RELEASE);
+		conntab_stats.closed_rx += conn_rx(c);
+		conntab_stats.closed_tx += conn_tx(c);
+		conntab_live_n--;
+		c->kind = CONN_KIND_PARKED;
+		conntab_parked[fd] = c;
+		return;
+	}
+	conntab_remove_slow_locked(c);
+}
 
 /* A spin lock rather than a mutex: every hold is short (a hash insert or
  * delete; the sweeper's few system calls for one connection), and a mutex

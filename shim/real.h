@@ -13,8 +13,11 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <errno.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -64,5 +67,31 @@ static inline long real_syscall6(long nr, long a, long b, long c, long d, long e
 /* The same, variadic like syscall(): six long-sized arguments are passed on
  * whatever the number needs, as glibc's own syscall() does. */
 long real_syscall(long nr, ...) __attribute__((visibility("hidden")));
+
+/* fstat() that leaves errno alone, even when it fails: accept's identity
+ * of every connection (track.c), whose wrapper then saves and restores
+ * errno only on its rare paths.  The system call itself on x86_64 and
+ * aarch64 (the kernel's struct stat is glibc's there); elsewhere glibc's,
+ * with errno saved around it.  Returns 0 or -1. */
+static inline int real_fstat_quiet(int fd, struct stat *st)
+{
+#if defined(__x86_64__)
+	long r;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"((long)SYS_fstat), "D"((long)fd), "S"(st)
+			 : "rcx", "r11", "memory");
+	return r < 0 ? -1 : 0;
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = SYS_fstat, x0 __asm__("x0") = fd;
+	register struct stat *x1 __asm__("x1") = st;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1) : "memory");
+	return x0 < 0 ? -1 : 0;
+#else
+	int saved = errno, r = fstat(fd, st);
+	errno = saved;
+	return r < 0 ? -1 : 0;
+#endif
+}
 
 #endif

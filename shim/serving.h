@@ -24,11 +24,17 @@ extern int serving_said __attribute__((visibility("hidden")));
 
 void serving_tell(int lfd, bool listening);
 
+/* Whether a listen() or an accept() has something to say. */
+static inline bool serving_unsaid(bool listening)
+{
+	return __builtin_expect(
+		__atomic_load_n(&serving_said, __ATOMIC_RELAXED) < (listening ? 1 : 2), 0);
+}
+
 /* On every listen() and accept(): one load and a compare once said. */
 static inline void serving_check(int lfd, bool listening)
 {
-	if (__builtin_expect(__atomic_load_n(&serving_said, __ATOMIC_RELAXED) < (listening ? 1 : 2),
-			     0))
+	if (serving_unsaid(listening))
 		serving_tell(lfd, listening);
 }
 

@@ -47,20 +47,24 @@ void sweeper_watch_blocked(void);
 void sweeper_accepted_slow(void);
 void sweeper_fds_closing_slow(unsigned lo, unsigned hi);
 
-/* A connection was tracked: start the sweeper if it is needed and not yet
- * running, and wake it if it must look at the new connection (while
- * draining, or to reckon a first-byte deadline). */
-static inline void sweeper_accepted(void)
+/* A connection was tracked: whether the sweeper must start (it is needed
+ * and not yet running) or look at the new connection (while draining, or
+ * to reckon a first-byte deadline): then sweeper_accepted_slow(). */
+static inline bool sweeper_accepted_wanted(void)
 {
 	/* A deferred sweeper waits only while the host stays single-threaded:
 	 * once it has threads, the release cannot be made in our handler. */
-	if (__builtin_expect((__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
-			      (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
-			       __libc_single_threaded)) &&
-				     !drain_active() && !shim_cfg.first_byte_timeout_ns,
-			     1))
-		return;
-	sweeper_accepted_slow();
+	return __builtin_expect(!((__atomic_load_n(&drain_sweeper_started, __ATOMIC_ACQUIRE) == 2 ||
+				   (__atomic_load_n(&sweeper_deferred, __ATOMIC_ACQUIRE) &&
+				    __libc_single_threaded)) &&
+				  !drain_active() && !shim_cfg.first_byte_timeout_ns),
+				0);
+}
+
+static inline void sweeper_accepted(void)
+{
+	if (sweeper_accepted_wanted())
+		sweeper_accepted_slow();
 }
 
 /* The host is about to close or replace fds lo..hi: if the sweeper's eventfd

@@ -76,7 +76,7 @@ __attribute__((noinline, cold)) static void track_trace(int fd, uint32_t ino, co
  * of the listener once, so an accept asks the kernel only for its identity. */
 static void sock_kind(int fd, int *family, bool *kernel)
 {
-	int proto = 0;
+	int saved = errno, proto = 0;
 	socklen_t len = sizeof *family;
 	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, family, &len) < 0)
 		*family = 0;
@@ -85,6 +85,7 @@ static void sock_kind(int fd, int *family, bool *kernel)
 		proto = 0;
 	*kernel = (*family == AF_INET || *family == AF_INET6) && proto == IPPROTO_TCP &&
 		  tcp_kernel_counted(fd);
+	errno = saved;
 }
 
 /* A socket the process accepts on is a listener, whether it called listen()
@@ -131,13 +132,31 @@ static inline struct conn *listener_of(int lfd)
 	return listener_add(lfd, true);
 }
 
+/* What an accept rarely adds, with errno saved around it: the line of a
+ * failure, the trace line, the serving line, the sweeper's start or look. */
+__attribute__((noinline, cold)) static void accepted_rare(int lfd, int fd, uint32_t ino,
+							  struct conn *c)
+{
+	int saved = errno;
+	if (!c) {
+		track_failed(fd);
+	} else {
+		if (log_on(LOG_TRACE))
+			track_trace(fd, ino, "accepted");
+		serving_check(lfd, false);
+		sweeper_accepted();
+	}
+	errno = saved;
+}
+
 /* Everything an accept adds, once per connection: the rare cases (a first
  * listener, trace, out of memory) are out of line and the rest is straight
- * code.  Returns fd, so that the wrappers end in a tail call and keep no
- * frame on the way out of a failed (EAGAIN) accept. */
+ * code, which leaves errno as the accept left it without saving it (the
+ * identity is asked with real_fstat_quiet; the rare paths save it
+ * themselves).  Returns fd, so that the wrappers end in a tail call and
+ * keep no frame on the way out of a failed (EAGAIN) accept. */
 __attribute__((noinline)) int track_accepted(int lfd, int fd, bool nonblocking)
 {
-	int *ep = &errno, saved = *ep;
 	struct stat st;
 	int family;
 	bool kernel;
@@ -149,34 +168,29 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd, bool nonblocking)
 	} else {
 		sock_kind(fd, &family, &kernel);
 	}
-	if (fstat(fd, &st) < 0)
-		goto out;
+	if (real_fstat_quiet(fd, &st) < 0)
+		return fd;
 	/* All sockets live on the one sockfs device; anything else was never
 	 * seen on Linux: leave it alone. */
 	uint64_t dev = shim_sock_dev();
 	if (__builtin_expect(!dev, 0))
 		__atomic_store_n(&shim_sockfs_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
 	else if (dev != (uint64_t)st.st_dev)
-		goto out;
+		return fd;
 	/* The accept time matters only to a setting that uses a connection's
 	 * age (grace, timeouts), to the logs that print it, and while draining
 	 * (a connection accepted after the trigger: release.c). */
 	uint32_t now = shim_stamp_accepts || drain_active() ? conn_ms(shim_now_coarse_ns()) : 0;
 	if (!conntab_lock_unless_held())
-		goto out;
+		return fd;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
 	conntab_unlock();
-	if (__builtin_expect(!c, 0)) {
-		track_failed(fd);
-		goto out;
-	}
-	track_note_nonblocking(fd, nonblocking);
-	if (log_on(LOG_TRACE))
-		track_trace(fd, (uint32_t)st.st_ino, "accepted");
-	serving_check(lfd, false);
-	sweeper_accepted();
-out:
-	*ep = saved;
+	if (__builtin_expect(c != NULL, 1))
+		track_note_nonblocking(fd, nonblocking);
+	if (__builtin_expect(!c || log_on(LOG_TRACE) || serving_unsaid(false) ||
+				     sweeper_accepted_wanted(),
+			     0))
+		accepted_rare(lfd, fd, (uint32_t)st.st_ino, c);
 	return fd;
 }
 
@@ -539,7 +553,7 @@ __attribute__((noinline, cold)) static void forget_late(struct conn *c)
 	errno = saved;
 }
 
-static inline void forget_locked(struct conn *c)
+static inline __attribute__((always_inline)) void forget_locked(struct conn *c)
 {
 	if (__builtin_expect(drain_active(), 0) && (conn_flags(c) & CONN_KERNEL) &&
 	    !(conn_flags(c) & CONN_RELEASED) && drain_accepted_late(c->accepted_ms))
