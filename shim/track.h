@@ -156,12 +156,14 @@ static inline void track_forget(int fd)
 }
 
 /* fd's connection is (not) non-blocking from now on: its reads are (not)
- * watched (CONNTAB_BLOCKED_NEVER). */
+ * watched (CONNTAB_BLOCKED_NEVER).  Stored only when it changes: a page of
+ * conntab_blocked that no non-blocking socket ever used stays the zero
+ * page, which costs a blocking server no memory. */
 static inline void track_note_nonblocking(int fd, bool nonblocking)
 {
-	if ((unsigned)fd < CONNTAB_LOW)
-		__atomic_store_n(&conntab_blocked[fd], nonblocking ? CONNTAB_BLOCKED_NEVER : 0,
-				 __ATOMIC_RELAXED);
+	uint32_t b = nonblocking ? CONNTAB_BLOCKED_NEVER : 0;
+	if ((unsigned)fd < CONNTAB_LOW && __atomic_load_n(&conntab_blocked[fd], __ATOMIC_RELAXED) != b)
+		__atomic_store_n(&conntab_blocked[fd], b, __ATOMIC_RELAXED);
 }
 
 /* Whether fd's reads were last known not to block. */
