@@ -335,29 +335,24 @@ __attribute__((noinline)) static ssize_t sendfile_slow(int out, int in, off_t *o
 	}
 #define FAST_WRAPPER_fast_read(ret, field, sym, params, args)                                      \
 	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_RX, track_turn_rx)
-/* The same lanes, then the answer's control part (field_fds_seen). */
-#define FAST_WRAPPER_fast_read_fds(ret, field, sym, params, args)                                  \
-	FAST_TURN(ret, field, params, args, track_turn_rx)                                         \
+/* The same lanes, then the message's control part (field_fds_seen): the
+ * calls that may pass fds. */
+#define FAST_WRAPPER_FDS(ret, field, sym, params, args, dir, done)                                 \
+	FAST_TURN(ret, field, params, args, done)                                                  \
 	static inline ret field##_lanes params                                                     \
 	{                                                                                          \
-		FAST_LANE_BODY(field, args, CONN_DIR_RX);                                          \
+		FAST_LANE_BODY(field, args, dir);                                                  \
 	}                                                                                          \
 	SHIM_EXPORT ret sym params                                                                 \
 	{                                                                                          \
 		return field##_fds_seen(field##_lanes args, STRIP args);                           \
 	}
+#define FAST_WRAPPER_fast_read_fds(ret, field, sym, params, args)                                  \
+	FAST_WRAPPER_FDS(ret, field, sym, params, args, CONN_DIR_RX, track_turn_rx)
 #define FAST_WRAPPER_fast_write(ret, field, sym, params, args)                                     \
 	FAST_WRAPPER_LANE(ret, field, sym, params, args, CONN_DIR_TX, track_turn_tx)
 #define FAST_WRAPPER_fast_write_fds(ret, field, sym, params, args)                                 \
-	FAST_TURN(ret, field, params, args, track_turn_tx)                                         \
-	static inline ret field##_lanes params                                                     \
-	{                                                                                          \
-		FAST_LANE_BODY(field, args, CONN_DIR_TX);                                          \
-	}                                                                                          \
-	SHIM_EXPORT ret sym params                                                                 \
-	{                                                                                          \
-		return field##_fds_seen(field##_lanes args, STRIP args);                           \
-	}
+	FAST_WRAPPER_FDS(ret, field, sym, params, args, CONN_DIR_TX, track_turn_tx)
 #define FAST_WRAPPER_fast(ret, field, sym, params, args)                                           \
 	SHIM_EXPORT ret sym params                                                                 \
 	{                                                                                          \

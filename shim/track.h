@@ -162,7 +162,8 @@ static inline void track_forget(int fd)
 static inline void track_note_nonblocking(int fd, bool nonblocking)
 {
 	uint32_t b = nonblocking ? CONNTAB_BLOCKED_NEVER : 0;
-	if ((unsigned)fd < CONNTAB_LOW && __atomic_load_n(&conntab_blocked[fd], __ATOMIC_RELAXED) != b)
+	if ((unsigned)fd < CONNTAB_LOW &&
+	    __atomic_load_n(&conntab_blocked[fd], __ATOMIC_RELAXED) != b)
 		__atomic_store_n(&conntab_blocked[fd], b, __ATOMIC_RELAXED);
 }
 
