@@ -132,18 +132,28 @@ static inline struct conn *listener_of(int lfd)
 	return listener_add(lfd, true);
 }
 
-/* What an accept rarely adds, with errno saved around it: the line of a
- * failure, the trace line, the serving line, the sweeper's start or look. */
-__attribute__((noinline, cold)) static void accepted_rare(int lfd, int fd, uint32_t ino,
-							  struct conn *c)
+/* A new connection's accept time: taken only for a setting that uses a
+ * connection's age (grace, timeouts), for the logs that print it, and while
+ * draining (a connection accepted after the trigger: release.c). */
+static inline uint32_t accept_stamp(void)
+{
+	return shim_stamp_accepts || drain_active() ? conn_ms(shim_now_coarse_ns()) : 0;
+}
+
+/* What a new connection rarely adds, with errno saved around it: the line
+ * of a failure, the trace line (how: "accepted", "handed over"), the
+ * serving line (at: its listener, or the connection itself), the sweeper's
+ * start or look. */
+__attribute__((noinline, cold)) static void accepted_rare(int at, int fd, uint32_t ino,
+							  struct conn *c, const char *how)
 {
 	int saved = errno;
 	if (!c) {
 		track_failed(fd);
 	} else {
 		if (log_on(LOG_TRACE))
-			track_trace(fd, ino, "accepted");
-		serving_check(lfd, false);
+			track_trace(fd, ino, how);
+		serving_check(at, false);
 		sweeper_accepted();
 	}
 	errno = saved;
@@ -177,10 +187,7 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd, bool nonblocking)
 		__atomic_store_n(&shim_sockfs_dev, dev = (uint64_t)st.st_dev, __ATOMIC_RELAXED);
 	else if (dev != (uint64_t)st.st_dev)
 		return fd;
-	/* The accept time matters only to a setting that uses a connection's
-	 * age (grace, timeouts), to the logs that print it, and while draining
-	 * (a connection accepted after the trigger: release.c). */
-	uint32_t now = shim_stamp_accepts || drain_active() ? conn_ms(shim_now_coarse_ns()) : 0;
+	uint32_t now = accept_stamp();
 	if (!conntab_lock_unless_held())
 		return fd;
 	struct conn *c = conntab_insert_locked(fd, (uint64_t)st.st_ino, family, now, kernel);
@@ -190,7 +197,7 @@ __attribute__((noinline)) int track_accepted(int lfd, int fd, bool nonblocking)
 	if (__builtin_expect(!c || log_on(LOG_TRACE) || serving_unsaid(false) ||
 				     sweeper_accepted_wanted(),
 			     0))
-		accepted_rare(lfd, fd, (uint32_t)st.st_ino, c);
+		accepted_rare(lfd, fd, (uint32_t)st.st_ino, c, "accepted");
 	return fd;
 }
 
@@ -218,22 +225,16 @@ __attribute__((noinline)) static void track_handed(int fd)
 		return;
 	int fl = (int)real_syscall(SYS_fcntl, fd, F_GETFL);
 	bool kernel = tcp_kernel_counted(fd);
-	uint32_t now = shim_stamp_accepts || drain_active() ? conn_ms(shim_now_coarse_ns()) : 0;
+	uint32_t now = accept_stamp();
 	if (!conntab_lock_unless_held())
 		return;
 	struct conn *c = conntab_insert_locked(fd, v.ino, ss.ss_family, now, kernel);
 	if (c)
 		__atomic_or_fetch(&c->flags, CONN_SHARED, __ATOMIC_RELAXED);
 	conntab_unlock();
-	if (!c) {
-		track_failed(fd);
-		return;
-	}
-	track_note_nonblocking(fd, fl >= 0 && (fl & O_NONBLOCK));
-	if (log_on(LOG_TRACE))
-		track_trace(fd, (uint32_t)v.ino, "handed over");
-	serving_check(fd, false);
-	sweeper_accepted();
+	if (c)
+		track_note_nonblocking(fd, fl >= 0 && (fl & O_NONBLOCK));
+	accepted_rare(fd, fd, (uint32_t)v.ino, c, "handed over");
 }
 
 /* Calls fn on every fd of msg's SCM_RIGHTS parts, within the buffer

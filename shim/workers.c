@@ -267,8 +267,10 @@ static void child_fd(int fd, const char *target, void *ctx)
 		w->worker = 1; /* it holds our listening socket itself */
 		return;
 	}
-	if (handed_ino(ino))
-		w->worker = 1; /* it holds a connection we handed over */
+	/* it holds a connection we handed over (the ring is looked through
+	 * until the child is known to be a worker, not for each of its fds) */
+	if (!w->worker && handed_ino(ino))
+		w->worker = 1;
 	int copy = (int)real_syscall(SYS_pidfd_getfd, w->pidfd, fd, 0);
 	if (copy < 0) {
 		if (errno == EPERM || errno == ENOSYS || errno == EACCES)
@@ -285,9 +287,10 @@ static void child_fd(int fd, const char *target, void *ctx)
  * child that still holds one of our listening sockets, i.e. accepts on it and
  * would be stopped with us (a pre-fork worker told over a pipe, or by a
  * signal that is not a trigger), or one that holds a connection we accepted
- * and handed to it (a Node.js cluster's worker, told over its channel).  A fork-per-connection child (it closed
- * its copy of the listener and serves one connection, independently of
- * its parent's life) keeps its connection, as without us. */
+ * and handed to it (a Node.js cluster's worker, told over its channel).  A
+ * fork-per-connection child (it closed its copy of the listener and serves
+ * one connection, independently of its parent's life) keeps its
+ * connection, as without us. */
 static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *gone)
 {
 	char path[64], *o = path;

@@ -420,7 +420,7 @@ static void wait_handed(int n)
 		  server_stderr(&srv));
 }
 
-static long handoff_run(bool shim, int *silent_port, int out_lfd, bool tell)
+static long handoff_run(bool shim, int out_lfd, bool tell)
 {
 	const char *const env[] = {"GRACESHIM_LOG=debug", NULL};
 	char port[16];
@@ -442,7 +442,6 @@ static long handoff_run(bool shim, int *silent_port, int out_lfd, bool tell)
 	cr_assert_geq(http_read_response(used, 5000), 0, "no answer; stderr:\n%s",
 		      server_stderr(&srv));
 	int silent = tcp_connect(AF_INET, srv.port);
-	*silent_port = sock_port(silent);
 	wait_handed(handed);
 	long ms = server_signal_and_wait(&srv, SIGTERM, shim ? PROMPT_MS : HANG_MS);
 	close(silent);
@@ -450,16 +449,20 @@ static long handoff_run(bool shim, int *silent_port, int out_lfd, bool tell)
 	return ms;
 }
 
+/* A with-shim run of handoff_run(): the primary and its worker exited
+ * cleanly after SIGTERM. */
+static void expect_handoff_stopped(long ms, const char *what)
+{
+	cr_assert_geq(ms, 0, "%s: still running %d ms after SIGTERM; stderr:\n%s", what, PROMPT_MS,
+		      server_stderr(&srv));
+	cr_log_info("%s: exited %ld ms after SIGTERM", what, ms);
+	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0,
+		  "%s: status 0x%x; stderr:\n%s", what, srv.status, server_stderr(&srv));
+}
+
 Test(process_shapes, handed_over_connection_released_with_shim)
 {
-	int port;
-	long ms = handoff_run(true, &port, -1, false);
-	cr_assert_geq(ms, 0, "still running %d ms after SIGTERM; stderr:\n%s", PROMPT_MS,
-		      server_stderr(&srv));
-	cr_log_info("handed over: exited %ld ms after SIGTERM", ms);
-	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status 0x%x; stderr:\n%s",
-		  srv.status, server_stderr(&srv));
-	(void)port;
+	expect_handoff_stopped(handoff_run(true, -1, false), "handed over");
 	/* A single-threaded worker releases in its handler, which logs the
 	 * count only. */
 	cr_assert(strstr(server_stderr(&srv), "released 1 connection(s)"),
@@ -471,8 +474,7 @@ Test(process_shapes, handed_over_connection_released_with_shim)
 
 Test(process_shapes, handed_over_connection_hangs_without_shim)
 {
-	int port;
-	cr_assert_eq(handoff_run(false, &port, -1, false), -1,
+	cr_assert_eq(handoff_run(false, -1, false), -1,
 		     "exited without the shim: the worker does not wait for the connection");
 }
 
@@ -484,13 +486,11 @@ Test(process_shapes, handed_over_outbound_connection_is_never_tracked)
 		  listen(lfd, 4) == 0);
 	socklen_t al = sizeof a;
 	cr_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
-	int port;
-	long ms = handoff_run(true, &port, lfd, false);
+	long ms = handoff_run(true, lfd, false);
 	cr_assert_geq(ms, 0, "still running; stderr:\n%s", server_stderr(&srv));
 	const char *err = server_stderr(&srv);
 	/* The outbound connection never received a byte either: had it been
 	 * taken for an accepted one, a release would show as its EOF. */
-	(void)port;
 	cr_assert(strstr(err, "outbound untouched"), "the outbound connection was released:\n%s",
 		  err);
 	close(lfd);
@@ -502,13 +502,7 @@ Test(process_shapes, handed_over_outbound_connection_is_never_tracked)
  * (SIGTERM) reaches it: it holds a connection the primary handed over. */
 Test(process_shapes, handed_over_connection_released_by_the_primary_drain_with_shim)
 {
-	int port;
-	long ms = handoff_run(true, &port, -1, true);
-	cr_assert_geq(ms, 0, "still running %d ms after SIGTERM; stderr:\n%s", PROMPT_MS,
-		      server_stderr(&srv));
-	cr_log_info("told over the channel: exited %ld ms after SIGTERM", ms);
-	cr_assert(WIFEXITED(srv.status) && WEXITSTATUS(srv.status) == 0, "status 0x%x; stderr:\n%s",
-		  srv.status, server_stderr(&srv));
+	expect_handoff_stopped(handoff_run(true, -1, true), "told over the channel");
 	cr_assert(strstr(server_stderr(&srv), "released 1 connection(s) held by child processes"),
 		  "the primary did not release its worker's connection; stderr:\n%s",
 		  server_stderr(&srv));
@@ -516,7 +510,6 @@ Test(process_shapes, handed_over_connection_released_by_the_primary_drain_with_s
 
 Test(process_shapes, handed_over_connection_told_over_the_channel_hangs_without_shim)
 {
-	int port;
-	cr_assert_eq(handoff_run(false, &port, -1, true), -1,
+	cr_assert_eq(handoff_run(false, -1, true), -1,
 		     "exited without the shim: the worker does not wait for the connection");
 }

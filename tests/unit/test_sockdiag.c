@@ -21,47 +21,41 @@ struct trio {
 	int lfd, cfd, sfd; /* listener, client end, accepted end */
 };
 
+/* addr (text) and port (network order) as a socket address of family. */
+static socklen_t inet_addr_of(int family, const char *addr, uint16_t port,
+			      struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = port;
+		cr_assert(inet_pton(AF_INET, addr, &a->sin_addr) == 1);
+		return sizeof *a;
+	}
+	struct sockaddr_in6 *a = (void *)ss;
+	a->sin6_family = AF_INET6;
+	a->sin6_port = port;
+	cr_assert(inet_pton(AF_INET6, addr, &a->sin6_addr) == 1);
+	return sizeof *a;
+}
+
 /* A listener bound to bind_addr (family lfam), a client of family cfam
  * connecting to connect_addr on its port, and the accepted end. */
 static struct trio trio(int lfam, const char *bind_addr, int cfam, const char *connect_addr)
 {
 	struct trio t;
-	struct sockaddr_storage ss = {0};
-	socklen_t sl;
-	uint16_t port;
+	struct sockaddr_storage ss;
+	socklen_t sl = inet_addr_of(lfam, bind_addr, 0, &ss);
 	t.lfd = socket(lfam, SOCK_STREAM, 0);
 	cr_assert(t.lfd >= 0);
-	if (lfam == AF_INET) {
-		struct sockaddr_in *a = (void *)&ss;
-		a->sin_family = AF_INET;
-		cr_assert(inet_pton(AF_INET, bind_addr, &a->sin_addr) == 1);
-		sl = sizeof *a;
-	} else {
-		struct sockaddr_in6 *a = (void *)&ss;
-		a->sin6_family = AF_INET6;
-		cr_assert(inet_pton(AF_INET6, bind_addr, &a->sin6_addr) == 1);
-		sl = sizeof *a;
-	}
 	cr_assert(bind(t.lfd, (struct sockaddr *)&ss, sl) == 0);
 	cr_assert(listen(t.lfd, 8) == 0);
 	sl = sizeof ss;
 	cr_assert(getsockname(t.lfd, (struct sockaddr *)&ss, &sl) == 0);
-	port = lfam == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-			       : ((struct sockaddr_in6 *)&ss)->sin6_port;
-	memset(&ss, 0, sizeof ss);
-	if (cfam == AF_INET) {
-		struct sockaddr_in *a = (void *)&ss;
-		a->sin_family = AF_INET;
-		a->sin_port = port;
-		cr_assert(inet_pton(AF_INET, connect_addr, &a->sin_addr) == 1);
-		sl = sizeof *a;
-	} else {
-		struct sockaddr_in6 *a = (void *)&ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = port;
-		cr_assert(inet_pton(AF_INET6, connect_addr, &a->sin6_addr) == 1);
-		sl = sizeof *a;
-	}
+	uint16_t port = lfam == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					: ((struct sockaddr_in6 *)&ss)->sin6_port;
+	sl = inet_addr_of(cfam, connect_addr, port, &ss);
 	t.cfd = socket(cfam, SOCK_STREAM, 0);
 	cr_assert(t.cfd >= 0);
 	cr_assert(connect(t.cfd, (struct sockaddr *)&ss, sl) == 0);
