@@ -22,6 +22,9 @@
 # clock as the signal) gives the breakdown; it is not in the timed figure
 # (the statistics ask the kernel for byte counts at every close).
 #
+# BENCH_BEFORE=<library> (make bench-compare): one more mode per round, the
+# graceshim case with that library, printed as a "before" line.
+#
 # Prints the section on stdout; "PASS|FAIL<TAB>name<TAB>measured" lines go
 # to $DRAIN_VERDICTS when set (bench/run's summary).  Every server is
 # stopped by pid; every wait is bounded (drain's own limit, timeout).
@@ -36,6 +39,8 @@ LOGS=$BD/logs/drain
 DRAIN=$BD/drain
 HYPER=$B/fixtures/hyperlike
 VERDICTS=${DRAIN_VERDICTS:-/dev/null}
+BEFORE=${BENCH_BEFORE:-}
+BLABEL=${BENCH_BEFORE_LABEL:-before}
 # hyperlike: one thread per connection; fewer, so that the section stays
 # within a minute or two.
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
@@ -100,13 +105,14 @@ hyper_cmd() { # port
 	N=$HYPER_N
 }
 
-run_one() { # server mode(keepalive|silent|floor) shim(0|1) stats(0|1)
+run_one() { # server mode(keepalive|silent|floor) shim(0|1|before) stats(0|1)
 	local port st env=() out
 	port=$(free_port)
 	"${1}_cmd" "$port"
 	st=$LOGS/stats.$$
 	rm -f "$st" "$st".*
 	[ "$3" = 1 ] && env+=("LD_PRELOAD=$LIB")
+	[ "$3" = before ] && env+=("LD_PRELOAD=$BEFORE")
 	[ "$4" = 1 ] && env+=("GRACESHIM_STATS=$st")
 	out=$(GRACESHIM_BENCH_DRAIN_LIMIT_MS=20000 timeout -k 5 120 \
 		"$DRAIN" "$2" "$N" "$port" "$SIG" -- env "${env[@]}" "${CMD[@]}" 2>>"$LOGS/drain.log")
@@ -168,21 +174,23 @@ printf '   %-10s %5s %10s %18s %18s %18s %9s\n' server N "own close" floor grace
 BREAK=()
 for srv in "${SERVERS[@]}"; do
 	declare -A T=() R=()
-	T[own]="" T[shim]="" T[ownshim]="" T[floor]="" T[trig]="" T[first]="" T[sweep]="" T[tail]=""
-	R[x]="" R[o]="" R[f]=""
+	T[own]="" T[shim]="" T[ownshim]="" T[floor]="" T[before]="" T[trig]="" T[first]="" T[sweep]="" T[tail]=""
+	R[x]="" R[o]="" R[f]="" R[b]=""
 	err=0
 	if [ "$srv" = ngx ]; then name=nginx N=$NGX_N; else name=hyperlike N=$HYPER_N; fi
 	for round in $(seq "$ROUNDS"); do
 		declare -A ONE=()
 		modes=(own shim ownshim floor stats)
-		for k in 0 1 2 3 4; do
-			m=${modes[$(((round + k) % 5))]}
+		[ -n "$BEFORE" ] && modes+=(before)
+		for k in "${!modes[@]}"; do
+			m=${modes[$(((round + k) % ${#modes[@]}))]}
 			case $m in
 			own) o=$(run_one "$srv" keepalive 0 0) ;;
 			floor) o=$(run_one "$srv" floor 0 0) ;;
 			shim) o=$(run_one "$srv" silent 1 0) ;;
 			ownshim) o=$(run_one "$srv" keepalive 1 0) ;;
 			stats) o=$(run_one "$srv" silent 1 1) ;;
+			before) o=$(run_one "$srv" silent before 0) ;;
 			esac
 			if [ "$o" = ERROR ] || [ -z "$o" ]; then
 				err=1
@@ -199,6 +207,7 @@ for srv in "${SERVERS[@]}"; do
 		[ -n "${ONE[own]:-}" ] && [ -n "${ONE[shim]:-}" ] && R[x]+="$(calc %.4f "${ONE[shim]} / ${ONE[own]}") "
 		[ -n "${ONE[own]:-}" ] && [ -n "${ONE[ownshim]:-}" ] && R[o]+="$(calc %.4f "${ONE[ownshim]} / ${ONE[own]}") "
 		[ -n "${ONE[own]:-}" ] && [ -n "${ONE[floor]:-}" ] && R[f]+="$(calc %.4f "${ONE[floor]} / ${ONE[own]}") "
+		[ -n "${ONE[own]:-}" ] && [ -n "${ONE[before]:-}" ] && R[b]+="$(calc %.4f "${ONE[before]} / ${ONE[own]}") "
 		unset ONE
 	done
 	o=$(med "${T[own]}") s=$(med "${T[shim]}") os=$(med "${T[ownshim]}") r=$(med "${R[x]}") ro=$(med "${R[o]}")
@@ -219,6 +228,14 @@ for srv in "${SERVERS[@]}"; do
 		verdict "$(calc %d "$r <= $TARGET")" "$label" "$txt"
 	else
 		echo
+	fi
+	if [ -n "$BEFORE" ]; then
+		bb=$(med "${T[before]}") rb=$(med "${R[b]}")
+		if [ -n "$bb" ] && [ -n "$rb" ]; then
+			printf '   %-10s %5s %10s %18s %7.1f ms (%5.3f)\n' "" "" "" "before ($BLABEL):" "$bb" "$rb"
+		else
+			printf '   %-10s %5s %10s %18s %s\n' "" "" "" "before ($BLABEL):" "ERROR (see ${LOGS#$ROOT/}/drain.log)"
+		fi
 	fi
 	[ "$err" = 1 ] && echo "   note: a run failed (see ${LOGS#$ROOT/}/drain.log)"
 	if [ -n "${T[trig]}" ]; then
