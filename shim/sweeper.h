@@ -79,4 +79,15 @@ static inline void sweeper_fds_closing(unsigned lo, unsigned hi)
 		sweeper_fds_closing_slow(lo, hi);
 }
 
+/* The same for one fd, on every close() and dup2() of any fd: two compares
+ * (an fd of -1 meets a pipe end of -1, "none", only for the slow path to
+ * find nothing). */
+static inline void sweeper_fd_closing(int fd)
+{
+	if (__builtin_expect(fd == __atomic_load_n(&sweeper_wake_fd, __ATOMIC_ACQUIRE) ||
+				     fd == __atomic_load_n(&sweeper_wake_rd, __ATOMIC_ACQUIRE),
+			     0))
+		sweeper_fds_closing_slow((unsigned)fd, (unsigned)fd);
+}
+
 #endif

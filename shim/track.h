@@ -150,7 +150,7 @@ void track_dup_slow(int oldfd, int newfd) HIDDEN;
  * first. */
 static inline void track_forget(int fd)
 {
-	sweeper_fds_closing((unsigned)fd, (unsigned)fd);
+	sweeper_fd_closing(fd);
 	if (__builtin_expect(conntab_fast(fd) != NULL, 0) && proc_own())
 		track_forget_tracked(fd);
 }
