@@ -18,7 +18,9 @@
  *       the same signal).  As PID 1 it also reaps orphans.
  *   graceshim-outside --pid PID
  *       watches PID's process tree; a process closing its listeners is
- *       draining; releases until PID exits, then exits 0.
+ *       draining, and so is a port the tree stops listening on (a server
+ *       that keeps another listener to the end: Caddy's admin endpoint);
+ *       releases until PID exits, then exits 0.
  *   graceshim-outside [--reason TEXT] [--] COMMAND [ARGS...]
  *       the same; TEXT (why the launcher chose outside mode) ends up in the
  *       info line that says so.
@@ -148,6 +150,7 @@ struct watch { /* a listener of the tree: fd number in a process */
 	pid_t pid;
 	int fd;
 	uint64_t ino;
+	uint16_t port; /* network order */
 };
 
 static struct proc procs[MAX_PROCS];
@@ -161,6 +164,17 @@ static int root_pidfd = -1; /* --pid: its end is ours */
 static bool table_stale;    /* read_listen_table() before the next scan */
 static bool tree_draining;  /* a stop signal was received */
 static uint64_t tree_drain_ms;
+/* Ports the tree listened on and listens on no more, since when: a server
+ * that stops its HTTP listeners first and another one (an admin or metrics
+ * endpoint) only once its connections are done, as Caddy does on any stop,
+ * never closes all of its listeners while a preconnect holds it.  The
+ * never-used connections on such a port are released in every process of
+ * the tree: nothing there accepts on it any more. */
+static struct {
+	uint16_t port;
+	uint64_t ms;
+} gone[256];
+static unsigned ngone;
 
 /* The listeners of the network namespace: inode and port.  From the
  * kernel's socket diagnostics (NETLINK_SOCK_DIAG, listeners only) when the
@@ -249,6 +263,15 @@ static bool our_port(uint16_t port)
 	return false;
 }
 
+/* When the tree stopped listening on port; 0: it did not. */
+static uint64_t gone_since(uint16_t port)
+{
+	for (unsigned i = 0; i < ngone; i++)
+		if (gone[i].port == port)
+			return gone[i].ms;
+	return 0;
+}
+
 static struct proc *proc_of(pid_t pid)
 {
 	for (unsigned i = 0; i < nprocs; i++)
@@ -293,11 +316,14 @@ static void note_listener(struct proc *p, int fd, uint64_t ino, void *ctx)
 	p->draining = false;
 	if (!our_port(l->port) && nports < sizeof ports / sizeof ports[0])
 		ports[nports++] = l->port;
+	for (unsigned i = 0; i < ngone; i++) /* listened on again */
+		if (gone[i].port == l->port)
+			gone[i] = gone[--ngone];
 	for (unsigned i = 0; i < nwatches; i++)
 		if (watches[i].pid == p->pid && watches[i].fd == fd && watches[i].ino == ino)
 			return;
 	if (nwatches < MAX_WATCH)
-		watches[nwatches++] = (struct watch){p->pid, fd, ino};
+		watches[nwatches++] = (struct watch){p->pid, fd, ino, l->port};
 }
 
 /* The listeners a process holds now. */
@@ -382,22 +408,63 @@ static void walk_tree(void)
 	nprocs = k;
 }
 
+static bool port_watched(uint16_t port)
+{
+	for (unsigned i = 0; i < nwatches; i++)
+		if (watches[i].port == port)
+			return true;
+	return false;
+}
+
+/* The ports of lost listeners that no listener of the tree holds now
+ * (after one look at every process for a listener opened since): gone. */
+static void check_ports(const uint16_t *lost, unsigned n)
+{
+	bool scanned = false;
+	for (unsigned i = 0; i < n; i++) {
+		if (port_watched(lost[i]) || gone_since(lost[i]))
+			continue;
+		if (!scanned) {
+			for (unsigned k = 0; k < nprocs; k++)
+				scan_listeners(&procs[k]);
+			scanned = true;
+			if (port_watched(lost[i]))
+				continue;
+		}
+		if (ngone == sizeof gone / sizeof gone[0])
+			return;
+		gone[ngone].port = lost[i];
+		gone[ngone++].ms = now_ms();
+		if (!tree_draining)
+			say(LOG_INFO,
+			    "outside: the tree no longer listens on port %u: releasing the "
+			    "never-used connections on it",
+			    (unsigned)ntohs(lost[i]));
+	}
+}
+
 /* The listeners still open; a process that held some and closed them all
- * is draining (after one more look for a listener it opened since). */
+ * is draining (after one more look for a listener it opened since), and so
+ * is a port no listener of the tree holds any more. */
 static void check_listeners(void)
 {
 	unsigned w = 0;
 	bool lost = false;
+	uint16_t lost_ports[64];
+	unsigned nlost = 0;
 	for (unsigned i = 0; i < nwatches; i++) {
 		char path[64], t[64], want[64];
 		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)watches[i].pid, watches[i].fd);
 		ssize_t l = readlink(path, t, sizeof t - 1);
 		int n = snprintf(want, sizeof want, "socket:[%llu]",
 				 (unsigned long long)watches[i].ino);
-		if (l == n && !memcmp(t, want, (size_t)n))
+		if (l == n && !memcmp(t, want, (size_t)n)) {
 			watches[w++] = watches[i];
-		else
+		} else {
 			lost = true;
+			if (nlost < sizeof lost_ports / sizeof lost_ports[0])
+				lost_ports[nlost++] = watches[i].port;
+		}
 	}
 	nwatches = w;
 	if (!lost || !(cfg.triggers & TRIGGER_LISTENER))
@@ -423,6 +490,7 @@ static void check_listeners(void)
 				    (int)p->pid);
 		}
 	}
+	check_ports(lost_ports, nlost);
 }
 
 /* ---- release --------------------------------------------------------------- */
@@ -466,6 +534,7 @@ static void done_add(uint64_t ino)
 
 struct pass {
 	unsigned released, young, denied;
+	unsigned gone_young; /* of young: on a gone port, in a process not draining */
 };
 
 /* Why pidfd_getfd may refuse pid: one line's worth. */
@@ -531,15 +600,19 @@ static void release_fd(struct proc *p, int fd, uint64_t ino, void *ctx)
 	/* getsockname and TCP_INFO say what it is (TCP_INFO answers for TCP
 	 * sockets only, its state says listener): 4 system calls fewer than
 	 * SOCKVIEW_KIND, on every fd of every pass. */
+	uint64_t port_gone = 0;
 	if (sockview_look(copy, SOCKVIEW_ADDR | SOCKVIEW_TCP | SOCKVIEW_INQ, &v) == 0 && v.tcp &&
 	    !v.listener && our_port(v.port) && v.state == SOCKVIEW_ESTABLISHED &&
-	    v.bytes_received == 0 && v.inq == 0) {
+	    v.bytes_received == 0 && v.inq == 0 &&
+	    (tree_draining || p->draining || (port_gone = gone_since(v.port)))) {
 		/* A connection made during the drain is a client that does not
 		 * know of the stop: its request may be a moment behind its
 		 * connect (a loaded client), so it is given NEW_MIN_AGE_MS.
 		 * For one that never received data, the kernel's time since
 		 * the last data received is its age. */
-		uint64_t start = tree_draining ? tree_drain_ms : p->drain_ms;
+		uint64_t start = tree_draining ? tree_drain_ms
+				 : p->draining ? p->drain_ms
+					       : port_gone;
 		uint64_t min_ms = cfg.grace_ns / 1000000;
 		if (v.last_data_recv_ms < now_ms() - start && min_ms < NEW_MIN_AGE_MS)
 			min_ms = NEW_MIN_AGE_MS;
@@ -553,19 +626,21 @@ static void release_fd(struct proc *p, int fd, uint64_t ino, void *ctx)
 			}
 		} else {
 			ps->young++;
+			if (port_gone)
+				ps->gone_young++;
 		}
 	}
 	close(copy);
 }
 
 /* One pass over the processes that drain (all of them after a stop
- * signal). */
+ * signal, or while a port is gone: release_fd takes the connections on it). */
 static struct pass release_pass(void)
 {
-	struct pass ps = {0, 0, 0};
+	struct pass ps = {0, 0, 0, 0};
 	for (unsigned i = 0; i < nprocs; i++) {
 		struct proc *p = &procs[i];
-		if (tree_draining || p->draining)
+		if (tree_draining || p->draining || ngone)
 			each_socket(p->pid, release_fd, p, &ps);
 	}
 	if (ps.released)
@@ -576,7 +651,7 @@ static struct pass release_pass(void)
 
 static bool any_draining(void)
 {
-	if (tree_draining)
+	if (tree_draining || ngone)
 		return true;
 	for (unsigned i = 0; i < nprocs; i++)
 		if (procs[i].draining)
@@ -705,8 +780,13 @@ static int run(pid_t child, int sfd)
 		}
 		check_listeners();
 		bool drain = any_draining();
-		if (drain)
-			release_pass();
+		if (drain && release_pass().gone_young == 0 && ngone) {
+			/* Every never-used connection on the gone ports is released:
+			 * nothing can come on them (no listener), and a process that
+			 * serves on is not looked through every DRAIN_TICK_MS. */
+			say(LOG_DEBUG, "outside: the ports gone are done with");
+			ngone = 0;
+		}
 		/* Sleep until a signal, the end of the watched process, or the
 		 * next look. */
 		uint64_t tick = t < fast_until ? SIGNAL_TICK_MS : LISTENER_TICK_MS;

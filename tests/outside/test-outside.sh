@@ -117,6 +117,7 @@ get() { # port path: one HTTP/1.0 request, the status line
 
 # run_case NAME MODE EXPECT SIGNAL CMD...
 #   MODE: none (the command alone) or a launcher flag list ("-" for none)
+#   SIGNAL: a signal's name, or fn:F to stop the server with F (no signal)
 #   EXPECT: prompt, hang, or go (exits between 4 and 9 s: Go's 5 s rule)
 # Starts the server, opens one never-used connection, waits 300 ms, sends
 # the signal to the process started, times its end.
@@ -142,7 +143,10 @@ run_case() {
 	sleep 0.3
 	local t0 ms limit
 	t0=$(now_ms)
-	kill -"$sig" "$pid"
+	case $sig in
+	fn:*) "${sig#fn:}" ;;
+	*) kill -"$sig" "$pid" ;;
+	esac
 	case $expect in
 	prompt) limit=$PROMPT_MS ;;
 	hang) limit=$HANG_MS ;;
@@ -236,6 +240,17 @@ pid_case() { # name, expect, stop command (a function), server command...
 }
 term() { kill -TERM "$1"; }
 pid_case pid-hyperlike term "$B/fixtures/hyperlike"
+
+# A server that keeps one listener open to the end, as Caddy keeps its admin
+# endpoint while its HTTP servers shut down: the process never closes all of
+# its listeners while a preconnect holds it, but its HTTP port is listened on
+# no more.  Stopped with a signal, and through the admin endpoint (Caddy's
+# `caddy stop`: no signal at all), under --pid and under the launcher.
+# Without the port rule each takes Go's 5 s.
+admin_stop() { get "$(awk '$1 == "ADMIN" { print $2; exit }' "$log")" /stop >/dev/null; }
+pid_case pid-go-admin term "$out/goserver" -admin
+pid_case pid-go-admin-api admin_stop "$out/goserver" -admin
+run_case go-outside-admin-api - prompt fn:admin_stop "$out/goserver" -admin
 
 # Without the watcher the same server hangs (the case above proves something).
 run_case pid-hyperlike-without none hang TERM "$B/fixtures/hyperlike"
