@@ -36,6 +36,17 @@
  * done.  Connections that only qualify later are left to that sweeper. */
 static unsigned released_in_handler;
 static unsigned released_in_workers; /* by workers_release in the handler */
+/* 1 + the connections tracked when the handler released (0: it did not):
+ * by the time the sweeper announces the drain, the host may have closed
+ * every connection the handler released, and "draining, 0 tracked
+ * connection(s)" before "released 1" reads as a contradiction. */
+static size_t tracked_in_handler;
+
+size_t sigrelease_tracked(size_t now)
+{
+	size_t t = __atomic_exchange_n(&tracked_in_handler, 0, __ATOMIC_RELAXED);
+	return t ? t - 1 : now;
+}
 
 /* What the handler released, said once by whoever comes first: the
  * sweeper when it starts, or the exit. */
@@ -80,6 +91,7 @@ void sigrelease_run(void)
 					  : -1,
 			now);
 	/* The lock is free: single-threaded, and not held by this thread. */
+	__atomic_store_n(&tracked_in_handler, conntab_count_locked() + 1, __ATOMIC_RELAXED);
 	unsigned rel = release_sweep_fixed(now);
 	/* The workers' connections here only for a master that accepted
 	 * nothing itself (gunicorn's, stopped over a pipe): walking a child's

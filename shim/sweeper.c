@@ -228,7 +228,7 @@ static void *sweeper_main(void *arg)
 			if (d && log_on(LOG_INFO)) {
 				const char *n = cfg_signal_name(sig);
 				conntab_lock();
-				size_t count = conntab_count_locked();
+				size_t count = sigrelease_tracked(conntab_count_locked());
 				conntab_unlock();
 				if (d == DRAIN_SIGNAL) {
 					log_msg(LOG_INFO,
