@@ -417,7 +417,9 @@ static bool port_watched(uint16_t port)
 }
 
 /* The ports of lost listeners that no listener of the tree holds now
- * (after one look at every process for a listener opened since): gone. */
+ * (after one look at every process for a listener opened since, the tree
+ * walked first: new workers that listen on the port with SO_REUSEPORT, as
+ * nginx's with reuseport, start before the old ones close theirs): gone. */
 static void check_ports(const uint16_t *lost, unsigned n)
 {
 	bool scanned = false;
@@ -425,6 +427,7 @@ static void check_ports(const uint16_t *lost, unsigned n)
 		if (port_watched(lost[i]) || gone_since(lost[i]))
 			continue;
 		if (!scanned) {
+			walk_tree();
 			for (unsigned k = 0; k < nprocs; k++)
 				scan_listeners(&procs[k]);
 			scanned = true;
