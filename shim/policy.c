@@ -108,6 +108,14 @@ int pol_tcp_sent(const struct tcp_info *ti, size_t len)
 	return 1; /* cannot tell: as if it had */
 }
 
+int64_t pol_tcp_unsent(const struct tcp_info *ti, size_t len)
+{
+	if (len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti->tcpi_bytes_sent &&
+	    ti->tcpi_bytes_sent == 0)
+		return (int64_t)ti->tcpi_notsent_bytes;
+	return -1;
+}
+
 int pol_kernel_server_last(uint64_t sent, uint32_t last_recv_ms, uint32_t last_sent_ms)
 {
 	if (!sent || last_sent_ms > last_recv_ms)

@@ -83,6 +83,12 @@ void pol_decide(const struct pol_params *p, const struct pol_input *in, struct p
  * SIOCOUTQ's to tell. */
 struct tcp_info;
 int pol_tcp_sent(const struct tcp_info *ti, size_t len);
+/* The bytes the host wrote on a TCP socket that have not left, when TCP_INFO
+ * tells it: on Linux 4.19+, once no data was ever sent (tcpi_bytes_sent 0),
+ * nothing is in flight and SIOCOUTQ (write_seq - snd_una) is
+ * tcpi_notsent_bytes (write_seq - snd_nxt).  -1: ask SIOCOUTQ.  A sweep of
+ * never-used connections saves one system call each. */
+int64_t pol_tcp_unsent(const struct tcp_info *ti, size_t len);
 
 /* "No request yet" over TLS, from the records the host read from the
  * client (their headers only: content type and length).  A TLS client sends

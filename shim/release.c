@@ -209,12 +209,14 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 	/* Written to: by our count (none for a CONN_KERNEL record, whose
 	 * writes we do not see), or the kernel's below. */
 	in->wrote = conn_tx(c) > 0;
+	int64_t unsent = -1; /* from TCP_INFO, when it tells */
 	if (tcp) {
 		struct tcp_info ti;
 		socklen_t len;
 		if (sockview_tcp_info(fd, &ti, &len) == 0) {
 			in->kernel_rx = (int64_t)ti.tcpi_bytes_received;
 			in->wrote |= pol_tcp_sent(&ti, len);
+			unsent = pol_tcp_unsent(&ti, len);
 			if (in->kernel_rx > 0) /* no need to ask again before a trigger */
 				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			in->quiet_ns = (int64_t)sockview_quiet_ms(&ti) * 1000000;
@@ -249,9 +251,13 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 	if (in->rx == 0 && in->kernel_rx <= 0 && !in->wrote) {
 		/* Unused so far: bytes the host wrote that have not left yet
 		 * (corked, or a zero window) still make it a session; so does
-		 * a queue we cannot read. */
-		int unsent = 0;
-		in->wrote = ioctl(fd, SIOCOUTQ, &unsent) < 0 || unsent != 0;
+		 * a queue we cannot read.  TCP_INFO tells it for TCP (Linux
+		 * 4.19+): SIOCOUTQ only for Unix sockets and older kernels. */
+		int oq = 0;
+		if (unsent >= 0)
+			in->wrote = unsent != 0;
+		else
+			in->wrote = ioctl(fd, SIOCOUTQ, &oq) < 0 || oq != 0;
 	}
 	if (drain && params->policy == POLICY_IDLE &&
 	    (in->rx > 0 || in->kernel_rx > 0 || in->wrote)) {

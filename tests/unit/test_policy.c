@@ -7,6 +7,9 @@
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <linux/tcp.h>
+#include <stddef.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -508,6 +511,23 @@ Test(tls, first_read_inline_agrees_with_the_feed)
 	cr_assert_eq(pol_tls_first(b, 3), POL_TLS_MUX);
 	b[0] = 'G';
 	cr_assert_eq(pol_tls_first(b, 3), 0);
+}
+
+/* What the host wrote that has not left, from TCP_INFO: only once nothing
+ * was ever sent (then it is all in tcpi_notsent_bytes), and only where the
+ * kernel fills tcpi_bytes_sent (4.19+); else -1, SIOCOUTQ's to tell. */
+Test(policy, tcp_unsent_from_tcp_info)
+{
+	struct tcp_info ti;
+	memset(&ti, 0, sizeof ti);
+	size_t full = sizeof ti;
+	size_t old = offsetof(struct tcp_info, tcpi_bytes_sent); /* Linux 4.6 to 4.18 */
+	cr_assert_eq(pol_tcp_unsent(&ti, full), 0, "never written: nothing unsent");
+	ti.tcpi_notsent_bytes = 100;
+	cr_assert_eq(pol_tcp_unsent(&ti, full), 100, "corked: written, not sent");
+	cr_assert_eq(pol_tcp_unsent(&ti, old), -1, "no tcpi_bytes_sent: cannot tell");
+	ti.tcpi_bytes_sent = 10;
+	cr_assert_eq(pol_tcp_unsent(&ti, full), -1, "some sent: what is in flight is not here");
 }
 
 Test(policy, kernel_server_last)
