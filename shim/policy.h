@@ -87,7 +87,9 @@ int pol_tcp_sent(const struct tcp_info *ti, size_t len);
  * tells it: on Linux 4.19+, once no data was ever sent (tcpi_bytes_sent 0),
  * nothing is in flight and SIOCOUTQ (write_seq - snd_una) is
  * tcpi_notsent_bytes (write_seq - snd_nxt).  -1: ask SIOCOUTQ.  A sweep of
- * never-used connections saves one system call each. */
+ * never-used connections saves one system call each.  (A FIN of the host's
+ * not yet acknowledged is 1 in SIOCOUTQ and not here: a connection the host
+ * is closing anyway.) */
 int64_t pol_tcp_unsent(const struct tcp_info *ti, size_t len);
 
 /* "No request yet" over TLS, from the records the host read from the
