@@ -247,6 +247,8 @@ pid_case pid-hyperlike term "$B/fixtures/hyperlike"
 # no more.  Stopped with a signal, and through the admin endpoint (Caddy's
 # `caddy stop`: no signal at all), under --pid and under the launcher.
 # Without the port rule each takes Go's 5 s.
+# The stopper reads the ADMIN line from $log, the server's output: a local of
+# run_case and pid_case, which call it.
 admin_stop() { get "$(awk '$1 == "ADMIN" { print $2; exit }' "$log")" /stop >/dev/null; }
 pid_case pid-go-admin term "$out/goserver" -admin
 pid_case pid-go-admin-api admin_stop "$out/goserver" -admin
