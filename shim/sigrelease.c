@@ -103,7 +103,7 @@ void sigrelease_run(void)
 	 * read. */
 	int denied;
 	unsigned kids = workers_any() && !conntab_stats.accepted
-				? workers_release(shim_cfg.grace_ns / 1000000, &denied)
+				? workers_release(shim_cfg.grace_ns / 1000000, false, &denied)
 				: 0;
 	__atomic_fetch_add(&released_in_workers, kids, __ATOMIC_RELAXED);
 	log_level_cur = level;

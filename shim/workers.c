@@ -69,6 +69,7 @@ struct workers_listener {
 	uint8_t family;
 	uint8_t wildcard; /* bound to 0.0.0.0 or :: */
 	unsigned char addr[16];
+	int fd;    /* its number here when noted: a forked worker has it there too */
 	int ready; /* the fields above are written (release) */
 };
 static struct workers_listener lst[MAX_LISTENERS];
@@ -160,6 +161,7 @@ void workers_note_listener(int fd)
 	if (i >= MAX_LISTENERS)
 		return;
 	a.ino = (uint64_t)st.st_ino;
+	a.fd = fd;
 	a.ready = 0;
 	lst[i] = a;
 	__atomic_store_n(&lst[i].ready, 1, __ATOMIC_RELEASE);
@@ -283,6 +285,33 @@ static void child_fd(int fd, const char *target, void *ctx)
 		real_syscall(SYS_close, copy); /* our copy: the child's fd is untouched */
 }
 
+/* Whether the child holds one of our listening sockets at the number it
+ * has here (where fork() put it): one readlink per listener, where the
+ * whole walk is one per fd and a copy of every socket. */
+static int holds_ours_here(pid_t pid)
+{
+	char path[80], target[64];
+	unsigned n = listeners_seen();
+	for (unsigned i = 0; i < n; i++) {
+		const struct workers_listener *l = &lst[i];
+		if (!__atomic_load_n(&l->ready, __ATOMIC_ACQUIRE))
+			continue;
+		char *o = path;
+		memcpy(o, "/proc/", 6);
+		o = put_uint(o + 6, (unsigned long)pid);
+		memcpy(o, "/fd/", 4);
+		o = put_uint(o + 4, (unsigned long)l->fd);
+		*o = 0;
+		long r = real_syscall(SYS_readlinkat, AT_FDCWD, path, target, sizeof target - 1);
+		if (r <= 0)
+			continue;
+		target[r] = 0;
+		if (socket_ino(target) == l->ino)
+			return 1;
+	}
+	return 0;
+}
+
 /* One child: its fds from /proc/<pid>/fd.  Only a worker is reached: a
  * child that still holds one of our listening sockets, i.e. accepts on it and
  * would be stopped with us (a pre-fork worker told over a pipe, or by a
@@ -291,8 +320,17 @@ static void child_fd(int fd, const char *target, void *ctx)
  * fork-per-connection child (it closed its copy of the listener and serves
  * one connection, independently of its parent's life) keeps its
  * connection, as without us. */
-static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *gone)
+static unsigned release_child(pid_t pid, uint64_t grace_ms, bool thorough, int *denied, int *gone)
 {
+	/* A worker keeps our listener where fork() put it until it stops
+	 * accepting.  A child that closed it (nginx's worker, told by its
+	 * own signal: it drains itself) is not walked while it drains: the
+	 * walk took a core from it.  The others are walked only by a thorough
+	 * pass (a listener the child holds at another number), or when we
+	 * handed connections over (a Node.js cluster's worker holds none of
+	 * our listeners). */
+	if (!thorough && !__atomic_load_n(&handed_next, __ATOMIC_RELAXED) && !holds_ours_here(pid))
+		return 0;
 	char path[64], *o = path;
 	memcpy(o, "/proc/", 6);
 	o = put_uint(o + 6, (unsigned long)pid);
@@ -319,7 +357,7 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, int *denied, int *go
 	return released;
 }
 
-unsigned workers_release(uint64_t grace_ms, int *denied)
+unsigned workers_release(uint64_t grace_ms, bool thorough, int *denied)
 {
 	int saved = errno;
 	unsigned released = 0;
@@ -332,7 +370,7 @@ unsigned workers_release(uint64_t grace_ms, int *denied)
 		if (pid <= 0)
 			continue;
 		int gone = 0;
-		released += release_child(pid, grace_ms, denied, &gone);
+		released += release_child(pid, grace_ms, thorough, denied, &gone);
 		if (gone) /* exited and reaped: forget it */
 			__atomic_compare_exchange_n(&kids[i], &pid, 0, 0, __ATOMIC_RELAXED,
 						    __ATOMIC_RELAXED);

@@ -27,14 +27,15 @@ void workers_handed(uint32_t ino);
  * on it. */
 void workers_note_listener(int fd);
 /* Releases, in every recorded child still alive that holds one of our
- * listening sockets, the established TCP connections accepted on one of
+ * listening sockets (at the number it has here, or anywhere when thorough;
+ * any child, when we handed connections over), the established TCP connections accepted on one of
  * them (same local address) that never received a byte,
  * have nothing queued and are at least grace_ms old: shutdown(SHUT_RD) on a
  * copy taken with pidfd_getfd() (Linux 5.6+, ptrace permission over the
  * child).  Async-signal-safe (system calls only: no malloc, no stdio), so
  * our signal handler may call it.  Returns how many were released; *denied
  * is set when the kernel refused (no pidfd_getfd, no permission). */
-unsigned workers_release(uint64_t grace_ms, int *denied);
+unsigned workers_release(uint64_t grace_ms, bool thorough, int *denied);
 /* Whether a child was forked while we listened, or a connection handed
  * over (cheap). */
 int workers_any(void);

@@ -277,6 +277,31 @@ Test(process_shapes, prefork_sync_workers_stopped_over_pipe_hang_without_shim)
 	expect_hang(ms, spare, args[4]);
 }
 
+/* The worker holds the master's listener at another number than the
+ * master had it (it moved it, as a worker that finds its sockets at fixed
+ * numbers does): the master's quick look (the child's fd at the number the
+ * listener has here) misses it, and its thorough pass, from 1 s into the
+ * drain, finds it. */
+Test(process_shapes, prefork_worker_with_the_listener_at_another_number_with_shim)
+{
+	const char *const args[] = {"syncworker", "--prefork",   "1",  "--stop",
+				    "pipe",       "--worker-fd", "77", NULL};
+	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
+	int spare;
+	long ms = page_then_spare(true, args, env, SIGTERM, &spare);
+	expect_prompt_release(ms, spare, "pre-fork, listener moved, stopped over a pipe");
+	expect_master_released();
+}
+
+Test(process_shapes, prefork_worker_with_the_listener_at_another_number_hang_without_shim)
+{
+	const char *const args[] = {"syncworker", "--prefork",   "1",  "--stop",
+				    "pipe",       "--worker-fd", "77", NULL};
+	int spare;
+	long ms = page_then_spare(false, args, NULL, SIGTERM, &spare);
+	expect_hang(ms, spare, "listener moved");
+}
+
 /* What the master says it released is what it released: one never-used
  * connection is one, not once per pass (a socket already shut down for
  * reading still looks never-used: no byte received, nothing queued).  The
