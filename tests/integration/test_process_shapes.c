@@ -282,23 +282,22 @@ Test(process_shapes, prefork_sync_workers_stopped_over_pipe_hang_without_shim)
  * numbers does): the master's quick look (the child's fd at the number the
  * listener has here) misses it, and its thorough pass, from 1 s into the
  * drain, finds it. */
+static const char *const moved_listener_args[] = {"syncworker", "--prefork",   "1",  "--stop",
+						  "pipe",       "--worker-fd", "77", NULL};
+
 Test(process_shapes, prefork_worker_with_the_listener_at_another_number_with_shim)
 {
-	const char *const args[] = {"syncworker", "--prefork",   "1",  "--stop",
-				    "pipe",       "--worker-fd", "77", NULL};
 	const char *const env[] = {"GRACESHIM_LOG=info", NULL};
 	int spare;
-	long ms = page_then_spare(true, args, env, SIGTERM, &spare);
+	long ms = page_then_spare(true, moved_listener_args, env, SIGTERM, &spare);
 	expect_prompt_release(ms, spare, "pre-fork, listener moved, stopped over a pipe");
 	expect_master_released();
 }
 
 Test(process_shapes, prefork_worker_with_the_listener_at_another_number_hang_without_shim)
 {
-	const char *const args[] = {"syncworker", "--prefork",   "1",  "--stop",
-				    "pipe",       "--worker-fd", "77", NULL};
 	int spare;
-	long ms = page_then_spare(false, args, NULL, SIGTERM, &spare);
+	long ms = page_then_spare(false, moved_listener_args, NULL, SIGTERM, &spare);
 	expect_hang(ms, spare, "listener moved");
 }
 
