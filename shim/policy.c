@@ -116,6 +116,13 @@ int64_t pol_tcp_unsent(const struct tcp_info *ti, size_t len)
 	return -1;
 }
 
+int pol_tcp_outq(const struct tcp_info *ti, size_t len)
+{
+	if (len < offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof ti->tcpi_notsent_bytes)
+		return -1;
+	return ti->tcpi_notsent_bytes > 0 || ti->tcpi_unacked > 0;
+}
+
 int pol_kernel_server_last(uint64_t sent, uint32_t last_recv_ms, uint32_t last_sent_ms)
 {
 	if (!sent || last_sent_ms > last_recv_ms)

@@ -91,6 +91,14 @@ int pol_tcp_sent(const struct tcp_info *ti, size_t len);
  * not yet acknowledged is 1 in SIOCOUTQ and not here: a connection the host
  * is closing anyway.) */
 int64_t pol_tcp_unsent(const struct tcp_info *ti, size_t len);
+/* Whether bytes the host wrote on a TCP socket are not yet taken by the
+ * peer, as SIOCOUTQ (write_seq - snd_una) > 0 says, from TCP_INFO (Linux
+ * 4.6+): not sent yet (tcpi_notsent_bytes, write_seq - snd_nxt), or in
+ * flight (tcpi_unacked, the segments between snd_una and snd_nxt, a FIN
+ * too).  1 or 0 (pol_input.outq is read for its sign only); -1: ask
+ * SIOCOUTQ.  The idle release of a used connection saves one system call
+ * each. */
+int pol_tcp_outq(const struct tcp_info *ti, size_t len);
 
 /* "No request yet" over TLS, from the records the host read from the
  * client (their headers only: content type and length).  A TLS client sends

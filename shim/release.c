@@ -210,6 +210,7 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 	 * writes we do not see), or the kernel's below. */
 	in->wrote = conn_tx(c) > 0;
 	int64_t unsent = -1; /* from TCP_INFO, when it tells */
+	int tcp_outq = -1;   /* likewise */
 	if (tcp) {
 		struct tcp_info ti;
 		socklen_t len;
@@ -217,6 +218,7 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 			in->kernel_rx = (int64_t)ti.tcpi_bytes_received;
 			in->wrote |= pol_tcp_sent(&ti, len);
 			unsent = pol_tcp_unsent(&ti, len);
+			tcp_outq = pol_tcp_outq(&ti, len);
 			if (in->kernel_rx > 0) /* no need to ask again before a trigger */
 				__atomic_or_fetch(&c->flags, CONN_USED, __ATOMIC_RELAXED);
 			in->quiet_ns = (int64_t)sockview_quiet_ms(&ti) * 1000000;
@@ -262,7 +264,10 @@ static void examine_input(struct conn *c, const struct look *lk, int drain,
 	if (drain && params->policy == POLICY_IDLE &&
 	    (in->rx > 0 || in->kernel_rx > 0 || in->wrote)) {
 		int oq = 0;
-		in->outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
+		if (tcp_outq >= 0)
+			in->outq = tcp_outq;
+		else
+			in->outq = ioctl(fd, SIOCOUTQ, &oq) < 0 ? -1 : oq;
 	}
 }
 

@@ -530,6 +530,25 @@ Test(policy, tcp_unsent_from_tcp_info)
 	cr_assert_eq(pol_tcp_unsent(&ti, full), -1, "some sent: what is in flight is not here");
 }
 
+/* Bytes not yet taken by the peer (SIOCOUTQ > 0), from TCP_INFO: written
+ * and not sent, or sent and not acknowledged (a FIN too); -1 where the
+ * kernel does not fill tcpi_notsent_bytes (before 4.6). */
+Test(policy, tcp_outq_from_tcp_info)
+{
+	struct tcp_info ti;
+	memset(&ti, 0, sizeof ti);
+	size_t full = sizeof ti;
+	size_t old = offsetof(struct tcp_info, tcpi_notsent_bytes); /* before Linux 4.6 */
+	ti.tcpi_bytes_sent = 5000;
+	cr_assert_eq(pol_tcp_outq(&ti, full), 0, "all sent and acknowledged: nothing");
+	ti.tcpi_unacked = 2;
+	cr_assert_eq(pol_tcp_outq(&ti, full), 1, "in flight: not taken yet");
+	ti.tcpi_unacked = 0;
+	ti.tcpi_notsent_bytes = 65536;
+	cr_assert_eq(pol_tcp_outq(&ti, full), 1, "zero window: waiting to be sent");
+	cr_assert_eq(pol_tcp_outq(&ti, old), -1, "no tcpi_notsent_bytes: cannot tell");
+}
+
 Test(policy, kernel_server_last)
 {
 	cr_assert_eq(pol_kernel_server_last(0, 500, 900), 0, "a host that sent nothing did not");
