@@ -138,7 +138,9 @@ static void run_sibling(bool shim, const char *mode, const char *addr, struct ou
 	int fd = connect_to(addr, srv.port);
 	sleep_ms(300);
 	kill(srv.pid, SIGTERM);
-	sleep_ms(1000); /* the parent drains meanwhile (its shim's sweeper passes) */
+	/* The parent drains meanwhile: its shim's passes over its children,
+	 * walking every child from 1 s on (workers.c, a thorough pass). */
+	sleep_ms(1600);
 	reply[0] = 0;
 	if (send(fd, "ping\n", 5, MSG_NOSIGNAL) == 5)
 		read_line_for(fd, reply, reply_len, 5000);
