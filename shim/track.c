@@ -526,17 +526,27 @@ struct forget_bytes {
 	uint64_t rx, tx;
 };
 
-__attribute__((noinline, cold)) static void forget_bytes_ask(int fd, struct forget_bytes *kb)
+/* TCP_INFO's byte counts of fd into kb; errno kept. */
+static void forget_bytes_of(int fd, struct forget_bytes *kb)
 {
 	int saved = errno;
-	struct conn *c = conntab_fast(fd);
 	struct tcp_info ti;
 	socklen_t len;
-	kb->ok = c && c->kind == CONN_KIND_CONN && (conn_flags(c) & CONN_KERNEL) &&
-		 sockview_tcp_info(fd, &ti, &len) == 0;
+	kb->ok = sockview_tcp_info(fd, &ti, &len) == 0;
 	if (kb->ok)
 		sockview_data_bytes(&ti, len, &kb->rx, &kb->tx);
 	errno = saved;
+}
+
+/* Before the lock: the counts of fd if the filter holds a kernel-counted
+ * connection there (the host is closing it: its number cannot change
+ * meanwhile). */
+__attribute__((noinline, cold)) static void forget_bytes_ask(int fd, struct forget_bytes *kb)
+{
+	struct conn *c = conntab_fast(fd);
+	kb->ok = false;
+	if (c && c->kind == CONN_KIND_CONN && (conn_flags(c) & CONN_KERNEL))
+		forget_bytes_of(fd, kb);
 }
 
 /* What a forgotten connection still owes: the kernel's byte counts for the
@@ -549,15 +559,14 @@ __attribute__((noinline, cold)) static void forget_report(struct conn *c,
 	if ((conn_flags(c) & CONN_KERNEL) && shim_cfg.stats_file[0]) {
 		/* Our counters are zero for these: take the kernel's for the
 		 * exit statistics. */
-		struct tcp_info ti;
-		socklen_t len;
-		if (kb) {
-			if (kb->ok) {
-				c->rx = kb->rx;
-				c->tx = kb->tx;
-			}
-		} else if (sockview_tcp_info(c->fd, &ti, &len) == 0) {
-			sockview_data_bytes(&ti, len, &c->rx, &c->tx);
+		struct forget_bytes asked;
+		if (!kb) {
+			forget_bytes_of(c->fd, &asked);
+			kb = &asked;
+		}
+		if (kb->ok) {
+			c->rx = kb->rx;
+			c->tx = kb->tx;
 		}
 	}
 	if (log_on(LOG_TRACE)) {

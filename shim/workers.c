@@ -287,22 +287,20 @@ static void child_fd(int fd, const char *target, void *ctx)
 
 /* Whether the child holds one of our listening sockets at the number it
  * has here (where fork() put it): one readlink per listener, where the
- * whole walk is one per fd and a copy of every socket. */
-static int holds_ours_here(pid_t pid)
+ * whole walk is one per fd and a copy of every socket.  dir is the child's
+ * "/proc/<pid>/fd", end its terminating NUL, with room for "/<fd>" after. */
+static int holds_ours_here(char *dir, char *end)
 {
-	char path[80], target[64];
+	char target[64];
 	unsigned n = listeners_seen();
 	for (unsigned i = 0; i < n; i++) {
 		const struct workers_listener *l = &lst[i];
 		if (!__atomic_load_n(&l->ready, __ATOMIC_ACQUIRE))
 			continue;
-		char *o = path;
-		memcpy(o, "/proc/", 6);
-		o = put_uint(o + 6, (unsigned long)pid);
-		memcpy(o, "/fd/", 4);
-		o = put_uint(o + 4, (unsigned long)l->fd);
-		*o = 0;
-		long r = real_syscall(SYS_readlinkat, AT_FDCWD, path, target, sizeof target - 1);
+		*end = '/';
+		*put_uint(end + 1, (unsigned long)l->fd) = 0;
+		long r = real_syscall(SYS_readlinkat, AT_FDCWD, dir, target, sizeof target - 1);
+		*end = 0;
 		if (r <= 0)
 			continue;
 		target[r] = 0;
@@ -329,12 +327,13 @@ static unsigned release_child(pid_t pid, uint64_t grace_ms, bool thorough, int *
 	 * pass (a listener the child holds at another number), or when we
 	 * handed connections over (a Node.js cluster's worker holds none of
 	 * our listeners). */
-	if (!thorough && !__atomic_load_n(&handed_next, __ATOMIC_RELAXED) && !holds_ours_here(pid))
-		return 0;
 	char path[64], *o = path;
 	memcpy(o, "/proc/", 6);
 	o = put_uint(o + 6, (unsigned long)pid);
 	memcpy(o, "/fd", 4);
+	if (!thorough && !__atomic_load_n(&handed_next, __ATOMIC_RELAXED) &&
+	    !holds_ours_here(path, o + 3))
+		return 0;
 	int pidfd = (int)real_syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		if (errno == ESRCH)

@@ -28,9 +28,10 @@ void workers_handed(uint32_t ino);
 void workers_note_listener(int fd);
 /* Releases, in every recorded child still alive that holds one of our
  * listening sockets (at the number it has here, or anywhere when thorough;
- * any child, when we handed connections over), the established TCP connections accepted on one of
- * them (same local address) that never received a byte,
- * have nothing queued and are at least grace_ms old: shutdown(SHUT_RD) on a
+ * any child, when we handed connections over), the established TCP
+ * connections accepted on one of them (same local address) that never
+ * received a byte, have nothing queued and are at least grace_ms old:
+ * shutdown(SHUT_RD) on a
  * copy taken with pidfd_getfd() (Linux 5.6+, ptrace permission over the
  * child).  Async-signal-safe (system calls only: no malloc, no stdio), so
  * our signal handler may call it.  Returns how many were released; *denied
